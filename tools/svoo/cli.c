@@ -1,0 +1,63 @@
+/* cli.c : shared helpers of the svoo tool. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int cli_fail(const char *cmd, svoo_status s, const svoo_ctx *ctx) {
+    fprintf(stderr, "svoo %s: error: %s: %s\n", cmd, svoo_status_name(s), svoo_last_error(ctx));
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "svoo %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\ntry 'svoo %s --help'\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+void cli_progress(int quiet, const char *what, long long done, long long total) {
+    if (quiet || !isatty(STDERR_FILENO)) return;
+    fprintf(stderr, "\r%s %lld/%lld (%3.0f%%)", what, done, total,
+            total > 0 ? 100.0 * (double)done / (double)total : 100.0);
+    fflush(stderr);
+}
+
+void cli_progress_end(int quiet) {
+    if (quiet || !isatty(STDERR_FILENO)) return;
+    fprintf(stderr, "\r\033[K");
+}
+
+void cli_fill_random(float *x, size_t n, unsigned long long seed, float scale) {
+    unsigned long long s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = scale * ((float)(s >> 40) / (float)(1ull << 23) - 1.0f);
+    }
+}
