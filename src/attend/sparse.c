@@ -10,10 +10,13 @@
 
 #include <cblas.h>
 #include <float.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <omp.h>
 #include <stdlib.h>
 
-enum { TQ = 128, KC = 256 };
+enum { TQ = 256, KC = 512 };
 
 typedef struct {
     int32_t r, row0, row1;
@@ -37,6 +40,50 @@ typedef struct {
     float *op;
 } exec_args;
 
+/* x[j] = exp(x[j] - shift) for j < n. The scalar svoo_expf does not
+ * vectorise (gcc will not vectorise its bit cast), so the hot loop has
+ * explicit AVX-512 / AVX2 versions of the same polynomial. */
+static void exp_shift(float *x, int n, float shift) {
+    int j = 0;
+#if defined(__AVX512F__)
+    const __m512 lo = _mm512_set1_ps(-87.0f), l2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 sh = _mm512_set1_ps(shift);
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_max_ps(lo, _mm512_sub_ps(_mm512_loadu_ps(x + j), sh)); /* NaN kept */
+        __m512 t = _mm512_mul_ps(v, l2e);
+        __m512 fi = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512 f = _mm512_sub_ps(t, fi);
+        __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+        _mm512_storeu_ps(x + j, _mm512_scalef_ps(p, fi));
+    }
+#elif defined(__AVX2__)
+    const __m256 lo = _mm256_set1_ps(-87.0f), l2e = _mm256_set1_ps(1.44269504088896341f);
+    const __m256 sh = _mm256_set1_ps(shift);
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_max_ps(lo, _mm256_sub_ps(_mm256_loadu_ps(x + j), sh)); /* NaN kept */
+        __m256 t = _mm256_mul_ps(v, l2e);
+        __m256 fi = _mm256_floor_ps(t);
+        __m256 f = _mm256_sub_ps(t, fi);
+        __m256 p = _mm256_set1_ps(1.535336188319500e-4f);
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887440266574e-3f));
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437357674640e-3f));
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332471162809e-2f));
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264791363012e-1f));
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931472028550421e-1f));
+        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fi), _mm256_set1_epi32(127)), 23);
+        _mm256_storeu_ps(x + j, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+    }
+#endif
+    for (; j < n; j++) x[j] = svoo_expf(x[j] - shift);
+}
+
 /* one chunk of nk keys (rows of kc/vc, stride d) into the tile's running state */
 static void tile_chunk(const exec_args *a, scratch *sc, const float *qt, int tq,
                        const float *kc, const float *vc, int nk, const float *bias) {
@@ -47,17 +94,25 @@ static void tile_chunk(const exec_args *a, scratch *sc, const float *qt, int tq,
         float *srow = sc->s + (size_t)i * KC;
         if (bias)
             for (int j = 0; j < nk; j++) srow[j] += bias[j];
+        /* 16 partial maxima / sums: reductions gcc vectorises without -ffast-math */
+        float part[16];
+        for (int u = 0; u < 16; u++) part[u] = sc->m[i];
+        int j = 0;
+        for (; j + 16 <= nk; j += 16)
+            for (int u = 0; u < 16; u++) part[u] = srow[j + u] > part[u] ? srow[j + u] : part[u];
         float mx = sc->m[i];
-        for (int j = 0; j < nk; j++) mx = srow[j] > mx ? srow[j] : mx;
+        for (; j < nk; j++) mx = srow[j] > mx ? srow[j] : mx;
+        for (int u = 0; u < 16; u++) mx = part[u] > mx ? part[u] : mx;
         float alpha = svoo_expf(sc->m[i] - mx);
         if (sc->m[i] == -INFINITY) alpha = 0.0f;
+        exp_shift(srow, nk, mx);
+        for (int u = 0; u < 16; u++) part[u] = 0.0f;
+        j = 0;
+        for (; j + 16 <= nk; j += 16)
+            for (int u = 0; u < 16; u++) part[u] += srow[j + u];
         float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < nk; j++) {
-            float p = svoo_expf(srow[j] - mx);
-            srow[j] = p;
-            sum += p;
-        }
+        for (; j < nk; j++) sum += srow[j];
+        for (int u = 0; u < 16; u++) sum += part[u];
         sc->l[i] = sc->l[i] * alpha + sum;
         sc->m[i] = mx;
         if (alpha != 1.0f) {

@@ -93,11 +93,11 @@ void svoo_rows_store(svoo_tensor *t, int64_t b, int64_t h, const int32_t *rows,
 int svoo_tensor_has_nonfinite(const svoo_tensor *t);
 
 /* ---- math ---- */
-/* vectorisable exp for x <= 0 (softmax arguments); rel. error < 2e-7 */
+/* vectorisable exp for softmax arguments (x <= 0); rel. error < 2e-7.
+ * Branch-free and without memcpy so that loops calling it vectorise. */
 static inline float svoo_expf(float x) {
-    if (x < -87.0f) x = -87.0f;
-    const float l2e = 1.44269504088896341f;
-    float t = x * l2e;
+    x = x < -87.0f ? -87.0f : x;
+    float t = x * 1.44269504088896341f;
     float fi = floorf(t);
     float f = t - fi; /* [0, 1) */
     /* 2^f on [0,1): degree-6 minimax */
@@ -108,11 +108,12 @@ static inline float svoo_expf(float x) {
     p = p * f + 2.402264791363012e-1f;
     p = p * f + 6.931472028550421e-1f;
     p = p * f + 1.0f;
-    int32_t e = (int32_t)fi + 127;
-    uint32_t bits = (uint32_t)e << 23;
-    float s;
-    memcpy(&s, &bits, 4);
-    return p * s;
+    union {
+        int32_t i;
+        float f;
+    } s;
+    s.i = ((int32_t)fi + 127) << 23;
+    return p * s.f;
 }
 
 int svoo_threads(int requested);
