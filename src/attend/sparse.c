@@ -234,7 +234,7 @@ svoo_status svoo_attend_cpu(const svoo_plan *plan, const float *qp, const float 
         if (rows == 0) continue;
         int nt = (rows + TQ - 1) / TQ;
         for (int t = 0; t < nt; t++) {
-            /* even split: 294 rows -> 98 x 3 rather than 128 + 128 + 38 */
+            /* even split: 300 rows -> 2 x 150 rather than 256 + 44 */
             items[w].r = r;
             items[w].row0 = q0 + (int32_t)((int64_t)rows * t / nt);
             items[w].row1 = q0 + (int32_t)((int64_t)rows * (t + 1) / nt);
