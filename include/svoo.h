@@ -364,7 +364,10 @@ typedef struct {
 typedef struct svoo_tensorfile svoo_tensorfile;
 
 /*! svoo_tensorfile_open() : maps a .safetensors or .npy file (by content) and
- *  validates header, dtypes, shapes, offsets and bounds. */
+ *  validates header, dtypes, shapes, offsets and bounds (docs/FILES.md).
+ *  @return : SVOO_OK, or SVOO_ERR_IO, _FILE_TRUNCATED (header or data beyond
+ *            the end), _FILE_CORRUPT, _UNKNOWN_DTYPE, _DUPLICATE_NAME, or
+ *            _UNSUPPORTED (big-endian / Fortran-order .npy, rank > 8). */
 SVOO_API svoo_status svoo_tensorfile_open(const char *path, svoo_tensorfile **out);
 SVOO_API void svoo_tensorfile_free(svoo_tensorfile *f);
 SVOO_API int svoo_tensorfile_count(const svoo_tensorfile *f);
@@ -380,7 +383,9 @@ SVOO_API svoo_status svoo_safetensors_save(const char *path, const svoo_array *a
 /*! svoo_npy_save() : writes one array as .npy v1.0 (bf16 as '<u2'), atomically. */
 SVOO_API svoo_status svoo_npy_save(const char *path, const svoo_array *array);
 /*! svoo_array_view() : tensor view of a rank-3 ([H, N, D] / [N, H, D], B = 1)
- *  or rank-4 array; layout_bnhd = 1 for [B, N, H, D]. */
+ *  or rank-4 array; layout_bnhd = 1 for [B, N, H, D]. No copy: a view of an
+ *  array from svoo_tensorfile_get() points into a read-only mapping and must
+ *  only be read (q, k, v), never passed as `out`. */
 SVOO_API svoo_status svoo_array_view(const svoo_array *a, int layout_bnhd,
                                      svoo_tensor *out);
 
