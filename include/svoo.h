@@ -235,6 +235,13 @@ typedef struct svoo_config {
      * context); NULL = write them to stderr */
     void (*log_fn)(void *user, const char *msg);
     void *log_user;
+
+    /* CUDA: the largest batch and sequence length calls will use. Workspace
+     * and layer state are allocated on the device at svoo_ctx_create, never
+     * in svoo_attention (calls beyond them fail with
+     * SVOO_ERR_WORKSPACE_TOO_SMALL). 0 = 1 / frames*height*width+text_tokens. */
+    int max_batch;
+    int64_t max_tokens;
 } svoo_config;
 
 /*! svoo_config_init() : fills `cfg` with the reference defaults of `method`

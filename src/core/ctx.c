@@ -170,7 +170,8 @@ svoo_status svoo_attention(svoo_ctx *ctx, int step, int layer, const svoo_tensor
     }
     svoo_call call = {step, layer,
                       c->method == SVOO_METHOD_DENSE || step < ctx->warm_steps ||
-                          layer < ctx->warm_layers};
+                          layer < ctx->warm_layers,
+                      stats != NULL};
     svoo_stats local;
     svoo_stats_init(&local);
     double t0 = svoo_now_ms();

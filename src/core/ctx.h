@@ -26,6 +26,7 @@ struct svoo_ctx {
 typedef struct {
     int step, layer;
     int dense;  /* warm-up or method dense */
+    int want_stats; /* the caller passed stats (CUDA: per-stage events, one sync) */
 } svoo_call;
 
 /* ggml-style table: one per backend */
