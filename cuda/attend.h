@@ -1,0 +1,109 @@
+/* attend.h : the CUDA sparse attention kernel behind a plain C interface.
+ *
+ * Semantics are those of the CPU executor (src/attend/sparse.c), applied to
+ * every (b, h) of a batch at once and reading/writing the ORIGINAL row order:
+ * for each (b, h) and each query cluster r, the permuted query positions
+ * i in [q_off[r], q_off[r+1]) (original row q_perm[i]) attend with an exact
+ * online softmax to the union of the selected key clusters
+ * c in col[row_ptr[r] .. row_ptr[r+1]) (permuted key positions
+ * j in [k_off[c], k_off[c+1]), original key row k_perm[j]); the result is
+ * stored to output row q_perm[i]. Gather on load / scatter on store: no
+ * permuted copies are made. A query cluster that selects no key (or only
+ * empty clusters) gets zeros. Query rows that are in no cluster are not
+ * written.
+ *
+ * The call is graph-capturable: no allocation, no host synchronisation. The
+ * work list (query row tiles, ordered by (b, h) then cost) is built on the
+ * device into the caller's workspace by small kernels on the same stream.
+ *
+ * Include from C or C++; needs no CUDA header (the stream is a void *).
+ */
+#ifndef SVOO_CUDA_ATTEND_H
+#define SVOO_CUDA_ATTEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "svoo.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    /* tensors, device pointers, dtype below; logical shape (B, H, N, D), the
+     * innermost dim D contiguous (stride 1). Strides in ELEMENTS.
+     *   q: (B, H, N_q, D)   k, v: (B, H, N_k, D)   o: (B, H, N_q, D)
+     * Every row start (data + b*stride_b + h*stride_h + n*stride_n) must be
+     * 16-byte aligned: pointers 16-byte aligned, strides multiples of 8. */
+    const void *q, *k, *v;
+    void *o;
+    int64_t q_stride_b, q_stride_h, q_stride_n;
+    int64_t k_stride_b, k_stride_h, k_stride_n;
+    int64_t v_stride_b, v_stride_h, v_stride_n;
+    int64_t o_stride_b, o_stride_h, o_stride_n;
+    int B, H, N_q, N_k, D; /* D = 64 or 128; N_q, N_k >= 1 */
+    int dtype;             /* SVOO_CUDA_BF16 (0) or SVOO_CUDA_F16 (1); q, k, v, o alike */
+    float scale;           /* softmax scale, usually 1/sqrt(D) */
+
+    /* The plan of every (b, h), concatenated, index bh = b*H + h. Device
+     * pointers. Positions and cluster indices are LOCAL to their (b, h).
+     *   q_perm : [B*H * N_q] new (permuted) position -> original query row,
+     *            q_perm[bh*N_q + i] in [0, N_q). NULL = identity for all bh.
+     *   k_perm : [B*H * N_k] likewise for keys. NULL = identity.
+     *   q_off  : [B*H * (Cq+1)] query cluster r of bh = permuted positions
+     *            q_off[bh*(Cq+1)+r] .. q_off[bh*(Cq+1)+r+1]-1 (monotone, within [0, N_q]).
+     *   k_off  : [B*H * (Ck+1)] likewise for key clusters (within [0, N_k]).
+     *   row_ptr: [B*H * (Cq+1)] query cluster r of bh selects key clusters
+     *            col[row_ptr[bh*(Cq+1)+r] .. row_ptr[bh*(Cq+1)+r+1]-1];
+     *            offsets are GLOBAL into col (bh's rows follow each other).
+     *   col    : [total nnz] key cluster indices in [0, Ck); any order,
+     *            distinct within a query cluster (duplicates would count twice). */
+    const int32_t *q_perm, *k_perm;
+    const int32_t *q_off, *k_off;
+    const int32_t *row_ptr, *col;
+    int Cq, Ck; /* clusters per (b, h), >= 1 */
+} svoo_cuda_attend_params;
+
+enum { SVOO_CUDA_BF16 = 0, SVOO_CUDA_F16 = 1 };
+
+/*! svoo_cuda_attend_workspace() : device bytes of workspace svoo_cuda_attend
+ *  needs for a batch of B*H heads, N_q query rows and Cq query clusters per
+ *  head (an upper bound: valid for any plan of that shape). 256-byte aligned
+ *  workspace pointer expected. */
+size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq);
+
+/*! svoo_cuda_attend() : enqueues the work-list kernels and the attention
+ *  kernel on `stream` (a cudaStream_t; NULL = legacy default stream).
+ *  Checks arguments on the host (no device memory is read on the host), and
+ *  cudaGetLastError after each launch.
+ *  @return : SVOO_OK, or SVOO_ERR_NULL_POINTER, SVOO_ERR_INVALID_ARGUMENT,
+ *            SVOO_ERR_UNSUPPORTED_HEAD_DIM (D not 64/128),
+ *            SVOO_ERR_UNKNOWN_DTYPE, SVOO_ERR_MISALIGNED (a row start not
+ *            16-byte aligned, or the workspace not 256-byte aligned),
+ *            SVOO_ERR_WORKSPACE_TOO_SMALL, SVOO_ERR_CUDA (launch failed; a
+ *            sticky error from earlier work is reported here too). The reason
+ *            is in svoo_cuda_attend_last_error(). Never aborts. */
+svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
+                             size_t ws_bytes, void *stream);
+
+/*! svoo_cuda_attend_last_error() : message of this thread's last failing
+ *  svoo_cuda_attend call ("" if none). Valid until the next call. */
+const char *svoo_cuda_attend_last_error(void);
+
+/*! svoo_cuda_permute_rows() : helper for the "explicit permute" variant and
+ *  tests: dst[bh][i] = src[bh][perm[bh*N + i]] for all bh < B*H, i < N
+ *  (inverse = 0), or dst[bh][perm[bh*N + i]] = src[bh][i] (inverse = 1).
+ *  Contiguous (B*H, N, D) destination/source on the `contig` side, strided
+ *  (strides as above) on the other: inverse = 0 reads strided src, writes
+ *  contiguous dst; inverse = 1 reads contiguous src, writes strided dst.
+ *  @return : SVOO_OK or SVOO_ERR_CUDA / SVOO_ERR_INVALID_ARGUMENT. */
+svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b,
+                                   int64_t stride_h, int64_t stride_n, int B, int H, int N,
+                                   int D, int dtype, const int32_t *perm, int inverse,
+                                   void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
