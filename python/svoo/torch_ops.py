@@ -82,6 +82,10 @@ def _register():
                 torch.library.impl_abstract("svoo::attention", _fake, lib=_lib)
             else:
                 _lib.impl("attention", _fake, "Meta")
+                try:  # torch 1.13 has no fallthrough for meta tensors' autograd key
+                    _lib.impl("attention", _fake, "AutogradMeta")
+                except Exception:
+                    pass
         _op = torch.ops.svoo.attention
         _registered = True
 

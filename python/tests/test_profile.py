@@ -1,0 +1,177 @@
+"""Profiles, density, compare, the profiler and svoo.profiling (numpy)."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import svoo
+
+from conftest import PROFILE_CSV, clustered_qkv, needs
+
+
+@pytest.mark.skipif(PROFILE_CSV is None, reason="shared/data/profiles/sparsity_wan_1.3B_t2v.csv absent")
+def test_load_published_profile():
+    p = svoo.Profile.load(PROFILE_CSV)
+    assert p.dims == (50, 30, 12)
+    assert p.get(0, 0, 0) == pytest.approx(0.7382)  # file row "1,0,0,0.7382"
+    assert p.get(0, 0, 1) == pytest.approx(0.0411)
+    st = p.stats()
+    assert st["count"] == 50 * 30 * 12
+    assert st["mean"] == pytest.approx(0.144, abs=2e-3)
+    assert st["median"] == pytest.approx(0.051, abs=2e-3)
+    with pytest.raises(ValueError, match="OUT_OF_RANGE"):
+        p.get(50, 0, 0)
+    a = p.to_numpy()
+    assert a.shape == (50, 30, 12) and not np.isnan(a).any()
+    assert "steps=50" in repr(p)
+    # a SparseAttention reads it by path
+    sa = svoo.SparseAttention("svoo", profile=PROFILE_CSV, num_steps=50, num_layers=30)
+    assert sa.profile.heads == 12
+
+
+def test_profile_roundtrip(tmp_path):
+    p = svoo.Profile(3, 2, 4)
+    with pytest.raises(LookupError):
+        p.get(0, 0, 0)
+    assert p.get(0, 0, 0, default=-1.0) == -1.0
+    vals = np.random.default_rng(0).uniform(0, 1, (3, 2, 4))
+    q = svoo.Profile.from_numpy(vals)
+    path = tmp_path / "prof.csv"
+    q.save(path)
+    text = path.read_text().splitlines()
+    assert text[0] == "Step,Layer,Head,Sparsity"
+    assert text[1].startswith("1,0,0,")  # 1-based steps in the file
+    r = svoo.Profile.load(str(path))
+    np.testing.assert_allclose(r.to_numpy(), vals, atol=1e-6)
+    # merge max
+    r2 = svoo.Profile.from_numpy(np.full((3, 2, 4), 0.5))
+    r.merge(r2, "max")
+    np.testing.assert_allclose(r.to_numpy(), np.maximum(vals, 0.5), atol=1e-6)
+    with pytest.raises(ValueError):
+        r.merge(svoo.Profile(1, 1, 1))
+
+
+def test_profile_errors(tmp_path):
+    with pytest.raises(OSError, match="SVOO_ERR_IO"):
+        svoo.Profile.load(tmp_path / "missing.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Step,Layer,Head,Sparsity\n1,0,0,abc\n")
+    with pytest.raises(ValueError, match="PROFILE_FORMAT"):
+        svoo.Profile.load(bad)
+    with pytest.raises(svoo.SvooError):
+        svoo.Profile(0, 1, 1)
+
+
+def test_profile_heads_must_match_model():
+    q, k, v = clustered_qkv(H=2)
+    a = svoo.SparseAttention("svoo", profile=svoo.Profile(4, 2, 3), num_steps=4, num_layers=2)
+    with pytest.raises(ValueError, match="PROFILE_MISMATCH"):
+        a(q, k, v, 0, 0)
+
+
+@needs("svoo_compare")
+def test_compare():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((1, 2, 10, 64)).astype(np.float32)
+    r = svoo.compare(a, a)
+    assert r["rel_l2"] == 0 and r["max_abs"] == 0 and r["cosine"] == pytest.approx(1)
+    b = a.copy()
+    b[0, 0, 0, 0] += 1
+    r = svoo.compare(a, b.astype(np.float16))  # any dtypes
+    assert r["max_abs"] == pytest.approx(1, abs=1e-2)
+    with pytest.raises(ValueError):
+        svoo.compare(a, a[:, :1])
+
+
+@needs("svoo_density")
+def test_density():
+    q, k, _ = clustered_qkv(B=2, H=2, N=512)
+    d = svoo.density(q, k, tau=0.95, row_step=8)
+    assert d.shape == (2, 2) and ((d > 0) & (d < 0.5)).all()
+    # tau = 1 keeps (nearly) everything
+    d1 = svoo.density(q, k, tau=1.0, row_step=8)
+    assert (d1 >= d).all()
+    # uniform attention: every key needed
+    z = np.zeros((1, 1, 64, 64), np.float32)
+    assert svoo.density(z, z, tau=0.95, row_step=1)[0, 0] == pytest.approx(0.95, abs=0.02)
+    with pytest.raises(ValueError):
+        svoo.density(q, k, row_step=0)
+
+
+@needs("svoo_profiler_create", "svoo_profiler_observe", "svoo_profiler_result")
+def test_profiler_direct():
+    pr = svoo.Profiler(2, 1, 2, tau=0.95, row_step=8)
+    for run in range(2):
+        pr.new_run()
+        for s in range(2):
+            q, k, _ = clustered_qkv(H=2, N=256, seed=10 * run + s)
+            pr.observe(s, 0, q, k)
+    assert pr.runs == 2
+    p = pr.result("max")
+    assert p.dims == (2, 1, 2)
+    a = p.to_numpy()
+    assert ((a > 0) & (a <= 1)).all()
+    mean = pr.result("mean").to_numpy()
+    assert (mean <= a + 1e-9).all()
+    st = pr.stability()
+    assert st["runs"] == 2
+    with pytest.raises(ValueError):
+        pr.observe(2, 0, q, k)  # step out of range
+
+
+@needs("svoo_profiler_create", "svoo_profiler_observe", "svoo_profiler_result")
+def test_profiling_context_manager_roundtrip(tmp_path):
+    path = tmp_path / "out" / "my_profile.csv"
+    path.parent.mkdir()
+    with svoo.profiling(path, num_steps=3, num_layers=2, heads=2, row_step=4) as prof:
+        for run in range(2):
+            prof.new_run()
+            for s in range(3):
+                for layer in range(2):
+                    q, k, _ = clustered_qkv(H=2, N=256, seed=100 * run + 10 * s + layer)
+                    prof.observe(s, layer, q, k)
+        assert prof.runs == 2
+    assert path.exists()
+    p = svoo.Profile.load(path)
+    assert p.dims == (3, 2, 2)
+    # the file holds the max over runs of each head's density
+    exp = np.zeros((3, 2, 2))
+    for run in range(2):
+        for s in range(3):
+            for layer in range(2):
+                q, k, _ = clustered_qkv(H=2, N=256, seed=100 * run + 10 * s + layer)
+                exp[s, layer] = np.maximum(exp[s, layer], svoo.density(q, k, 0.95, 4)[0])
+    np.testing.assert_allclose(p.to_numpy(), exp, atol=1e-4)
+    assert prof.profile is not None
+
+
+def test_profiling_writes_nothing_on_error(tmp_path):
+    path = tmp_path / "p.csv"
+    with pytest.raises(KeyError):
+        with svoo.profiling(path, num_steps=2, num_layers=1, heads=2):
+            raise KeyError("boom")
+    assert not path.exists()
+    with pytest.raises(RuntimeError, match="no self-attention call"):
+        with svoo.profiling(path, num_steps=2, num_layers=1, heads=2):
+            pass
+    assert not path.exists()
+
+
+@needs("svoo_tensorfile_open", "svoo_safetensors_save", "svoo_npy_save")
+def test_tensor_files(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"q": rng.standard_normal((2, 3, 4)).astype(np.float32),
+              "k": rng.standard_normal((5,)).astype(np.float16)}
+    p = tmp_path / "t.safetensors"
+    svoo.save_safetensors(p, arrays)
+    back = svoo.load_tensors(p)
+    assert set(back) == {"q", "k"}
+    for n in arrays:
+        np.testing.assert_array_equal(back[n], arrays[n])
+    n = tmp_path / "a.npy"
+    svoo.save_npy(n, arrays["q"])
+    np.testing.assert_array_equal(np.load(n), arrays["q"])
+    np.testing.assert_array_equal(svoo.load_tensors(n)[""], arrays["q"])
+    with pytest.raises(OSError):
+        svoo.load_tensors(tmp_path / "none.npy")
