@@ -1,25 +1,528 @@
-/* backend_cuda.cu : the CUDA backend table (placeholder until the planners land). */
+/* backend_cuda.cu : the CUDA backend table. Same flow as the CPU backend
+ * (plan -> attend, permutation fused into the kernel's gather/scatter), all
+ * (b, h) of a call batched in each launch, on the context's stream.
+ *
+ * Everything the calls need is allocated on the device at svoo_ctx_create
+ * for config.max_batch x config.max_tokens: one block holding the per-call
+ * workspace and the per-layer state (labels and centroids of every (b, h) of
+ * each layer that can run sparse). svoo_attention allocates nothing and
+ * synchronises nothing unless the caller asks for stats (then one sync at the
+ * end, for the event times and the density); a call can be captured in a
+ * CUDA graph. */
 #include <cuda_runtime.h>
+
+#include "attend.h"
+#include "plan_cuda.h"
 
 extern "C" {
 #include "core/ctx.h"
 }
 
-static svoo_status cuda_init(svoo_ctx *ctx) {
-    return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "CUDA backend: not implemented yet");
+#include <stdio.h>
+
+/* the attention kernel lives in its own files; tolerate a build without it */
+#pragma weak svoo_cuda_attend
+#pragma weak svoo_cuda_attend_workspace
+#pragma weak svoo_cuda_attend_last_error
+
+namespace {
+
+struct cu_layer {
+    int32_t *q_label, *k_label; /* [BH][N] */
+    float *mu_q, *mu_k;         /* [BH][cq][d], [BH][ck][d] */
+};
+
+struct cu_ws {
+    float *G, *wf, *bias, *bias_h, *A;
+    __half *wh;
+    unsigned *wmax;
+    int32_t *hist, *colbuf, *cnt, *col, *q_perm, *k_perm, *q_off, *k_off, *row_ptr;
+    double *dens;
+    void *att;
+    size_t att_bytes;
+};
+
+struct cu_dims {
+    int64_t maxB, maxN;
+    int H, d, cq, ck, C, cpad, nch;
+    int sparse, warm_layers;
+};
+
+struct cu_state {
+    int dev;
+    cu_dims dm;
+    void *block;
+    size_t bytes;
+    cu_ws ws;
+    cu_layer *layers; /* [num_layers], NULL entries for dense-only layers */
+    cudaEvent_t ev[3];
+    double *h_dens; /* pinned, [BH] */
+};
+
+/* 256-byte aligned sub-allocation of one device block (base NULL: sizing) */
+struct carver {
+    char *base;
+    size_t used;
+    template <class T> T *take(size_t count) {
+        size_t o = (used + 255) & ~(size_t)255;
+        used = o + count * sizeof(T);
+        return base ? (T *)(base + o) : nullptr;
+    }
+};
+
+int ceil_frac(double frac, int n) { return (int)ceil(frac * n - 1e-9); }
+
+svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
+    dm->maxB = B;
+    dm->maxN = N;
+    dm->H = c->num_heads;
+    dm->d = c->head_dim;
+    dm->sparse = c->method != SVOO_METHOD_DENSE;
+    dm->warm_layers = ceil_frac(c->warmup_layer_frac, c->num_layers);
+    dm->cq = dm->ck = 1;
+    if (dm->sparse) svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
+    dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
+    dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
+    dm->nch = (int)((N + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
+    if (B <= 0 || N <= 0 || N > INT32_MAX / 2)
+        return svoo_err(SVOO_ERR_INVALID_ARGUMENT, "CUDA workspace: batch %lld, tokens %lld",
+                        (long long)B, (long long)N);
+    if (dm->H > SVOO_CU_MAX_HEADS)
+        return svoo_err(SVOO_ERR_UNSUPPORTED, "config.num_heads: %d (CUDA backend: at most %d)", dm->H,
+                        SVOO_CU_MAX_HEADS);
+    if (dm->sparse && dm->ck > SVOO_CU_MAX_SELECT)
+        return svoo_err(SVOO_ERR_UNSUPPORTED, "config.k_clusters: %d at N = %lld (CUDA backend: at most %d)",
+                        dm->ck, (long long)N, SVOO_CU_MAX_SELECT);
+    if (dm->sparse && dm->C > 6144)
+        return svoo_err(SVOO_ERR_UNSUPPORTED, "clusters: %d at N = %lld (CUDA backend: at most 6144)", dm->C,
+                        (long long)N);
+    return SVOO_OK;
 }
-static void cuda_release(svoo_ctx *) {}
-static svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *, const svoo_tensor *,
-                                  const svoo_tensor *, const svoo_tensor *, svoo_tensor *,
-                                  svoo_stats *) {
-    return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "CUDA backend: not implemented yet");
+
+/* lays out (or sizes, with c.base == NULL) workspace + layer states */
+void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, cu_layer *layers) {
+    const size_t BH = (size_t)dm.maxB * dm.H, N = (size_t)dm.maxN, d = (size_t)dm.d;
+    cu_ws w = {};
+    w.q_off = c.take<int32_t>(BH * (dm.cq + 1));
+    w.k_off = c.take<int32_t>(BH * (dm.ck + 1));
+    w.row_ptr = c.take<int32_t>(BH * (dm.cq + 1));
+    w.col = c.take<int32_t>(BH * dm.cq * dm.ck);
+    w.dens = c.take<double>(BH);
+    if (dm.sparse) {
+        w.G = c.take<float>(BH * d * d);
+        w.wf = c.take<float>(BH * dm.C * d);
+        w.bias = c.take<float>(BH * dm.C);
+        w.bias_h = c.take<float>(BH * dm.cpad);
+        w.wh = c.take<__half>(BH * dm.cpad * d);
+        w.wmax = c.take<unsigned>(BH);
+        w.hist = c.take<int32_t>(BH * dm.nch * dm.C);
+        w.A = c.take<float>(BH * dm.cq * dm.ck);
+        w.colbuf = c.take<int32_t>(BH * dm.cq * dm.ck);
+        w.cnt = c.take<int32_t>(BH * dm.cq);
+        w.q_perm = c.take<int32_t>(BH * N);
+        w.k_perm = c.take<int32_t>(BH * N);
+    }
+    w.att_bytes = svoo_cuda_attend_workspace
+                      ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq)
+                      : 0;
+    w.att = c.take<char>(w.att_bytes);
+    if (ws) *ws = w;
+    if (dm.sparse)
+        for (int l = dm.warm_layers; l < cfg->num_layers; l++) {
+            cu_layer L;
+            L.q_label = c.take<int32_t>(BH * N);
+            L.k_label = c.take<int32_t>(BH * N);
+            L.mu_q = c.take<float>(BH * dm.cq * d);
+            L.mu_k = c.take<float>(BH * dm.ck * d);
+            if (layers) layers[l] = L;
+        }
 }
-static const svoo_backend k_backend = {"cuda", cuda_init, cuda_release, cuda_attention};
+
+svoo_status limits_of(const svoo_config *cfg, int64_t *B, int64_t *N) {
+    *B = cfg->max_batch > 0 ? cfg->max_batch : 1;
+    *N = cfg->max_tokens > 0 ? cfg->max_tokens
+                             : (int64_t)cfg->frames * cfg->height * cfg->width + cfg->text_tokens;
+    if (*N <= 0)
+        return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
+                        "config.max_tokens: the CUDA backend sizes its workspace at context creation: "
+                        "set max_tokens (or frames/height/width)");
+    return SVOO_OK;
+}
+
+svoo_status cu_fail(svoo_ctx *ctx, cudaError_t e, const char *what) {
+    return svoo_ctx_err(ctx, SVOO_ERR_CUDA, "%s: %s: %s", what, cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+/* switches to the context's device for the scope, restores the caller's */
+struct device_guard {
+    int prev = -1;
+    cudaError_t err = cudaSuccess;
+    explicit device_guard(int dev) {
+        if ((err = cudaGetDevice(&prev))) return;
+        if (prev != dev) err = cudaSetDevice(dev);
+        else prev = -1;
+    }
+    ~device_guard() {
+        if (prev >= 0) cudaSetDevice(prev);
+    }
+};
+
+void cuda_release(svoo_ctx *ctx);
+
+svoo_status cuda_init(svoo_ctx *ctx) {
+    const svoo_config *c = &ctx->cfg;
+    if (c->method == SVOO_METHOD_SVG)
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.method: svg is not available on CUDA yet");
+    if (c->ear && c->method != SVOO_METHOD_DENSE)
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.ear: not available on CUDA");
+    int ndev = 0;
+    cudaError_t e = cudaGetDeviceCount(&ndev);
+    if (e) {
+        cudaGetLastError();
+        return cu_fail(ctx, e, "cudaGetDeviceCount");
+    }
+    if (c->device_index < 0 || c->device_index >= ndev)
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "config.device_index: %d, %d CUDA device(s) present",
+                            c->device_index, ndev);
+    int64_t B, N;
+    cu_dims dm;
+    svoo_status s;
+    if ((s = limits_of(c, &B, &N)) || (s = dims_of(c, B, N, &dm))) return svoo_ctx_take_err(ctx, s);
+    device_guard g(c->device_index);
+    if (g.err) return cu_fail(ctx, g.err, "cudaSetDevice");
+    if ((e = svoo_cu_plan_setup())) return cu_fail(ctx, e, "kernel attributes");
+
+    cu_state *cs = (cu_state *)svoo_calloc(1, sizeof *cs);
+    if (!cs) return svoo_ctx_err(ctx, SVOO_ERR_OUT_OF_MEMORY, "CUDA backend state");
+    ctx->backend_state = cs;
+    cs->dev = c->device_index;
+    cs->dm = dm;
+    cs->layers = (cu_layer *)svoo_calloc((size_t)c->num_layers, sizeof *cs->layers);
+    if (!cs->layers) return svoo_ctx_err(ctx, SVOO_ERR_OUT_OF_MEMORY, "CUDA layer table");
+    carver sz = {nullptr, 0};
+    carve_all(c, dm, sz, nullptr, nullptr);
+    cs->bytes = sz.used;
+    if ((e = cudaMalloc(&cs->block, cs->bytes))) {
+        cudaGetLastError();
+        cs->block = nullptr;
+        return svoo_ctx_err(ctx, SVOO_ERR_OUT_OF_MEMORY,
+                            "CUDA workspace + layer state: %.1f MB for batch %lld x %lld tokens: %s",
+                            cs->bytes / 1e6, (long long)B, (long long)N, cudaGetErrorString(e));
+    }
+    carver cv = {(char *)cs->block, 0};
+    carve_all(c, dm, cv, &cs->ws, cs->layers);
+    for (int i = 0; i < 3; i++)
+        if ((e = cudaEventCreate(&cs->ev[i]))) return cu_fail(ctx, e, "cudaEventCreate");
+    if ((e = cudaMallocHost(&cs->h_dens, (size_t)B * dm.H * sizeof(double))))
+        return cu_fail(ctx, e, "cudaMallocHost");
+    return SVOO_OK;
+}
+
+void cuda_release(svoo_ctx *ctx) {
+    cu_state *cs = (cu_state *)ctx->backend_state;
+    if (!cs) return;
+    device_guard g(cs->dev);
+    if (cs->block) cudaFree(cs->block);
+    for (int i = 0; i < 3; i++)
+        if (cs->ev[i]) cudaEventDestroy(cs->ev[i]);
+    if (cs->h_dens) cudaFreeHost(cs->h_dens);
+    svoo_free(cs->layers);
+    svoo_free(cs);
+    ctx->backend_state = nullptr;
+}
+
+svoo_status check_view(svoo_ctx *ctx, const svoo_tensor *t, const char *name, int dev) {
+    cudaPointerAttributes a;
+    cudaError_t e = cudaPointerGetAttributes(&a, t->data);
+    if (e) {
+        cudaGetLastError(); /* older runtimes: invalid value for plain host memory */
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: %p is not CUDA device memory", name, t->data);
+    }
+    if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: %p is host memory, the context is on cuda:%d", name,
+                            t->data, dev);
+    if (a.type == cudaMemoryTypeDevice && a.device != dev)
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: memory of cuda:%d, the context is on cuda:%d", name,
+                            a.device, dev);
+    if ((uintptr_t)t->data % 16 || t->stride[0] % 8 || t->stride[1] % 8 || t->stride[2] % 8)
+        return svoo_ctx_err(ctx, SVOO_ERR_MISALIGNED,
+                            "%s: rows must start on 16-byte boundaries (pointer %p, strides %lld, %lld, %lld "
+                            "elements must be multiples of 8)",
+                            name, t->data, (long long)t->stride[0], (long long)t->stride[1],
+                            (long long)t->stride[2]);
+    return SVOO_OK;
+}
+
+svoo_dview view_of(const svoo_tensor *t) {
+    svoo_dview v;
+    v.p = t->data;
+    v.sb = t->stride[0];
+    v.sh = t->stride[1];
+    v.sn = t->stride[2];
+    v.H = (int)t->shape[1];
+    return v;
+}
+
+#define TRY(call, what)                                                                                     \
+    do {                                                                                                    \
+        cudaError_t e_ = (call);                                                                            \
+        if (e_ != cudaSuccess) {                                                                            \
+            *what_out = what;                                                                               \
+            return e_;                                                                                      \
+        }                                                                                                   \
+    } while (0)
+
+/* one side's assignment: mu_o (other side, Gram) or none (k-means) -> labels,
+ * then sort + centroid update of this side */
+cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH, int64_t n, const float *mu_o,
+                        int co, float *mu_s, int cs_, int32_t *label, int32_t *perm, int32_t *off,
+                        cudaStream_t st, const char **what_out) {
+    const cu_ws &w = cs->ws;
+    const int d = cs->dm.d, cpad = (cs_ + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
+    if (gram) {
+        /* G = mu_o^T mu_o (d x d), wf = mu_s G */
+        TRY(svoo_cu_gemm(1, 1, mu_o, mu_o, w.G, BH, d, d, co, 1.0f, (int64_t)co * d, (int64_t)co * d,
+                         (int64_t)d * d, st),
+            "Gram matrix");
+        TRY(svoo_cu_gemm(0, 0, mu_s, w.G, w.wf, BH, cs_, d, d, 1.0f, (int64_t)cs_ * d, (int64_t)d * d,
+                         (int64_t)cs_ * d, st),
+            "profile weights");
+    }
+    TRY(svoo_cu_weights(gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h, st), "weights");
+    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, label, st), "assignment");
+    TRY(svoo_cu_sort(label, BH, n, cs_, w.hist, perm, off, st), "counting sort");
+    TRY(svoo_cu_centroids(dtype, x, BH, n, d, cs_, perm, off, mu_s, st), "centroids");
+    return cudaSuccess;
+}
+
+cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svoo_dview xq, svoo_dview xk,
+                         int dtype, int BH, int64_t n, int replan, int warm, cudaStream_t st,
+                         const char **what_out) {
+    const svoo_config *c = &ctx->cfg;
+    const cu_ws &w = cs->ws;
+    const cu_layer &L = cs->layers[call->layer];
+    const int cq = cs->dm.cq, ck = cs->dm.ck, d = cs->dm.d, H = cs->dm.H;
+    int rq, rk; /* clusters at this n */
+    svoo_clusters_resolve(c, n, &rq, &rk);
+    (void)cq;
+    (void)ck;
+    const uint64_t kx = 0x6b6579ull;
+    if (c->method == SVOO_METHOD_SVOO && replan) {
+        TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0, L.mu_q, st),
+            "init");
+        TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx, L.mu_k, st),
+            "init");
+        for (int it = 0; it < c->iters; it++) {
+            cudaError_t e;
+            if ((e = assign_side(cs, 1, xk, dtype, BH, n, L.mu_q, rq, L.mu_k, rk, L.k_label, w.k_perm, w.k_off,
+                                 st, what_out)) ||
+                (e = assign_side(cs, 1, xq, dtype, BH, n, L.mu_k, rk, L.mu_q, rq, L.q_label, w.q_perm, w.q_off,
+                                 st, what_out)))
+                return e;
+        }
+    } else if (c->method == SVOO_METHOD_SVG2 && replan) {
+        int iters = warm ? c->kmeans_iters : c->kmeans_iters_first;
+        if (iters < 1) iters = 1;
+        if (!warm) {
+            TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0, L.mu_q, st),
+                "init");
+            TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx, L.mu_k,
+                                     st),
+                "init");
+        }
+        for (int it = 0; it < iters; it++) {
+            cudaError_t e;
+            if ((e = assign_side(cs, 0, xq, dtype, BH, n, nullptr, 0, L.mu_q, rq, L.q_label, w.q_perm, w.q_off,
+                                 st, what_out)) ||
+                (e = assign_side(cs, 0, xk, dtype, BH, n, nullptr, 0, L.mu_k, rk, L.k_label, w.k_perm, w.k_off,
+                                 st, what_out)))
+                return e;
+        }
+    } else {
+        /* reuse: cached labels, centroids of the current tokens */
+        TRY(svoo_cu_sort(L.q_label, BH, n, rq, w.hist, w.q_perm, w.q_off, st), "counting sort");
+        TRY(svoo_cu_centroids(dtype, xq, BH, n, d, rq, w.q_perm, w.q_off, L.mu_q, st), "centroids");
+        TRY(svoo_cu_sort(L.k_label, BH, n, rk, w.hist, w.k_perm, w.k_off, st), "counting sort");
+        TRY(svoo_cu_centroids(dtype, xk, BH, n, d, rk, w.k_perm, w.k_off, L.mu_k, st), "centroids");
+    }
+    /* selection: A = mu_q mu_k^T / sqrt(d), top-p + floor, CSR */
+    svoo_cu_floor fl;
+    for (int h = 0; h < H; h++) {
+        double ratio = c->method == SVOO_METHOD_SVOO ? svoo_floor_ratio(ctx, call->step, call->layer, h)
+                                                     : c->floor_ratio;
+        fl.floor_count[h] = (int)floor(ratio * rk);
+    }
+    TRY(cudaMemsetAsync(w.dens, 0, (size_t)BH * sizeof(double), st), "memset");
+    TRY(svoo_cu_gemm(0, 0, L.mu_q, L.mu_k, w.A, BH, rq, rk, d, (float)(1.0 / sqrt((double)d)),
+                     (int64_t)rq * d, (int64_t)rk * d, (int64_t)rq * rk, st),
+        "centroid scores");
+    TRY(svoo_cu_select(w.A, w.q_off, w.k_off, BH, H, rq, rk, c->top_p, &fl, w.colbuf, w.cnt, w.dens, st),
+        "selection");
+    TRY(svoo_cu_csr(w.cnt, w.colbuf, BH, rq, rk, w.row_ptr, w.col, st), "block map");
+    return cudaSuccess;
+}
+
+svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tensor *q, const svoo_tensor *k,
+                           const svoo_tensor *v, svoo_tensor *out, svoo_stats *stats) {
+    const svoo_config *c = &ctx->cfg;
+    cu_state *cs = (cu_state *)ctx->backend_state;
+    const int64_t B = q->shape[0], H = q->shape[1], NQ = q->shape[2], NK = k->shape[2];
+    const int d = (int)q->shape[3];
+    svoo_status s;
+    if (q->dtype != SVOO_BF16 && q->dtype != SVOO_F16)
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "q: dtype %s (the CUDA backend takes bf16 and f16)",
+                            svoo_dtype_name(q->dtype));
+    if (B > cs->dm.maxB || NQ > cs->dm.maxN || NK > cs->dm.maxN)
+        return svoo_ctx_err(ctx, SVOO_ERR_WORKSPACE_TOO_SMALL,
+                            "batch %lld x %lld queries x %lld keys: the context was sized for batch %lld x %lld "
+                            "tokens (config.max_batch / max_tokens)",
+                            (long long)B, (long long)NQ, (long long)NK, (long long)cs->dm.maxB,
+                            (long long)cs->dm.maxN);
+    if (!svoo_cuda_attend)
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "CUDA attention kernel not built into this library");
+    const svoo_tensor *ts[4] = {q, k, v, out};
+    const char *names[4] = {"q", "k", "v", "out"};
+    for (int i = 0; i < 4; i++)
+        if ((s = check_view(ctx, ts[i], names[i], cs->dev))) return s;
+    int rq = 1, rk = 1;
+    if (!call->dense) {
+        svoo_clusters_resolve(c, NQ, &rq, &rk);
+        if (rq > NQ || rk > NQ)
+            return svoo_ctx_err(ctx, SVOO_ERR_INVALID_ARGUMENT,
+                                "config.q_clusters/k_clusters: %d / %d exceed N = %lld", rq, rk, (long long)NQ);
+    }
+    device_guard g(cs->dev);
+    if (g.err) return cu_fail(ctx, g.err, "cudaSetDevice");
+    cudaError_t e = cudaGetLastError();
+    if (e) return cu_fail(ctx, e, "CUDA error pending before svoo_attention");
+    cudaStream_t st = (cudaStream_t)c->cuda_stream;
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    if ((e = cudaStreamIsCapturing(st, &cap))) return cu_fail(ctx, e, "cudaStreamIsCapturing");
+    const int timed = call->want_stats && cap == cudaStreamCaptureStatusNone;
+    const int BH = (int)(B * H);
+    const char *what = "event";
+    svoo_layer_state *ls = &ctx->layers[call->layer];
+    int replan = 0;
+    const int prev_planned = ls->planned_step;
+
+    if (timed && (e = cudaEventRecord(cs->ev[0], st))) return cu_fail(ctx, e, what);
+    svoo_cuda_attend_params ap = {};
+    if (call->dense) {
+        what = "dense plan";
+        e = svoo_cu_dense_plan(BH, NQ, NK, cs->ws.q_off, cs->ws.k_off, cs->ws.row_ptr, cs->ws.col, cs->ws.dens,
+                               st);
+        ap.Cq = ap.Ck = 1;
+    } else {
+        replan = svoo_layer_should_replan(ctx, ls, call->step, B, NQ);
+        const int warm = ls->planned_step >= 0 && ls->B == B && ls->N == NQ;
+        ls->planned_step = -1; /* until this call succeeds */
+        ls->B = B;
+        ls->N = NQ;
+        e = enqueue_plan(ctx, cs, call, view_of(q), view_of(k), (int)q->dtype, BH, NQ, replan, warm, st, &what);
+        ap.q_perm = cs->ws.q_perm;
+        ap.k_perm = cs->ws.k_perm;
+        ap.Cq = rq;
+        ap.Ck = rk;
+    }
+    if (e) return cu_fail(ctx, e, what);
+    if (timed && (e = cudaEventRecord(cs->ev[1], st))) return cu_fail(ctx, e, "event");
+
+    ap.q = q->data;
+    ap.k = k->data;
+    ap.v = v->data;
+    ap.o = out->data;
+    ap.q_stride_b = q->stride[0], ap.q_stride_h = q->stride[1], ap.q_stride_n = q->stride[2];
+    ap.k_stride_b = k->stride[0], ap.k_stride_h = k->stride[1], ap.k_stride_n = k->stride[2];
+    ap.v_stride_b = v->stride[0], ap.v_stride_h = v->stride[1], ap.v_stride_n = v->stride[2];
+    ap.o_stride_b = out->stride[0], ap.o_stride_h = out->stride[1], ap.o_stride_n = out->stride[2];
+    ap.B = (int)B;
+    ap.H = (int)H;
+    ap.N_q = (int)NQ;
+    ap.N_k = (int)NK;
+    ap.D = d;
+    ap.dtype = q->dtype == SVOO_BF16 ? SVOO_CUDA_BF16 : SVOO_CUDA_F16;
+    ap.scale = 1.0f / sqrtf((float)d);
+    ap.q_off = cs->ws.q_off;
+    ap.k_off = cs->ws.k_off;
+    ap.row_ptr = cs->ws.row_ptr;
+    ap.col = cs->ws.col;
+    s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
+    if (s)
+        return svoo_ctx_err(ctx, s, "attention kernel: %s",
+                            svoo_cuda_attend_last_error ? svoo_cuda_attend_last_error() : "");
+    if (timed) {
+        if ((e = cudaEventRecord(cs->ev[2], st)) ||
+            (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double), cudaMemcpyDeviceToHost,
+                                 st)) ||
+            (e = cudaEventSynchronize(cs->ev[2])) || (e = cudaStreamSynchronize(st)))
+            return cu_fail(ctx, e, "stats");
+        float ms0 = 0, ms1 = 0;
+        cudaEventElapsedTime(&ms0, cs->ev[0], cs->ev[1]);
+        cudaEventElapsedTime(&ms1, cs->ev[1], cs->ev[2]);
+        stats->ms_plan = ms0;
+        stats->ms_attend = ms1;
+        stats->ms_permute = 0; /* fused into the kernel's gather/scatter */
+        double dsum = 0;
+        for (int i = 0; i < BH; i++) dsum += cs->h_dens[i] / ((double)NQ * (double)NK);
+        stats->density = dsum / BH;
+    } else if ((e = cudaGetLastError())) {
+        return cu_fail(ctx, e, "launch");
+    }
+    if (!call->dense) ls->planned_step = replan ? call->step : prev_planned;
+    stats->replanned = !call->dense && replan;
+    return SVOO_OK;
+}
+
+const svoo_backend k_backend = {"cuda", cuda_init, cuda_release, cuda_attention};
+
+} // namespace
 
 extern "C" const svoo_backend *svoo_backend_cuda(void) { return &k_backend; }
 extern "C" int svoo_has_cuda(void) { return 1; }
-extern "C" svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t, int64_t, size_t *bytes) {
+
+extern "C" svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B, int64_t N, size_t *bytes) {
     if (!cfg || !bytes) return svoo_err(SVOO_ERR_NULL_POINTER, "cfg or bytes is NULL");
     *bytes = 0;
+    if (cfg->device != SVOO_DEVICE_CUDA) return SVOO_OK;
+    if (cfg->size != sizeof *cfg)
+        return svoo_err(SVOO_ERR_INVALID_ARGUMENT, "config.size: %zu, expected %zu: call svoo_config_init first",
+                        cfg->size, sizeof *cfg);
+    cu_dims dm;
+    svoo_status s = dims_of(cfg, B, N, &dm);
+    if (s) return s;
+    carver sz = {nullptr, 0};
+    carve_all(cfg, dm, sz, nullptr, nullptr);
+    *bytes = sz.used;
     return SVOO_OK;
+}
+
+/* ---- test hooks (static library only; not part of the API) ---- */
+extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n, int32_t *q_label,
+                                            int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
+                                            int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck) {
+    cu_state *cs = (cu_state *)ctx->backend_state;
+    int rq = 1, rk = 1;
+    svoo_clusters_resolve(&ctx->cfg, n, &rq, &rk);
+    *cq = rq;
+    *ck = rk;
+    const size_t BH = (size_t)B * cs->dm.H;
+    cudaStream_t st = (cudaStream_t)ctx->cfg.cuda_stream;
+    cudaError_t e = cudaStreamSynchronize(st);
+    const cu_layer &L = cs->layers[layer];
+    const cu_ws &w = cs->ws;
+    struct {
+        void *dst;
+        const void *src;
+        size_t n;
+    } cp[] = {{q_label, L.q_label, BH * n}, {k_label, L.k_label, BH * n},   {q_perm, w.q_perm, BH * n},
+              {k_perm, w.k_perm, BH * n},   {q_off, w.q_off, BH * (rq + 1)}, {k_off, w.k_off, BH * (rk + 1)},
+              {row_ptr, w.row_ptr, BH * (rq + 1)}};
+    for (size_t i = 0; i < sizeof cp / sizeof *cp && !e; i++)
+        if (cp[i].dst && cp[i].src) e = cudaMemcpy(cp[i].dst, cp[i].src, cp[i].n * 4, cudaMemcpyDeviceToHost);
+    if (!e && col) {
+        int32_t last = 0;
+        e = cudaMemcpy(&last, w.row_ptr + BH * (rq + 1) - 1, 4, cudaMemcpyDeviceToHost);
+        if (!e) e = cudaMemcpy(col, w.col, (size_t)last * 4, cudaMemcpyDeviceToHost);
+    }
+    return e ? cu_fail(ctx, e, "debug plan copy") : SVOO_OK;
 }

@@ -1,0 +1,35 @@
+/* cuda_common.h : small pieces shared by the CUDA planner sources (C++ only). */
+#ifndef SVOO_CUDA_COMMON_H
+#define SVOO_CUDA_COMMON_H
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+/* strided (B, H, N, D) view on the device: row n of head bh = b*H + h */
+struct svoo_dview {
+    const void *p;
+    int64_t sb, sh, sn; /* strides in elements */
+    int H;
+};
+
+template <typename T>
+__device__ __forceinline__ const T *dv_row(const svoo_dview &v, int bh, int64_t n) {
+    int b = bh / v.H, h = bh - (bh / v.H) * v.H;
+    return (const T *)v.p + (int64_t)b * v.sb + (int64_t)h * v.sh + n * v.sn;
+}
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+/* splitmix64, identical to svoo_rng_next (src/plan/common.c) */
+__host__ __device__ __forceinline__ uint64_t svoo_cu_rng(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#endif
