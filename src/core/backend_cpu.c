@@ -126,6 +126,7 @@ static svoo_status cpu_attention(svoo_ctx *ctx, const svoo_call *call, const svo
             t = svoo_now_ms();
             if (call->dense) {
                 s = svoo_plan_dense(plan, NQ, NK);
+                if (s) s = svoo_ctx_take_err(ctx, s); /* the message into the context */
             } else {
                 svoo_plan_input in = {c, call->step, call->layer, (int)h, cs->qh, cs->kh, cs->vh,
                                       NQ, d, cq, ck, &ls->heads[b * H + h], replan, 0, nth};
