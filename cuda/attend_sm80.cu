@@ -1,0 +1,656 @@
+/* attend_sm80.cu : variable-block sparse attention, mma.sync (sm_80 and later),
+ * FlashAttention-2 style. Interface and semantics: attend.h.
+ *
+ * Work item = a tile of <= BM = 128 rows of one query cluster of one (b, h)
+ * (a cluster of R rows gives floor(R/128) full tiles and one tail tile). The
+ * tile's keys are the concatenation of its selected key clusters, streamed in
+ * key tiles of BN = 64 positions filled through an index list (no per-cluster
+ * padding): a shared-memory table of (start, exclusive prefix) of the
+ * selected clusters maps a concatenated position to a permuted key position
+ * by binary search, then k_perm gives the original row. Q/K/V rows are
+ * gathered on load with cp.async (zero fill past the end), O is scattered on
+ * store to the original rows.
+ *
+ * 4 warps, warp w owns rows 16w..16w+15 and 64+16w..64+16w+15 of the tile
+ * (a tail tile of 16*j rows keeps work spread over the warps). Online softmax
+ * in registers, exp2 with the scale folded in. K/V double buffered: the load
+ * of key tile t+1 is in flight while tile t is computed, and the index list
+ * of tile t+2 is computed (its k_perm loads in flight) during tile t too.
+ *
+ * The work list is built on the device: count (tiles and cost of every
+ * query cluster) -> scan of a histogram keyed (bh, cost bucket descending) ->
+ * scatter. Tiles of one head run together (its K/V stays in L2) and the
+ * costly ones first (balance at the end of the grid). */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <type_traits>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "attend.h"
+
+namespace {
+
+constexpr int BM = 128;   /* query rows per tile */
+constexpr int BN = 64;    /* keys per key tile */
+constexpr int NTHR = 128; /* 4 warps */
+constexpr int CAP = 1024; /* selected clusters per table segment */
+constexpr int NB = 32;    /* cost buckets per (b, h) */
+
+struct Tile {
+    int bh, r, row0, nrows;
+};
+
+thread_local char g_err[256];
+
+svoo_status fail(svoo_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y) {
+    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&v);
+    } else {
+        __half2 v = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&v);
+    }
+}
+
+/* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
+template <int D> __device__ __forceinline__ int swz(int row, int c) {
+    return row * D + ((c ^ (row & 7)) << 3);
+}
+
+/* shared memory of the attention kernel */
+template <int D, int KN> struct Smem {
+    static constexpr size_t q = 0;
+    static constexpr size_t k = q + (size_t)BM * D * 2;
+    static constexpr size_t v = k + (size_t)2 * KN * D * 2;
+    static constexpr size_t tstart = v + (size_t)2 * KN * D * 2;
+    static constexpr size_t tcum = tstart + (size_t)CAP * 4;
+    static constexpr size_t kidx = tcum + (size_t)(CAP + 4) * 4;
+    static constexpr size_t scan = kidx + (size_t)2 * KN * 4;
+    static constexpr size_t total = scan + 16 * 4 + 1024; /* + alignment slack */
+};
+
+/* one key tile: S = Q K^T, online softmax, O += P V. NM = active m-frags
+ * of this warp (1 or 2). */
+template <int D, typename T, int KN, int NM>
+__device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t va,
+                                             int lane, int nvalid, float sl2,
+                                             float (&o)[2][D / 8][4], float (&m)[2][2],
+                                             float (&l)[2][2]) {
+    float s[NM][KN / 8][4];
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int n = 0; n < KN / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[mi][n][e] = 0.f;
+
+    /* qa, ka, va: this lane's ldmatrix row address with the swizzle of chunk
+     * 0 (the tile bases are 1024-byte aligned, so chunk 2kk is an XOR) */
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t a[NM][4];
+#pragma unroll
+        for (int mi = 0; mi < NM; mi++) ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 64 * D * 2);
+#pragma unroll
+        for (int nj = 0; nj < KN / 16; nj++) {
+            uint32_t b[4];
+            ldsm_x4(b, (ka ^ (kk << 5)) + nj * 16 * D * 2);
+#pragma unroll
+            for (int mi = 0; mi < NM; mi++) {
+                mma16816<T>(s[mi][2 * nj], a[mi], b[0], b[1]);
+                mma16816<T>(s[mi][2 * nj + 1], a[mi], b[2], b[3]);
+            }
+        }
+    }
+
+    /* scale into the log2 domain, mask keys past the end */
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int n = 0; n < KN / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[mi][n][e] * sl2;
+                if (nvalid < KN && n * 8 + 2 * (lane & 3) + (e & 1) >= nvalid) x = -INFINITY;
+                s[mi][n][e] = x;
+            }
+
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < KN / 8; n++)
+                mx = fmaxf(mx, fmaxf(s[mi][n][2 * hi], s[mi][n][2 * hi + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mold = m[mi][hi];
+            const float mnew = fmaxf(mold, mx);
+            const float muse = mnew == -INFINITY ? 0.f : mnew;
+            const float alpha = exp2f(mold - muse);
+            m[mi][hi] = mnew;
+            float sum = 0.f;
+#pragma unroll
+            for (int n = 0; n < KN / 8; n++) {
+                float p0 = exp2f(s[mi][n][2 * hi] - muse);
+                float p1 = exp2f(s[mi][n][2 * hi + 1] - muse);
+                s[mi][n][2 * hi] = p0;
+                s[mi][n][2 * hi + 1] = p1;
+                sum += p0 + p1;
+            }
+            l[mi][hi] = l[mi][hi] * alpha + sum;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                o[mi][n][2 * hi] *= alpha;
+                o[mi][n][2 * hi + 1] *= alpha;
+            }
+        }
+
+#pragma unroll
+    for (int kk = 0; kk < KN / 16; kk++) {
+        uint32_t a[NM][4];
+#pragma unroll
+        for (int mi = 0; mi < NM; mi++) {
+            a[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+            a[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+            a[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+            a[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dj = 0; dj < D / 16; dj++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, (va ^ (dj << 5)) + kk * 16 * D * 2);
+#pragma unroll
+            for (int mi = 0; mi < NM; mi++) {
+                mma16816<T>(o[mi][2 * dj], a[mi], b[0], b[1]);
+                mma16816<T>(o[mi][2 * dj + 1], a[mi], b[2], b[3]);
+            }
+        }
+    }
+}
+
+/* permuted key position of concatenated position x of the current table
+ * segment -> original key row (or -1 past the end) */
+__device__ __forceinline__ int key_row(int x, int total, int nseg, const int *tstart,
+                                       const int *tcum, const int32_t *kperm) {
+    if (x >= total) return -1;
+    int lo = 0, hi = nseg - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (tcum[mid] <= x) lo = mid;
+        else hi = mid - 1;
+    }
+    int pos = tstart[lo] + (x - tcum[lo]);
+    return kperm ? __ldg(kperm + pos) : pos;
+}
+
+template <int D, typename T, int KN>
+__global__ void __launch_bounds__(NTHR, 2)
+    attend_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
+                  const int *__restrict__ ntiles) {
+    if ((int)blockIdx.x >= __ldg(ntiles)) return;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    using S = Smem<D, KN>;
+    /* 1024-byte aligned base (the swizzle XORs address bits 4..7) */
+    unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    T *Qs = reinterpret_cast<T *>(smem + S::q);
+    int *tstart = reinterpret_cast<int *>(smem + S::tstart);
+    int *tcum = reinterpret_cast<int *>(smem + S::tcum);
+    int *kidx = reinterpret_cast<int *>(smem + S::kidx);
+    int *scan = reinterpret_cast<int *>(smem + S::scan);
+    const uint32_t qs = smem_u32(smem + S::q), ks0 = smem_u32(smem + S::k),
+                   vs0 = smem_u32(smem + S::v);
+    constexpr int CPR = D / 8;        /* 16-byte chunks per row */
+    constexpr int RPI = NTHR / CPR;   /* rows per load pass; a multiple of 8 */
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const Tile tl = tiles[blockIdx.x];
+    const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
+    const int row0 = tl.row0, nrows = tl.nrows;
+
+    const int32_t *qperm = p.q_perm ? p.q_perm + (int64_t)bh * p.N_q : nullptr;
+    const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
+    const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
+    const T *qb = reinterpret_cast<const T *>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+    const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
+    const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
+    T *ob = reinterpret_cast<T *>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+
+    /* this thread's (row, chunk) in the load passes: row lrow + it*RPI, chunk lc;
+     * (row & 7) is the same in every pass, so the swizzled offset is too */
+    const int lrow = tid / CPR, lc = tid % CPR;
+    const uint32_t ldst = ks0 + lrow * D * 2 + ((lc ^ (lrow & 7)) << 4);
+    /* Q tile, gathered */
+#pragma unroll
+    for (int it = 0; it < BM * CPR / NTHR; it++) {
+        int row = lrow + it * RPI;
+        bool ok = row < nrows;
+        int orig = ok ? (qperm ? __ldg(qperm + row0 + row) : row0 + row) : 0;
+        cp_async16(ldst - (uint32_t)(S::k - S::q) + it * RPI * D * 2,
+                   qb + (int64_t)orig * p.q_stride_n + lc * 8, ok ? 16 : 0);
+    }
+    cp_commit();
+
+    float o[2][D / 8][4];
+    float m[2][2], l[2][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[mi][n][e] = 0.f;
+        m[mi][0] = m[mi][1] = -INFINITY;
+        l[mi][0] = l[mi][1] = 0.f;
+    }
+    const int nm = (warp * 16 < nrows) + (64 + warp * 16 < nrows); /* active m-frags */
+    const float sl2 = p.scale * 1.4426950408889634f;
+    const int l7 = lane & 7, g = lane >> 3;
+    const uint32_t qa = qs + (warp * 16 + l7 + (g & 1) * 8) * D * 2 + (((g >> 1) ^ l7) << 4);
+    const uint32_t ka0 = ks0 + (l7 + (g >> 1) * 8) * D * 2 + (((g & 1) ^ l7) << 4);
+    const uint32_t va0 = vs0 + (l7 + (g & 1) * 8) * D * 2 + (((g >> 1) ^ l7) << 4);
+
+    const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
+    const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
+    for (int seg = e0; seg < e1; seg += CAP) {
+        const int nseg = min(CAP, e1 - seg);
+        __syncthreads(); /* previous segment's table readers are done */
+        /* table: start and exclusive prefix of the selected clusters' sizes */
+        constexpr int PER = CAP / NTHR;
+        int sz[PER], run = 0;
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            int i = tid * PER + j;
+            sz[j] = 0;
+            if (i < nseg) {
+                int c = __ldg(p.col + seg + i);
+                int st = __ldg(koff + c);
+                sz[j] = __ldg(koff + c + 1) - st;
+                tstart[i] = st;
+            }
+            run += sz[j];
+        }
+        int incl = run;
+#pragma unroll
+        for (int d = 1; d < 32; d <<= 1) {
+            int y = __shfl_up_sync(0xffffffffu, incl, d);
+            if (lane >= d) incl += y;
+        }
+        if (lane == 31) scan[warp] = incl;
+        __syncthreads();
+        int wbase = 0, total = 0;
+#pragma unroll
+        for (int w = 0; w < NTHR / 32; w++) {
+            int y = scan[w];
+            wbase += w < warp ? y : 0;
+            total += y;
+        }
+        int ex = wbase + incl - run;
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            int i = tid * PER + j;
+            if (i < nseg) tcum[i] = ex;
+            ex += sz[j];
+        }
+        const int ntk = (total + KN - 1) / KN;
+        __syncthreads();
+        if (ntk == 0) continue;
+
+        if (tid < KN) {
+            kidx[tid] = key_row(tid, total, nseg, tstart, tcum, kperm);
+            kidx[KN + tid] = key_row(KN + tid, total, nseg, tstart, tcum, kperm);
+        }
+        __syncthreads();
+        auto load_kv = [&](int buf) {
+            const int *ki = kidx + buf * KN + lrow;
+            const uint32_t kd = ldst + buf * KN * D * 2, vd = ldst + (uint32_t)(S::v - S::k) + buf * KN * D * 2;
+#pragma unroll
+            for (int it = 0; it < KN * CPR / NTHR; it++) {
+                int kr = ki[it * RPI];
+                int bytes = kr >= 0 ? 16 : 0;
+                int64_t r = kr >= 0 ? kr : 0;
+                cp_async16(kd + it * RPI * D * 2, kb + r * p.k_stride_n + lc * 8, bytes);
+                cp_async16(vd + it * RPI * D * 2, vb + r * p.v_stride_n + lc * 8, bytes);
+            }
+            cp_commit();
+        };
+        load_kv(0);
+        for (int t = 0; t < ntk; t++) {
+            cp_wait0();
+            __syncthreads();
+            if (t + 1 < ntk) load_kv((t + 1) & 1);
+            const bool want = tid < KN && t + 2 < ntk;
+            int nxt = want ? key_row((t + 2) * KN + tid, total, nseg, tstart, tcum, kperm) : -1;
+            const int nvalid = min(KN, total - t * KN);
+            const uint32_t ka = ka0 + (t & 1) * KN * D * 2, va = va0 + (t & 1) * KN * D * 2;
+            if (nm == 2)
+                tile_compute<D, T, KN, 2>(qa, ka, va, lane, nvalid, sl2, o, m, l);
+            else if (nm == 1)
+                tile_compute<D, T, KN, 1>(qa, ka, va, lane, nvalid, sl2, o, m, l);
+            if (want) kidx[(t & 1) * KN + tid] = nxt;
+        }
+    }
+
+    /* epilogue: normalise, stage the warp's rows in Qs, scatter 16-byte rows */
+    cp_wait0();
+    __syncthreads();
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+        if (mi >= nm) break;
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            float ls = l[mi][hi];
+            ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+            ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+            float inv = ls > 0.f ? 1.f / ls : 0.f;
+            if (ls != ls) inv = NAN;
+            const int row = mi * 64 + warp * 16 + (lane >> 2) + hi * 8;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                const int col = n * 8 + 2 * (lane & 3);
+                *reinterpret_cast<uint32_t *>(Qs + swz<D>(row, col >> 3) + (col & 7)) =
+                    pack2<T>(o[mi][n][2 * hi] * inv, o[mi][n][2 * hi + 1] * inv);
+            }
+        }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+        if (mi >= nm) break;
+#pragma unroll
+        for (int it = 0; it < 16 * CPR / 32; it++) {
+            int idx = it * 32 + lane, rr = idx / CPR, c = idx % CPR;
+            int row = mi * 64 + warp * 16 + rr;
+            if (row < nrows) {
+                int orig = qperm ? __ldg(qperm + row0 + row) : row0 + row;
+                *reinterpret_cast<uint4 *>(ob + (int64_t)orig * p.o_stride_n + c * 8) =
+                    *reinterpret_cast<const uint4 *>(Qs + swz<D>(row, c));
+            }
+        }
+    }
+}
+
+/* ---- work list ---- */
+struct WsLayout {
+    size_t hist, ntiles, cnt, key, tiles, total;
+    int64_t max_tiles;
+};
+size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
+    WsLayout w;
+    w.max_tiles = BH * ((N_q + BM - 1) / BM + Cq);
+    w.hist = 0;
+    w.ntiles = align256(w.hist + (size_t)BH * NB * 4);
+    w.cnt = align256(w.ntiles + 4);
+    w.key = align256(w.cnt + (size_t)BH * Cq * 4);
+    w.tiles = align256(w.key + (size_t)BH * Cq * 4);
+    w.total = align256(w.tiles + (size_t)w.max_tiles * sizeof(Tile));
+    return w;
+}
+
+__global__ void wl_count(svoo_cuda_attend_params p, int *hist, int *cnt, int *key) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t n = (int64_t)p.B * p.H * p.Cq;
+    if (idx >= n) return;
+    const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
+    const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
+    const int rows = __ldg(qo + r + 1) - __ldg(qo + r);
+    const int nt = rows > 0 ? (rows + BM - 1) / BM : 0;
+    const int32_t *rp = p.row_ptr + (int64_t)bh * (p.Cq + 1);
+    const int32_t *ko = p.k_off + (int64_t)bh * (p.Ck + 1);
+    int64_t keys = 0;
+    for (int e = __ldg(rp + r), e1 = __ldg(rp + r + 1); e < e1; e++) {
+        int c = __ldg(p.col + e);
+        keys += __ldg(ko + c + 1) - __ldg(ko + c);
+    }
+    const int64_t kt = (keys + BN - 1) / BN, ktmax = (p.N_k + BN - 1) / BN;
+    int bucket = (int)(kt * NB / (ktmax + 1));
+    bucket = bucket < 0 ? 0 : (bucket >= NB ? NB - 1 : bucket);
+    const int k = bh * NB + (NB - 1 - bucket);
+    cnt[idx] = nt;
+    key[idx] = k;
+    if (nt) atomicAdd(hist + k, nt);
+}
+
+/* exclusive scan of hist[n] in place (one block of 1024), total -> *ntiles */
+__global__ void wl_scan(int *hist, int n, int *ntiles) {
+    __shared__ int part[1024];
+    const int tid = threadIdx.x, per = (n + 1023) / 1024;
+    const int b0 = tid * per, b1 = min(n, b0 + per);
+    int s = 0;
+    for (int i = b0; i < b1; i++) s += hist[i];
+    part[tid] = s;
+    __syncthreads();
+    for (int d = 1; d < 1024; d <<= 1) {
+        int y = tid >= d ? part[tid - d] : 0;
+        __syncthreads();
+        part[tid] += y;
+        __syncthreads();
+    }
+    int run = part[tid] - s;
+    for (int i = b0; i < b1; i++) {
+        int x = hist[i];
+        hist[i] = run;
+        run += x;
+    }
+    if (tid == 1023) *ntiles = part[1023];
+}
+
+__global__ void wl_scatter(svoo_cuda_attend_params p, int *start, const int *cnt, const int *key,
+                           Tile *tiles) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t n = (int64_t)p.B * p.H * p.Cq;
+    if (idx >= n) return;
+    const int nt = cnt[idx];
+    if (!nt) return;
+    const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
+    const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
+    const int q0 = __ldg(qo + r), rows = __ldg(qo + r + 1) - q0;
+    const int pos = atomicAdd(start + key[idx], nt);
+    for (int t = 0; t < nt; t++) {
+        Tile x;
+        x.bh = bh;
+        x.r = r;
+        x.row0 = q0 + t * BM;
+        x.nrows = min(BM, rows - t * BM);
+        tiles[pos + t] = x;
+    }
+}
+
+template <int D, typename T, int KN>
+svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
+                          int64_t grid, cudaStream_t s) {
+    static bool attr_set = false; /* idempotent; races are harmless */
+    const size_t sm = Smem<D, KN>::total;
+    if (!attr_set) {
+        cudaError_t e = cudaFuncSetAttribute(attend_kernel<D, T, KN>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+        if (e != cudaSuccess)
+            return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: cudaFuncSetAttribute(%zu bytes): %s: %s",
+                        sm, cudaGetErrorName(e), cudaGetErrorString(e));
+        attr_set = true;
+    }
+    attend_kernel<D, T, KN><<<(unsigned)grid, NTHR, sm, s>>>(*p, tiles, ntiles);
+    return SVOO_OK;
+}
+
+svoo_status check_launch(const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: %s: %s: %s", what, cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    return SVOO_OK;
+}
+
+bool row_aligned(const void *ptr, int64_t sb, int64_t sh, int64_t sn) {
+    return ((uintptr_t)ptr & 15) == 0 && sb % 8 == 0 && sh % 8 == 0 && sn % 8 == 0;
+}
+
+template <typename T>
+__global__ void permute_kernel(const T *src, T *dst, int64_t sb, int64_t sh, int64_t sn, int H,
+                               int N, int D, const int32_t *perm, int inverse, int64_t total) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total) return;
+    const int cpr = D / 8;
+    const int c = (int)(idx % cpr);
+    const int64_t row = idx / cpr; /* bh * N + i */
+    const int64_t bh = row / N, i = row % N;
+    const int64_t b = bh / H, h = bh % H;
+    const int64_t j = perm ? perm[row] : i;
+    const int64_t strided = b * sb + h * sh + j * sn + c * 8, contig = row * D + c * 8;
+    if (!inverse)
+        *reinterpret_cast<uint4 *>(dst + contig) = *reinterpret_cast<const uint4 *>(src + strided);
+    else
+        *reinterpret_cast<uint4 *>(dst + strided) = *reinterpret_cast<const uint4 *>(src + contig);
+}
+
+} // namespace
+
+/* dev hook: kernel variant for D = 128 (0: 128 x 64 key tiles, 1: 128 x 32) */
+extern "C" int svoo_cuda_attend_variant;
+int svoo_cuda_attend_variant = 0;
+
+extern "C" size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq) {
+    if (B < 1 || H < 1 || N_q < 1 || Cq < 1) return 0;
+    return ws_layout((int64_t)B * H, N_q, Cq).total;
+}
+
+extern "C" const char *svoo_cuda_attend_last_error(void) { return g_err; }
+
+extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
+                                        size_t ws_bytes, void *stream) {
+    g_err[0] = 0;
+    if (!p) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: params is NULL");
+    if (!p->q || !p->k || !p->v || !p->o)
+        return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: q, k, v or o is NULL");
+    if (!p->q_off || !p->k_off || !p->row_ptr || !p->col)
+        return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: q_off, k_off, row_ptr or col is NULL");
+    if (p->D != 64 && p->D != 128)
+        return fail(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "svoo_cuda_attend: D = %d (64 or 128)", p->D);
+    if (p->dtype != SVOO_CUDA_BF16 && p->dtype != SVOO_CUDA_F16)
+        return fail(SVOO_ERR_UNKNOWN_DTYPE, "svoo_cuda_attend: dtype %d (0 bf16, 1 f16)", p->dtype);
+    if (p->B < 1 || p->H < 1 || p->N_q < 1 || p->N_k < 1 || p->Cq < 1 || p->Ck < 1)
+        return fail(SVOO_ERR_INVALID_ARGUMENT,
+                    "svoo_cuda_attend: B %d, H %d, N_q %d, N_k %d, Cq %d, Ck %d must be >= 1", p->B,
+                    p->H, p->N_q, p->N_k, p->Cq, p->Ck);
+    if (!(p->scale == p->scale) || isinf(p->scale))
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: scale is not finite");
+    if (!row_aligned(p->q, p->q_stride_b, p->q_stride_h, p->q_stride_n))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: q rows not 16-byte aligned");
+    if (!row_aligned(p->k, p->k_stride_b, p->k_stride_h, p->k_stride_n))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: k rows not 16-byte aligned");
+    if (!row_aligned(p->v, p->v_stride_b, p->v_stride_h, p->v_stride_n))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: v rows not 16-byte aligned");
+    if (!row_aligned(p->o, p->o_stride_b, p->o_stride_h, p->o_stride_n))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: o rows not 16-byte aligned");
+    const int64_t BH = (int64_t)p->B * p->H;
+    const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
+    if (!workspace || ws_bytes < w.total)
+        return fail(SVOO_ERR_WORKSPACE_TOO_SMALL,
+                    "svoo_cuda_attend: workspace %zu bytes, %zu needed (B %d, H %d, N_q %d, Cq %d)",
+                    workspace ? ws_bytes : (size_t)0, w.total, p->B, p->H, p->N_q, p->Cq);
+    if ((uintptr_t)workspace & 255)
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: workspace not 256-byte aligned");
+    if (w.max_tiles > 0x7fffffff || BH * p->Cq > 0x7fffffff || BH * NB > 0x7fffffff)
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: problem too large");
+
+    svoo_status st = check_launch("earlier asynchronous error");
+    if (st) return st;
+    cudaStream_t s = (cudaStream_t)stream;
+    char *ws = (char *)workspace;
+    int *hist = (int *)(ws + w.hist), *ntiles = (int *)(ws + w.ntiles);
+    int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
+    Tile *tiles = (Tile *)(ws + w.tiles);
+    const int64_t ncl = BH * p->Cq;
+    cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: memset: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, hist, cnt, key);
+    if ((st = check_launch("work-list count"))) return st;
+    wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
+    if ((st = check_launch("work-list scan"))) return st;
+    wl_scatter<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, hist, cnt, key, tiles);
+    if ((st = check_launch("work-list scatter"))) return st;
+
+    const bool bf = p->dtype == SVOO_CUDA_BF16;
+    if (p->D == 128) {
+        if (svoo_cuda_attend_variant == 1)
+            st = bf ? launch_attend<128, __nv_bfloat16, 32>(p, tiles, ntiles, w.max_tiles, s)
+                    : launch_attend<128, __half, 32>(p, tiles, ntiles, w.max_tiles, s);
+        else
+            st = bf ? launch_attend<128, __nv_bfloat16, 64>(p, tiles, ntiles, w.max_tiles, s)
+                    : launch_attend<128, __half, 64>(p, tiles, ntiles, w.max_tiles, s);
+    } else {
+        st = bf ? launch_attend<64, __nv_bfloat16, 64>(p, tiles, ntiles, w.max_tiles, s)
+                : launch_attend<64, __half, 64>(p, tiles, ntiles, w.max_tiles, s);
+    }
+    if (st) return st;
+    return check_launch("attention kernel");
+}
+
+extern "C" svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b,
+                                              int64_t stride_h, int64_t stride_n, int B, int H,
+                                              int N, int D, int dtype, const int32_t *perm,
+                                              int inverse, void *stream) {
+    g_err[0] = 0;
+    if (!src || !dst) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_permute_rows: src or dst NULL");
+    if ((D != 64 && D != 128) || B < 1 || H < 1 || N < 1)
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_permute_rows: bad shape");
+    const int64_t total = (int64_t)B * H * N * (D / 8);
+    const unsigned grid = (unsigned)((total + 255) / 256);
+    cudaStream_t s = (cudaStream_t)stream;
+    /* bf16 and f16 are moved as bits: one instantiation serves both */
+    (void)dtype;
+    permute_kernel<__half><<<grid, 256, 0, s>>>((const __half *)src, (__half *)dst, stride_b,
+                                                 stride_h, stride_n, H, N, D, perm, inverse, total);
+    return check_launch("permute kernel");
+}

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Builds the standalone kernel harness into build-cuda-dev/ (run from the repo root).
+#   dev/cuda/build.sh            sm_90a (what the device machine runs)
+#   dev/cuda/build.sh all        + sm_80/86/89 compile check
+set -e
+NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
+OUT=build-cuda-dev
+mkdir -p $OUT
+ARCH="-gencode=arch=compute_90a,code=sm_90a"
+if [ "$1" = all ]; then
+  ARCH="$ARCH -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_86,code=sm_86 -gencode=arch=compute_89,code=sm_89"
+fi
+FLAGS="-std=c++17 -O3 -Iinclude -Icuda -lineinfo $ARCH"
+$NVCC $FLAGS -Xptxas -v -c cuda/attend_sm80.cu -o $OUT/attend_sm80.o 2> $OUT/ptxas.txt || { cat $OUT/ptxas.txt; exit 1; }
+grep -E "spill|Used" $OUT/ptxas.txt | paste - - | sort | uniq -c | sed 's/ptxas info    : //' | head -20
+$NVCC $FLAGS -Xcompiler -fopenmp -c dev/cuda/attend_test.cu -o $OUT/attend_test.o
+$NVCC $FLAGS -Xcompiler -fopenmp $OUT/attend_test.o $OUT/attend_sm80.o -o $OUT/attend_test -lgomp
+echo built $OUT/attend_test
