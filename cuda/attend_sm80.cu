@@ -34,10 +34,13 @@
 
 namespace {
 
-constexpr int BM = 128;   /* query rows per tile */
-constexpr int BN = 64;    /* keys per key tile */
-constexpr int NTHR = 128; /* 4 warps */
-constexpr int CAP = 1024; /* selected clusters per table segment */
+constexpr int BN = 64;    /* keys per key tile (cost estimate of the work list) */
+constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
+/* per configuration: NW warps, BM = 32 * NW rows per tile, CAP selected
+ * clusters per table segment */
+template <int NW> struct Cfg {
+    static constexpr int NT = 32 * NW, BM = 32 * NW, CAP = NW == 4 ? 1024 : 512;
+};
 constexpr int NB = 32;    /* cost buckets per (b, h) */
 
 struct Tile {
@@ -106,7 +109,8 @@ template <int D> __device__ __forceinline__ int swz(int row, int c) {
 }
 
 /* shared memory of the attention kernel */
-template <int D, int KN> struct Smem {
+template <int D, int KN, int NW> struct Smem {
+    static constexpr int BM = Cfg<NW>::BM, CAP = Cfg<NW>::CAP;
     static constexpr size_t q = 0;
     static constexpr size_t k = q + (size_t)BM * D * 2;
     static constexpr size_t v = k + (size_t)2 * KN * D * 2;
@@ -119,7 +123,7 @@ template <int D, int KN> struct Smem {
 
 /* one key tile: S = Q K^T, online softmax, O += P V. NM = active m-frags
  * of this warp (1 or 2). */
-template <int D, typename T, int KN, int NM>
+template <int D, typename T, int KN, int NW, int NM>
 __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t va,
                                              int lane, int nvalid, float sl2,
                                              float (&o)[2][D / 8][4], float (&m)[2][2],
@@ -138,7 +142,7 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t a[NM][4];
 #pragma unroll
-        for (int mi = 0; mi < NM; mi++) ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 64 * D * 2);
+        for (int mi = 0; mi < NM; mi++) ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 16 * NW * D * 2);
 #pragma unroll
         for (int nj = 0; nj < KN / 16; nj++) {
             uint32_t b[4];
@@ -219,27 +223,25 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
 }
 
 /* permuted key position of concatenated position x of the current table
- * segment -> original key row (or -1 past the end) */
-__device__ __forceinline__ int key_row(int x, int total, int nseg, const int *tstart,
+ * segment -> original key row (or -1 past the end). `cur` is the caller's
+ * cursor into the table: x only grows, so it advances by about one cluster
+ * per key tile (tcum[nseg] == total stops it). */
+__device__ __forceinline__ int key_row(int x, int total, int &cur, const int *tstart,
                                        const int *tcum, const int32_t *kperm) {
     if (x >= total) return -1;
-    int lo = 0, hi = nseg - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) >> 1;
-        if (tcum[mid] <= x) lo = mid;
-        else hi = mid - 1;
-    }
-    int pos = tstart[lo] + (x - tcum[lo]);
+    while (tcum[cur + 1] <= x) cur++;
+    int pos = tstart[cur] + (x - tcum[cur]);
     return kperm ? __ldg(kperm + pos) : pos;
 }
 
-template <int D, typename T, int KN>
-__global__ void __launch_bounds__(NTHR, 2)
+template <int D, typename T, int KN, int NW>
+__global__ void __launch_bounds__(32 * NW, 8 / NW)
     attend_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
                   const int *__restrict__ ntiles) {
     if ((int)blockIdx.x >= __ldg(ntiles)) return;
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    using S = Smem<D, KN>;
+    using S = Smem<D, KN, NW>;
+    constexpr int NTHR = Cfg<NW>::NT, BM = Cfg<NW>::BM, CAP = Cfg<NW>::CAP;
     /* 1024-byte aligned base (the swizzle XORs address bits 4..7) */
     unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     T *Qs = reinterpret_cast<T *>(smem + S::q);
@@ -249,8 +251,11 @@ __global__ void __launch_bounds__(NTHR, 2)
     int *scan = reinterpret_cast<int *>(smem + S::scan);
     const uint32_t qs = smem_u32(smem + S::q), ks0 = smem_u32(smem + S::k),
                    vs0 = smem_u32(smem + S::v);
-    constexpr int CPR = D / 8;        /* 16-byte chunks per row */
-    constexpr int RPI = NTHR / CPR;   /* rows per load pass; a multiple of 8 */
+    constexpr int CPR = D / 8;                             /* 16-byte chunks per row */
+    constexpr int CPT = CPR * 8 > NTHR ? CPR * 8 / NTHR : 1; /* chunks per thread and row */
+    constexpr int TPR = CPR / CPT;                         /* threads per row */
+    constexpr int RPI = NTHR / TPR; /* rows per load pass; a multiple of 8 */
+    static_assert(RPI % 8 == 0 && (CPT == 1 || TPR == 8), "load mapping");
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const Tile tl = tiles[blockIdx.x];
@@ -267,16 +272,18 @@ __global__ void __launch_bounds__(NTHR, 2)
 
     /* this thread's (row, chunk) in the load passes: row lrow + it*RPI, chunk lc;
      * (row & 7) is the same in every pass, so the swizzled offset is too */
-    const int lrow = tid / CPR, lc = tid % CPR;
+    const int lrow = tid / TPR, lc = tid % TPR; /* chunks lc + 8j (j < CPT): +128j bytes */
     const uint32_t ldst = ks0 + lrow * D * 2 + ((lc ^ (lrow & 7)) << 4);
     /* Q tile, gathered */
 #pragma unroll
-    for (int it = 0; it < BM * CPR / NTHR; it++) {
+    for (int it = 0; it < BM / RPI; it++) {
         int row = lrow + it * RPI;
         bool ok = row < nrows;
         int orig = ok ? (qperm ? __ldg(qperm + row0 + row) : row0 + row) : 0;
-        cp_async16(ldst - (uint32_t)(S::k - S::q) + it * RPI * D * 2,
-                   qb + (int64_t)orig * p.q_stride_n + lc * 8, ok ? 16 : 0);
+#pragma unroll
+        for (int j = 0; j < CPT; j++)
+            cp_async16(ldst - (uint32_t)(S::k - S::q) + it * RPI * D * 2 + j * 128,
+                       qb + (int64_t)orig * p.q_stride_n + (lc + 8 * j) * 8, ok ? 16 : 0);
     }
     cp_commit();
 
@@ -291,7 +298,7 @@ __global__ void __launch_bounds__(NTHR, 2)
         m[mi][0] = m[mi][1] = -INFINITY;
         l[mi][0] = l[mi][1] = 0.f;
     }
-    const int nm = (warp * 16 < nrows) + (64 + warp * 16 < nrows); /* active m-frags */
+    const int nm = (warp * 16 < nrows) + (16 * NW + warp * 16 < nrows); /* active m-frags */
     const float sl2 = p.scale * 1.4426950408889634f;
     const int l7 = lane & 7, g = lane >> 3;
     const uint32_t qa = qs + (warp * 16 + l7 + (g & 1) * 8) * D * 2 + (((g >> 1) ^ l7) << 4);
@@ -340,25 +347,30 @@ __global__ void __launch_bounds__(NTHR, 2)
             if (i < nseg) tcum[i] = ex;
             ex += sz[j];
         }
+        if (tid == 0) tcum[nseg] = total;
         const int ntk = (total + KN - 1) / KN;
         __syncthreads();
         if (ntk == 0) continue;
 
+        int cur = 0; /* this thread's table cursor (threads < KN) */
         if (tid < KN) {
-            kidx[tid] = key_row(tid, total, nseg, tstart, tcum, kperm);
-            kidx[KN + tid] = key_row(KN + tid, total, nseg, tstart, tcum, kperm);
+            kidx[tid] = key_row(tid, total, cur, tstart, tcum, kperm);
+            kidx[KN + tid] = key_row(KN + tid, total, cur, tstart, tcum, kperm);
         }
         __syncthreads();
         auto load_kv = [&](int buf) {
             const int *ki = kidx + buf * KN + lrow;
             const uint32_t kd = ldst + buf * KN * D * 2, vd = ldst + (uint32_t)(S::v - S::k) + buf * KN * D * 2;
 #pragma unroll
-            for (int it = 0; it < KN * CPR / NTHR; it++) {
+            for (int it = 0; it < KN / RPI; it++) {
                 int kr = ki[it * RPI];
                 int bytes = kr >= 0 ? 16 : 0;
                 int64_t r = kr >= 0 ? kr : 0;
-                cp_async16(kd + it * RPI * D * 2, kb + r * p.k_stride_n + lc * 8, bytes);
-                cp_async16(vd + it * RPI * D * 2, vb + r * p.v_stride_n + lc * 8, bytes);
+#pragma unroll
+                for (int j = 0; j < CPT; j++) {
+                    cp_async16(kd + it * RPI * D * 2 + j * 128, kb + r * p.k_stride_n + (lc + 8 * j) * 8, bytes);
+                    cp_async16(vd + it * RPI * D * 2 + j * 128, vb + r * p.v_stride_n + (lc + 8 * j) * 8, bytes);
+                }
             }
             cp_commit();
         };
@@ -368,13 +380,13 @@ __global__ void __launch_bounds__(NTHR, 2)
             __syncthreads();
             if (t + 1 < ntk) load_kv((t + 1) & 1);
             const bool want = tid < KN && t + 2 < ntk;
-            int nxt = want ? key_row((t + 2) * KN + tid, total, nseg, tstart, tcum, kperm) : -1;
+            int nxt = want ? key_row((t + 2) * KN + tid, total, cur, tstart, tcum, kperm) : -1;
             const int nvalid = min(KN, total - t * KN);
             const uint32_t ka = ka0 + (t & 1) * KN * D * 2, va = va0 + (t & 1) * KN * D * 2;
             if (nm == 2)
-                tile_compute<D, T, KN, 2>(qa, ka, va, lane, nvalid, sl2, o, m, l);
+                tile_compute<D, T, KN, NW, 2>(qa, ka, va, lane, nvalid, sl2, o, m, l);
             else if (nm == 1)
-                tile_compute<D, T, KN, 1>(qa, ka, va, lane, nvalid, sl2, o, m, l);
+                tile_compute<D, T, KN, NW, 1>(qa, ka, va, lane, nvalid, sl2, o, m, l);
             if (want) kidx[(t & 1) * KN + tid] = nxt;
         }
     }
@@ -392,7 +404,7 @@ __global__ void __launch_bounds__(NTHR, 2)
             ls += __shfl_xor_sync(0xffffffffu, ls, 2);
             float inv = ls > 0.f ? 1.f / ls : 0.f;
             if (ls != ls) inv = NAN;
-            const int row = mi * 64 + warp * 16 + (lane >> 2) + hi * 8;
+            const int row = mi * 16 * NW + warp * 16 + (lane >> 2) + hi * 8;
 #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 const int col = n * 8 + 2 * (lane & 3);
@@ -408,7 +420,7 @@ __global__ void __launch_bounds__(NTHR, 2)
 #pragma unroll
         for (int it = 0; it < 16 * CPR / 32; it++) {
             int idx = it * 32 + lane, rr = idx / CPR, c = idx % CPR;
-            int row = mi * 64 + warp * 16 + rr;
+            int row = mi * 16 * NW + warp * 16 + rr;
             if (row < nrows) {
                 int orig = qperm ? __ldg(qperm + row0 + row) : row0 + row;
                 *reinterpret_cast<uint4 *>(ob + (int64_t)orig * p.o_stride_n + c * 8) =
@@ -426,7 +438,7 @@ struct WsLayout {
 size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     WsLayout w;
-    w.max_tiles = BH * ((N_q + BM - 1) / BM + Cq);
+    w.max_tiles = BH * ((N_q + MIN_BM - 1) / MIN_BM + Cq);
     w.hist = 0;
     w.ntiles = align256(w.hist + (size_t)BH * NB * 4);
     w.cnt = align256(w.ntiles + 4);
@@ -436,7 +448,7 @@ WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     return w;
 }
 
-__global__ void wl_count(svoo_cuda_attend_params p, int *hist, int *cnt, int *key) {
+__global__ void wl_count(svoo_cuda_attend_params p, int BM, int *hist, int *cnt, int *key) {
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t n = (int64_t)p.B * p.H * p.Cq;
     if (idx >= n) return;
@@ -484,8 +496,8 @@ __global__ void wl_scan(int *hist, int n, int *ntiles) {
     if (tid == 1023) *ntiles = part[1023];
 }
 
-__global__ void wl_scatter(svoo_cuda_attend_params p, int *start, const int *cnt, const int *key,
-                           Tile *tiles) {
+__global__ void wl_scatter(svoo_cuda_attend_params p, int BM, int *start, const int *cnt,
+                           const int *key, Tile *tiles) {
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t n = (int64_t)p.B * p.H * p.Cq;
     if (idx >= n) return;
@@ -505,20 +517,17 @@ __global__ void wl_scatter(svoo_cuda_attend_params p, int *start, const int *cnt
     }
 }
 
-template <int D, typename T, int KN>
+template <int D, typename T, int KN, int NW>
 svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
                           int64_t grid, cudaStream_t s) {
-    static bool attr_set = false; /* idempotent; races are harmless */
-    const size_t sm = Smem<D, KN>::total;
-    if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(attend_kernel<D, T, KN>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-        if (e != cudaSuccess)
-            return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: cudaFuncSetAttribute(%zu bytes): %s: %s",
-                        sm, cudaGetErrorName(e), cudaGetErrorString(e));
-        attr_set = true;
-    }
-    attend_kernel<D, T, KN><<<(unsigned)grid, NTHR, sm, s>>>(*p, tiles, ntiles);
+    /* per call (cheap, host side, allowed during capture): the limit is per device */
+    const size_t sm = Smem<D, KN, NW>::total;
+    cudaError_t e = cudaFuncSetAttribute(attend_kernel<D, T, KN, NW>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: cudaFuncSetAttribute(%zu bytes): %s: %s", sm,
+                    cudaGetErrorName(e), cudaGetErrorString(e));
+    attend_kernel<D, T, KN, NW><<<(unsigned)grid, 32 * NW, sm, s>>>(*p, tiles, ntiles);
     return SVOO_OK;
 }
 
@@ -554,7 +563,8 @@ __global__ void permute_kernel(const T *src, T *dst, int64_t sb, int64_t sh, int
 
 } // namespace
 
-/* dev hook: kernel variant for D = 128 (0: 128 x 64 key tiles, 1: 128 x 32) */
+/* dev hook: kernel variant for D = 128: rows x keys per tile, 0: 128 x 64 (4 warps),
+ * 1: 128 x 32 (4 warps), 2: 64 x 32 (2 warps), 3: 64 x 64 (2 warps) */
 extern "C" int svoo_cuda_attend_variant;
 int svoo_cuda_attend_variant = 0;
 
@@ -610,28 +620,52 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
     Tile *tiles = (Tile *)(ws + w.tiles);
     const int64_t ncl = BH * p->Cq;
+    int var = svoo_cuda_attend_variant;
+    if (p->D == 128) {
+        /* fall back to smaller tiles where a block cannot have the shared
+         * memory (sm_86 / sm_89: 99 KB per block) */
+        int dev = 0, optin = 0;
+        cudaError_t e2 = cudaGetDevice(&dev);
+        if (e2 == cudaSuccess)
+            e2 = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+        if (e2 != cudaSuccess)
+            return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s",
+                        cudaGetErrorName(e2), cudaGetErrorString(e2));
+        const size_t need[4] = {Smem<128, 64, 4>::total, Smem<128, 32, 4>::total,
+                                Smem<128, 32, 2>::total, Smem<128, 64, 2>::total};
+        if (var < 0 || var > 3) var = 0;
+        if (need[var] > (size_t)optin) var = 1;
+        if (need[var] > (size_t)optin) var = 2;
+    }
+    const int bm = (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128;
     cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: memset: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
-    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, hist, cnt, key);
+    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key);
     if ((st = check_launch("work-list count"))) return st;
     wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
     if ((st = check_launch("work-list scan"))) return st;
-    wl_scatter<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, hist, cnt, key, tiles);
+    wl_scatter<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key, tiles);
     if ((st = check_launch("work-list scatter"))) return st;
 
     const bool bf = p->dtype == SVOO_CUDA_BF16;
     if (p->D == 128) {
-        if (svoo_cuda_attend_variant == 1)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32>(p, tiles, ntiles, w.max_tiles, s)
-                    : launch_attend<128, __half, 32>(p, tiles, ntiles, w.max_tiles, s);
+        if (var == 1)
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, tiles, ntiles, w.max_tiles, s)
+                    : launch_attend<128, __half, 32, 4>(p, tiles, ntiles, w.max_tiles, s);
+        else if (var == 2)
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, tiles, ntiles, w.max_tiles, s)
+                    : launch_attend<128, __half, 32, 2>(p, tiles, ntiles, w.max_tiles, s);
+        else if (var == 3)
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, tiles, ntiles, w.max_tiles, s)
+                    : launch_attend<128, __half, 64, 2>(p, tiles, ntiles, w.max_tiles, s);
         else
-            st = bf ? launch_attend<128, __nv_bfloat16, 64>(p, tiles, ntiles, w.max_tiles, s)
-                    : launch_attend<128, __half, 64>(p, tiles, ntiles, w.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, tiles, ntiles, w.max_tiles, s)
+                    : launch_attend<128, __half, 64, 4>(p, tiles, ntiles, w.max_tiles, s);
     } else {
-        st = bf ? launch_attend<64, __nv_bfloat16, 64>(p, tiles, ntiles, w.max_tiles, s)
-                : launch_attend<64, __half, 64>(p, tiles, ntiles, w.max_tiles, s);
+        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, tiles, ntiles, w.max_tiles, s)
+                : launch_attend<64, __half, 64, 4>(p, tiles, ntiles, w.max_tiles, s);
     }
     if (st) return st;
     return check_launch("attention kernel");
