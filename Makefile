@@ -40,6 +40,16 @@ test-asan: deps-test
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1
 
+# GPU tests (needs a CUDA device): test_cuda, then memcheck + racecheck on a
+# quick subset. Builds only when $(BUILD)/test_cuda is missing, so a build
+# made elsewhere can be carried to the GPU machine (docs/CUDA.md).
+SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || echo /usr/local/cuda/bin/compute-sanitizer)
+test-cuda:
+	@[ -x $(BUILD)/test_cuda ] || $(MAKE) --no-print-directory build
+	./$(BUILD)/test_cuda
+	SVOO_TEST_QUICK=1 $(SANITIZER) --tool memcheck --error-exitcode 1 ./$(BUILD)/test_cuda
+	SVOO_TEST_QUICK=1 $(SANITIZER) --tool racecheck --error-exitcode 1 ./$(BUILD)/test_cuda
+
 install: build
 	cmake --install $(BUILD)
 

@@ -20,10 +20,16 @@ extern "C" {
 
 #include <stdio.h>
 
-/* the attention kernel lives in its own files; tolerate a build without it */
+/* the attention kernel lives in its own files (cuda.cmake defines
+ * SVOO_HAVE_CUDA_ATTEND when they are there); tolerate a build without it */
+#ifdef SVOO_HAVE_CUDA_ATTEND
+#define ATTEND_LINKED 1
+#else
 #pragma weak svoo_cuda_attend
 #pragma weak svoo_cuda_attend_workspace
 #pragma weak svoo_cuda_attend_last_error
+#define ATTEND_LINKED (svoo_cuda_attend != nullptr)
+#endif
 
 namespace {
 
@@ -122,9 +128,7 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
         w.q_perm = c.take<int32_t>(BH * N);
         w.k_perm = c.take<int32_t>(BH * N);
     }
-    w.att_bytes = svoo_cuda_attend_workspace
-                      ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq)
-                      : 0;
+    w.att_bytes = ATTEND_LINKED ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq) : 0;
     w.att = c.take<char>(w.att_bytes);
     if (ws) *ws = w;
     if (dm.sparse)
@@ -378,7 +382,7 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
                             "tokens (config.max_batch / max_tokens)",
                             (long long)B, (long long)NQ, (long long)NK, (long long)cs->dm.maxB,
                             (long long)cs->dm.maxN);
-    if (!svoo_cuda_attend)
+    if (!ATTEND_LINKED)
         return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "CUDA attention kernel not built into this library");
     const svoo_tensor *ts[4] = {q, k, v, out};
     const char *names[4] = {"q", "k", "v", "out"};
@@ -449,7 +453,7 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
     if (s)
         return svoo_ctx_err(ctx, s, "attention kernel: %s",
-                            svoo_cuda_attend_last_error ? svoo_cuda_attend_last_error() : "");
+                            svoo_cuda_attend_last_error());
     if (timed) {
         if ((e = cudaEventRecord(cs->ev[2], st)) ||
             (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double), cudaMemcpyDeviceToHost,

@@ -23,6 +23,9 @@ add_library(svoo_cuda OBJECT ${SVOO_CUDA_SOURCES})
 target_include_directories(svoo_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src
                                              ${PROJECT_SOURCE_DIR}/cuda)
 target_compile_definitions(svoo_cuda PRIVATE ${SVOO_DEFS} SVOO_WITH_CUDA)
+if(EXISTS ${PROJECT_SOURCE_DIR}/cuda/attend_sm80.cu)
+  target_compile_definitions(svoo_cuda PRIVATE SVOO_HAVE_CUDA_ATTEND)
+endif()
 target_compile_options(svoo_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Xcompiler=-fvisibility=hidden -Xcompiler=-Wall>)
 target_link_libraries(svoo_cuda PRIVATE CUDA::cudart_static)

@@ -1,0 +1,414 @@
+/* test_cuda.c : the CUDA backend against the CPU backend on the same bf16
+ * inputs (needs a GPU; run by `make test-cuda`, also under compute-sanitizer).
+ *   - every method: output rel-L2 vs the CPU backend, plan density and label
+ *     agreement of the GPU planners with the CPU planners;
+ *   - reuse steps, batch > 1, [B, N, H, D] views, D = 64;
+ *   - several layers' calls captured in a CUDA graph and replayed = the
+ *     uncaptured output, bit for bit;
+ *   - bad inputs: host pointers, misaligned rows, f32, too large a batch,
+ *     device index out of range.
+ * Exit status 0 when every check passes. SVOO_TEST_QUICK=1 runs a subset
+ * (used under compute-sanitizer). */
+#include "core/ctx.h"
+
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int g_fail, g_checks;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        g_checks++;                                                                                \
+        if (!(cond)) {                                                                             \
+            g_fail++;                                                                              \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+#define CU(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_) {                                                                                  \
+            printf("FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
+            exit(2);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n, int32_t *q_label,
+                                 int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
+                                 int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck);
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double gauss(uint64_t *s) {
+    double u = ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double v = ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* clustered q/k (tokens around 24 centres per head, q and k sharing them) so
+ * that attention is concentrated like a video DiT's; v gaussian */
+static void make_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t B, int64_t H, int64_t N, int D,
+                     uint64_t seed) {
+    enum { NC = 24 };
+    float *cen = malloc(sizeof(float) * NC * D);
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        uint64_t s = seed * 1315423911u + (uint64_t)bh;
+        for (int i = 0; i < NC * D; i++) cen[i] = (float)(gauss(&s) * 1.2);
+        for (int64_t n = 0; n < N; n++) {
+            int cq = (int)(rng_next(&s) % NC), ck = (int)((n * 7 + rng_next(&s) % 3) % NC);
+            for (int j = 0; j < D; j++) {
+                size_t o = ((size_t)bh * N + n) * D + j;
+                q[o] = svoo_f32_to_bf16(cen[cq * D + j] + (float)(gauss(&s) * 0.6));
+                k[o] = svoo_f32_to_bf16(cen[ck * D + j] + (float)(gauss(&s) * 0.6));
+                v[o] = svoo_f32_to_bf16((float)gauss(&s));
+            }
+        }
+    }
+    free(cen);
+}
+
+static svoo_tensor view(void *p, int dev, int64_t B, int64_t H, int64_t N, int64_t D, int bnhd) {
+    svoo_tensor t = bnhd ? svoo_tensor_bnhd(p, SVOO_BF16, B, N, H, D) : svoo_tensor_bhnd(p, SVOO_BF16, B, H, N, D);
+    if (dev) t.device = SVOO_DEVICE_CUDA;
+    return t;
+}
+
+static double rel_l2(const uint16_t *a, const uint16_t *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = svoo_bf16_to_f32(a[i]), y = svoo_bf16_to_f32(ref[i]);
+        num += (x - y) * (x - y);
+        den += y * y;
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* [B,N,H,D] -> [B,H,N,D] */
+static void to_bhnd(const uint16_t *src, uint16_t *dst, int64_t B, int64_t H, int64_t N, int D) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t h = 0; h < H; h++)
+                memcpy(dst + (((b * H + h) * N + n) * D), src + (((b * N + n) * H + h) * D), (size_t)D * 2);
+}
+
+typedef struct {
+    const char *name;
+    svoo_method method;
+    int64_t B, H, N;
+    int D, bnhd, cq, ck;
+    int steps[4], nsteps; /* steps run in order */
+    double tol_out;       /* rel-L2 GPU vs CPU backend */
+} scenario;
+
+static void base_cfg(svoo_config *c, const scenario *sc, svoo_device dev) {
+    svoo_config_init(c, sc->method);
+    c->device = dev;
+    c->head_dim = sc->D;
+    c->num_heads = (int)sc->H;
+    c->num_layers = 4;
+    c->num_steps = 50;
+    c->warmup_step_frac = 0;
+    c->warmup_layer_frac = 0;
+    c->q_clusters = sc->cq;
+    c->k_clusters = sc->ck;
+    c->max_batch = (int)sc->B;
+    c->max_tokens = sc->N;
+    c->log_fn = NULL;
+}
+
+static void quiet(void *u, const char *m) {
+    (void)u;
+    (void)m;
+}
+
+static void run_scenario(const scenario *sc) {
+    const int64_t B = sc->B, H = sc->H, N = sc->N;
+    const int D = sc->D;
+    const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2;
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes),
+             *og = malloc(bytes), *tmp = malloc(bytes);
+    make_qkv(q, k, v, B, H, N, D, 1234 + (uint64_t)N);
+    /* host data is [B,H,N,D]; for bnhd scenarios, build the [B,N,H,D] buffers */
+    uint16_t *hq = q, *hk = k, *hv = v;
+    if (sc->bnhd) {
+        hq = malloc(bytes), hk = malloc(bytes), hv = malloc(bytes);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t n = 0; n < N; n++) {
+                    size_t s = (((b * H + h) * N + n) * D), d = (((b * N + n) * H + h) * D);
+                    memcpy(hq + d, q + s, D * 2);
+                    memcpy(hk + d, k + s, D * 2);
+                    memcpy(hv + d, v + s, D * 2);
+                }
+    }
+    void *dq, *dk, *dv, *dout;
+    CU(cudaMalloc(&dq, bytes));
+    CU(cudaMalloc(&dk, bytes));
+    CU(cudaMalloc(&dv, bytes));
+    CU(cudaMalloc(&dout, bytes));
+    CU(cudaMemcpy(dq, hq, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dk, hk, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dv, hv, bytes, cudaMemcpyHostToDevice));
+
+    svoo_config cc, cg;
+    base_cfg(&cc, sc, SVOO_DEVICE_CPU);
+    base_cfg(&cg, sc, SVOO_DEVICE_CUDA);
+    cc.log_fn = cg.log_fn = quiet;
+    svoo_ctx *ctx_c = NULL, *ctx_g = NULL;
+    svoo_status s1 = svoo_ctx_create(&cc, &ctx_c), s2 = svoo_ctx_create(&cg, &ctx_g);
+    CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "%s: ctx create: %s / %s", sc->name, svoo_status_name(s1),
+          svoo_last_error(NULL));
+    if (s1 || s2) goto done;
+    for (int si = 0; si < sc->nsteps; si++) {
+        const int step = sc->steps[si], layer = 1;
+        svoo_tensor tq = view(hq, 0, B, H, N, D, sc->bnhd), tk = view(hk, 0, B, H, N, D, sc->bnhd),
+                    tv = view(hv, 0, B, H, N, D, sc->bnhd), to = view(tmp, 0, B, H, N, D, sc->bnhd);
+        svoo_tensor gq = view(dq, 1, B, H, N, D, sc->bnhd), gk = view(dk, 1, B, H, N, D, sc->bnhd),
+                    gv = view(dv, 1, B, H, N, D, sc->bnhd), go = view(dout, 1, B, H, N, D, sc->bnhd);
+        svoo_stats stc, stg;
+        svoo_stats_init(&stc);
+        svoo_stats_init(&stg);
+        s1 = svoo_attention(ctx_c, step, layer, &tq, &tk, &tv, &to, &stc);
+        CU(cudaMemset(dout, 0, bytes));
+        s2 = svoo_attention(ctx_g, step, layer, &gq, &gk, &gv, &go, &stg);
+        CHECK(s1 == SVOO_OK, "%s step %d: cpu: %s", sc->name, step, svoo_last_error(ctx_c));
+        CHECK(s2 == SVOO_OK, "%s step %d: cuda: %s: %s", sc->name, step, svoo_status_name(s2),
+              svoo_last_error(ctx_g));
+        if (s1 || s2) break;
+        CU(cudaMemcpy(og, dout, bytes, cudaMemcpyDeviceToHost));
+        if (sc->bnhd) {
+            to_bhnd(tmp, oc, B, H, N, D);
+            to_bhnd(og, tmp, B, H, N, D);
+            memcpy(og, tmp, bytes);
+        } else {
+            memcpy(oc, tmp, bytes);
+        }
+        double r = rel_l2(og, oc, cnt);
+        CHECK(r <= sc->tol_out, "%s step %d: rel-L2 cuda vs cpu %.4g > %.3g", sc->name, step, r, sc->tol_out);
+        CHECK(stg.replanned == stc.replanned, "%s step %d: replanned %d vs %d", sc->name, step, stg.replanned,
+              stc.replanned);
+        double dd = fabs(stg.density - stc.density);
+        CHECK(dd <= 0.02 + 0.05 * stc.density, "%s step %d: density cuda %.4f vs cpu %.4f", sc->name, step,
+              stg.density, stc.density);
+        double agree_q = 1, agree_k = 1;
+        if (sc->method != SVOO_METHOD_DENSE) {
+            size_t nl = (size_t)B * H * N;
+            int32_t *ql = malloc(nl * 4), *kl = malloc(nl * 4);
+            int cq, ck;
+            svoo_status s = svoo_cuda_debug_plan(ctx_g, layer, B, N, ql, kl, NULL, NULL, NULL, NULL, NULL, NULL,
+                                                 &cq, &ck);
+            CHECK(s == SVOO_OK, "debug plan: %s", svoo_last_error(ctx_g));
+            int64_t eq = 0, ek = 0;
+            for (int64_t bh = 0; bh < B * H; bh++) {
+                const svoo_head_state *hs = &ctx_c->layers[layer].heads[bh];
+                for (int64_t i = 0; i < N; i++) {
+                    eq += hs->q_label[i] == ql[bh * N + i];
+                    ek += hs->k_label[i] == kl[bh * N + i];
+                }
+            }
+            agree_q = (double)eq / nl;
+            agree_k = (double)ek / nl;
+            CHECK(agree_q >= 0.99 && agree_k >= 0.99, "%s step %d: label agreement q %.4f k %.4f", sc->name, step,
+                  agree_q, agree_k);
+            free(ql);
+            free(kl);
+        }
+        printf("  %-22s step %2d: rel-L2 %.2e  density cuda %.4f cpu %.4f  labels q %.4f k %.4f  "
+               "plan %.2f ms attend %.2f ms\n",
+               sc->name, step, r, stg.density, stc.density, agree_q, agree_k, stg.ms_plan, stg.ms_attend);
+    }
+done:
+    svoo_ctx_free(ctx_c);
+    svoo_ctx_free(ctx_g);
+    cudaFree(dq);
+    cudaFree(dk);
+    cudaFree(dv);
+    cudaFree(dout);
+    if (sc->bnhd) {
+        free(hq);
+        free(hk);
+        free(hv);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(oc);
+    free(og);
+    free(tmp);
+}
+
+/* several layers' calls captured in one graph, replayed: same bytes as the
+ * uncaptured calls on a fresh context */
+static void test_graph(svoo_method m) {
+    const int64_t B = 1, H = 2, N = 3001;
+    const int D = 128, L = 3, step = 12;
+    const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2;
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *o1 = malloc(bytes * L),
+             *o2 = malloc(bytes * L);
+    make_qkv(q, k, v, B, H, N, D, 77);
+    void *dq, *dk, *dv, *dout;
+    CU(cudaMalloc(&dq, bytes));
+    CU(cudaMalloc(&dk, bytes));
+    CU(cudaMalloc(&dv, bytes));
+    CU(cudaMalloc(&dout, bytes * L));
+    CU(cudaMemcpy(dq, q, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dk, k, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dv, v, bytes, cudaMemcpyHostToDevice));
+    cudaStream_t st;
+    CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    scenario sc = {"graph", m, B, H, N, D, 0, 0, 0, {0}, 0, 0};
+    svoo_ctx *ctx[2] = {NULL, NULL};
+    for (int run = 0; run < 2; run++) {
+        svoo_config c;
+        base_cfg(&c, &sc, SVOO_DEVICE_CUDA);
+        c.cuda_stream = st;
+        c.log_fn = quiet;
+        svoo_status s = svoo_ctx_create(&c, &ctx[run]);
+        CHECK(s == SVOO_OK, "graph ctx: %s", svoo_last_error(NULL));
+        if (s) goto done;
+        cudaGraph_t graph = NULL;
+        cudaGraphExec_t exec = NULL;
+        CU(cudaMemsetAsync(dout, 0, bytes * L, st));
+        if (run == 1) CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        for (int l = 0; l < L; l++) {
+            svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0),
+                        gv = view(dv, 1, B, H, N, D, 0), go = view((char *)dout + bytes * l, 1, B, H, N, D, 0);
+            s = svoo_attention(ctx[run], step, l, &gq, &gk, &gv, &go, NULL);
+            CHECK(s == SVOO_OK, "graph call layer %d (run %d): %s", l, run, svoo_last_error(ctx[run]));
+        }
+        if (run == 1) {
+            CU(cudaStreamEndCapture(st, &graph));
+            CU(cudaGraphInstantiate(&exec, graph, 0));
+            for (int rep = 0; rep < 2; rep++) CU(cudaGraphLaunch(exec, st));
+        }
+        CU(cudaStreamSynchronize(st));
+        CU(cudaMemcpy(run ? o2 : o1, dout, bytes * L, cudaMemcpyDeviceToHost));
+        if (exec) cudaGraphExecDestroy(exec);
+        if (graph) cudaGraphDestroy(graph);
+    }
+    CHECK(memcmp(o1, o2, bytes * L) == 0, "%s: graph replay differs from the direct calls (rel-L2 %.3g)",
+          svoo_method_name(m), rel_l2(o2, o1, cnt * L));
+    printf("  graph capture %-6s: %d layers replayed, %s\n", svoo_method_name(m), L,
+           memcmp(o1, o2, bytes * L) == 0 ? "identical" : "DIFFERENT");
+done:
+    svoo_ctx_free(ctx[0]);
+    svoo_ctx_free(ctx[1]);
+    cudaStreamDestroy(st);
+    cudaFree(dq);
+    cudaFree(dk);
+    cudaFree(dv);
+    cudaFree(dout);
+    free(q);
+    free(k);
+    free(v);
+    free(o1);
+    free(o2);
+}
+
+static void test_bad_inputs(void) {
+    const int64_t B = 1, H = 2, N = 512;
+    const int D = 64;
+    const size_t bytes = (size_t)B * H * N * D * 2;
+    scenario sc = {"bad", SVOO_METHOD_SVOO, B, H, N, D, 0, 0, 0, {0}, 0, 0};
+    svoo_config c;
+    base_cfg(&c, &sc, SVOO_DEVICE_CUDA);
+    c.log_fn = quiet;
+    svoo_ctx *ctx = NULL;
+    svoo_status s;
+    int ndev = 0;
+    cudaGetDeviceCount(&ndev);
+    c.device_index = ndev;
+    s = svoo_ctx_create(&c, &ctx);
+    CHECK(s == SVOO_ERR_WRONG_DEVICE, "device_index out of range: %s", svoo_status_name(s));
+    c.device_index = 0;
+    c.max_tokens = 0;
+    s = svoo_ctx_create(&c, &ctx);
+    CHECK(s == SVOO_ERR_INVALID_ARGUMENT, "max_tokens missing: %s", svoo_status_name(s));
+    c.max_tokens = N;
+    s = svoo_ctx_create(&c, &ctx);
+    CHECK(s == SVOO_OK, "ctx: %s", svoo_last_error(NULL));
+    if (s) return;
+    uint16_t *h = calloc(1, bytes + 64);
+    void *d;
+    CU(cudaMalloc(&d, bytes * 4 + 64));
+    char *dq = d, *dk = dq + bytes, *dv = dk + bytes, *dout = dv + bytes;
+    svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0), gv = view(dv, 1, B, H, N, D, 0),
+                go = view(dout, 1, B, H, N, D, 0);
+    svoo_tensor t = gq;
+    t.data = h;
+    s = svoo_attention(ctx, 3, 1, &t, &gk, &gv, &go, NULL);
+    CHECK(s == SVOO_ERR_WRONG_DEVICE, "host pointer as q: %s (%s)", svoo_status_name(s), svoo_last_error(ctx));
+    t = go;
+    t.data = h;
+    s = svoo_attention(ctx, 3, 1, &gq, &gk, &gv, &t, NULL);
+    CHECK(s == SVOO_ERR_WRONG_DEVICE, "host pointer as out: %s", svoo_status_name(s));
+    t = gq;
+    t.device_index = 1;
+    svoo_tensor tk = gk, tv = gv, to = go;
+    tk.device_index = tv.device_index = to.device_index = 1;
+    s = svoo_attention(ctx, 3, 1, &t, &tk, &tv, &to, NULL);
+    CHECK(s == SVOO_ERR_WRONG_DEVICE, "device index 1: %s", svoo_status_name(s));
+    t = gq;
+    t.data = dq + 2;
+    s = svoo_attention(ctx, 3, 1, &t, &gk, &gv, &go, NULL);
+    CHECK(s == SVOO_ERR_MISALIGNED, "misaligned q: %s (%s)", svoo_status_name(s), svoo_last_error(ctx));
+    svoo_tensor f[4] = {gq, gk, gv, go};
+    for (int i = 0; i < 4; i++) f[i].dtype = SVOO_F32, f[i].shape[2] = N / 2;
+    s = svoo_attention(ctx, 3, 1, &f[0], &f[1], &f[2], &f[3], NULL);
+    CHECK(s == SVOO_ERR_UNSUPPORTED, "f32 on CUDA: %s", svoo_status_name(s));
+    svoo_tensor big[4] = {gq, gk, gv, go};
+    for (int i = 0; i < 4; i++) big[i].shape[0] = 2, big[i].shape[2] = N / 4;
+    s = svoo_attention(ctx, 3, 1, &big[0], &big[1], &big[2], &big[3], NULL);
+    CHECK(s == SVOO_ERR_WORKSPACE_TOO_SMALL, "batch 2 > max_batch 1: %s", svoo_status_name(s));
+    /* the context still works after the failures */
+    CU(cudaMemset(d, 0, bytes * 4));
+    s = svoo_attention(ctx, 3, 1, &gq, &gk, &gv, &go, NULL);
+    CHECK(s == SVOO_OK, "good call after bad ones: %s", svoo_last_error(ctx));
+    size_t ws = 0;
+    s = svoo_workspace_size(&c, 1, N, &ws);
+    CHECK(s == SVOO_OK && ws > 0, "workspace size %zu", ws);
+    printf("  bad inputs: %s\n", g_fail ? "see failures" : "ok");
+    svoo_ctx_free(ctx);
+    cudaFree(d);
+    free(h);
+}
+
+int main(void) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) || ndev == 0) {
+        printf("test_cuda: no CUDA device, skipped\n");
+        return 77;
+    }
+    struct cudaDeviceProp p;
+    cudaGetDeviceProperties(&p, 0);
+    printf("test_cuda on %s (sm_%d%d)\n", p.name, p.major, p.minor);
+    const int quick = getenv("SVOO_TEST_QUICK") && atoi(getenv("SVOO_TEST_QUICK"));
+    const scenario all[] = {
+        {"dense d128", SVOO_METHOD_DENSE, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 1e-2},
+        {"dense d64 bnhd b2", SVOO_METHOD_DENSE, 2, 2, 1999, 64, 1, 0, 0, {3}, 1, 1e-2},
+        {"svoo auto", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12, 31}, 4, 2e-2},
+        {"svoo 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2},
+        {"svg2 auto", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2},
+        {"svg2 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        if (quick && i != 0 && i != 2 && i != 4) continue;
+        run_scenario(&all[i]);
+    }
+    test_graph(SVOO_METHOD_SVOO);
+    if (!quick) {
+        test_graph(SVOO_METHOD_SVG2);
+        test_graph(SVOO_METHOD_DENSE);
+    }
+    test_bad_inputs();
+    cudaError_t e = cudaDeviceSynchronize();
+    CHECK(e == cudaSuccess, "device: %s", cudaGetErrorString(e));
+    printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
+    return g_fail ? 1 : 0;
+}

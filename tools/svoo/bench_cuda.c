@@ -1,0 +1,288 @@
+/* bench_cuda.c : svoo bench cuda. One svoo_attention call on the GPU at a
+ * preset's shape: planning, attention and the whole call (device events),
+ * repeated; our dense path (the sparse kernel with one block) on the same
+ * tensors, and the sparse output's rel-L2 against it. cuDNN SDPA is timed by
+ * the peer script in the same command (docs/CUDA.md). */
+#include "cli.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bench_cuda(int argc, char **argv);
+
+#ifndef SVOO_WITH_CUDA
+int bench_cuda(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "svoo bench cuda: this build has no CUDA backend\n");
+    return CLI_FAIL;
+}
+#else
+#include <cuda_runtime_api.h>
+
+/* the synthetic workload lives in src/synth; tolerate a build without it */
+#pragma weak svoo_synth_config_init
+#pragma weak svoo_synth_preset
+#pragma weak svoo_synth_create
+#pragma weak svoo_synth_generate
+#pragma weak svoo_synth_profile
+#pragma weak svoo_synth_free
+
+static void help(void) {
+    printf("usage: svoo bench cuda [options]\n\n"
+           "Times svoo_attention on CUDA device 0 at a preset's shape (B = 1, bf16): planning\n"
+           "(clustering + selection + permutation indices), the attention kernel and the whole\n"
+           "call, median of --reps calls each; the dense path on the same tensors; the sparse\n"
+           "output's rel-L2 vs dense. Q/K/V: svoo_synth (calibrated to the preset's profile)\n"
+           "or, with --random or without src/synth, clustered random data.\n\n"
+           "  --preset NAME   synthetic preset (default wan2.1-1.3b-720p)\n"
+           "  --method M      svoo | svg2 | dense (default svoo)\n"
+           "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
+           "  --layer L       layer of the call (default 5)\n"
+           "  --heads H --seq N --dim D   shape without a preset (random data)\n"
+           "  --reps R        timed calls (default 10)\n"
+           "  --random        random clustered data instead of svoo_synth\n"
+           "  --json          one JSON object on stdout\n");
+}
+
+static uint64_t rng(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float unif(uint64_t *s) { return (float)((rng(s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+static uint16_t bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void random_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t H, int64_t N, int D) {
+    enum { NC = 64 };
+    float *cen = malloc(sizeof(float) * NC * D);
+    for (int64_t h = 0; h < H; h++) {
+        uint64_t s = 99 + (uint64_t)h;
+        for (int i = 0; i < NC * D; i++) cen[i] = 2.0f * unif(&s);
+        for (int64_t n = 0; n < N; n++) {
+            int c = (int)(rng(&s) % NC);
+            for (int j = 0; j < D; j++) {
+                size_t o = ((size_t)h * N + n) * D + j;
+                q[o] = bf16(cen[c * D + j] + unif(&s));
+                k[o] = bf16(cen[c * D + j] + unif(&s));
+                v[o] = bf16(unif(&s));
+            }
+        }
+    }
+    free(cen);
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* median ms of `reps` calls (device events), optionally the last stats */
+static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t, int reps, double *med,
+                              cudaStream_t st) {
+    double *ms = calloc((size_t)reps, sizeof *ms);
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    svoo_status s = SVOO_OK;
+    for (int r = 0; r < reps && !s; r++) {
+        cudaEventRecord(a, st);
+        s = svoo_attention(ctx, step, layer, &t[0], &t[1], &t[2], &t[3], NULL);
+        cudaEventRecord(b, st);
+        cudaEventSynchronize(b);
+        float f = 0;
+        cudaEventElapsedTime(&f, a, b);
+        ms[r] = f;
+    }
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_d);
+    *med = ms[reps / 2];
+    free(ms);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return s;
+}
+
+int bench_cuda(int argc, char **argv) {
+    static const struct option opts[] = {{"preset", 1, 0, 'p'}, {"method", 1, 0, 'm'}, {"step", 1, 0, 's'},
+                                         {"layer", 1, 0, 'l'},  {"heads", 1, 0, 'H'},  {"seq", 1, 0, 'N'},
+                                         {"dim", 1, 0, 'd'},    {"reps", 1, 0, 'r'},   {"random", 0, 0, 'R'},
+                                         {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    const char *preset = "wan2.1-1.3b-720p";
+    svoo_method method = SVOO_METHOD_SVOO;
+    long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
+    int random_data = 0, json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': preset = optarg; break;
+        case 'm':
+            if (svoo_method_parse(optarg, &method)) return cli_usage_error("bench cuda", "bad --method %s", optarg);
+            break;
+        case 's': if (cli_parse_int(optarg, 0, 100000, &step)) return cli_usage_error("bench cuda", "bad --step"); break;
+        case 'l': if (cli_parse_int(optarg, 0, 100000, &layer)) return cli_usage_error("bench cuda", "bad --layer"); break;
+        case 'H': if (cli_parse_int(optarg, 1, 512, &heads)) return cli_usage_error("bench cuda", "bad --heads"); break;
+        case 'N': if (cli_parse_int(optarg, 16, 1 << 24, &seq)) return cli_usage_error("bench cuda", "bad --seq"); break;
+        case 'd': if (cli_parse_int(optarg, 64, 128, &dim)) return cli_usage_error("bench cuda", "bad --dim"); break;
+        case 'r': if (cli_parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench cuda", "bad --reps"); break;
+        case 'R': random_data = 1; break;
+        case 'J': json = 1; break;
+        case 'h': help(); return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    int have_synth = svoo_synth_create && svoo_synth_generate && svoo_synth_preset && !random_data && !seq;
+    svoo_synth_config sc;
+    memset(&sc, 0, sizeof sc);
+    int H = 12, D = 128, layers = 30, steps = 50, frames = 21, height = 45, width = 80, text = 0;
+    if (svoo_synth_config_init && svoo_synth_preset && !seq) {
+        svoo_synth_config_init(&sc);
+        svoo_status s = svoo_synth_preset(preset, &sc);
+        if (s) return cli_fail("bench cuda", s, NULL);
+        H = sc.heads, D = sc.head_dim, layers = sc.layers, steps = sc.steps;
+        frames = sc.frames, height = sc.height, width = sc.width, text = sc.text_tokens;
+    }
+    if (heads) H = (int)heads;
+    if (dim) D = (int)dim;
+    int64_t N = seq ? seq : (int64_t)frames * height * width + text;
+    if (step >= steps || layer >= layers)
+        return cli_usage_error("bench cuda", "--step/--layer outside %d steps x %d layers", steps, layers);
+    const size_t cnt = (size_t)H * N * D, bytes = cnt * 2;
+    uint16_t *hq = malloc(bytes), *hk = malloc(bytes), *hv = malloc(bytes), *ho = malloc(bytes),
+             *hd = malloc(bytes);
+    svoo_profile *prof = NULL;
+    svoo_synth *syn = NULL;
+    const char *src = "random";
+    if (have_synth) {
+        svoo_status s = svoo_synth_create(&sc, &syn);
+        if (!s) s = svoo_synth_generate(syn, (int)step, (int)layer, SVOO_BF16, hq, hk, hv);
+        if (!s && svoo_synth_profile) s = svoo_synth_profile(syn, &prof);
+        if (s) return cli_fail("bench cuda", s, NULL);
+        src = "svoo_synth";
+    } else {
+        random_qkv(hq, hk, hv, H, N, D);
+    }
+    void *d;
+    if (cudaMalloc(&d, bytes * 5)) {
+        fprintf(stderr, "svoo bench cuda: cudaMalloc of %zu bytes failed\n", bytes * 5);
+        return CLI_FAIL;
+    }
+    char *dq = d, *dk = dq + bytes, *dv = dk + bytes, *dout = dv + bytes, *ddense = dout + bytes;
+    cudaMemcpy(dq, hq, bytes, cudaMemcpyHostToDevice);
+    cudaMemcpy(dk, hk, bytes, cudaMemcpyHostToDevice);
+    cudaMemcpy(dv, hv, bytes, cudaMemcpyHostToDevice);
+    cudaStream_t st;
+    cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    svoo_tensor t[4], td[4];
+    char *ptr[4] = {dq, dk, dv, dout};
+    for (int i = 0; i < 4; i++) {
+        t[i] = svoo_tensor_bhnd(ptr[i], SVOO_BF16, 1, H, N, D);
+        t[i].device = SVOO_DEVICE_CUDA;
+        td[i] = t[i];
+    }
+    td[3].data = ddense;
+
+    svoo_config cfg;
+    svoo_ctx *ctx = NULL, *dctx = NULL;
+    int rc = CLI_FAIL;
+    svoo_status s;
+    for (int pass = 0; pass < 2; pass++) {
+        svoo_config_init(&cfg, pass ? SVOO_METHOD_DENSE : method);
+        cfg.device = SVOO_DEVICE_CUDA;
+        cfg.cuda_stream = st;
+        cfg.head_dim = D;
+        cfg.num_heads = H;
+        cfg.num_layers = layers;
+        cfg.num_steps = steps;
+        cfg.frames = frames, cfg.height = height, cfg.width = width, cfg.text_tokens = text;
+        cfg.max_tokens = N;
+        cfg.profile = prof;
+        if ((s = svoo_ctx_create(&cfg, pass ? &dctx : &ctx))) {
+            rc = cli_fail("bench cuda", s, NULL);
+            goto out;
+        }
+    }
+    /* warm-up + per-stage times (stats: events, one sync per call) */
+    svoo_stats stats;
+    svoo_stats_init(&stats);
+    double plan_ms[1000], att_ms[1000], call_ms = 0, dense_ms = 0;
+    for (int r = 0; r <= reps; r++) {
+        if ((s = svoo_attention(ctx, (int)step, (int)layer, &t[0], &t[1], &t[2], &t[3], &stats))) {
+            rc = cli_fail("bench cuda", s, ctx);
+            goto out;
+        }
+        if (r > 0) plan_ms[r - 1] = stats.ms_plan, att_ms[r - 1] = stats.ms_attend;
+    }
+    qsort(plan_ms, (size_t)reps, sizeof(double), cmp_d);
+    qsort(att_ms, (size_t)reps, sizeof(double), cmp_d);
+    /* whole calls without stats (nothing syncs inside) */
+    if ((s = time_calls(ctx, (int)step, (int)layer, t, (int)reps, &call_ms, st)) ||
+        (s = svoo_attention(dctx, (int)step, (int)layer, &td[0], &td[1], &td[2], &td[3], NULL)) ||
+        (s = time_calls(dctx, (int)step, (int)layer, td, (int)reps, &dense_ms, st))) {
+        rc = cli_fail("bench cuda", s, s ? ctx : NULL);
+        goto out;
+    }
+    cudaStreamSynchronize(st);
+    cudaMemcpy(ho, dout, bytes, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hd, ddense, bytes, cudaMemcpyDeviceToHost);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        double x = f32(ho[i]), y = f32(hd[i]);
+        num += (x - y) * (x - y);
+        den += y * y;
+    }
+    const double rel = sqrt(num / (den > 0 ? den : 1));
+    const double flops = 4.0 * (double)N * N * D * H;
+    const double pm = plan_ms[reps / 2], am = att_ms[reps / 2];
+    struct cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    if (json) {
+        printf("{\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
+               "\"step\":%lld,\"layer\":%lld,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_attend\":%.3f,"
+               "\"ms_call\":%.3f,\"ms_dense\":%.3f,\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
+               "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f}\n",
+               prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, stats.density, pm, am,
+               call_ms, dense_ms, dense_ms / call_ms, flops * stats.density / am / 1e9, flops / dense_ms / 1e9,
+               rel);
+    } else {
+        printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
+               src, svoo_method_name(method), H, (long long)N, D, step, layer);
+        printf("  density          %.4f\n", stats.density);
+        printf("  plan             %8.3f ms  (clustering + selection + permutation indices)\n", pm);
+        printf("  attend           %8.3f ms  (%.1f effective TFLOP/s; gather/scatter fused)\n", am,
+               flops * stats.density / am / 1e9);
+        printf("  whole call       %8.3f ms  (median of %lld, no stats)\n", call_ms, reps);
+        printf("  own dense        %8.3f ms  (%.1f TFLOP/s)  -> sparse call %.2fx faster\n", dense_ms,
+               flops / dense_ms / 1e9, dense_ms / call_ms);
+        printf("  rel-L2 vs dense  %.4f\n", rel);
+    }
+    rc = CLI_OK;
+out:
+    svoo_ctx_free(ctx);
+    svoo_ctx_free(dctx);
+    if (syn && svoo_synth_free) svoo_synth_free(syn);
+    svoo_profile_free(prof);
+    cudaStreamDestroy(st);
+    cudaFree(d);
+    free(hq);
+    free(hk);
+    free(hv);
+    free(ho);
+    free(hd);
+    return rc;
+}
+#endif
