@@ -84,8 +84,8 @@ size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq);
  *            SVOO_ERR_WORKSPACE_TOO_SMALL, SVOO_ERR_CUDA (launch failed; a
  *            sticky error from earlier work is reported here too). The reason
  *            is in svoo_cuda_attend_last_error(). Never aborts. */
-svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
-                             size_t ws_bytes, void *stream);
+svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
+                             void *stream);
 
 /*! svoo_cuda_attend_last_error() : message of this thread's last failing
  *  svoo_cuda_attend call ("" if none). Valid until the next call. */
@@ -98,10 +98,9 @@ const char *svoo_cuda_attend_last_error(void);
  *  (strides as above) on the other: inverse = 0 reads strided src, writes
  *  contiguous dst; inverse = 1 reads contiguous src, writes strided dst.
  *  @return : SVOO_OK or SVOO_ERR_CUDA / SVOO_ERR_INVALID_ARGUMENT. */
-svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b,
-                                   int64_t stride_h, int64_t stride_n, int B, int H, int N,
-                                   int D, int dtype, const int32_t *perm, int inverse,
-                                   void *stream);
+svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b, int64_t stride_h,
+                                   int64_t stride_n, int B, int H, int N, int D, int dtype,
+                                   const int32_t *perm, int inverse, void *stream);
 
 #ifdef __cplusplus
 }

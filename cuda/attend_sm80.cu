@@ -26,22 +26,22 @@
 #include <cuda_runtime.h>
 
 #include <math.h>
-#include <type_traits>
 #include <stdarg.h>
 #include <stdio.h>
+#include <type_traits>
 
 #include "attend.h"
 
 namespace {
 
-constexpr int BN = 64;    /* keys per key tile (cost estimate of the work list) */
+constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list) */
 constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
 /* per configuration: NW warps, BM = 32 * NW rows per tile, CAP selected
  * clusters per table segment */
 template <int NW> struct Cfg {
     static constexpr int NT = 32 * NW, BM = 32 * NW, CAP = NW == 4 ? 1024 : 512;
 };
-constexpr int NB = 32;    /* cost buckets per (b, h) */
+constexpr int NB = 32; /* cost buckets per (b, h) */
 
 struct Tile {
     int bh, r, row0, nrows;
@@ -61,10 +61,15 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(bytes));
 }
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+__device__ __forceinline__ void cp_wait0() {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -124,25 +129,26 @@ template <int D, int KN, int NW> struct Smem {
 /* one key tile: S = Q K^T, online softmax, O += P V. NM = active m-frags
  * of this warp (1 or 2). */
 template <int D, typename T, int KN, int NW, int NM>
-__device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t va,
-                                             int lane, int nvalid, float sl2,
-                                             float (&o)[2][D / 8][4], float (&m)[2][2],
-                                             float (&l)[2][2]) {
+__device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t va, int lane,
+                                             int nvalid, float sl2, float (&o)[2][D / 8][4],
+                                             float (&m)[2][2], float (&l)[2][2]) {
     float s[NM][KN / 8][4];
 #pragma unroll
     for (int mi = 0; mi < NM; mi++)
 #pragma unroll
         for (int n = 0; n < KN / 8; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) s[mi][n][e] = 0.f;
+            for (int e = 0; e < 4; e++)
+                s[mi][n][e] = 0.f;
 
-    /* qa, ka, va: this lane's ldmatrix row address with the swizzle of chunk
-     * 0 (the tile bases are 1024-byte aligned, so chunk 2kk is an XOR) */
+                /* qa, ka, va: this lane's ldmatrix row address with the swizzle of chunk
+                 * 0 (the tile bases are 1024-byte aligned, so chunk 2kk is an XOR) */
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t a[NM][4];
 #pragma unroll
-        for (int mi = 0; mi < NM; mi++) ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 16 * NW * D * 2);
+        for (int mi = 0; mi < NM; mi++)
+            ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 16 * NW * D * 2);
 #pragma unroll
         for (int nj = 0; nj < KN / 16; nj++) {
             uint32_t b[4];
@@ -229,7 +235,8 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
 __device__ __forceinline__ int key_row(int x, int total, int &cur, const int *tstart,
                                        const int *tcum, const int32_t *kperm) {
     if (x >= total) return -1;
-    while (tcum[cur + 1] <= x) cur++;
+    while (tcum[cur + 1] <= x)
+        cur++;
     int pos = tstart[cur] + (x - tcum[cur]);
     return kperm ? __ldg(kperm + pos) : pos;
 }
@@ -251,9 +258,9 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
     int *scan = reinterpret_cast<int *>(smem + S::scan);
     const uint32_t qs = smem_u32(smem + S::q), ks0 = smem_u32(smem + S::k),
                    vs0 = smem_u32(smem + S::v);
-    constexpr int CPR = D / 8;                             /* 16-byte chunks per row */
+    constexpr int CPR = D / 8;                               /* 16-byte chunks per row */
     constexpr int CPT = CPR * 8 > NTHR ? CPR * 8 / NTHR : 1; /* chunks per thread and row */
-    constexpr int TPR = CPR / CPT;                         /* threads per row */
+    constexpr int TPR = CPR / CPT;                           /* threads per row */
     constexpr int RPI = NTHR / TPR; /* rows per load pass; a multiple of 8 */
     static_assert(RPI % 8 == 0 && (CPT == 1 || TPR == 8), "load mapping");
 
@@ -294,7 +301,8 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
 #pragma unroll
         for (int n = 0; n < D / 8; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) o[mi][n][e] = 0.f;
+            for (int e = 0; e < 4; e++)
+                o[mi][n][e] = 0.f;
         m[mi][0] = m[mi][1] = -INFINITY;
         l[mi][0] = l[mi][1] = 0.f;
     }
@@ -360,7 +368,8 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
         __syncthreads();
         auto load_kv = [&](int buf) {
             const int *ki = kidx + buf * KN + lrow;
-            const uint32_t kd = ldst + buf * KN * D * 2, vd = ldst + (uint32_t)(S::v - S::k) + buf * KN * D * 2;
+            const uint32_t kd = ldst + buf * KN * D * 2,
+                           vd = ldst + (uint32_t)(S::v - S::k) + buf * KN * D * 2;
 #pragma unroll
             for (int it = 0; it < KN / RPI; it++) {
                 int kr = ki[it * RPI];
@@ -368,8 +377,10 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
                 int64_t r = kr >= 0 ? kr : 0;
 #pragma unroll
                 for (int j = 0; j < CPT; j++) {
-                    cp_async16(kd + it * RPI * D * 2 + j * 128, kb + r * p.k_stride_n + (lc + 8 * j) * 8, bytes);
-                    cp_async16(vd + it * RPI * D * 2 + j * 128, vb + r * p.v_stride_n + (lc + 8 * j) * 8, bytes);
+                    cp_async16(kd + it * RPI * D * 2 + j * 128,
+                               kb + r * p.k_stride_n + (lc + 8 * j) * 8, bytes);
+                    cp_async16(vd + it * RPI * D * 2 + j * 128,
+                               vb + r * p.v_stride_n + (lc + 8 * j) * 8, bytes);
                 }
             }
             cp_commit();
@@ -435,7 +446,9 @@ struct WsLayout {
     size_t hist, ntiles, cnt, key, tiles, total;
     int64_t max_tiles;
 };
-size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+size_t align256(size_t x) {
+    return (x + 255) & ~(size_t)255;
+}
 WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     WsLayout w;
     w.max_tiles = BH * ((N_q + MIN_BM - 1) / MIN_BM + Cq);
@@ -478,7 +491,8 @@ __global__ void wl_scan(int *hist, int n, int *ntiles) {
     const int tid = threadIdx.x, per = (n + 1023) / 1024;
     const int b0 = tid * per, b1 = min(n, b0 + per);
     int s = 0;
-    for (int i = b0; i < b1; i++) s += hist[i];
+    for (int i = b0; i < b1; i++)
+        s += hist[i];
     part[tid] = s;
     __syncthreads();
     for (int d = 1; d < 1024; d <<= 1) {
@@ -573,7 +587,9 @@ extern "C" size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq) {
     return ws_layout((int64_t)B * H, N_q, Cq).total;
 }
 
-extern "C" const char *svoo_cuda_attend_last_error(void) { return g_err; }
+extern "C" const char *svoo_cuda_attend_last_error(void) {
+    return g_err;
+}
 
 extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
                                         size_t ws_bytes, void *stream) {
@@ -582,7 +598,8 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     if (!p->q || !p->k || !p->v || !p->o)
         return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: q, k, v or o is NULL");
     if (!p->q_off || !p->k_off || !p->row_ptr || !p->col)
-        return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: q_off, k_off, row_ptr or col is NULL");
+        return fail(SVOO_ERR_NULL_POINTER,
+                    "svoo_cuda_attend: q_off, k_off, row_ptr or col is NULL");
     if (p->D != 64 && p->D != 128)
         return fail(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "svoo_cuda_attend: D = %d (64 or 128)", p->D);
     if (p->dtype != SVOO_CUDA_BF16 && p->dtype != SVOO_CUDA_F16)
@@ -685,6 +702,6 @@ extern "C" svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_
     /* bf16 and f16 are moved as bits: one instantiation serves both */
     (void)dtype;
     permute_kernel<__half><<<grid, 256, 0, s>>>((const __half *)src, (__half *)dst, stride_b,
-                                                 stride_h, stride_n, H, N, D, perm, inverse, total);
+                                                stride_h, stride_n, H, N, D, perm, inverse, total);
     return check_launch("permute kernel");
 }

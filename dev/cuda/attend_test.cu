@@ -25,7 +25,7 @@ extern "C" int svoo_cuda_attend_variant;
     do {                                                                                           \
         cudaError_t e_ = (x);                                                                      \
         if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));     \
             exit(2);                                                                               \
         }                                                                                          \
     } while (0)
@@ -54,14 +54,16 @@ struct Plan {
 static void cuts(std::mt19937_64 &rng, int n, int c, int *off, int nempty) {
     std::vector<int> x(c - 1);
     std::uniform_int_distribution<int> u(0, n);
-    for (auto &v : x) v = u(rng);
+    for (auto &v : x)
+        v = u(rng);
     std::sort(x.begin(), x.end());
     for (int i = 0; i < nempty && c > 2; i++) { // force some empty clusters
         int j = std::uniform_int_distribution<int>(1, c - 2)(rng);
         x[j] = x[j - 1];
     }
     off[0] = 0;
-    for (int i = 0; i < c - 1; i++) off[i + 1] = x[i];
+    for (int i = 0; i < c - 1; i++)
+        off[i + 1] = x[i];
     off[c] = n;
 }
 
@@ -81,8 +83,10 @@ static Plan make_plan(int BH, int Nq, int Nk, int Cq, int Ck, double density, bo
     for (int bh = 0; bh < BH; bh++) {
         if (!identity) {
             int *qp = &p.qperm[(size_t)bh * Nq], *kp = &p.kperm[(size_t)bh * Nk];
-            for (int i = 0; i < Nq; i++) qp[i] = i;
-            for (int i = 0; i < Nk; i++) kp[i] = i;
+            for (int i = 0; i < Nq; i++)
+                qp[i] = i;
+            for (int i = 0; i < Nk; i++)
+                kp[i] = i;
             std::shuffle(qp, qp + Nq, rng);
             std::shuffle(kp, kp + Nk, rng);
         }
@@ -155,7 +159,9 @@ static inline uint16_t f2h(float f, int dtype) {
     memcpy(&u, &h, 2);
     return u;
 }
-static inline float rnd(float f, int dtype) { return h2f(f2h(f, dtype), dtype); }
+static inline float rnd(float f, int dtype) {
+    return h2f(f2h(f, dtype), dtype);
+}
 
 // Strided layout of one tensor: element (b, h, n, d) at b*sb + h*sh + n*sn + d
 struct Layout {
@@ -168,10 +174,11 @@ static Layout layout(int B, int H, int N, int D, bool bnhd) {
 
 // CPU references for rows of (bh, query cluster); ref64: f64 math on the rounded
 // inputs; ref32: f32 math, P rounded to the input dtype, output rounded.
-static void cpu_ref_row(const Plan &p, const std::vector<uint16_t> &q, const std::vector<uint16_t> &k,
-                        const std::vector<uint16_t> &v, const Layout &lq, const Layout &lk,
-                        const Layout &lv, int H, int D, int dtype, float scale, int bh, int r, int i,
-                        std::vector<int> &keys, double *o64, float *o32) {
+static void cpu_ref_row(const Plan &p, const std::vector<uint16_t> &q,
+                        const std::vector<uint16_t> &k, const std::vector<uint16_t> &v,
+                        const Layout &lq, const Layout &lk, const Layout &lv, int H, int D,
+                        int dtype, float scale, int bh, int r, int i, std::vector<int> &keys,
+                        double *o64, float *o32) {
     const int b = bh / H, h = bh % H;
     keys.clear();
     for (int e = p.rowptr[bh * (p.Cq + 1) + r]; e < p.rowptr[bh * (p.Cq + 1) + r + 1]; e++) {
@@ -230,7 +237,8 @@ __global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int dtype, fl
         z ^= z >> 31;
         // sum of 4 uniforms ~ normal-ish, var 1/3 each
         float s = 0;
-        for (int k = 0; k < 4; k++) s += (float)((z >> (16 * k)) & 0xffff) / 65535.f - 0.5f;
+        for (int k = 0; k < 4; k++)
+            s += (float)((z >> (16 * k)) & 0xffff) / 65535.f - 0.5f;
         float f = s * 1.7320508f * amp;
         if (dtype == 0) {
             __nv_bfloat16 b = __float2bfloat16(f);
@@ -282,9 +290,12 @@ static void run_case(const Case &c, uint64_t seed) {
     std::vector<uint16_t> hq(lq.size), hk(lk.size), hv(lk.size), ho(lo.size);
     std::mt19937_64 rng(seed * 7 + 1);
     std::normal_distribution<float> N01(0, c.amp);
-    for (auto &x : hq) x = f2h(N01(rng), c.dtype);
-    for (auto &x : hk) x = f2h(N01(rng), c.dtype);
-    for (auto &x : hv) x = f2h(N01(rng) / c.amp, c.dtype);
+    for (auto &x : hq)
+        x = f2h(N01(rng), c.dtype);
+    for (auto &x : hk)
+        x = f2h(N01(rng), c.dtype);
+    for (auto &x : hv)
+        x = f2h(N01(rng) / c.amp, c.dtype);
     uint16_t *q = up(hq), *k = up(hk), *v = up(hv), *o;
     CK(cudaMalloc(&o, lo.size * 2));
     CK(cudaMemset(o, 0xFF, lo.size * 2)); // poison: NaN in bf16 and f16
@@ -316,9 +327,10 @@ static void run_case(const Case &c, uint64_t seed) {
         for (int bh = 0; bh < BH; bh++)
             for (int r = 0; r < c.Cq; r++) {
                 const int b = bh / c.H, h = bh % c.H;
-                for (int i = pl.qoff[bh * (c.Cq + 1) + r]; i < pl.qoff[bh * (c.Cq + 1) + r + 1]; i++) {
-                    cpu_ref_row(pl, hq, hk, hv, lq, lk, lk, c.H, c.D, c.dtype, scale, bh, r, i, keys,
-                                o64.data(), o32.data());
+                for (int i = pl.qoff[bh * (c.Cq + 1) + r]; i < pl.qoff[bh * (c.Cq + 1) + r + 1];
+                     i++) {
+                    cpu_ref_row(pl, hq, hk, hv, lq, lk, lk, c.H, c.D, c.dtype, scale, bh, r, i,
+                                keys, o64.data(), o32.data());
                     const int qi = pl.identity ? i : pl.qperm[(size_t)bh * c.Nq + i];
                     const uint16_t *orow = &ho[b * lo.sb + h * lo.sh + (int64_t)qi * lo.sn];
                     for (int d = 0; d < c.D; d++) {
@@ -335,10 +347,11 @@ static void run_case(const Case &c, uint64_t seed) {
     const double rel = sqrt(e2 / std::max(r2, 1e-300)), rel32 = sqrt(e32 / std::max(r2, 1e-300));
     const bool ok = nan_count == 0 && zero_bad == 0 && rel <= 2 * rel32 + 1e-6 && rel < 2e-2;
     if (!ok) g_fail++;
-    printf("%-28s %s  rel_l2 %.3e  (f32/%s-P ref %.3e, ratio %.2f)  density %.3f  nan/unwritten %ld  "
-           "nonzero-empty %ld\n",
-           c.name, ok ? "ok  " : "FAIL", rel, c.dtype ? "f16" : "bf16", rel32,
-           rel32 > 0 ? rel / rel32 : 0.0, pl.density(), nan_count, zero_bad);
+    printf(
+        "%-28s %s  rel_l2 %.3e  (f32/%s-P ref %.3e, ratio %.2f)  density %.3f  nan/unwritten %ld  "
+        "nonzero-empty %ld\n",
+        c.name, ok ? "ok  " : "FAIL", rel, c.dtype ? "f16" : "bf16", rel32,
+        rel32 > 0 ? rel / rel32 : 0.0, pl.density(), nan_count, zero_bad);
     cudaFree(q);
     cudaFree(k);
     cudaFree(v);
@@ -392,24 +405,39 @@ static void check_errors() {
 
 static int do_check() {
     const Case cases[] = {
-        // name                      B  H   Nq    Nk    D  dt  Cq   Ck   dens  ident  none  shuf bnhd nempty var amp
-        {"bf16 d128 random", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, false, true, false, false, 3, 0, 1.f},
-        {"bf16 d128 random v1 128x32", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, false, true, false, false, 3, 1, 1.f},
-        {"bf16 d128 random v2 64x32", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, false, true, false, false, 3, 2, 1.f},
-        {"f16 d128 bnhd v3 64x64", 1, 2, 2100, 1900, 128, 1, 7, 33, 0.25, false, true, true, true, 4, 3, 1.f},
-        {"bf16 d128 >CAP v2 64x32", 1, 2, 700, 2000, 128, 0, 5, 1100, -1, false, false, false, false, 5, 2, 1.f},
-        {"f16 d64 nq!=nk bnhd", 1, 4, 1300, 1700, 64, 1, 12, 30, 0.4, false, true, true, true, 2, 0, 1.f},
-        {"bf16 d64 random", 2, 2, 2000, 2000, 64, 0, 9, 50, 0.2, false, false, false, false, 2, 0, 1.f},
-        {"f16 d128 bnhd shuffled", 1, 2, 2100, 1900, 128, 1, 7, 33, 0.25, false, true, true, true, 4, 0, 1.f},
-        {"bf16 d128 dense 1 cluster", 1, 2, 1111, 1111, 128, 0, 1, 1, -1, true, false, false, false, 0, 0, 1.f},
-        {"bf16 d128 dense all blocks", 2, 1, 1500, 1500, 128, 0, 16, 40, -1, false, false, false, false, 0, 0, 1.f},
-        {"bf16 d128 Ck 1100 (>CAP)", 1, 2, 700, 2000, 128, 0, 5, 1100, -1, false, false, false, false, 5, 0, 1.f},
+        // name                      B  H   Nq    Nk    D  dt  Cq   Ck   dens  ident  none  shuf
+        // bnhd nempty var amp
+        {"bf16 d128 random", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, false, true, false, false, 3, 0,
+         1.f},
+        {"bf16 d128 random v1 128x32", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, false, true, false,
+         false, 3, 1, 1.f},
+        {"bf16 d128 random v2 64x32", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, false, true, false,
+         false, 3, 2, 1.f},
+        {"f16 d128 bnhd v3 64x64", 1, 2, 2100, 1900, 128, 1, 7, 33, 0.25, false, true, true, true,
+         4, 3, 1.f},
+        {"bf16 d128 >CAP v2 64x32", 1, 2, 700, 2000, 128, 0, 5, 1100, -1, false, false, false,
+         false, 5, 2, 1.f},
+        {"f16 d64 nq!=nk bnhd", 1, 4, 1300, 1700, 64, 1, 12, 30, 0.4, false, true, true, true, 2, 0,
+         1.f},
+        {"bf16 d64 random", 2, 2, 2000, 2000, 64, 0, 9, 50, 0.2, false, false, false, false, 2, 0,
+         1.f},
+        {"f16 d128 bnhd shuffled", 1, 2, 2100, 1900, 128, 1, 7, 33, 0.25, false, true, true, true,
+         4, 0, 1.f},
+        {"bf16 d128 dense 1 cluster", 1, 2, 1111, 1111, 128, 0, 1, 1, -1, true, false, false, false,
+         0, 0, 1.f},
+        {"bf16 d128 dense all blocks", 2, 1, 1500, 1500, 128, 0, 16, 40, -1, false, false, false,
+         false, 0, 0, 1.f},
+        {"bf16 d128 Ck 1100 (>CAP)", 1, 2, 700, 2000, 128, 0, 5, 1100, -1, false, false, false,
+         false, 5, 0, 1.f},
         {"f16 d64 tiny N", 3, 1, 37, 5, 64, 1, 3, 2, 0.7, false, false, false, false, 0, 0, 1.f},
-        {"bf16 d128 large logits", 1, 2, 900, 900, 128, 0, 6, 20, 0.5, false, false, false, false, 0, 0, 3.f},
-        {"bf16 d128 big clusters", 1, 2, 3000, 3000, 128, 0, 3, 7, 0.5, false, true, false, false, 0, 0, 1.f},
+        {"bf16 d128 large logits", 1, 2, 900, 900, 128, 0, 6, 20, 0.5, false, false, false, false,
+         0, 0, 3.f},
+        {"bf16 d128 big clusters", 1, 2, 3000, 3000, 128, 0, 3, 7, 0.5, false, true, false, false,
+         0, 0, 1.f},
     };
     uint64_t seed = 12345;
-    for (const Case &c : cases) run_case(c, seed++);
+    for (const Case &c : cases)
+        run_case(c, seed++);
     check_errors();
     printf("check: %s (%d failures)\n", g_fail ? "FAILED" : "passed", g_fail);
     return g_fail ? 1 : 0;
