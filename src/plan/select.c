@@ -48,11 +48,19 @@ svoo_status svoo_select_topp(const float *mu_q, int cq, const float *mu_k, int c
             total += sc[m].p;
             m++;
         }
-        qsort(sc, (size_t)m, sizeof *sc, by_p_desc);
         int keep = 0;
-        double cum = 0;
-        while (keep < m && cum < top_p * total) cum += sc[keep++].p;
-        if (keep < floor_count) keep = floor_count < m ? floor_count : m;
+        if (!(total > 0 && isfinite(total))) {
+            /* NaN/Inf centroid scores (non-finite q or k, check_finite off):
+             * keep every key cluster so that the non-finite values reach the
+             * rows they touch, as in dense attention, instead of leaving the
+             * rows with no key (all-zero output). */
+            keep = m;
+        } else {
+            qsort(sc, (size_t)m, sizeof *sc, by_p_desc);
+            double cum = 0;
+            while (keep < m && cum < top_p * total) cum += sc[keep++].p;
+            if (keep < floor_count) keep = floor_count < m ? floor_count : m;
+        }
         plan->row_ptr[r] = (int32_t)nnz;
         for (int i = 0; i < keep; i++) plan->col[nnz + i] = sc[i].c;
         qsort(plan->col + nnz, (size_t)keep, 4, int_asc);
