@@ -76,7 +76,11 @@ svoo_status svoo_tensor_check(const svoo_tensor *t, const char *name) {
             return svoo_err(SVOO_ERR_OVERLAPPING_STRIDES,
                             "%s: stride of %s (%lld) overlaps the inner dims (extent %lld)",
                             name, k_dim[d], (long long)t->stride[d], (long long)extent);
-        extent = t->stride[d] * (t->shape[d] - 1) + 1;
+        if (__builtin_mul_overflow(t->stride[d], t->shape[d] - 1, &extent) ||
+            __builtin_add_overflow(extent, 1, &extent))
+            return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
+                            "%s: stride of %s (%lld) x shape (%lld) overflows 64 bits", name,
+                            k_dim[d], (long long)t->stride[d], (long long)t->shape[d]);
     }
     return SVOO_OK;
 }
