@@ -25,7 +25,7 @@ nice -n 19 "$bin" -max_total_time="$secs" -max_len=65536 -timeout=20 -print_fina
     -artifact_prefix="fuzz/out/$t-artifacts/" "${extra[@]}" "${dict[@]}" \
     "fuzz/out/$t" "fuzz/corpus/$t" >"fuzz/out/$t.log" 2>&1
 rc=$?
-grep -E '^#[0-9]+ ' "fuzz/out/$t.log" | tail -1
+grep -E '^#[0-9]+[[:space:]]' "fuzz/out/$t.log" | tail -1
 grep -E '^Done |stat::number_of_executed_units|stat::peak_rss' "fuzz/out/$t.log"
 if [ $rc -ne 0 ]; then
     echo "fuzz/run.sh: fuzz_$t failed (rc $rc): see fuzz/out/$t.log and fuzz/out/$t-artifacts/" >&2
