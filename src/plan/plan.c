@@ -171,8 +171,12 @@ void svoo_head_state_release(svoo_head_state *s) {
 }
 
 static int scaled_clusters(int ref, int64_t n) {
-    /* reference counts hold at N = 75,600 (Wan2.1 720p); keep tokens per cluster */
-    int64_t c = (int64_t)llround((double)ref * (double)n / 75600.0);
+    /* The reference counts hold at N = 75,600 (Wan2.1 720p). Keeping them fixed
+     * keeps a cluster's size relative to a head's attention footprint (density
+     * x N), which is what selection quality depends on; scaling them with N
+     * keeps planning's share of the attention cost. sqrt(N) scaling sits
+     * between the two and equals the reference at 720p. */
+    int64_t c = (int64_t)llround((double)ref * sqrt((double)n / 75600.0));
     if (c < 1) c = 1;
     if (c > n) c = n;
     return (int)c;
