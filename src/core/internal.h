@@ -112,7 +112,10 @@ static inline float svoo_expf(float x) {
         int32_t i;
         float f;
     } s;
-    s.i = ((int32_t)fi + 127) << 23;
+    /* NaN (or +Inf) argument: p is already NaN; keep the float -> int
+     * conversion and the shift defined (UBSan) with a neutral exponent */
+    const float fe = (fi >= -127.0f && fi <= 127.0f) ? fi : 0.0f;
+    s.i = ((int32_t)fe + 127) << 23;
     return p * s.f;
 }
 
