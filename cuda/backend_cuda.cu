@@ -285,15 +285,13 @@ cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH,
     const int d = cs->dm.d, cpad = (cs_ + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     if (gram) {
         /* G = mu_o^T mu_o (d x d), wf = mu_s G */
-        TRY(svoo_cu_gemm(1, 1, mu_o, mu_o, w.G, BH, d, d, co, 1.0f, (int64_t)co * d, (int64_t)co * d,
-                         (int64_t)d * d, st),
-            "Gram matrix");
+        TRY(svoo_cu_gram(mu_o, BH, co, d, w.G, st), "Gram matrix");
         TRY(svoo_cu_gemm(0, 0, mu_s, w.G, w.wf, BH, cs_, d, d, 1.0f, (int64_t)cs_ * d, (int64_t)d * d,
                          (int64_t)cs_ * d, st),
             "profile weights");
     }
     TRY(svoo_cu_weights(gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h, st), "weights");
-    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, label, st), "assignment");
+    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, label, st), "assignment");
     TRY(svoo_cu_sort(label, BH, n, cs_, w.hist, perm, off, st), "counting sort");
     TRY(svoo_cu_centroids(dtype, x, BH, n, d, cs_, perm, off, mu_s, st), "centroids");
     return cudaSuccess;

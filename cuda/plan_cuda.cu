@@ -8,6 +8,7 @@
 #include "plan_cuda.h"
 
 #include <float.h>
+#include <stdlib.h>
 #include <math.h>
 
 #define LAUNCH_CHECK() return cudaGetLastError()
@@ -251,17 +252,92 @@ __device__ __forceinline__ uint4 load8_half(const __nv_bfloat16 *p) {
     return *(uint4 *)h;
 }
 
+/* 128 rows x all clusters per block, clusters streamed in tiles of 64
+ * (double-buffered cp.async); 70 KB of shared memory at D = 128, so three
+ * blocks (24 warps) share an SM */
+enum { ASSIGN_BM = 128, ASSIGN_BN = 64 };
 template <int D> struct assign_smem {
     static constexpr int LD = D + 8; /* halves: ldmatrix rows land on distinct banks */
     static constexpr size_t bytes =
-        (size_t)(SVOO_CU_TILE * LD * 3) * sizeof(__half) + 2 * SVOO_CU_TILE * sizeof(float);
+        (size_t)(ASSIGN_BM * LD + 2 * ASSIGN_BN * LD) * sizeof(__half) + 2 * ASSIGN_BN * sizeof(float);
 };
+
+/* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0) */
+__constant__ float g_refine_gap = INFINITY;
+
+__device__ __forceinline__ bool better(float a, int ia, float b, int ib) { return a > b || (a == b && ia < ib); }
+__device__ __forceinline__ void top2_add(float v, int c, float &b1, int &i1, float &b2, int &i2) {
+    if (v > b1) {
+        b2 = b1;
+        i2 = i1;
+        b1 = v;
+        i1 = c;
+    } else if (v > b2) {
+        b2 = v;
+        i2 = c;
+    }
+}
+/* merges the top-2 list of lane ^ o into this lane's (lists sorted by `better`) */
+__device__ __forceinline__ void top2_merge(unsigned mask, int o, float &b1, int &i1, float &b2, int &i2) {
+    float o1 = __shfl_xor_sync(mask, b1, o), o2 = __shfl_xor_sync(mask, b2, o);
+    int oi1 = __shfl_xor_sync(mask, i1, o), oi2 = __shfl_xor_sync(mask, i2, o);
+    if (better(o1, oi1, b1, i1)) {
+        if (better(b1, i1, o2, oi2)) {
+            b2 = b1;
+            i2 = i1;
+        } else {
+            b2 = o2;
+            i2 = oi2;
+        }
+        b1 = o1;
+        i1 = oi1;
+    } else if (better(o1, oi1, b2, i2)) {
+        b2 = o1;
+        i2 = oi1;
+    }
+}
+
+/* The fp16 weights make each score wrong by at most 2^-11 sum_j |x_j| (max |w|
+ * = 1); when the best two are closer than twice that, both are re-scored in
+ * f32 from the unrounded weights, so labels match an f32 argmax. */
+template <typename T>
+__device__ __forceinline__ int refine_row(const svoo_dview &x, int bh, int64_t row, const __half *arow, int D,
+                                          float b1, int i1, float b2, int i2, const float *__restrict__ wf,
+                                          const float *__restrict__ bias, int c, int t4, unsigned qmask) {
+    if (i2 >= c || !(b1 - b2 <= g_refine_gap)) return i1; /* far from a tie (cheap test first) */
+    float sa = 0.f;
+    for (int j = t4; j < D; j += 4) {
+        float a = __half2float(arow[j]);
+        sa = fmaf(a, a, sa);
+    }
+    sa += __shfl_xor_sync(qmask, sa, 1);
+    sa += __shfl_xor_sync(qmask, sa, 2);
+    /* each w_j is off by at most 2^-11 |w_j| <= 2^-11: the difference of two
+     * scores has a standard deviation below 0.82 * 2^-11 |x|; refine within
+     * 8 of them */
+    if (!(b1 - b2 <= 0x1p-8f * 0.82f * sqrtf(sa))) return i1;
+    const T *xr = dv_row<T>(x, bh, row);
+    const float *w1 = wf + ((size_t)bh * c + i1) * D, *w2 = wf + ((size_t)bh * c + i2) * D;
+    float d1 = 0.f, d2 = 0.f;
+    for (int j = t4; j < D; j += 4) {
+        float xv = to_f(xr[j]);
+        d1 = fmaf(xv, w1[j], d1);
+        d2 = fmaf(xv, w2[j], d2);
+    }
+    d1 += __shfl_xor_sync(qmask, d1, 1);
+    d1 += __shfl_xor_sync(qmask, d1, 2);
+    d2 += __shfl_xor_sync(qmask, d2, 1);
+    d2 += __shfl_xor_sync(qmask, d2, 2);
+    float s1 = d1 + bias[(size_t)bh * c + i1], s2 = d2 + bias[(size_t)bh * c + i2];
+    return better(s2, i2, s1, i1) ? i2 : i1;
+}
 
 template <typename T, int D>
 __global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const __half *__restrict__ wh,
                                                 const float *__restrict__ bias_h, int cpad,
-                                                int32_t *__restrict__ label) {
-    constexpr int BM = SVOO_CU_TILE, BN = SVOO_CU_TILE, LD = assign_smem<D>::LD, CH = D / 8;
+                                                const float *__restrict__ wf, const float *__restrict__ bias,
+                                                int c, int32_t *__restrict__ label) {
+    constexpr int BM = ASSIGN_BM, BN = ASSIGN_BN, LD = assign_smem<D>::LD, CH = D / 8;
     extern __shared__ __align__(16) unsigned char smem[];
     __half *sA = (__half *)smem;
     __half *sB = sA + BM * LD;
@@ -297,8 +373,8 @@ __global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const _
         ldmatrix_x4(af[ks], sA + (warp * 16 + (lane % 16)) * LD + ks * 16 + (lane / 16) * 8);
 
     const int t4 = lane % 4;
-    float best0 = -INFINITY, best1 = -INFINITY;
-    int bi0 = 0x7fffffff, bi1 = 0x7fffffff;
+    float best0 = -INFINITY, best1 = -INFINITY, sec0 = -INFINITY, sec1 = -INFINITY;
+    int bi0 = 0x7fffffff, bi1 = 0x7fffffff, si0 = 0x7fffffff, si1 = 0x7fffffff;
     for (int t = 0; t < ntiles; t++) {
         if (t + 1 < ntiles) {
             load_b(t + 1, (t + 1) & 1);
@@ -310,43 +386,68 @@ __global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const _
         const __half *Bt = sB + (t & 1) * BN * LD;
         const float *bs = sBias + (t & 1) * BN;
 #pragma unroll 2
-        for (int nc = 0; nc < BN / 16; nc++) {
-            float acc[2][4] = {};
-            const __half *bp = Bt + (nc * 16 + (lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) & 1) * 8;
+        for (int nc = 0; nc < BN / 32; nc++) {
+            /* 32 clusters: four independent accumulator chains, which start
+             * at the bias (no adds in the epilogue) */
+            float acc[4][4];
+#pragma unroll
+            for (int f = 0; f < 4; f++) {
+                const float2 bv = *(const float2 *)(bs + nc * 32 + f * 8 + 2 * t4);
+                acc[f][0] = acc[f][2] = bv.x;
+                acc[f][1] = acc[f][3] = bv.y;
+            }
+            const __half *bp = Bt + (nc * 32 + (lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) & 1) * 8;
 #pragma unroll
             for (int ks = 0; ks < D / 16; ks++) {
-                uint32_t b[4];
+                uint32_t b[4], b2[4];
                 ldmatrix_x4(b, bp + ks * 16);
+                ldmatrix_x4(b2, bp + 16 * LD + ks * 16);
                 mma16816(acc[0], af[ks], b[0], b[1]);
                 mma16816(acc[1], af[ks], b[2], b[3]);
+                mma16816(acc[2], af[ks], b2[0], b2[1]);
+                mma16816(acc[3], af[ks], b2[2], b2[3]);
             }
+            /* fast path: nothing in these 32 beats the running second best */
+            const int gc = t * BN + nc * 32 + 2 * t4;
+            float m0 = acc[0][0], m1 = acc[0][2];
 #pragma unroll
-            for (int f = 0; f < 2; f++) {
-                const int c0 = nc * 16 + f * 8 + 2 * t4, gc = t * BN + c0;
-                const float b0 = bs[c0], b1 = bs[c0 + 1];
-                float v0 = acc[f][0] + b0, v1 = acc[f][1] + b1;
-                float v2 = acc[f][2] + b0, v3 = acc[f][3] + b1;
-                if (v0 > best0) { best0 = v0; bi0 = gc; }
-                if (v1 > best0) { best0 = v1; bi0 = gc + 1; }
-                if (v2 > best1) { best1 = v2; bi1 = gc; }
-                if (v3 > best1) { best1 = v3; bi1 = gc + 1; }
+            for (int f = 0; f < 4; f++) {
+                m0 = fmaxf(m0, fmaxf(acc[f][0], acc[f][1]));
+                m1 = fmaxf(m1, fmaxf(acc[f][2], acc[f][3]));
+            }
+            if (m0 > sec0) {
+#pragma unroll
+                for (int f = 0; f < 4; f++) {
+                    top2_add(acc[f][0], gc + 8 * f, best0, bi0, sec0, si0);
+                    top2_add(acc[f][1], gc + 8 * f + 1, best0, bi0, sec0, si0);
+                }
+            }
+            if (m1 > sec1) {
+#pragma unroll
+                for (int f = 0; f < 4; f++) {
+                    top2_add(acc[f][2], gc + 8 * f, best1, bi1, sec1, si1);
+                    top2_add(acc[f][3], gc + 8 * f + 1, best1, bi1, sec1, si1);
+                }
             }
         }
         __syncthreads();
     }
 #pragma unroll
     for (int o = 1; o < 4; o <<= 1) {
-        float v = __shfl_xor_sync(0xffffffffu, best0, o);
-        int i = __shfl_xor_sync(0xffffffffu, bi0, o);
-        if (v > best0 || (v == best0 && i < bi0)) { best0 = v; bi0 = i; }
-        v = __shfl_xor_sync(0xffffffffu, best1, o);
-        i = __shfl_xor_sync(0xffffffffu, bi1, o);
-        if (v > best1 || (v == best1 && i < bi1)) { best1 = v; bi1 = i; }
+        top2_merge(0xffffffffu, o, best0, bi0, sec0, si0);
+        top2_merge(0xffffffffu, o, best1, bi1, sec1, si1);
     }
-    if (t4 == 0) {
-        const int64_t r = row0 + warp * 16 + lane / 4;
-        if (r < n) label[(size_t)bh * n + r] = bi0 < cpad ? bi0 : 0; /* all-NaN row: cluster 0 */
-        if (r + 8 < n) label[(size_t)bh * n + r + 8] = bi1 < cpad ? bi1 : 0;
+    const int64_t r = row0 + warp * 16 + lane / 4;
+    const unsigned qmask = 0xfu << (lane & ~3);
+    if (r < n) {
+        int l = refine_row<T>(x, bh, r, sA + (warp * 16 + lane / 4) * LD, D, best0, bi0, sec0, si0, wf, bias, c,
+                              t4, qmask);
+        if (t4 == 0) label[(size_t)bh * n + r] = l < c ? l : 0; /* all-NaN row: cluster 0 */
+    }
+    if (r + 8 < n) {
+        int l = refine_row<T>(x, bh, r + 8, sA + (warp * 16 + lane / 4 + 8) * LD, D, best1, bi1, sec1, si1, wf,
+                              bias, c, t4, qmask);
+        if (t4 == 0) label[(size_t)bh * n + r + 8] = l < c ? l : 0;
     }
 }
 
@@ -363,23 +464,24 @@ template <int D> static cudaError_t setup_assign() {
 
 template <int D>
 static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __half *wh, const float *bias_h,
-                          int cpad, int32_t *label, cudaStream_t st) {
-    dim3 grid((unsigned)((n + SVOO_CU_TILE - 1) / SVOO_CU_TILE), BH);
+                          int cpad, const float *wf, const float *bias, int c, int32_t *label, cudaStream_t st) {
+    dim3 grid((unsigned)((n + ASSIGN_BM - 1) / ASSIGN_BM), BH);
     size_t sm = assign_smem<D>::bytes;
     if (dtype == 0)
-        k_assign<float, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, label);
+        k_assign<float, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, wf, bias, c, label);
     else if (dtype == 1)
-        k_assign<__half, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, label);
+        k_assign<__half, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, wf, bias, c, label);
     else
-        k_assign<__nv_bfloat16, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, label);
+        k_assign<__nv_bfloat16, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, wf, bias, c, label);
 }
 
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
-                           const float *bias_h, int cpad, int32_t *label, cudaStream_t st) {
+                           const float *bias_h, int cpad, const float *wf, const float *bias, int c,
+                           int32_t *label, cudaStream_t st) {
     if (d == 64)
-        launch_assign<64>(dtype, x, BH, n, wh, bias_h, cpad, label, st);
+        launch_assign<64>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
     else
-        launch_assign<128>(dtype, x, BH, n, wh, bias_h, cpad, label, st);
+        launch_assign<128>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
     LAUNCH_CHECK();
 }
 
@@ -400,29 +502,42 @@ __global__ void k_hist(const int32_t *__restrict__ label, int64_t n, int c, int 
     for (int i = threadIdx.x; i < c; i += blockDim.x) hrow[i] = s_cnt[i];
 }
 
-/* per cluster: exclusive prefix over chunks; cluster offsets; cursors */
-__global__ void __launch_bounds__(1024) k_sort_scan(int64_t n, int c, int nch, int32_t *__restrict__ hist,
-                                                    int32_t *__restrict__ off) {
-    extern __shared__ int32_t s_tot[];
+/* per cluster: exclusive prefix over chunks; totals into off (scanned next) */
+__global__ void k_col_prefix(int c, int nch, int32_t *__restrict__ hist, int32_t *__restrict__ off) {
+    const int bh = blockIdx.y, cc = blockIdx.x * blockDim.x + threadIdx.x;
+    if (cc >= c) return;
+    int32_t *hb = hist + (size_t)bh * nch * c + cc;
+    int32_t run = 0;
+    int ch = 0;
+    for (; ch + 8 <= nch; ch += 8) {
+        int32_t h[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) h[u] = hb[(size_t)(ch + u) * c];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            hb[(size_t)(ch + u) * c] = run;
+            run += h[u];
+        }
+    }
+    for (; ch < nch; ch++) {
+        int32_t h = hb[(size_t)ch * c];
+        hb[(size_t)ch * c] = run;
+        run += h;
+    }
+    off[(size_t)bh * (c + 1) + cc] = run;
+}
+
+/* in-place exclusive scan of the cluster totals: off[bh][0..c], off[c] = n */
+__global__ void __launch_bounds__(1024) k_off_scan(int64_t n, int c, int32_t *__restrict__ off) {
     __shared__ int32_t s_warp[32];
     __shared__ int32_t s_carry;
     const int bh = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    int32_t *hb = hist + (size_t)bh * nch * c;
-    for (int cc = tid; cc < c; cc += blockDim.x) {
-        int32_t run = 0;
-        for (int ch = 0; ch < nch; ch++) {
-            int32_t h = hb[(size_t)ch * c + cc];
-            hb[(size_t)ch * c + cc] = run;
-            run += h;
-        }
-        s_tot[cc] = run;
-    }
+    int32_t *o = off + (size_t)bh * (c + 1);
     if (tid == 0) s_carry = 0;
     __syncthreads();
-    int32_t *o = off + (size_t)bh * (c + 1);
     for (int base = 0; base < c; base += blockDim.x) {
         int cc = base + tid;
-        int32_t v = cc < c ? s_tot[cc] : 0, incl = v;
+        int32_t v = cc < c ? o[cc] : 0, incl = v;
         for (int d = 1; d < 32; d <<= 1) {
             int32_t u = __shfl_up_sync(0xffffffffu, incl, d);
             if (lane >= d) incl += u;
@@ -430,7 +545,7 @@ __global__ void __launch_bounds__(1024) k_sort_scan(int64_t n, int c, int nch, i
         if (lane == 31) s_warp[warp] = incl;
         __syncthreads();
         if (warp == 0) {
-            int32_t w = lane < (int)(blockDim.x / 32) ? s_warp[lane] : 0, wi = w;
+            int32_t w = s_warp[lane], wi = w;
             for (int d = 1; d < 32; d <<= 1) {
                 int32_t u = __shfl_up_sync(0xffffffffu, wi, d);
                 if (lane >= d) wi += u;
@@ -439,28 +554,22 @@ __global__ void __launch_bounds__(1024) k_sort_scan(int64_t n, int c, int nch, i
         }
         __syncthreads();
         int32_t excl = s_carry + s_warp[warp] + incl - v;
-        if (cc < c) {
-            o[cc] = excl;
-            s_tot[cc] = excl;
-        }
+        if (cc < c) o[cc] = excl;
         __syncthreads();
         if (tid == blockDim.x - 1) s_carry = excl + v;
         __syncthreads();
     }
     if (tid == 0) o[c] = (int32_t)n;
-    for (int cc = tid; cc < c; cc += blockDim.x) {
-        int32_t b = s_tot[cc];
-        for (int ch = 0; ch < nch; ch++) hb[(size_t)ch * c + cc] += b;
-    }
 }
 
 /* one warp per chunk, in token order: stable positions with match_any */
 __global__ void k_sort_scatter(const int32_t *__restrict__ label, int64_t n, int c, int nch,
-                               const int32_t *__restrict__ hist, int32_t *__restrict__ perm) {
+                               const int32_t *__restrict__ hist, const int32_t *__restrict__ off,
+                               int32_t *__restrict__ perm) {
     extern __shared__ int32_t s_cur[];
     const int bh = blockIdx.y, ch = blockIdx.x, lane = threadIdx.x;
-    const int32_t *hrow = hist + ((size_t)bh * nch + ch) * c;
-    for (int i = lane; i < c; i += 32) s_cur[i] = hrow[i];
+    const int32_t *hrow = hist + ((size_t)bh * nch + ch) * c, *o = off + (size_t)bh * (c + 1);
+    for (int i = lane; i < c; i += 32) s_cur[i] = hrow[i] + o[i];
     __syncwarp();
     const int64_t i0 = (int64_t)ch * SVOO_CU_SORT_CHUNK;
     const int64_t i1 = i0 + SVOO_CU_SORT_CHUNK < n ? i0 + SVOO_CU_SORT_CHUNK : n;
@@ -481,185 +590,237 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
     const int nch = (int)((n + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
     const size_t sm = (size_t)c * sizeof(int32_t);
     k_hist<<<dim3(nch, BH), 256, sm, st>>>(label, n, c, nch, hist);
-    k_sort_scan<<<BH, 1024, sm, st>>>(n, c, nch, hist, off);
-    k_sort_scatter<<<dim3(nch, BH), 32, sm, st>>>(label, n, c, nch, hist, perm);
+    k_col_prefix<<<dim3((c + 255) / 256, BH), 256, 0, st>>>(c, nch, hist, off);
+    k_off_scan<<<BH, 1024, 0, st>>>(n, c, off);
+    k_sort_scatter<<<dim3(nch, BH), 32, sm, st>>>(label, n, c, nch, hist, off, perm);
     LAUNCH_CHECK();
 }
 
 /* ---------------------------------------------------------------------- */
 /* centroids: sums in double in token order (as the CPU), one block/cluster */
 /* ---------------------------------------------------------------------- */
-template <typename T>
-__global__ void k_centroids(svoo_dview x, int64_t n, int d, int c, const int32_t *__restrict__ perm,
-                            const int32_t *__restrict__ off, float *__restrict__ mu) {
-    const int bh = blockIdx.y, r = blockIdx.x, j = threadIdx.x;
+template <typename T, int D>
+__global__ void __launch_bounds__(256) k_centroids(svoo_dview x, int64_t n, int c, const int32_t *__restrict__ perm,
+                                                   const int32_t *__restrict__ off, float *__restrict__ mu) {
+    constexpr int E = D / 32;
+    __shared__ double s_acc[8][D];
+    const int bh = blockIdx.y, r = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int32_t s = off[(size_t)bh * (c + 1) + r], e = off[(size_t)bh * (c + 1) + r + 1];
-    if (e == s || j >= d) return; /* empty cluster keeps its centroid */
+    if (e == s) return; /* empty cluster keeps its centroid */
     const int32_t *p = perm + (size_t)bh * n;
-    double acc = 0;
-    int32_t i = s;
-    for (; i + 4 <= e; i += 4) {
-        int32_t r0 = p[i], r1 = p[i + 1], r2 = p[i + 2], r3 = p[i + 3];
-        float a0 = to_f(dv_row<T>(x, bh, r0)[j]), a1 = to_f(dv_row<T>(x, bh, r1)[j]);
-        float a2 = to_f(dv_row<T>(x, bh, r2)[j]), a3 = to_f(dv_row<T>(x, bh, r3)[j]);
-        acc += a0;
-        acc += a1;
-        acc += a2;
-        acc += a3;
+    double acc[E] = {};
+    for (int32_t i = s + warp; i < e; i += 8) {
+        const T *xr = dv_row<T>(x, bh, p[i]) + lane * E;
+#pragma unroll
+        for (int k = 0; k < E; k++) acc[k] += (double)to_f(xr[k]);
     }
-    for (; i < e; i++) acc += to_f(dv_row<T>(x, bh, p[i])[j]);
-    mu[((size_t)bh * c + r) * d + j] = (float)(acc / (e - s));
+#pragma unroll
+    for (int k = 0; k < E; k++) s_acc[warp][lane * E + k] = acc[k];
+    __syncthreads();
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        double t = 0;
+#pragma unroll
+        for (int w = 0; w < 8; w++) t += s_acc[w][j];
+        mu[((size_t)bh * c + r) * D + j] = (float)(t / (e - s));
+    }
+}
+
+template <int D>
+static void launch_centroids(int dtype, svoo_dview x, int BH, int64_t n, int c, const int32_t *perm,
+                             const int32_t *off, float *mu, cudaStream_t st) {
+    dim3 grid(c, BH);
+    if (dtype == 0)
+        k_centroids<float, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
+    else if (dtype == 1)
+        k_centroids<__half, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
+    else
+        k_centroids<__nv_bfloat16, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
 }
 
 cudaError_t svoo_cu_centroids(int dtype, svoo_dview x, int BH, int64_t n, int d, int c,
                               const int32_t *perm, const int32_t *off, float *mu, cudaStream_t st) {
-    dim3 grid(c, BH);
-    if (dtype == 0)
-        k_centroids<float><<<grid, d, 0, st>>>(x, n, d, c, perm, off, mu);
-    else if (dtype == 1)
-        k_centroids<__half><<<grid, d, 0, st>>>(x, n, d, c, perm, off, mu);
+    if (d == 64)
+        launch_centroids<64>(dtype, x, BH, n, c, perm, off, mu, st);
     else
-        k_centroids<__nv_bfloat16><<<grid, d, 0, st>>>(x, n, d, c, perm, off, mu);
+        launch_centroids<128>(dtype, x, BH, n, c, perm, off, mu, st);
+    LAUNCH_CHECK();
+}
+
+/* G[bh] = mu^T mu (D x D) over co rows; block = 4 rows of G */
+template <int D> __global__ void __launch_bounds__(256) k_gram(const float *__restrict__ mu, int co, float *__restrict__ G) {
+    constexpr int RB = 4, RPT = RB / (256 / D); /* rows of G per block, per thread */
+    __shared__ float s_mu[32][D];
+    const int bh = blockIdx.y, i0 = blockIdx.x * RB, j = threadIdx.x % D, ig = threadIdx.x / D;
+    const float *m = mu + (size_t)bh * co * D;
+    float acc[RPT] = {};
+    for (int r0 = 0; r0 < co; r0 += 32) {
+        __syncthreads();
+        for (int t = threadIdx.x; t < 32 * D; t += 256) {
+            int rr = t / D, jj = t % D;
+            s_mu[rr][jj] = r0 + rr < co ? m[(size_t)(r0 + rr) * D + jj] : 0.f;
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int rr = 0; rr < 32; rr++) {
+            float mj = s_mu[rr][j];
+#pragma unroll
+            for (int k = 0; k < RPT; k++) acc[k] = fmaf(s_mu[rr][i0 + ig * RPT + k], mj, acc[k]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < RPT; k++) G[((size_t)bh * D + i0 + ig * RPT + k) * D + j] = acc[k];
+}
+
+cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaStream_t st) {
+    if (d == 64)
+        k_gram<64><<<dim3(64 / 4, BH), 256, 0, st>>>(mu, co, G);
+    else
+        k_gram<128><<<dim3(128 / 4, BH), 256, 0, st>>>(mu, co, G);
     LAUNCH_CHECK();
 }
 
 /* ---------------------------------------------------------------------- */
 /* top-p + floor selection                                                 */
 /* ---------------------------------------------------------------------- */
-enum { SEL_THREADS = 512 };
+enum { SEL_WARPS = 4 };
 
-template <typename V> __device__ V block_sum(V v, V *s_red) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+__device__ __forceinline__ double warp_sum_d(double v) {
     for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
-    if (lane == 0) s_red[warp] = v;
-    __syncthreads();
-    V t = 0;
-    for (int w = 0; w < (int)(blockDim.x / 32); w++) t += s_red[w];
-    return t;
+    return v;
+}
+__device__ __forceinline__ int warp_sum_i(int v) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
 }
 
-__global__ void __launch_bounds__(SEL_THREADS)
+/* One warp per (bh, query cluster r). The CPU sorts the weights p (desc,
+ * index asc) and keeps the shortest prefix whose mass reaches top_p * total,
+ * at least floor_count. The same set without a sort: a binary search over the
+ * float bits of p finds the threshold value tau (all p > tau kept), then the
+ * ties at tau are added in index order, as the sorted scan would. */
+__global__ void __launch_bounds__(SEL_WARPS * 32)
     k_select(const float *__restrict__ A, const int32_t *__restrict__ q_off, const int32_t *__restrict__ k_off,
-             int H, int cq, int ck, int P, double top_p, svoo_cu_floor fl, int32_t *__restrict__ colbuf,
+             int BH, int H, int cq, int ck, double top_p, svoo_cu_floor fl, int32_t *__restrict__ colbuf,
              int32_t *__restrict__ cnt, double *__restrict__ dens) {
-    extern __shared__ __align__(16) unsigned char sm_raw[];
-    float *sp = (float *)sm_raw;           /* [P] */
-    int32_t *si = (int32_t *)(sp + P);     /* [P] */
-    int32_t *sflag = si + P;               /* [ck] */
-    __shared__ double s_redd[32];
-    __shared__ float s_redf[32];
-    __shared__ int s_keep;
-    const int bh = blockIdx.y, r = blockIdx.x, tid = threadIdx.x;
+    extern __shared__ float s_p[];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int64_t row = (int64_t)blockIdx.x * SEL_WARPS + warp;
+    if (row >= (int64_t)BH * cq) return;
+    const int bh = (int)(row / cq), r = (int)(row % cq);
+    float *sp = s_p + (size_t)warp * ck;
     const float *ar = A + ((size_t)bh * cq + r) * ck;
     const int32_t *ko = k_off + (size_t)bh * (ck + 1);
-    /* max over non-empty clusters */
+    const unsigned lt = (1u << lane) - 1;
     float mx = -INFINITY;
-    for (int c = tid; c < ck; c += blockDim.x)
+    for (int c = lane; c < ck; c += 32)
         if (ko[c + 1] > ko[c]) mx = fmaxf(mx, ar[c]);
     for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (tid % 32 == 0) s_redf[tid / 32] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x / 32); w++) mx = fmaxf(mx, s_redf[w]);
-    int m_local = 0;
-    for (int c = tid; c < P; c += blockDim.x) {
+    int m = 0;
+    double tot = 0;
+    for (int c = lane; c < ck; c += 32) {
+        int32_t w = ko[c + 1] - ko[c];
         float p = -1.f;
-        if (c < ck) {
-            int32_t w = ko[c + 1] - ko[c];
-            if (w > 0) {
-                p = (float)w * expf(ar[c] - mx);
-                m_local++;
-            }
-            sflag[c] = 0;
+        if (w > 0) {
+            p = (float)w * expf(ar[c] - mx);
+            m++;
+            tot += p;
         }
         sp[c] = p;
-        si[c] = c;
     }
-    const int m = (int)block_sum<double>((double)m_local, s_redd);
-    /* bitonic sort: p descending, cluster index ascending on ties */
-    for (int k = 2; k <= P; k <<= 1)
-        for (int j = k >> 1; j > 0; j >>= 1) {
-            __syncthreads();
-            for (int i = tid; i < P; i += blockDim.x) {
-                int l = i ^ j;
-                if (l > i) {
-                    float pi = sp[i], pl = sp[l];
-                    int ii = si[i], il = si[l];
-                    bool i_first = pi > pl || (pi == pl && ii < il); /* i precedes l */
-                    bool up = (i & k) == 0;
-                    if (up != i_first) {
-                        sp[i] = pl;
-                        sp[l] = pi;
-                        si[i] = il;
-                        si[l] = ii;
-                    }
-                }
+    m = warp_sum_i(m);
+    tot = warp_sum_d(tot);
+    __syncwarp();
+    /* S(u) = sum of p with bits >= u (p >= 0 only); C(u) their count */
+    auto mass_ge = [&](unsigned u, double *S, int *C) {
+        double sum = 0;
+        int k = 0;
+        for (int c = lane; c < ck; c += 32) {
+            float p = sp[c];
+            if (p >= 0.f && __float_as_uint(p) >= u) {
+                sum += p;
+                k++;
             }
         }
-    __syncthreads();
-    /* cumulative mass in sorted order (double); each thread owns a segment */
-    const int seg = (P + blockDim.x - 1) / blockDim.x, b0 = tid * seg;
-    double part = 0;
-    for (int i = b0; i < b0 + seg && i < m; i++) part += sp[i];
-    /* exclusive scan of part */
-    const int lane = tid % 32, warp = tid / 32;
-    double incl = part;
-    for (int d = 1; d < 32; d <<= 1) {
-        double u = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d) incl += u;
-    }
-    __syncthreads();
-    if (lane == 31) s_redd[warp] = incl;
-    if (tid == 0) s_keep = m;
-    __syncthreads();
-    double wbase = 0, total = 0;
-    for (int w = 0; w < (int)(blockDim.x / 32); w++) {
-        if (w < warp) wbase += s_redd[w];
-        total += s_redd[w];
-    }
-    const double thr = top_p * total;
-    double cum = wbase + incl - part;
-    for (int i = b0; i < b0 + seg && i < m; i++) {
-        cum += sp[i];
-        if (!(cum < thr)) {
-            atomicMin(&s_keep, i + 1);
-            break;
+        *S = warp_sum_d(sum);
+        *C = warp_sum_i(k);
+    };
+    const double thr = top_p * tot;
+    unsigned tau;
+    int keep_j; /* ties at tau kept, in index order */
+    int keep;
+    {
+        unsigned lo = 0, hi = 0x7f800001u; /* S(lo) >= thr, S(hi) < thr (thr > 0) */
+        if (!(thr > 0)) lo = hi = 0x7f800001u;
+        while (hi - lo > 1) {
+            unsigned mid = lo + (hi - lo) / 2;
+            double S;
+            int C;
+            mass_ge(mid, &S, &C);
+            if (S >= thr) lo = mid;
+            else hi = mid;
         }
+        tau = lo;
+        double Sg;
+        int Cg, Ce;
+        double Se;
+        mass_ge(tau + 1, &Sg, &Cg);
+        mass_ge(tau, &Se, &Ce);
+        const int eq = Ce - Cg;
+        const double tv = (double)__uint_as_float(tau);
+        int j = 0;
+        double cum = Sg;
+        if (thr > 0)
+            while (j < eq && cum < thr) {
+                cum += tv;
+                j++;
+            }
+        keep_j = j;
+        keep = Cg + j;
+        if (!(thr > 0)) keep = keep_j = 0;
     }
-    __syncthreads();
-    int keep = s_keep;
-    const int fc = fl.floor_count[bh % H];
-    if (keep < fc) keep = fc < m ? fc : m;
-    for (int i = tid; i < keep; i += blockDim.x) sflag[si[i]] = 1;
-    __syncthreads();
-    /* ascending compaction of the flags + computed keys */
+    int fc = fl.floor_count[bh % H];
+    if (fc > m) fc = m;
+    if (keep < fc) {
+        /* the fc largest: largest u with C(u) >= fc */
+        unsigned lo = 0, hi = 0x7f800001u;
+        while (hi - lo > 1) {
+            unsigned mid = lo + (hi - lo) / 2;
+            double S;
+            int C;
+            mass_ge(mid, &S, &C);
+            if (C >= fc) lo = mid;
+            else hi = mid;
+        }
+        tau = lo;
+        double S;
+        int Cg;
+        mass_ge(tau + 1, &S, &Cg);
+        keep_j = fc - Cg;
+        keep = fc;
+    }
+    /* ascending compaction: c = i * 32 + lane */
     int32_t *out = colbuf + ((size_t)bh * cq + r) * ck;
-    __shared__ int s_wc[32];
-    __shared__ int s_base;
-    if (tid == 0) s_base = 0;
+    int run_sel = 0, run_tie = 0;
     int64_t keys = 0;
-    for (int base = 0; base < ck; base += blockDim.x) {
-        int c = base + tid;
-        int f = c < ck ? sflag[c] : 0;
-        if (f) keys += ko[c + 1] - ko[c];
-        unsigned bal = __ballot_sync(0xffffffffu, f);
-        __syncthreads();
-        if (lane == 0) s_wc[warp] = __popc(bal);
-        __syncthreads();
-        int wb = s_base;
-        for (int w = 0; w < warp; w++) wb += s_wc[w];
-        if (f) out[wb + __popc(bal & ((1u << lane) - 1))] = c;
-        __syncthreads();
-        if (tid == 0) {
-            int t = 0;
-            for (int w = 0; w < (int)(blockDim.x / 32); w++) t += s_wc[w];
-            s_base += t;
+    for (int base = 0; base < ck; base += 32) {
+        const int c = base + lane;
+        const float p = c < ck ? sp[c] : -1.f;
+        const unsigned bits = __float_as_uint(p);
+        const bool valid = p >= 0.f && keep > 0;
+        const bool tie = valid && bits == tau;
+        const unsigned tb = __ballot_sync(0xffffffffu, tie);
+        const bool sel = valid && (bits > tau || (tie && run_tie + __popc(tb & lt) < keep_j));
+        const unsigned sb = __ballot_sync(0xffffffffu, sel);
+        if (sel) {
+            out[run_sel + __popc(sb & lt)] = c;
+            keys += ko[c + 1] - ko[c];
         }
+        run_tie += __popc(tb);
+        run_sel += __popc(sb);
     }
-    double kt = block_sum<double>((double)keys, s_redd);
-    if (tid == 0) {
-        cnt[(size_t)bh * cq + r] = keep;
+    double kt = warp_sum_d((double)keys);
+    if (lane == 0) {
+        cnt[(size_t)bh * cq + r] = run_sel;
         const int32_t *qo = q_off + (size_t)bh * (cq + 1);
         atomicAdd(dens + bh, kt * (double)(qo[r + 1] - qo[r]));
     }
@@ -668,11 +829,10 @@ __global__ void __launch_bounds__(SEL_THREADS)
 cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *k_off, int BH, int H,
                            int cq, int ck, double top_p, const svoo_cu_floor *fl, int32_t *colbuf,
                            int32_t *cnt, double *dens, cudaStream_t st) {
-    int P = 1;
-    while (P < ck) P <<= 1;
-    size_t sm = (size_t)P * 8 + (size_t)ck * 4;
-    k_select<<<dim3(cq, BH), SEL_THREADS, sm, st>>>(A, q_off, k_off, H, cq, ck, P, top_p, *fl, colbuf,
-                                                    cnt, dens);
+    const int64_t rows = (int64_t)BH * cq;
+    size_t sm = (size_t)SEL_WARPS * ck * sizeof(float);
+    k_select<<<(unsigned)((rows + SEL_WARPS - 1) / SEL_WARPS), SEL_WARPS * 32, sm, st>>>(
+        A, q_off, k_off, BH, H, cq, ck, top_p, *fl, colbuf, cnt, dens);
     LAUNCH_CHECK();
 }
 
@@ -752,7 +912,10 @@ cudaError_t svoo_cu_dense_plan(int BH, int64_t nq, int64_t nk, int32_t *q_off, i
 }
 
 cudaError_t svoo_cu_plan_setup(void) {
-    cudaError_t e = setup_assign<64>();
+    const char *r = getenv("SVOO_CUDA_REFINE");
+    float gap = r && r[0] == '0' ? -1.0f : INFINITY;
+    cudaError_t e = cudaMemcpyToSymbol(g_refine_gap, &gap, sizeof gap);
+    if (!e) e = setup_assign<64>();
     if (!e) e = setup_assign<128>();
     if (!e) e = cudaFuncSetAttribute(k_select, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
     return e;

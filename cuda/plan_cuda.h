@@ -24,6 +24,8 @@ cudaError_t svoo_cu_init_samples(int dtype, svoo_dview x, int BH, int64_t n, int
 cudaError_t svoo_cu_gemm(int ta, int tb, const float *A, const float *B, float *C, int BH, int M,
                          int N, int K, float alpha, int64_t sa, int64_t sb, int64_t sc,
                          cudaStream_t st);
+/* G[bh] = mu[bh]^T mu[bh] (d x d) over co rows */
+cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaStream_t st);
 /* assignment weights for argmax_c (x . w_c + bias_c):
  *   gram = 1: w_c = wf_c / |P_c| with wf = mu G (already in wf), |P_c|^2 = mu_c . wf_c
  *   gram = 0: w_c = mu_c, bias_c = -|mu_c|^2 / 2 (k-means)
@@ -31,9 +33,11 @@ cudaError_t svoo_cu_gemm(int ta, int tb, const float *A, const float *B, float *
 cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c, int cpad, int d,
                             unsigned *wmax, float *bias, __half *wh, float *bias_h,
                             cudaStream_t st);
-/* label[bh][i] = argmax_c (x_i . wh_c + bias_h_c), tensor cores, first max on ties */
+/* label[bh][i] = argmax_c (x_i . w_c + bias_c): fp16 tensor cores on wh/bias_h,
+ * near ties re-scored in f32 from wf/bias (c x d unscaled); first max on ties */
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
-                           const float *bias_h, int cpad, int32_t *label, cudaStream_t st);
+                           const float *bias_h, int cpad, const float *wf, const float *bias, int c,
+                           int32_t *label, cudaStream_t st);
 /* stable counting sort of labels: perm[bh][pos] = row, off[bh][0..c] */
 cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t *hist,
                          int32_t *perm, int32_t *off, cudaStream_t st);
