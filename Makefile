@@ -35,10 +35,28 @@ test: build
 test-python:
 	@if [ -d python/tests ]; then SVOO_LIBRARY_PATH=$(CURDIR)/$(BUILD)/libsvoo.so /usr/bin/python3 -m pytest -q python/tests; fi
 
+# The whole ctest suite under ASan + UBSan + LeakSanitizer (docs/RELIABILITY.md).
+# -O1 keeps asserts and stack traces and runs several times faster than -O0.
+# tools/lsan.supp: OpenMP / OpenBLAS thread-pool internals only.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+           LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test-asan: deps-test
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSVOO_ASAN=ON -DSVOO_CUDA=OFF
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DSVOO_ASAN=ON -DSVOO_CUDA=OFF
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1
+	cd build-asan && $(SAN_ENV) ctest --output-on-failure -j 1
+
+# valgrind memcheck over the CLI (tools/valgrind.sh; builds build-valgrind/ without -march=native)
+valgrind: deps-test
+	sh tools/valgrind.sh
+
+# libFuzzer targets (clang): build, then run each for FUZZ_SECONDS
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= safetensors npy profile_csv config
+fuzz: deps-test
+	fuzz/build.sh $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	    fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
 # GPU tests (needs a CUDA device): test_cuda, then memcheck + racecheck on a
 # quick subset. Builds only when $(BUILD)/test_cuda is missing, so a build
