@@ -609,7 +609,21 @@ __global__ void __launch_bounds__(256) k_centroids(svoo_dview x, int64_t n, int 
     if (e == s) return; /* empty cluster keeps its centroid */
     const int32_t *p = perm + (size_t)bh * n;
     double acc[E] = {};
-    for (int32_t i = s + warp; i < e; i += 8) {
+    int32_t i = s + warp;
+    for (; i + 24 < e; i += 32) { /* four rows in flight per warp */
+        float v[4][E];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const T *xr = dv_row<T>(x, bh, p[i + 8 * u]) + lane * E;
+#pragma unroll
+            for (int k = 0; k < E; k++) v[u][k] = to_f(xr[k]);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+#pragma unroll
+            for (int k = 0; k < E; k++) acc[k] += (double)v[u][k];
+    }
+    for (; i < e; i += 8) {
         const T *xr = dv_row<T>(x, bh, p[i]) + lane * E;
 #pragma unroll
         for (int k = 0; k < E; k++) acc[k] += (double)to_f(xr[k]);
@@ -731,6 +745,15 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     tot = warp_sum_d(tot);
     __syncwarp();
     /* S(u) = sum of p with bits >= u (p >= 0 only); C(u) their count */
+    auto mass_ge_f = [&](unsigned u) {
+        float sum = 0.f;
+        for (int c = lane; c < ck; c += 32) {
+            float p = sp[c];
+            if (p >= 0.f && __float_as_uint(p) >= u) sum += p;
+        }
+        for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        return sum;
+    };
     auto mass_ge = [&](unsigned u, double *S, int *C) {
         double sum = 0;
         int k = 0;
@@ -751,6 +774,15 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     {
         unsigned lo = 0, hi = 0x7f800001u; /* S(lo) >= thr, S(hi) < thr (thr > 0) */
         if (!(thr > 0)) lo = hi = 0x7f800001u;
+        /* coarse search in float, then the last steps in double */
+        const float thr_f = (float)thr;
+        while (hi - lo > 1) {
+            unsigned mid = lo + (hi - lo) / 2;
+            float S = mass_ge_f(mid);
+            if (S >= thr_f * 1.0001f) lo = mid;
+            else if (S < thr_f * 0.9999f) hi = mid;
+            else break; /* too close to tell in float */
+        }
         while (hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
             double S;
