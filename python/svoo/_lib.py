@@ -188,6 +188,9 @@ class svoo_config(ctypes.Structure):
         ("check_finite", ctypes.c_int),
         ("log_fn", LOG_FN),
         ("log_user", vp),
+        # CUDA workspace sizing
+        ("max_batch", ctypes.c_int),
+        ("max_tokens", ctypes.c_int64),
     ]
 
 

@@ -406,12 +406,19 @@ class SparseAttention:
     def _context(self, heads, head_dim, qv, stream):
         g = self._geometry
         gkey = tuple(sorted(g.items())) if g else None
-        key = (heads, head_dim, qv.device, qv.device_index, gkey)
+        # a CUDA context's workspace is sized for (batch, tokens) at creation
+        size = (qv.shape[0], qv.shape[2]) if qv.device == "cuda" else None
+        key = (heads, head_dim, qv.device, qv.device_index, gkey, size)
         entry = self._ctxs.get(key)
         if entry is not None:
             return entry
         dev = L.DEVICE_CUDA if qv.device == "cuda" else L.DEVICE_CPU
         cfg = self._make_config(heads, head_dim, dev, qv.device_index, stream, g)
+        if size is not None:
+            if "max_batch" not in self.knobs:
+                cfg.max_batch = size[0]
+            if "max_tokens" not in self.knobs:
+                cfg.max_tokens = size[1]
         ctx = ctypes.c_void_p()
         s = L.svoo_ctx_create(ctypes.byref(cfg), ctypes.byref(ctx))
         if s != L.SVOO_OK:
