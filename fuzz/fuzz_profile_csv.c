@@ -23,12 +23,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t count = svoo_alloc_fail_at(0);
     fz_check_status(s, "svoo_profile_load");
     FZ_CHECK((s == SVOO_OK) == (p != NULL), "status vs handle");
-    /* known bug (docs/RELIABILITY.md, B2): a grid over 2^28 cells comes back as
-     * SVOO_ERR_INVALID_ARGUMENT from svoo_profile_create; FUZZ_TOLERATE_KNOWN=1
-     * lets a campaign go on past it */
-    if (s == SVOO_ERR_INVALID_ARGUMENT && getenv("FUZZ_TOLERATE_KNOWN") &&
-        strstr(svoo_last_error(NULL), "profile grid"))
-        s = SVOO_ERR_PROFILE_FORMAT;
     FZ_CHECK(s == SVOO_OK || s == SVOO_ERR_PROFILE_FORMAT || s == SVOO_ERR_DUPLICATE_NAME ||
                  s == SVOO_ERR_OUT_OF_MEMORY || s == SVOO_ERR_IO,
              "unexpected status %s: %s", svoo_status_name(s), svoo_last_error(NULL));

@@ -74,6 +74,11 @@ static void test_csv_bad_inputs(void **state) {
     snprintf(buf, sizeof buf, "%s1,0,0,0.5\n1,0,1,0.5\n2,0,1,0.5\n", H); /* (2,0,0) missing */
     expect_bad("gap.csv", buf, SVOO_ERR_PROFILE_FORMAT, 0);
     assert_non_null(strstr(svoo_last_error(NULL), "step 2, layer 0, head 0"));
+    /* bug B2 (fuzz): one row declaring a 100000 x 2684 x 1 grid was allocated
+     * in full (2.1 GB) before its gaps were reported */
+    snprintf(buf, sizeof buf, "%s100000,2683,0,0.5\n", H);
+    expect_bad("hugegrid.csv", buf, SVOO_ERR_PROFILE_FORMAT, 0);
+    assert_non_null(strstr(svoo_last_error(NULL), "100000 x 2684 x 1"));
     snprintf(buf, sizeof buf, "%s0,0,0,0.5\n", H); /* steps are 1-based */
     expect_bad("step0.csv", buf, SVOO_ERR_PROFILE_FORMAT, 2);
     snprintf(buf, sizeof buf, "%s1,0,0\n", H);
@@ -264,7 +269,9 @@ static void test_profiler_round_trip(void **state) {
     svoo_stability st;
     assert_int_equal(svoo_profiler_stability(pr, L, &st), SVOO_ERR_OUT_OF_RANGE);
     assert_int_equal(svoo_profiler_stability(pr, -2, &st), SVOO_ERR_OUT_OF_RANGE);
-    assert_int_equal(svoo_profiler_result(pr, (svoo_merge)7, &pmax), SVOO_ERR_INVALID_ARGUMENT);
+    svoo_profile *none = NULL;
+    assert_int_equal(svoo_profiler_result(pr, (svoo_merge)7, &none), SVOO_ERR_INVALID_ARGUMENT);
+    assert_null(none);
     svoo_profiler *bad = NULL;
     assert_int_equal(svoo_profiler_create(0, 1, 1, 0.95, 1, &bad), SVOO_ERR_INVALID_ARGUMENT);
     assert_int_equal(svoo_profiler_create(1, 1, 1, 1.5, 1, &bad), SVOO_ERR_INVALID_ARGUMENT);

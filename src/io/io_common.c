@@ -53,9 +53,10 @@ svoo_status svoo_tf_append(svoo_tensorfile *f, char *name, svoo_dtype dt, int ra
     if (nbytes && ((uintptr_t)data % es) != 0) {
         copy = svoo_aligned_alloc(nbytes);
         if (!copy) {
+            svoo_status s = svoo_err(SVOO_ERR_OUT_OF_MEMORY, "%s: tensor '%s': aligned copy of %zu bytes",
+                                     f->path, name ? name : "", nbytes);
             svoo_free(name);
-            return svoo_err(SVOO_ERR_OUT_OF_MEMORY, "%s: tensor '%s': aligned copy of %zu bytes",
-                            f->path, name ? name : "", nbytes);
+            return s;
         }
         memcpy(copy, data, nbytes);
         data = copy;

@@ -266,6 +266,15 @@ svoo_status svoo_profile_load(const char *path, svoo_profile **out) {
         st = FMT_ERR("%s:%ld: no entries", path, lineno);
         goto done;
     }
+    /* a complete grid has exactly nrows cells: refuse one far larger before
+     * allocating it (a 20-byte file may declare 10^9 cells); a few holes are
+     * allocated so that the first one can be named below */
+    if ((double)ms * (double)(ml + 1) * (double)(mh + 1) > 4.0 * (double)nrows + (double)(1 << 20)) {
+        st = FMT_ERR("%s: grid %ld x %ld x %ld (steps x layers x heads) needs %.0f entries, the file has %lld",
+                     path, ms, ml + 1, mh + 1, (double)ms * (double)(ml + 1) * (double)(mh + 1),
+                     (long long)nrows);
+        goto done;
+    }
     if ((st = svoo_profile_create((int)ms, (int)ml + 1, (int)mh + 1, &p))) goto done;
     for (int64_t i = 0; i < nrows; i++) {
         int64_t c = cell(p, (int)rows[i].step - 1, (int)rows[i].layer, (int)rows[i].head);
