@@ -18,6 +18,7 @@ static void help(void) {
            "  --steps S         run an evenly spaced subset of S steps (default all)\n"
            "  --layers L        run the first L layers (default all)\n"
            "  --top-p P         top-p of SVOO/SVG2 (default 0.9)\n"
+           "  --ear             error-aware compensation of dropped key clusters (SVOO/SVG2)\n"
            "  --recall-rows R   rows per head sampled for recall (default 64)\n"
            "  --frames/--height/--width/--text N   latent geometry (SVG on dumps)\n"
            "  --seed X          generator seed (default 1)\n"
@@ -32,7 +33,7 @@ int cmd_run(int argc, char **argv) {
         {"steps", 1, 0, 's'},  {"layers", 1, 0, 'l'},  {"top-p", 1, 0, 't'},   {"recall-rows", 1, 0, 'r'},
         {"frames", 1, 0, 'F'}, {"height", 1, 0, 'Y'},  {"width", 1, 0, 'X'},   {"text", 1, 0, 'T'},
         {"seed", 1, 0, 'S'},   {"threads", 1, 0, 'j'}, {"json", 0, 0, 'J'},    {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+        {"help", 0, 0, 'h'},   {"ear", 0, 0, 'E'},     {0, 0, 0, 0}};
     run_workload w;
     memset(&w, 0, sizeof w);
     w.seed = 1;
@@ -40,7 +41,7 @@ int cmd_run(int argc, char **argv) {
     w.dtype = SVOO_F32;
     const char *methods = "svoo";
     double top_p = 0;
-    int json = 0;
+    int json = 0, ear = 0;
     long long v;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -60,6 +61,7 @@ int cmd_run(int argc, char **argv) {
         case 'S': if (cli_parse_int(optarg, 0, (1LL << 62), &v)) return cli_usage_error("run", "--seed: '%s'", optarg); w.seed = (uint64_t)v; break;
         case 'j': if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error("run", "--threads: '%s'", optarg); w.threads = (int)v; break;
         case 'J': json = 1; break;
+        case 'E': ear = 1; break;
         case 'q': w.quiet = 1; break;
         case 'h': help(); return CLI_OK;
         default: return cli_usage_error("run", "bad option");
@@ -79,6 +81,7 @@ int cmd_run(int argc, char **argv) {
         }
         run_method_init(&ms[nm], m, NULL);
         ms[nm].top_p = top_p;
+        ms[nm].ear = ear;
         nm++;
     }
     free(list);

@@ -154,6 +154,7 @@ static svoo_status make_ctx(run_workload *w, run_method *m, const svoo_profile *
     c.recall_rows = m->method == SVOO_METHOD_DENSE ? 0 : w->recall_rows;
     if (m->top_p > 0) c.top_p = m->top_p;
     if (m->floor_ratio >= 0) c.floor_ratio = m->floor_ratio;
+    c.ear = m->ear;
     if (m->method == SVOO_METHOD_SVOO) c.profile = profile;
     return svoo_ctx_create(&c, &m->ctx);
 }

@@ -14,6 +14,7 @@ typedef struct {
     svoo_method method;
     double top_p;        /* <= 0: the method's default */
     double floor_ratio;  /* < 0: default (SVG2 floor / SVOO fallback) */
+    int ear;             /* error-aware compensation of dropped key clusters */
     svoo_ctx *ctx;
     /* totals over all calls (warm-up included: what a user waits for) */
     double ms_total, ms_plan, ms_permute, ms_attend;
