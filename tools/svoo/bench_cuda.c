@@ -39,6 +39,9 @@ static void help(void) {
            "output's rel-L2 vs dense. Q/K/V: svoo_synth (calibrated to the preset's profile)\n"
            "or, with --random or without src/synth, clustered random data.\n\n"
            "  --preset NAME   synthetic preset (default wan2.1-1.3b-720p)\n"
+           "  --profile CSV   calibrate the heads to this SVOO profile (and give SVOO its floors);\n"
+           "                  default: the generator's built-in density spread\n"
+           "  --top-p P       top-p of SVOO/SVG2 (default 0.9)\n"
            "  --method M      svoo | svg2 | dense (default svoo)\n"
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
@@ -121,11 +124,14 @@ int bench_cuda(int argc, char **argv) {
     static const struct option opts[] = {{"preset", 1, 0, 'p'}, {"method", 1, 0, 'm'}, {"step", 1, 0, 's'},
                                          {"layer", 1, 0, 'l'},  {"heads", 1, 0, 'H'},  {"seq", 1, 0, 'N'},
                                          {"dim", 1, 0, 'd'},    {"reps", 1, 0, 'r'},   {"random", 0, 0, 'R'},
-                                         {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+                                         {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {"profile", 1, 0, 'P'},
+                                         {"top-p", 1, 0, 't'},  {0, 0, 0, 0}};
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
     int random_data = 0, json = 0, c;
+    const char *profile_path = NULL;
+    double top_p = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -140,6 +146,8 @@ int bench_cuda(int argc, char **argv) {
         case 'd': if (cli_parse_int(optarg, 64, 128, &dim)) return cli_usage_error("bench cuda", "bad --dim"); break;
         case 'r': if (cli_parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench cuda", "bad --reps"); break;
         case 'R': random_data = 1; break;
+        case 'P': profile_path = optarg; break;
+        case 't': if (cli_parse_double(optarg, 1e-9, 1.0, &top_p)) return cli_usage_error("bench cuda", "bad --top-p"); break;
         case 'J': json = 1; break;
         case 'h': help(); return CLI_OK;
         default: return CLI_USAGE;
@@ -164,15 +172,20 @@ int bench_cuda(int argc, char **argv) {
     const size_t cnt = (size_t)H * N * D, bytes = cnt * 2;
     uint16_t *hq = malloc(bytes), *hk = malloc(bytes), *hv = malloc(bytes), *ho = malloc(bytes),
              *hd = malloc(bytes);
-    svoo_profile *prof = NULL;
+    svoo_profile *prof = NULL, *source_prof = NULL;
     svoo_synth *syn = NULL;
     const char *src = "random";
+    if (profile_path && !have_synth)
+        return cli_usage_error("bench cuda", "--profile calibrates svoo_synth data (not with --random/--seq)");
     if (have_synth) {
-        svoo_status s = svoo_synth_create(&sc, &syn);
+        svoo_status s = profile_path ? svoo_profile_load(profile_path, &source_prof) : SVOO_OK;
+        if (s) return cli_fail("bench cuda", s, NULL);
+        sc.profile = source_prof;
+        if (!s) s = svoo_synth_create(&sc, &syn);
         if (!s) s = svoo_synth_generate(syn, (int)step, (int)layer, SVOO_BF16, hq, hk, hv);
         if (!s && svoo_synth_profile) s = svoo_synth_profile(syn, &prof);
         if (s) return cli_fail("bench cuda", s, NULL);
-        src = "svoo_synth";
+        src = profile_path ? "svoo_synth (profile)" : "svoo_synth (default spread)";
     } else {
         random_qkv(hq, hk, hv, H, N, D);
     }
@@ -211,6 +224,7 @@ int bench_cuda(int argc, char **argv) {
         cfg.frames = frames, cfg.height = height, cfg.width = width, cfg.text_tokens = text;
         cfg.max_tokens = N;
         cfg.profile = prof;
+        if (top_p > 0 && !pass) cfg.top_p = top_p;
         if ((s = svoo_ctx_create(&cfg, pass ? &dctx : &ctx))) {
             rc = cli_fail("bench cuda", s, NULL);
             goto out;
@@ -276,6 +290,7 @@ out:
     svoo_ctx_free(dctx);
     if (syn && svoo_synth_free) svoo_synth_free(syn);
     svoo_profile_free(prof);
+    svoo_profile_free(source_prof);
     cudaStreamDestroy(st);
     cudaFree(d);
     free(hq);

@@ -243,12 +243,14 @@ out:
 }
 
 int bench_density(int argc, char **argv);
+int bench_cuda(int argc, char **argv);
 
 static void bench_help(void) {
     printf("usage: svoo bench <what> [options]   (svoo bench <what> --help)\n\n"
            "  dense      dense CPU attention vs OpenBLAS sgemm\n"
            "  cocluster  SVOO co-clustering: definition vs Gram re-association\n"
-           "  density    exact density of one head: selection vs full sort\n");
+           "  density    exact density of one head: selection vs full sort\n"
+           "  cuda       one svoo_attention call on the GPU: plan, kernel, whole call, own dense\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -259,5 +261,6 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "dense")) return bench_dense(argc - 1, argv + 1);
     if (!strcmp(argv[1], "cocluster")) return bench_cocluster(argc - 1, argv + 1);
     if (!strcmp(argv[1], "density")) return bench_density(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "cuda")) return bench_cuda(argc - 1, argv + 1);
     return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
 }
