@@ -21,7 +21,7 @@ static void help(void) {
            "  --preset P      workload preset (default tiny: 13x16x24 tokens, 4 heads)\n"
            "  --profile CSV   density profile (default ../shared/data/profiles/sparsity_wan_1.3B_t2v.csv\n"
            "                  when present, else the generator's default spread)\n"
-           "  --steps S       evenly spaced denoising steps to run (default 10 of 50)\n"
+           "  --steps S       evenly spaced denoising steps to run (default 6 of 50)\n"
            "  --png FILE      trade-off plot (default svoo-demo.png)\n"
            "  --json          one JSON object instead of the table\n"
            "  --quiet         no progress on stderr\n");
@@ -115,7 +115,7 @@ int cmd_demo(int argc, char **argv) {
     w.preset = "tiny";
     w.seed = 1;
     w.recall_rows = 64;
-    w.max_steps = 10;
+    w.max_steps = 6;
     w.dtype = SVOO_F32;
     const char *png = "svoo-demo.png";
     int json = 0;
