@@ -33,6 +33,7 @@ static void log_quiet(void *u, const char *m) {
     X(threads_neg, "config.num_threads = -1", c->num_threads = -1, SVOO_ERR_INVALID_ARGUMENT, "config.num_threads") \
     X(frames_neg, "config.frames = -1", c->frames = -1, SVOO_ERR_GEOMETRY, "config.frames") \
     X(text_neg, "config.text_tokens = -5", c->text_tokens = -5, SVOO_ERR_GEOMETRY, "text_tokens") \
+    X(grid_huge, "config.frames x height x width = INT_MAX^3", c->frames = c->height = c->width = 2147483647, SVOO_ERR_GEOMETRY, "2^40") \
     X(svg_nogeo, "method svg without frames/height/width", (c->method = SVOO_METHOD_SVG, c->frames = 0), SVOO_ERR_GEOMETRY, "config.frames") \
     X(wsf_big, "config.warmup_step_frac = 1.5", c->warmup_step_frac = 1.5, SVOO_ERR_INVALID_ARGUMENT, "config.warmup_step_frac") \
     X(wsf_nan, "config.warmup_step_frac = NaN", c->warmup_step_frac = NAN, SVOO_ERR_INVALID_ARGUMENT, "config.warmup_step_frac") \

@@ -68,6 +68,10 @@ svoo_status svoo_config_validate(const svoo_config *c) {
     if (c->num_threads < 0) return BAD("num_threads", "%d must be >= 0", c->num_threads);
     if (c->frames < 0 || c->height < 0 || c->width < 0 || c->text_tokens < 0)
         return svoo_err(SVOO_ERR_GEOMETRY, "config.frames/height/width/text_tokens must be >= 0");
+    /* token counts are int64 everywhere: refuse a grid whose product would not fit */
+    if ((double)c->frames * c->height * c->width + c->text_tokens > (double)(1LL << 40))
+        return svoo_err(SVOO_ERR_GEOMETRY, "config.frames/height/width: %d x %d x %d tokens is beyond 2^40",
+                        c->frames, c->height, c->width);
     if (c->method == SVOO_METHOD_SVG && (c->frames == 0 || c->height == 0 || c->width == 0))
         return svoo_err(SVOO_ERR_GEOMETRY,
                         "config.frames/height/width: SVG needs the latent geometry (got %d x %d x %d)",
