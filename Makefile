@@ -58,8 +58,8 @@ fuzz: deps-test
 	@for t in $(FUZZ_TARGETS); do echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
 	    fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
-# GPU tests (needs a CUDA device): test_cuda, then memcheck + racecheck on a
-# quick subset. Builds only when $(BUILD)/test_cuda is missing, so a build
+# GPU tests (needs a CUDA device): test_cuda, then memcheck, racecheck and
+# synccheck on a quick subset. Builds only when $(BUILD)/test_cuda is missing, so a build
 # made elsewhere can be carried to the GPU machine (docs/CUDA.md).
 SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || echo /usr/local/cuda/bin/compute-sanitizer)
 test-cuda:
@@ -67,6 +67,7 @@ test-cuda:
 	./$(BUILD)/test_cuda
 	SVOO_TEST_QUICK=1 $(SANITIZER) --tool memcheck --error-exitcode 1 ./$(BUILD)/test_cuda
 	SVOO_TEST_QUICK=1 $(SANITIZER) --tool racecheck --error-exitcode 1 ./$(BUILD)/test_cuda
+	SVOO_TEST_QUICK=1 $(SANITIZER) --tool synccheck --error-exitcode 1 ./$(BUILD)/test_cuda
 
 install: build
 	cmake --install $(BUILD)
