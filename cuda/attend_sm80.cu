@@ -28,24 +28,13 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <type_traits>
 
-#include "attend.h"
+#include "attend_common.cuh"
 
-namespace {
-
-constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list) */
-constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
-/* per configuration: NW warps, BM = 32 * NW rows per tile, CAP selected
- * clusters per table segment */
-template <int NW> struct Cfg {
-    static constexpr int NT = 32 * NW, BM = 32 * NW, CAP = NW == 4 ? 1024 : 512;
-};
-constexpr int NB = 32; /* cost buckets per (b, h) */
-
-struct Tile {
-    int bh, r, row0, nrows;
-};
+namespace svoo_attend {
 
 thread_local char g_err[256];
 
@@ -57,19 +46,28 @@ svoo_status fail(svoo_status st, const char *fmt, ...) {
     return st;
 }
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
+svoo_status check_launch(const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: %s: %s: %s", what, cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    return SVOO_OK;
 }
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(bytes));
-}
-__device__ __forceinline__ void cp_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-__device__ __forceinline__ void cp_wait0() {
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
+
+} // namespace svoo_attend
+
+namespace {
+
+using namespace svoo_attend;
+
+constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list) */
+constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
+/* per configuration: NW warps, BM = 32 * NW rows per tile, CAP selected
+ * clusters per table segment */
+template <int NW> struct Cfg {
+    static constexpr int NT = 32 * NW, BM = 32 * NW, CAP = NW == 4 ? 1024 : 512;
+};
+constexpr int NB = 32; /* cost buckets per (b, h) */
 
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -95,16 +93,6 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
                      "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-}
-
-template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y) {
-    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
-        __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
-        return *reinterpret_cast<uint32_t *>(&v);
-    } else {
-        __half2 v = __floats2half2_rn(x, y);
-        return *reinterpret_cast<uint32_t *>(&v);
     }
 }
 
@@ -228,19 +216,6 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
     }
 }
 
-/* permuted key position of concatenated position x of the current table
- * segment -> original key row (or -1 past the end). `cur` is the caller's
- * cursor into the table: x only grows, so it advances by about one cluster
- * per key tile (tcum[nseg] == total stops it). */
-__device__ __forceinline__ int key_row(int x, int total, int &cur, const int *tstart,
-                                       const int *tcum, const int32_t *kperm) {
-    if (x >= total) return -1;
-    while (tcum[cur + 1] <= x)
-        cur++;
-    int pos = tstart[cur] + (x - tcum[cur]);
-    return kperm ? __ldg(kperm + pos) : pos;
-}
-
 template <int D, typename T, int KN, int NW>
 __global__ void __launch_bounds__(32 * NW, 8 / NW)
     attend_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
@@ -318,46 +293,9 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
     for (int seg = e0; seg < e1; seg += CAP) {
         const int nseg = min(CAP, e1 - seg);
         __syncthreads(); /* previous segment's table readers are done */
-        /* table: start and exclusive prefix of the selected clusters' sizes */
-        constexpr int PER = CAP / NTHR;
-        int sz[PER], run = 0;
-#pragma unroll
-        for (int j = 0; j < PER; j++) {
-            int i = tid * PER + j;
-            sz[j] = 0;
-            if (i < nseg) {
-                int c = __ldg(p.col + seg + i);
-                int st = __ldg(koff + c);
-                sz[j] = __ldg(koff + c + 1) - st;
-                tstart[i] = st;
-            }
-            run += sz[j];
-        }
-        int incl = run;
-#pragma unroll
-        for (int d = 1; d < 32; d <<= 1) {
-            int y = __shfl_up_sync(0xffffffffu, incl, d);
-            if (lane >= d) incl += y;
-        }
-        if (lane == 31) scan[warp] = incl;
-        __syncthreads();
-        int wbase = 0, total = 0;
-#pragma unroll
-        for (int w = 0; w < NTHR / 32; w++) {
-            int y = scan[w];
-            wbase += w < warp ? y : 0;
-            total += y;
-        }
-        int ex = wbase + incl - run;
-#pragma unroll
-        for (int j = 0; j < PER; j++) {
-            int i = tid * PER + j;
-            if (i < nseg) tcum[i] = ex;
-            ex += sz[j];
-        }
-        if (tid == 0) tcum[nseg] = total;
+        const int total = build_table<NTHR, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
+                                                 [] { __syncthreads(); });
         const int ntk = (total + KN - 1) / KN;
-        __syncthreads();
         if (ntk == 0) continue;
 
         int cur = 0; /* this thread's table cursor (threads < KN) */
@@ -545,14 +483,6 @@ svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, c
     return SVOO_OK;
 }
 
-svoo_status check_launch(const char *what) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: %s: %s: %s", what, cudaGetErrorName(e),
-                    cudaGetErrorString(e));
-    return SVOO_OK;
-}
-
 bool row_aligned(const void *ptr, int64_t sb, int64_t sh, int64_t sn) {
     return ((uintptr_t)ptr & 15) == 0 && sb % 8 == 0 && sh % 8 == 0 && sn % 8 == 0;
 }
@@ -577,10 +507,40 @@ __global__ void permute_kernel(const T *src, T *dst, int64_t sb, int64_t sh, int
 
 } // namespace
 
+svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm, void *workspace,
+                                        cudaStream_t s, WorkList *wl) {
+    const int64_t BH = (int64_t)p->B * p->H;
+    const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
+    char *ws = (char *)workspace;
+    int *hist = (int *)(ws + w.hist), *ntiles = (int *)(ws + w.ntiles);
+    int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
+    Tile *tiles = (Tile *)(ws + w.tiles);
+    const int64_t ncl = BH * p->Cq;
+    svoo_status st;
+    cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: memset: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key);
+    if ((st = check_launch("work-list count"))) return st;
+    wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
+    if ((st = check_launch("work-list scan"))) return st;
+    wl_scatter<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key, tiles);
+    if ((st = check_launch("work-list scatter"))) return st;
+    wl->tiles = tiles;
+    wl->ntiles = ntiles;
+    wl->max_tiles = w.max_tiles;
+    return SVOO_OK;
+}
+
 /* dev hook: kernel variant for D = 128: rows x keys per tile, 0: 128 x 64 (4 warps),
  * 1: 128 x 32 (4 warps), 2: 64 x 32 (2 warps), 3: 64 x 64 (2 warps) */
 extern "C" int svoo_cuda_attend_variant;
 int svoo_cuda_attend_variant = 0;
+/* dev hook: kernel choice, 0: automatic (SVOO_CUDA_KERNEL), 1: sm80 (mma.sync),
+ * 2: sm90 (wgmma; compute capability 9.0 only) */
+extern "C" int svoo_cuda_attend_kernel;
+int svoo_cuda_attend_kernel = 0;
 
 extern "C" size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq) {
     if (B < 1 || H < 1 || N_q < 1 || Cq < 1) return 0;
@@ -632,22 +592,36 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     svoo_status st = check_launch("earlier asynchronous error");
     if (st) return st;
     cudaStream_t s = (cudaStream_t)stream;
-    char *ws = (char *)workspace;
-    int *hist = (int *)(ws + w.hist), *ntiles = (int *)(ws + w.ntiles);
-    int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
-    Tile *tiles = (Tile *)(ws + w.tiles);
-    const int64_t ncl = BH * p->Cq;
+    int dev = 0, optin = 0, ccmaj = 0, ccmin = 0;
+    cudaError_t e2 = cudaGetDevice(&dev);
+    if (e2 == cudaSuccess)
+        e2 = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e2 == cudaSuccess)
+        e2 = cudaDeviceGetAttribute(&ccmaj, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e2 == cudaSuccess)
+        e2 = cudaDeviceGetAttribute(&ccmin, cudaDevAttrComputeCapabilityMinor, dev);
+    if (e2 != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e2),
+                    cudaGetErrorString(e2));
+
+    /* Hopper (9.0): the wgmma kernel (attend_sm90.cu) unless SVOO_CUDA_KERNEL=sm80
+     * (or the dev hook) asks for this file's mma.sync kernel */
+    int kern = svoo_cuda_attend_kernel;
+    if (kern == 0) {
+        const char *env = getenv("SVOO_CUDA_KERNEL");
+        kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
+    }
+    if (kern == 2 && ccmaj == 9 && ccmin == 0) {
+        WorkList wl;
+        if ((st = build_worklist(p, 128, workspace, s, &wl))) return st;
+        if ((st = attend_sm90(p, wl, s))) return st;
+        return check_launch("attention kernel (sm90)");
+    }
+
     int var = svoo_cuda_attend_variant;
     if (p->D == 128) {
         /* fall back to smaller tiles where a block cannot have the shared
          * memory (sm_86 / sm_89: 99 KB per block) */
-        int dev = 0, optin = 0;
-        cudaError_t e2 = cudaGetDevice(&dev);
-        if (e2 == cudaSuccess)
-            e2 = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-        if (e2 != cudaSuccess)
-            return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s",
-                        cudaGetErrorName(e2), cudaGetErrorString(e2));
         const size_t need[4] = {Smem<128, 64, 4>::total, Smem<128, 32, 4>::total,
                                 Smem<128, 32, 2>::total, Smem<128, 64, 2>::total};
         if (var < 0 || var > 3) var = 0;
@@ -655,34 +629,28 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         if (need[var] > (size_t)optin) var = 2;
     }
     const int bm = (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128;
-    cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: memset: %s: %s", cudaGetErrorName(e),
-                    cudaGetErrorString(e));
-    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key);
-    if ((st = check_launch("work-list count"))) return st;
-    wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
-    if ((st = check_launch("work-list scan"))) return st;
-    wl_scatter<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key, tiles);
-    if ((st = check_launch("work-list scatter"))) return st;
+    WorkList wl;
+    if ((st = build_worklist(p, bm, workspace, s, &wl))) return st;
+    const Tile *tiles = wl.tiles;
+    const int *ntiles = wl.ntiles;
 
     const bool bf = p->dtype == SVOO_CUDA_BF16;
     if (p->D == 128) {
         if (var == 1)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, tiles, ntiles, w.max_tiles, s)
-                    : launch_attend<128, __half, 32, 4>(p, tiles, ntiles, w.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, tiles, ntiles, wl.max_tiles, s)
+                    : launch_attend<128, __half, 32, 4>(p, tiles, ntiles, wl.max_tiles, s);
         else if (var == 2)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, tiles, ntiles, w.max_tiles, s)
-                    : launch_attend<128, __half, 32, 2>(p, tiles, ntiles, w.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, tiles, ntiles, wl.max_tiles, s)
+                    : launch_attend<128, __half, 32, 2>(p, tiles, ntiles, wl.max_tiles, s);
         else if (var == 3)
-            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, tiles, ntiles, w.max_tiles, s)
-                    : launch_attend<128, __half, 64, 2>(p, tiles, ntiles, w.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, tiles, ntiles, wl.max_tiles, s)
+                    : launch_attend<128, __half, 64, 2>(p, tiles, ntiles, wl.max_tiles, s);
         else
-            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, tiles, ntiles, w.max_tiles, s)
-                    : launch_attend<128, __half, 64, 4>(p, tiles, ntiles, w.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, tiles, ntiles, wl.max_tiles, s)
+                    : launch_attend<128, __half, 64, 4>(p, tiles, ntiles, wl.max_tiles, s);
     } else {
-        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, tiles, ntiles, w.max_tiles, s)
-                : launch_attend<64, __half, 64, 4>(p, tiles, ntiles, w.max_tiles, s);
+        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, tiles, ntiles, wl.max_tiles, s)
+                : launch_attend<64, __half, 64, 4>(p, tiles, ntiles, wl.max_tiles, s);
     }
     if (st) return st;
     return check_launch("attention kernel");

@@ -1,6 +1,9 @@
-// attend_test.cu : standalone harness of cuda/attend_sm80.cu.
-//   attend_test check          correctness suite (random plans vs CPU f64 / f32 references)
-//   attend_test bench [reps]   timing at H = 12, N = 75,600, D = 128 (bf16)
+// attend_test.cu : standalone harness of cuda/attend_sm80.cu and cuda/attend_sm90.cu.
+//   attend_test check                  correctness suite (random plans vs CPU f64 / f32
+//                                      references), every case on each kernel the device has
+//   attend_test bench [reps] [g] [full] timing at H = 12, N = 75,600, D = 128 (bf16): the
+//                                      sm90 wgmma kernel (compute capability 9.0) and the
+//                                      sm80 128x64 kernel; `full` adds 64x32 and permute+contig
 // Build: dev/cuda/build.sh (binary in build-cuda-dev/).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -20,6 +23,9 @@
 #include "attend.h"
 
 extern "C" int svoo_cuda_attend_variant;
+extern "C" int svoo_cuda_attend_kernel; // 0 auto, 1 sm80, 2 sm90
+static bool g_sm90 = false;             // device is compute capability 9.0
+static bool g_full = false;             // bench: also 64x32 and permute+contig
 
 #define CK(x)                                                                                      \
     do {                                                                                           \
@@ -280,7 +286,7 @@ struct Case {
     float amp;
 };
 
-static void run_case(const Case &c, uint64_t seed) {
+static void run_case(const Case &c, uint64_t seed, int kernel) {
     const int BH = c.B * c.H;
     Plan pl = make_plan(BH, c.Nq, c.Nk, c.Cq, c.Ck, c.density, c.identity, c.none_row, c.shuffle,
                         c.nempty, seed);
@@ -306,10 +312,13 @@ static void run_case(const Case &c, uint64_t seed) {
     svoo_cuda_attend_params p =
         make_params(pl, dp, c.B, c.H, c.D, c.dtype, q, k, v, o, lq, lk, lk, lo);
     svoo_cuda_attend_variant = c.variant;
+    svoo_cuda_attend_kernel = kernel;
     svoo_status st = svoo_cuda_attend(&p, ws, ws_bytes, nullptr);
+    svoo_cuda_attend_kernel = 0;
+    const std::string name = std::string(c.name) + (kernel == 2 ? " [sm90]" : " [sm80]");
     CK(cudaDeviceSynchronize());
     if (st) {
-        printf("%-28s FAIL status %d: %s\n", c.name, (int)st, svoo_cuda_attend_last_error());
+        printf("%-35s FAIL status %d: %s\n", name.c_str(), (int)st, svoo_cuda_attend_last_error());
         g_fail++;
         return;
     }
@@ -348,9 +357,9 @@ static void run_case(const Case &c, uint64_t seed) {
     const bool ok = nan_count == 0 && zero_bad == 0 && rel <= 2 * rel32 + 1e-6 && rel < 2e-2;
     if (!ok) g_fail++;
     printf(
-        "%-28s %s  rel_l2 %.3e  (f32/%s-P ref %.3e, ratio %.2f)  density %.3f  nan/unwritten %ld  "
+        "%-35s %s  rel_l2 %.3e  (f32/%s-P ref %.3e, ratio %.2f)  density %.3f  nan/unwritten %ld  "
         "nonzero-empty %ld\n",
-        c.name, ok ? "ok  " : "FAIL", rel, c.dtype ? "f16" : "bf16", rel32,
+        name.c_str(), ok ? "ok  " : "FAIL", rel, c.dtype ? "f16" : "bf16", rel32,
         rel32 > 0 ? rel / rel32 : 0.0, pl.density(), nan_count, zero_bad);
     cudaFree(q);
     cudaFree(k);
@@ -434,10 +443,21 @@ static int do_check() {
          0, 0, 3.f},
         {"bf16 d128 big clusters", 1, 2, 3000, 3000, 128, 0, 3, 7, 0.5, false, true, false, false,
          0, 0, 1.f},
+        // many work items per block of the persistent sm90 kernel
+        {"bf16 d128 many tiles", 2, 4, 4000, 3000, 128, 0, 40, 60, 0.3, false, true, true, false, 3,
+         0, 1.f},
+        {"f16 d64 many tiles bnhd", 2, 4, 4000, 3000, 64, 1, 40, 60, 0.3, false, true, true, true,
+         3, 0, 1.f},
+        {"f16 d128 Ck 1100 (>CAP) dense", 1, 2, 700, 2000, 128, 1, 5, 1100, -1, false, false, false,
+         false, 5, 0, 1.f},
     };
     uint64_t seed = 12345;
-    for (const Case &c : cases)
-        run_case(c, seed++);
+    for (const Case &c : cases) {
+        // variant cases are sm80 tile shapes; the others run on every kernel
+        if (g_sm90 && c.variant == 0) run_case(c, seed, 2);
+        run_case(c, seed, 1);
+        seed++;
+    }
     check_errors();
     printf("check: %s (%d failures)\n", g_fail ? "FAILED" : "passed", g_fail);
     return g_fail ? 1 : 0;
@@ -551,8 +571,10 @@ static int do_bench(int reps) {
         Plan pl = make_plan(B * H, N, N, c.Cq, c.Ck, c.density, c.identity, false, false, 0, 777);
         DevPlan dp = upload(pl);
         const double dens = pl.density();
-        for (int var : {0, 2, -1}) {
+        for (int var : {9, 0, 2, -1}) {
             if (var == -1 && c.identity) continue;
+            if (var == 9 && !g_sm90) continue;
+            if ((var == 2 || var == -1) && !g_full) continue;
             svoo_cuda_attend_variant = var < 0 ? g_best : var;
             CK(cudaMemsetAsync(o, 0xFF, n * 2, s));
             svoo_cuda_attend_params p = make_params(pl, dp, B, H, D, 0, q, k, v, o, l, l, l, l);
@@ -561,7 +583,8 @@ static int do_bench(int reps) {
             static const char *names[] = {"gather 128x64", "gather 128x32", "gather 64x32",
                                           "gather 64x64"};
             if (var >= 0) {
-                vname = names[var];
+                vname = var == 9 ? "sm90 wgmma 128x128" : names[var];
+                svoo_cuda_attend_kernel = var == 9 ? 2 : 1;
                 ms = time_ms(s, reps, [&] {
                     svoo_status st = svoo_cuda_attend(&p, ws, ws_bytes, s);
                     if (st) {
@@ -573,6 +596,7 @@ static int do_bench(int reps) {
                 // explicit permute: Q, K, V -> contiguous permuted, attend with identity,
                 // O <- inverse permute
                 vname = g_best == 0 ? "permute+contig 128x64" : "permute+contig 64x32";
+                svoo_cuda_attend_kernel = 1;
                 svoo_cuda_attend_params pc = p;
                 pc.q = qp, pc.k = kp, pc.v = vp, pc.o = op;
                 pc.q_perm = pc.k_perm = nullptr;
@@ -592,6 +616,7 @@ static int do_bench(int reps) {
                 printf("%-28s %-22s %9.3f\n", c.name, "  (4 permutes alone)", ms_perm);
             }
             CK(cudaStreamSynchronize(s));
+            svoo_cuda_attend_kernel = 0;
             double rel32 = 0;
             double rel = sample_check(pl, hq, hk, hv, o, H, D, 96, &rel32);
             printf("%-28s %-22s %9.3f %8.4f %9.1f  %.3e (%.3e)%s\n", c.name, vname, ms, dens,
@@ -609,8 +634,10 @@ int main(int argc, char **argv) {
     std::string mode = argc > 1 ? argv[1] : "check";
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
-    printf("device %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
-           prop.l2CacheSize >> 20);
+    printf("device %s (cc %d.%d), %d SMs, L2 %d MB\n", prop.name, prop.major, prop.minor,
+           prop.multiProcessorCount, prop.l2CacheSize >> 20);
+    g_sm90 = prop.major == 9 && prop.minor == 0;
+    if (argc > 4 && std::string(argv[4]) == "full") g_full = true;
     int rc = 0;
     if (mode == "check" || mode == "all") rc |= do_check();
     if (argc > 3) g_best = atoi(argv[3]);

@@ -1,0 +1,136 @@
+/* attend_common.cuh : pieces shared by the attention kernels (attend_sm80.cu,
+ * attend_sm90.cu): the device-built work list, the cluster table of a query
+ * tile's selected key clusters, small device helpers, error reporting.
+ * CUDA C++ only (the public interface is attend.h). */
+#ifndef SVOO_CUDA_ATTEND_COMMON_CUH
+#define SVOO_CUDA_ATTEND_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <stdint.h>
+#include <type_traits>
+
+#include "attend.h"
+
+namespace svoo_attend {
+
+/* one work item: rows row0 .. row0+nrows-1 (permuted positions) of query
+ * cluster r of head bh */
+struct Tile {
+    int bh, r, row0, nrows;
+};
+
+/* the work list in the caller's workspace (built by build_worklist) */
+struct WorkList {
+    const Tile *tiles; /* device, ordered (bh, cost descending) */
+    const int *ntiles; /* device, number of valid tiles */
+    int64_t max_tiles; /* host, upper bound of *ntiles */
+};
+
+/* records the message of svoo_cuda_attend_last_error(), returns st */
+svoo_status fail(svoo_status st, const char *fmt, ...);
+/* cudaGetLastError after a launch -> SVOO_ERR_CUDA with a message */
+svoo_status check_launch(const char *what);
+/* enqueues the work-list kernels (row tiles of <= bm rows, bm >= 64) */
+svoo_status build_worklist(const svoo_cuda_attend_params *p, int bm, void *workspace,
+                           cudaStream_t s, WorkList *wl);
+/* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows) */
+svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s);
+
+/* ---- device helpers ---- */
+__device__ __forceinline__ uint32_t smem_u32(const void *ptr) {
+    return (uint32_t)__cvta_generic_to_shared(ptr);
+}
+/* 16 bytes global -> shared, bypassing L1; bytes = 0 writes zeros */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(bytes));
+}
+__device__ __forceinline__ void cp_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+__device__ __forceinline__ void cp_wait0() {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y) {
+    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&v);
+    } else {
+        __half2 v = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&v);
+    }
+}
+
+/* Cluster table of one segment (<= CAP selected key clusters, col[seg ..
+ * seg+nseg-1]) of a query tile: tstart[i] = first permuted key position of
+ * selected cluster i, tcum[i] = exclusive prefix of the sizes, tcum[nseg] =
+ * total. Built by NTHR threads (thread index tid); `bar` synchronises them
+ * (called twice; the caller synchronises before, if the table is reused).
+ * Returns the total number of keys of the segment. */
+template <int NTHR, int CAP, class Bar>
+__device__ __forceinline__ int build_table(const int32_t *__restrict__ col,
+                                           const int32_t *__restrict__ koff, int seg, int nseg,
+                                           int tid, int *tstart, int *tcum, int *scan, Bar bar) {
+    static_assert(CAP % NTHR == 0, "table capacity");
+    constexpr int PER = CAP / NTHR;
+    const int lane = tid & 31, warp = tid >> 5;
+    int sz[PER], run = 0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        int i = tid * PER + j;
+        sz[j] = 0;
+        if (i < nseg) {
+            int c = __ldg(col + seg + i);
+            int st = __ldg(koff + c);
+            sz[j] = __ldg(koff + c + 1) - st;
+            tstart[i] = st;
+        }
+        run += sz[j];
+    }
+    int incl = run;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        int y = __shfl_up_sync(0xffffffffu, incl, d);
+        if (lane >= d) incl += y;
+    }
+    if (lane == 31) scan[warp] = incl;
+    bar();
+    int wbase = 0, total = 0;
+#pragma unroll
+    for (int w = 0; w < NTHR / 32; w++) {
+        int y = scan[w];
+        wbase += w < warp ? y : 0;
+        total += y;
+    }
+    int ex = wbase + incl - run;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        int i = tid * PER + j;
+        if (i < nseg) tcum[i] = ex;
+        ex += sz[j];
+    }
+    if (tid == 0) tcum[nseg] = total;
+    bar();
+    return total;
+}
+
+/* permuted key position of concatenated position x of the current table
+ * segment -> original key row (or -1 past the end). `cur` is the caller's
+ * cursor into the table: x only grows, so it advances by about one cluster
+ * per key tile (tcum[nseg] == total stops it). */
+__device__ __forceinline__ int key_row(int x, int total, int &cur, const int *tstart,
+                                       const int *tcum, const int32_t *kperm) {
+    if (x >= total) return -1;
+    while (tcum[cur + 1] <= x)
+        cur++;
+    int pos = tstart[cur] + (x - tcum[cur]);
+    return kperm ? __ldg(kperm + pos) : pos;
+}
+
+} // namespace svoo_attend
+
+#endif
