@@ -23,6 +23,15 @@ int bench_cuda(int argc, char **argv) {
 #else
 #include <cuda_runtime_api.h>
 
+#include "attend/attend.h"
+#include "core/internal.h"
+
+/* test hook of the CUDA backend (static library only): the plan of the
+ * context's last call, every (b, h) concatenated (cuda/backend_cuda.cu) */
+svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n, int32_t *q_label,
+                                 int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
+                                 int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck);
+
 /* the synthetic workload lives in src/synth; tolerate a build without it */
 #pragma weak svoo_synth_config_init
 #pragma weak svoo_synth_preset
@@ -36,8 +45,9 @@ static void help(void) {
            "Times svoo_attention on CUDA device 0 at a preset's shape (B = 1, bf16): planning\n"
            "(clustering + selection + permutation indices), the attention kernel and the whole\n"
            "call, median of --reps calls each; the dense path on the same tensors; the sparse\n"
-           "output's rel-L2 vs dense. Q/K/V: svoo_synth (calibrated to the preset's profile)\n"
-           "or, with --random or without src/synth, clustered random data.\n\n"
+           "output's rel-L2 vs dense and the GPU plan's recall (64 rows per head, on the host).\n"
+           "Q/K/V: svoo_synth (calibrated to the preset's profile) or, with --random or without\n"
+           "src/synth, clustered random data.\n\n"
            "  --preset NAME   synthetic preset (default wan2.1-1.3b-720p)\n"
            "  --profile CSV   calibrate the heads to this SVOO profile (and give SVOO its floors);\n"
            "                  default: the generator's built-in density spread\n"
@@ -50,6 +60,8 @@ static void help(void) {
            "  --random        random clustered data instead of svoo_synth\n"
            "  --json          one JSON object on stdout\n");
 }
+
+enum { RECALL_ROWS = 64 }; /* as svoo run's default --recall-rows */
 
 static uint64_t rng(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -88,6 +100,41 @@ static void random_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t H, int64_t
         }
     }
     free(cen);
+}
+
+/* recall of the GPU plan of ctx's last call: the dense softmax mass of the
+ * keys each query computes, averaged over `rows` evenly spaced query rows of
+ * every head (svoo_plan_recall on the host, f64). q, k: (H, N, D) bf16.
+ * NaN when the plan cannot be read back. */
+static double gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k, int64_t H,
+                              int64_t N, int D, int rows) {
+    int cq, ck;
+    svoo_clusters_resolve(svoo_ctx_config(ctx), N, &cq, &ck);
+    const size_t nl = (size_t)(H * N);
+    int32_t *qp = malloc(nl * 4), *kp = malloc(nl * 4), *qo = malloc((size_t)H * (cq + 1) * 4),
+            *ko = malloc((size_t)H * (ck + 1) * 4), *rp = malloc((size_t)H * (cq + 1) * 4),
+            *col = malloc((size_t)H * cq * ck * 4), *rl = malloc((size_t)(cq + 1) * 4),
+            *rw = malloc((size_t)rows * 4);
+    float *fq = malloc(sizeof(float) * N * D), *fk = malloc(sizeof(float) * N * D);
+    double sum = 0;
+    int ok = qp && kp && qo && ko && rp && col && rl && rw && fq && fk &&
+             !svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, qp, kp, qo, ko, rp, col, &cq, &ck);
+    for (int r = 0; r < rows && ok; r++) rw[r] = (int32_t)((int64_t)r * N / rows);
+    for (int64_t h = 0; h < H && ok; h++) {
+        svoo_plan p;
+        memset(&p, 0, sizeof p);
+        p.n_q = p.n_k = N;
+        p.cq = cq, p.ck = ck;
+        p.q_perm = qp + h * N, p.k_perm = kp + h * N;
+        p.q_off = qo + h * (cq + 1), p.k_off = ko + h * (ck + 1);
+        const int32_t base = rp[h * (cq + 1)];
+        for (int r = 0; r <= cq; r++) rl[r] = rp[h * (cq + 1) + r] - base;
+        p.row_ptr = rl, p.col = col + base, p.nnz = rl[cq];
+        for (size_t i = 0; i < (size_t)(N * D); i++) fq[i] = f32(q[h * N * D + i]), fk[i] = f32(k[h * N * D + i]);
+        sum += svoo_plan_recall(&p, fq, fk, D, 1.0f / sqrtf((float)D), rw, rows);
+    }
+    free(qp), free(kp), free(qo), free(ko), free(rp), free(col), free(rl), free(rw), free(fq), free(fk);
+    return ok ? sum / (double)H : NAN;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -251,6 +298,9 @@ int bench_cuda(int argc, char **argv) {
         goto out;
     }
     cudaStreamSynchronize(st);
+    /* the plan of ctx's last call is still in its workspace */
+    const double recall =
+        method == SVOO_METHOD_DENSE ? 1.0 : gpu_plan_recall(ctx, (int)layer, hq, hk, H, N, D, RECALL_ROWS);
     cudaMemcpy(ho, dout, bytes, cudaMemcpyDeviceToHost);
     cudaMemcpy(hd, ddense, bytes, cudaMemcpyDeviceToHost);
     double num = 0, den = 0;
@@ -268,10 +318,10 @@ int bench_cuda(int argc, char **argv) {
         printf("{\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
                "\"step\":%lld,\"layer\":%lld,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_attend\":%.3f,"
                "\"ms_call\":%.3f,\"ms_dense\":%.3f,\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
-               "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f}\n",
+               "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f,\"recall\":%.4f}\n",
                prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, stats.density, pm, am,
                call_ms, dense_ms, dense_ms / call_ms, flops * stats.density / am / 1e9, flops / dense_ms / 1e9,
-               rel);
+               rel, recall);
     } else {
         printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
                src, svoo_method_name(method), H, (long long)N, D, step, layer);
@@ -283,6 +333,8 @@ int bench_cuda(int argc, char **argv) {
         printf("  own dense        %8.3f ms  (%.1f TFLOP/s)  -> sparse call %.2fx faster\n", dense_ms,
                flops / dense_ms / 1e9, dense_ms / call_ms);
         printf("  rel-L2 vs dense  %.4f\n", rel);
+        printf("  recall           %.4f  (dense softmax mass of the computed keys, %d rows per head)\n", recall,
+               RECALL_ROWS);
     }
     rc = CLI_OK;
 out:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# tools/device/bench.sh : on the GPU machine (repo root, build-gpu and build-rt
+# carried): svoo bench cuda on profile-calibrated synthetic Q/K/V and the peers
+# (cuBLAS, cuDNN / FA2 SDPA, FlexAttention) in the same command.
+cd build-rt && tar xJf rt.tar.xz && cd ..
+export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
+P=build-rt/profiles; BUILD=${BUILD:-build-gpu}; B=./$BUILD/svoo
+nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
+b() { t0=$(date +%s); echo "== bench cuda $*"; timeout 200 $B bench cuda --reps 10 "$@" 2>&1 | tail -14; echo "($(( $(date +%s)-t0 )) s)"; }
+b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5
+b --profile $P/sparsity_wan_1.3B_t2v.csv --method svg2 --step 10 --layer 5
+b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 30 --layer 15
+b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 45 --layer 25
+# the top-p knob: selected density vs fidelity at the re-planning step
+for tp in 0.8 0.7; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5 --top-p $tp; done
+b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5
+t0=$(date +%s); python3 build-rt/attention_anchors.py --reps 5 2>&1 | tail -20; echo "($(( $(date +%s)-t0 )) s)"
+t0=$(date +%s); python3 build-rt/attention_anchors.py --heads 40 --densities 0.15 --reps 3 2>&1 | tail -8; echo "($(( $(date +%s)-t0 )) s)"

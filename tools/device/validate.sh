@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tools/device/validate.sh : on the GPU machine (repo root, build-gpu and build-rt
+# carried): test_cuda, compute-sanitizer memcheck/racecheck/synccheck on the
+# quick subset, the Python GPU tests. Logs under $OUT when set.
+set -u
+BUILD=${BUILD:-build-gpu}
+OUT=${OUT:-/tmp}
+cd build-rt && tar xJf rt.tar.xz && cd ..
+export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
+mkdir -p shared/data/profiles && cp build-rt/profiles/*.csv shared/data/profiles/
+nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv
+S=/usr/local/cuda/bin/compute-sanitizer
+t0=$(date +%s)
+./$BUILD/test_cuda > $OUT/test_cuda.txt 2>&1; echo "test_cuda rc $? ($(( $(date +%s)-t0 )) s)"; tail -3 $OUT/test_cuda.txt
+for tool in memcheck racecheck synccheck; do t0=$(date +%s)
+  SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
+  echo "$tool rc $? ($(( $(date +%s)-t0 )) s)"; tail -2 $OUT/$tool.txt; done
+t0=$(date +%s)
+SVOO_LIBRARY_PATH=$BUILD/libsvoo.so SVOO_GPU_REPORT=$OUT/py_gpu.json python3 -m pytest -q -s python/tests_gpu > $OUT/pytest_gpu.txt 2>&1
+echo "pytest gpu rc $? ($(( $(date +%s)-t0 )) s)"; tail -25 $OUT/pytest_gpu.txt
