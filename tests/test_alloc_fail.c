@@ -262,10 +262,10 @@ static void test_fuzz_regressions(void **state) {
     struct dirent *e;
     int n = 0;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || (len > 3 && !strcmp(e->d_name + len - 3, ".md"))) continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/fuzz/regress/%s", SVOO_SOURCE_DIR, e->d_name);
-        size_t len = strlen(e->d_name);
         int csv = len > 4 && !strcmp(e->d_name + len - 4, ".csv");
         scenario_fn fn = csv ? profile_load_run : tf_open_run;
         svoo_alloc_fail_at(0);
