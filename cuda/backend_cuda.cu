@@ -13,6 +13,7 @@
 
 #include "attend.h"
 #include "plan_cuda.h"
+#include "plan_svg_cuda.h"
 
 extern "C" {
 #include "core/ctx.h"
@@ -46,12 +47,15 @@ struct cu_ws {
     double *dens;
     void *att;
     size_t att_bytes;
+    svoo_cu_svg_dev svg; /* method svg: the two plans + classification buffers */
 };
 
 struct cu_dims {
     int64_t maxB, maxN;
     int H, d, cq, ck, C, cpad, nch;
     int sparse, warm_layers;
+    int svg; /* method svg: cq = ck = blocks, plans in svgi */
+    svoo_cu_svg_info svgi;
 };
 
 struct cu_state {
@@ -63,6 +67,7 @@ struct cu_state {
     cu_layer *layers; /* [num_layers], NULL entries for dense-only layers */
     cudaEvent_t ev[3];
     double *h_dens; /* pinned, [BH] */
+    int32_t *h_kind; /* pinned, [BH] (svg) */
 };
 
 /* 256-byte aligned sub-allocation of one device block (base NULL: sizing) */
@@ -86,7 +91,19 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     dm->sparse = c->method != SVOO_METHOD_DENSE;
     dm->warm_layers = ceil_frac(c->warmup_layer_frac, c->num_layers);
     dm->cq = dm->ck = 1;
-    if (dm->sparse) svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
+    dm->svg = c->method == SVOO_METHOD_SVG;
+    if (dm->svg) {
+        svoo_status s = svoo_cu_svg_prepare(c, &dm->svgi, nullptr);
+        if (s) return s;
+        dm->cq = dm->ck = dm->svgi.nb;
+        if (c->head_dim != 64 && c->head_dim != 128)
+            return svoo_err(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "config.head_dim: %d (CUDA svg: 64 or 128)", c->head_dim);
+        if ((int64_t)B * c->num_heads * dm->svgi.stride > INT32_MAX)
+            return svoo_err(SVOO_ERR_UNSUPPORTED, "svg: %lld x %d heads x %d blocks of plan exceed 2^31",
+                            (long long)B, c->num_heads, dm->svgi.stride);
+    } else if (dm->sparse) {
+        svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
+    }
     dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
     dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     dm->nch = (int)((N + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
@@ -96,10 +113,10 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     if (dm->H > SVOO_CU_MAX_HEADS)
         return svoo_err(SVOO_ERR_UNSUPPORTED, "config.num_heads: %d (CUDA backend: at most %d)", dm->H,
                         SVOO_CU_MAX_HEADS);
-    if (dm->sparse && dm->ck > SVOO_CU_MAX_SELECT)
+    if (dm->sparse && !dm->svg && dm->ck > SVOO_CU_MAX_SELECT)
         return svoo_err(SVOO_ERR_UNSUPPORTED, "config.k_clusters: %d at N = %lld (CUDA backend: at most %d)",
                         dm->ck, (long long)N, SVOO_CU_MAX_SELECT);
-    if (dm->sparse && dm->C > 6144)
+    if (dm->sparse && !dm->svg && dm->C > 6144)
         return svoo_err(SVOO_ERR_UNSUPPORTED, "clusters: %d at N = %lld (CUDA backend: at most 6144)", dm->C,
                         (long long)N);
     return SVOO_OK;
@@ -112,9 +129,24 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
     w.q_off = c.take<int32_t>(BH * (dm.cq + 1));
     w.k_off = c.take<int32_t>(BH * (dm.ck + 1));
     w.row_ptr = c.take<int32_t>(BH * (dm.cq + 1));
-    w.col = c.take<int32_t>(BH * dm.cq * dm.ck);
+    w.col = c.take<int32_t>(dm.svg ? BH * dm.svgi.stride : BH * dm.cq * dm.ck);
     w.dens = c.take<double>(BH);
-    if (dm.sparse) {
+    if (dm.svg) {
+        const svoo_cu_svg_info &si = dm.svgi;
+        w.q_perm = w.k_perm = c.take<int32_t>(BH * N); /* q_perm = k_perm */
+        w.svg.off = c.take<int32_t>(si.nb + 1);
+        for (int kd = 0; kd < 2; kd++) {
+            w.svg.rp[kd] = c.take<int32_t>(si.nb + 1);
+            w.svg.col[kd] = c.take<int32_t>(si.nnz[kd] > 0 ? si.nnz[kd] : 1);
+        }
+        w.svg.perm_t = c.take<int32_t>(si.N);
+        w.svg.kind = c.take<int32_t>(BH);
+        w.svg.mse = c.take<double>(BH * 2);
+        w.svg.rowerr = c.take<double>(BH * si.m * 2);
+        w.svg.pm = c.take<float>(BH * si.nch * 3 * si.m);
+        w.svg.pl = c.take<float>(BH * si.nch * 3 * si.m);
+        w.svg.pacc = c.take<float>(BH * si.nch * 3 * si.m * d);
+    } else if (dm.sparse) {
         w.G = c.take<float>(BH * d * d);
         w.wf = c.take<float>(BH * dm.C * d);
         w.bias = c.take<float>(BH * dm.C);
@@ -131,7 +163,7 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
     w.att_bytes = ATTEND_LINKED ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq) : 0;
     w.att = c.take<char>(w.att_bytes);
     if (ws) *ws = w;
-    if (dm.sparse)
+    if (dm.sparse && !dm.svg)
         for (int l = dm.warm_layers; l < cfg->num_layers; l++) {
             cu_layer L;
             L.q_label = c.take<int32_t>(BH * N);
@@ -173,10 +205,26 @@ struct device_guard {
 
 void cuda_release(svoo_ctx *ctx);
 
+/* method svg: both candidate plans, built on the host once, into the device */
+svoo_status upload_svg(svoo_ctx *ctx, cu_state *cs) {
+    svoo_plan p[2];
+    svoo_cu_svg_info si;
+    svoo_status s = svoo_cu_svg_prepare(&ctx->cfg, &si, p);
+    if (s) return svoo_ctx_take_err(ctx, s);
+    const svoo_cu_svg_dev &sd = cs->ws.svg;
+    const size_t nb1 = (size_t)si.nb + 1;
+    cudaError_t e = cudaMemcpy(sd.off, p[0].q_off, nb1 * 4, cudaMemcpyHostToDevice);
+    for (int kd = 0; kd < 2 && !e; kd++)
+        if (!(e = cudaMemcpy(sd.rp[kd], p[kd].row_ptr, nb1 * 4, cudaMemcpyHostToDevice)))
+            e = cudaMemcpy(sd.col[kd], p[kd].col, (size_t)si.nnz[kd] * 4, cudaMemcpyHostToDevice);
+    if (!e) e = cudaMemcpy(sd.perm_t, p[1].q_perm, (size_t)si.N * 4, cudaMemcpyHostToDevice);
+    svoo_plan_release(&p[0]);
+    svoo_plan_release(&p[1]);
+    return e ? cu_fail(ctx, e, "svg plans upload") : SVOO_OK;
+}
+
 svoo_status cuda_init(svoo_ctx *ctx) {
     const svoo_config *c = &ctx->cfg;
-    if (c->method == SVOO_METHOD_SVG)
-        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.method: svg is not available on CUDA yet");
     if (c->ear && c->method != SVOO_METHOD_DENSE)
         return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.ear: not available on CUDA");
     int ndev = 0;
@@ -217,8 +265,10 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     carve_all(c, dm, cv, &cs->ws, cs->layers);
     for (int i = 0; i < 3; i++)
         if ((e = cudaEventCreate(&cs->ev[i]))) return cu_fail(ctx, e, "cudaEventCreate");
-    if ((e = cudaMallocHost(&cs->h_dens, (size_t)B * dm.H * sizeof(double))))
+    if ((e = cudaMallocHost(&cs->h_dens, (size_t)B * dm.H * sizeof(double))) ||
+        (e = cudaMallocHost(&cs->h_kind, (size_t)B * dm.H * sizeof(int32_t))))
         return cu_fail(ctx, e, "cudaMallocHost");
+    if (dm.svg && (s = upload_svg(ctx, cs))) return s;
     return SVOO_OK;
 }
 
@@ -230,6 +280,7 @@ void cuda_release(svoo_ctx *ctx) {
     for (int i = 0; i < 3; i++)
         if (cs->ev[i]) cudaEventDestroy(cs->ev[i]);
     if (cs->h_dens) cudaFreeHost(cs->h_dens);
+    if (cs->h_kind) cudaFreeHost(cs->h_kind);
     svoo_free(cs->layers);
     svoo_free(cs);
     ctx->backend_state = nullptr;
@@ -387,7 +438,10 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     for (int i = 0; i < 4; i++)
         if ((s = check_view(ctx, ts[i], names[i], cs->dev))) return s;
     int rq = 1, rk = 1;
-    if (!call->dense) {
+    const int svg = c->method == SVOO_METHOD_SVG;
+    if (svg && !call->dense) {
+        rq = rk = cs->dm.svgi.nb;
+    } else if (!call->dense) {
         svoo_clusters_resolve(c, NQ, &rq, &rk);
         if (rq > NQ || rk > NQ)
             return svoo_ctx_err(ctx, SVOO_ERR_INVALID_ARGUMENT,
@@ -420,7 +474,20 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         ls->planned_step = -1; /* until this call succeeds */
         ls->B = B;
         ls->N = NQ;
-        e = enqueue_plan(ctx, cs, call, view_of(q), view_of(k), (int)q->dtype, BH, NQ, replan, warm, st, &what);
+        if (svg) {
+            /* classification on the sampled rows, then the chosen kind's plan */
+            what = "svg classification";
+            e = svoo_cu_svg_classify((int)q->dtype, view_of(q), view_of(k), view_of(v), BH, d, cs->dm.svgi,
+                                     cs->ws.svg, st);
+            if (!e) {
+                what = "svg plan";
+                e = svoo_cu_svg_write(BH, cs->dm.svgi, cs->ws.svg, cs->ws.q_perm, cs->ws.q_off, cs->ws.k_off,
+                                      cs->ws.row_ptr, cs->ws.col, cs->ws.dens, st);
+            }
+        } else {
+            e = enqueue_plan(ctx, cs, call, view_of(q), view_of(k), (int)q->dtype, BH, NQ, replan, warm, st,
+                             &what);
+        }
         ap.q_perm = cs->ws.q_perm;
         ap.k_perm = cs->ws.k_perm;
         ap.Cq = rq;
@@ -456,6 +523,9 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         if ((e = cudaEventRecord(cs->ev[2], st)) ||
             (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double), cudaMemcpyDeviceToHost,
                                  st)) ||
+            (svg && !call->dense &&
+             (e = cudaMemcpyAsync(cs->h_kind, cs->ws.svg.kind, (size_t)BH * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, st))) ||
             (e = cudaEventSynchronize(cs->ev[2])) || (e = cudaStreamSynchronize(st)))
             return cu_fail(ctx, e, "stats");
         float ms0 = 0, ms1 = 0;
@@ -467,6 +537,11 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         double dsum = 0;
         for (int i = 0; i < BH; i++) dsum += cs->h_dens[i] / ((double)NQ * (double)NK);
         stats->density = dsum / BH;
+        if (svg && !call->dense)
+            for (int i = 0; i < BH; i++) {
+                stats->temporal_heads += cs->h_kind[i] != 0;
+                stats->spatial_heads += cs->h_kind[i] == 0;
+            }
     } else if ((e = cudaGetLastError())) {
         return cu_fail(ctx, e, "launch");
     }
@@ -504,7 +579,8 @@ extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B,
                                             int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck) {
     cu_state *cs = (cu_state *)ctx->backend_state;
     int rq = 1, rk = 1;
-    svoo_clusters_resolve(&ctx->cfg, n, &rq, &rk);
+    if (cs->dm.svg) rq = rk = cs->dm.svgi.nb;
+    else svoo_clusters_resolve(&ctx->cfg, n, &rq, &rk);
     *cq = rq;
     *ck = rk;
     const size_t BH = (size_t)B * cs->dm.H;
@@ -527,4 +603,16 @@ extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B,
         if (!e) e = cudaMemcpy(col, w.col, (size_t)last * 4, cudaMemcpyDeviceToHost);
     }
     return e ? cu_fail(ctx, e, "debug plan copy") : SVOO_OK;
+}
+
+/* test hook: the svg classification of the context's last sparse call:
+ * kind[bh] (1 temporal) and mse[bh][2] (spatial, temporal); NULL skips */
+extern "C" svoo_status svoo_cuda_debug_svg(svoo_ctx *ctx, int64_t B, int32_t *kind, double *mse) {
+    cu_state *cs = (cu_state *)ctx->backend_state;
+    if (!cs || !cs->dm.svg) return svoo_ctx_err(ctx, SVOO_ERR_INVALID_ARGUMENT, "debug svg: not an svg context");
+    const size_t BH = (size_t)B * cs->dm.H;
+    cudaError_t e = cudaStreamSynchronize((cudaStream_t)ctx->cfg.cuda_stream);
+    if (!e && kind) e = cudaMemcpy(kind, cs->ws.svg.kind, BH * 4, cudaMemcpyDeviceToHost);
+    if (!e && mse) e = cudaMemcpy(mse, cs->ws.svg.mse, BH * 2 * sizeof(double), cudaMemcpyDeviceToHost);
+    return e ? cu_fail(ctx, e, "debug svg copy") : SVOO_OK;
 }

@@ -13,6 +13,7 @@
  * (used under compute-sanitizer). */
 #include "attend/attend.h"
 #include "core/ctx.h"
+#include "plan/svg.h"
 
 #include <cuda_runtime_api.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ static int g_fail, g_checks;
 svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n, int32_t *q_label,
                                  int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
                                  int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck);
+svoo_status svoo_cuda_debug_svg(svoo_ctx *ctx, int64_t B, int32_t *kind, double *mse);
 
 static uint64_t rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -106,8 +108,8 @@ static void to_bhnd(const uint16_t *src, uint16_t *dst, int64_t B, int64_t H, in
 static int cpu_exec_gpu_plan(svoo_ctx *g, int layer, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                              int64_t B, int64_t H, int64_t N, int D, uint16_t *ref) {
     const size_t BH = (size_t)(B * H), nl = BH * N;
-    int cq, ck;
-    svoo_clusters_resolve(svoo_ctx_config(g), N, &cq, &ck);
+    int cq = 1, ck = 1; /* the plan's cluster counts (svg: blocks) */
+    if (svoo_cuda_debug_plan(g, layer, B, N, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &cq, &ck)) return 1;
     int32_t *qp = malloc(nl * 4), *kp = malloc(nl * 4), *qo = malloc(BH * (cq + 1) * 4),
             *ko = malloc(BH * (ck + 1) * 4), *rp = malloc(BH * (cq + 1) * 4), *col = malloc(BH * cq * ck * 4),
             *rl = malloc((cq + 1) * 4);
@@ -457,6 +459,233 @@ static void test_bad_inputs(void) {
     free(h);
 }
 
+/* ---- method svg ---------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int64_t B, H;
+    int D, F, Hh, W, T, text_first, blk;
+    int mixed; /* every third head clustered random data (not video-shaped) */
+} svg_case;
+
+static void svg_cfg(svoo_config *c, const svg_case *sc, svoo_device dev) {
+    svoo_config_init(c, SVOO_METHOD_SVG);
+    c->device = dev;
+    c->head_dim = sc->D;
+    c->num_heads = (int)sc->H;
+    c->num_layers = 4;
+    c->num_steps = 50;
+    c->warmup_step_frac = 0.1; /* steps 0..4 dense */
+    c->warmup_layer_frac = 0;
+    c->frames = sc->F;
+    c->height = sc->Hh;
+    c->width = sc->W;
+    c->text_tokens = sc->T;
+    c->text_first = sc->text_first;
+    c->svg_block = sc->blk;
+    c->max_batch = (int)sc->B;
+    c->log_fn = quiet;
+}
+
+/* head bh of a [B,H,N,D] bf16 buffer (as tests/test_svg.c hand_head):
+ * spatial = every token of its own frame, temporal = its own (y, x) in every
+ * frame (same-group logit 12); text tokens weak noise; v ~ N(0, 1) */
+static void svg_hand_head(const svoo_svg_geom *g, int temporal, uint64_t seed, int d, uint16_t *q, uint16_t *k,
+                          uint16_t *v) {
+    const double alpha = sqrt(12.0 * sqrt((double)d));
+    const int64_t nd = g->S + g->F;
+    double *u = malloc(sizeof(double) * nd * d);
+    uint64_t s = seed * 2654435761u + 17;
+    for (int64_t r = 0; r < nd; r++) {
+        double nn = 0;
+        for (int x = 0; x < d; x++) {
+            u[r * d + x] = gauss(&s);
+            nn += u[r * d + x] * u[r * d + x];
+        }
+        for (int x = 0; x < d; x++) u[r * d + x] /= sqrt(nn);
+    }
+    for (int64_t i = 0; i < g->N; i++) {
+        const int video = i >= g->vid0 && i < g->vid0 + g->V;
+        const int64_t vi = i - g->vid0;
+        const double *dir = !video ? NULL : temporal ? u + (vi % g->S) * d : u + (g->S + vi / g->S) * d;
+        for (int x = 0; x < d; x++) {
+            double a = gauss(&s) * 0.05, b = gauss(&s) * 0.05;
+            if (dir) a += alpha * dir[x], b += alpha * dir[x];
+            q[i * d + x] = svoo_f32_to_bf16((float)a);
+            k[i * d + x] = svoo_f32_to_bf16((float)b);
+            v[i * d + x] = svoo_f32_to_bf16((float)gauss(&s));
+        }
+    }
+    free(u);
+}
+
+static void run_svg(const svg_case *sc, int graph) {
+    svoo_config cc, cg;
+    svg_cfg(&cc, sc, SVOO_DEVICE_CPU);
+    svg_cfg(&cg, sc, SVOO_DEVICE_CUDA);
+    svoo_svg_geom g;
+    const int64_t B = sc->B, H = sc->H, N = (int64_t)sc->F * sc->Hh * sc->W + sc->T, BH = B * H;
+    const int D = sc->D;
+    cg.max_tokens = N;
+    svoo_status s = svoo_svg_geom_init(&cc, N, &g);
+    CHECK(s == SVOO_OK, "%s: geometry", sc->name);
+    if (s) return;
+    const size_t hs = (size_t)N * D, cnt = (size_t)BH * hs, bytes = cnt * 2;
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes), *og = malloc(bytes),
+             *ref = malloc(bytes), *o2 = malloc(bytes);
+    int32_t *kind_g = malloc(BH * 4);
+    double *mse_g = malloc(BH * 2 * sizeof(double));
+    float *fq = malloc(hs * 4), *fk = malloc(hs * 4), *fv = malloc(hs * 4);
+    int *want = malloc(BH * sizeof(int));
+    void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL;
+    CU(cudaMalloc(&dq, bytes));
+    CU(cudaMalloc(&dk, bytes));
+    CU(cudaMalloc(&dv, bytes));
+    CU(cudaMalloc(&dout, bytes * 2));
+    svoo_ctx *ctx_c = NULL, *ctx_g = NULL;
+    svoo_status s1 = svoo_ctx_create(&cc, &ctx_c), s2 = svoo_ctx_create(&cg, &ctx_g);
+    CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "%s: ctx create: %s / %s", sc->name, svoo_status_name(s1),
+          svoo_last_error(NULL));
+    if (s1 || s2) goto done;
+    const int64_t w_s = svoo_svg_band(&g, SVOO_SVG_SPATIAL, cc.svg_sparsity),
+                  w_t = svoo_svg_band(&g, SVOO_SVG_TEMPORAL, cc.svg_sparsity);
+    const int layer = 1;
+    for (int call = 0; call < 2; call++) {
+        const int step = call ? 9 : 2; /* step 2: warm-up (dense) */
+        for (int64_t bh = 0; bh < BH; bh++) {
+            want[bh] = (int)((bh + call) % 2);
+            if (sc->mixed && bh % 3 == 2) {
+                want[bh] = -1;
+                make_qkv(q + bh * hs, k + bh * hs, v + bh * hs, 1, 1, N, D, 500 + 10 * (uint64_t)bh + call);
+            } else {
+                svg_hand_head(&g, want[bh], 100 * (uint64_t)bh + call, D, q + bh * hs, k + bh * hs, v + bh * hs);
+            }
+        }
+        CU(cudaMemcpy(dq, q, bytes, cudaMemcpyHostToDevice));
+        CU(cudaMemcpy(dk, k, bytes, cudaMemcpyHostToDevice));
+        CU(cudaMemcpy(dv, v, bytes, cudaMemcpyHostToDevice));
+        CU(cudaMemset(dout, 0, bytes));
+        svoo_tensor tq = view(q, 0, B, H, N, D, 0), tk = view(k, 0, B, H, N, D, 0), tv = view(v, 0, B, H, N, D, 0),
+                    to = view(oc, 0, B, H, N, D, 0);
+        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0), gv = view(dv, 1, B, H, N, D, 0),
+                    go = view(dout, 1, B, H, N, D, 0);
+        svoo_stats stc, stg;
+        svoo_stats_init(&stc);
+        svoo_stats_init(&stg);
+        s1 = svoo_attention(ctx_c, step, layer, &tq, &tk, &tv, &to, &stc);
+        s2 = svoo_attention(ctx_g, step, layer, &gq, &gk, &gv, &go, &stg);
+        CHECK(s1 == SVOO_OK, "%s step %d: cpu: %s", sc->name, step, svoo_last_error(ctx_c));
+        CHECK(s2 == SVOO_OK, "%s step %d: cuda: %s: %s", sc->name, step, svoo_status_name(s2),
+              svoo_last_error(ctx_g));
+        if (s1 || s2) break;
+        CU(cudaMemcpy(og, dout, bytes, cudaMemcpyDeviceToHost));
+        const double r = rel_l2(og, oc, cnt);
+        CHECK(stg.dense == stc.dense && stg.dense == (call == 0), "%s step %d: dense %d / %d", sc->name, step,
+              stg.dense, stc.dense);
+        if (call == 0) {
+            CHECK(r <= 1e-2, "%s step %d (warm-up, dense): rel-L2 cuda vs cpu %.4g", sc->name, step, r);
+            printf("  %-26s step %2d: warm-up dense, vs cpu %.1e\n", sc->name, step, r);
+            continue;
+        }
+        /* classification: GPU vs CPU planner, MSE vs svoo_svg_classify */
+        s = svoo_cuda_debug_svg(ctx_g, B, kind_g, mse_g);
+        CHECK(s == SVOO_OK, "%s: debug svg: %s", sc->name, svoo_last_error(ctx_g));
+        int agree = 0, right = 0, hand = 0, decided = 0, decided_agree = 0, kinds_equal = 1;
+        double mse_rel = 0;
+        for (int64_t bh = 0; bh < BH; bh++) {
+            const int kc = ctx_c->layers[layer].heads[bh].svg_temporal;
+            agree += kc == kind_g[bh];
+            kinds_equal &= kc == kind_g[bh];
+            if (want[bh] >= 0) hand++, right += kind_g[bh] == want[bh];
+            for (size_t i = 0; i < hs; i++) {
+                fq[i] = svoo_bf16_to_f32(q[bh * hs + i]);
+                fk[i] = svoo_bf16_to_f32(k[bh * hs + i]);
+                fv[i] = svoo_bf16_to_f32(v[bh * hs + i]);
+            }
+            double mc[2];
+            s = svoo_svg_classify(&g, w_s, w_t, 1, fq, fk, fv, D, cc.svg_sample_rows, mc);
+            CHECK(s == SVOO_OK, "cpu classify");
+            for (int kd = 0; kd < 2; kd++) {
+                /* relative, absolute 1e-8 below 1e-6 (f32 accumulation of nearly equal outputs) */
+                double rd = fabs(mse_g[bh * 2 + kd] - mc[kd]) / fmax(mc[kd], 1e-6);
+                mse_rel = rd > mse_rel ? rd : mse_rel;
+            }
+            /* heads whose two MSEs are more than 1% apart must be classified alike */
+            if (fabs(mc[0] - mc[1]) > 0.01 * fmax(mc[0], mc[1])) decided++, decided_agree += kc == kind_g[bh];
+        }
+        CHECK(right == hand, "%s: hand-built heads classified %d / %d", sc->name, right, hand);
+        CHECK(decided_agree == decided, "%s: classification vs cpu %d / %d (clear heads)", sc->name, decided_agree,
+              decided);
+        CHECK(mse_rel <= 1e-2, "%s: mse cuda vs cpu relative difference %.3g", sc->name, mse_rel);
+        CHECK(stg.spatial_heads + stg.temporal_heads == BH && (!kinds_equal || (stg.temporal_heads == stc.temporal_heads &&
+                                                                                 stg.spatial_heads == stc.spatial_heads)),
+              "%s: stats heads cuda %d/%d cpu %d/%d", sc->name, stg.spatial_heads, stg.temporal_heads,
+              stc.spatial_heads, stc.temporal_heads);
+        /* output vs the CPU backend (same plan when the kinds agree) */
+        double rmax = 0;
+        for (int64_t bh = 0; bh < BH; bh++)
+            if (ctx_c->layers[layer].heads[bh].svg_temporal == kind_g[bh]) {
+                double rb = rel_l2(og + bh * hs, oc + bh * hs, hs);
+                rmax = rb > rmax ? rb : rmax;
+            }
+        CHECK(rmax <= 1e-2, "%s: rel-L2 cuda vs cpu backend %.4g (worst head)", sc->name, rmax);
+        if (kinds_equal)
+            CHECK(fabs(stg.density - stc.density) <= 1e-9, "%s: density cuda %.6f cpu %.6f", sc->name, stg.density,
+                  stc.density);
+        /* the GPU's plan on the CPU executor */
+        int bad = cpu_exec_gpu_plan(ctx_g, layer, q, k, v, B, H, N, D, ref);
+        CHECK(!bad, "%s: GPU plan invalid", sc->name);
+        const double rx = rel_l2(og, ref, cnt);
+        CHECK(rx <= 1e-2, "%s: rel-L2 cuda vs CPU executor on the GPU plan %.4g", sc->name, rx);
+        printf("  %-26s step %2d: vs cpu %.1e (worst head %.1e), vs cpu-exec %.1e, kinds agree %d/%lld "
+               "(clear %d/%d, hand %d/%d), mse rel diff %.1e, density %.4f (cpu %.4f), heads s/t %d/%d, plan %.2f ms "
+               "attend %.2f ms\n",
+               sc->name, step, r, rmax, rx, agree, (long long)BH, decided_agree, decided, right, hand, mse_rel,
+               stg.density, stc.density, stg.spatial_heads, stg.temporal_heads, stg.ms_plan, stg.ms_attend);
+        if (!graph) continue;
+        /* two layers captured in a graph on a fresh context = direct calls */
+        cudaStream_t st;
+        CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+        svoo_config c2 = cg;
+        c2.cuda_stream = st;
+        svoo_ctx *gx = NULL;
+        s = svoo_ctx_create(&c2, &gx);
+        CHECK(s == SVOO_OK, "graph ctx: %s", svoo_last_error(NULL));
+        if (!s) {
+            svoo_tensor go2 = view((char *)dout + bytes, 1, B, H, N, D, 0);
+            cudaGraph_t gr = NULL;
+            cudaGraphExec_t ex = NULL;
+            CU(cudaMemsetAsync(dout, 0, bytes * 2, st));
+            CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+            s1 = svoo_attention(gx, step, 2, &gq, &gk, &gv, &go, NULL);
+            s2 = svoo_attention(gx, step, 3, &gq, &gk, &gv, &go2, NULL);
+            CU(cudaStreamEndCapture(st, &gr));
+            CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "graph calls: %s", svoo_last_error(gx));
+            CU(cudaGraphInstantiate(&ex, gr, 0));
+            CU(cudaGraphLaunch(ex, st));
+            CU(cudaStreamSynchronize(st));
+            CU(cudaMemcpy(o2, dout, bytes, cudaMemcpyDeviceToHost));
+            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay differs (rel-L2 %.3g)", sc->name, rel_l2(o2, og, cnt));
+            CU(cudaMemcpy(o2, (char *)dout + bytes, bytes, cudaMemcpyDeviceToHost));
+            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay (layer 3) differs", sc->name);
+            printf("  graph capture svg: 2 layers replayed, %s\n", memcmp(o2, og, bytes) == 0 ? "identical" : "DIFFERENT");
+            cudaGraphExecDestroy(ex);
+            cudaGraphDestroy(gr);
+        }
+        svoo_ctx_free(gx);
+        cudaStreamDestroy(st);
+    }
+done:
+    svoo_ctx_free(ctx_c);
+    svoo_ctx_free(ctx_g);
+    cudaFree(dq);
+    cudaFree(dk);
+    cudaFree(dv);
+    cudaFree(dout);
+    free(q), free(k), free(v), free(oc), free(og), free(ref), free(o2);
+    free(kind_g), free(mse_g), free(fq), free(fk), free(fv), free(want);
+}
+
 int main(void) {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) || ndev == 0) {
@@ -478,6 +707,16 @@ int main(void) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         if (quick && i != 0 && i != 2 && i != 4) continue;
         run_scenario(&all[i]);
+    }
+    const svg_case svgs[] = {
+        {"svg d128 text last", 1, 4, 128, 8, 8, 12, 32, 0, 32, 0},
+        {"svg d64 b2 text first", 2, 3, 64, 6, 10, 12, 40, 1, 16, 0},
+        {"svg d128 b2 blk128 mixed", 2, 3, 128, 13, 16, 24, 64, 0, 128, 1},
+        {"svg d64 b2 text first mixed", 2, 3, 64, 5, 12, 20, 77, 1, 32, 1},
+    };
+    for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++) {
+        if (quick && i > 1) continue;
+        run_svg(&svgs[i], i == 1);
     }
     test_graph(SVOO_METHOD_SVOO);
     if (!quick) {

@@ -52,7 +52,7 @@ static void help(void) {
            "  --profile CSV   calibrate the heads to this SVOO profile (and give SVOO its floors);\n"
            "                  default: the generator's built-in density spread\n"
            "  --top-p P       top-p of SVOO/SVG2 (default 0.9)\n"
-           "  --method M      svoo | svg2 | dense (default svoo)\n"
+           "  --method M      svoo | svg2 | svg | dense (default svoo)\n"
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
            "  --heads H --seq N --dim D   shape without a preset (random data)\n"
@@ -108,8 +108,8 @@ static void random_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t H, int64_t
  * NaN when the plan cannot be read back. */
 static double gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k, int64_t H,
                               int64_t N, int D, int rows) {
-    int cq, ck;
-    svoo_clusters_resolve(svoo_ctx_config(ctx), N, &cq, &ck);
+    int cq = 1, ck = 1; /* the plan's cluster counts (svg: blocks) */
+    if (svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &cq, &ck)) return NAN;
     const size_t nl = (size_t)(H * N);
     int32_t *qp = malloc(nl * 4), *kp = malloc(nl * 4), *qo = malloc((size_t)H * (cq + 1) * 4),
             *ko = malloc((size_t)H * (ck + 1) * 4), *rp = malloc((size_t)H * (cq + 1) * 4),
