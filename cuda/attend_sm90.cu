@@ -2,26 +2,30 @@
  * MMA (wgmma), FlashAttention-3 style. Interface and semantics: attend.h;
  * the work list and the cluster table are those of attend_sm80.cu
  * (attend_common.cuh). Dispatched by svoo_cuda_attend on compute capability
- * 9.0 (SVOO_CUDA_KERNEL=sm80 forces the mma.sync kernel).
+ * 9.0 (SVOO_CUDA_KERNEL=sm80 forces the mma.sync kernel). Versions and
+ * measurements: docs/CUDA_KERNEL.md (this is v3; v1, v2 in dev/cuda/).
  *
  * One block = 3 warpgroups, 1 block per SM, persistent (grid = SMs, work
- * items taken with a stride of the grid):
- *  - warpgroup 0, the producer (registers lowered with setmaxnreg): builds
- *    the cluster table of the tile's selected key clusters, turns
- *    concatenated key positions into original key rows (cursor + k_perm) and
- *    gathers key tiles of BN = 128 K and V rows with cp.async into a ring of
- *    STAGES shared-memory stages (128-byte swizzle, the layout wgmma reads).
- *    Each producer thread signals a stage's "full" mbarrier with
- *    cp.async.mbarrier.arrive.noinc (fires when its copies land); thread 0
- *    also writes the stage's valid key count (or -1: end of the work item).
- *  - warpgroups 1 and 2, the consumers: 64 query rows each of the 128-row
- *    tile. Q is gathered once per work item (cp.async, swizzled). Per key
- *    tile: S = Q K^T (wgmma m64n128k16, A and B from shared memory), online
- *    softmax in registers (exp2, scale folded), P converted to bf16/f16 in
- *    registers and used as the register A operand of O += P V (wgmma with
- *    V read through a transposed (MN-major) descriptor), then the stage's
- *    "empty" mbarrier is arrived on. Epilogue: O / l staged in the
- *    warpgroup's own Q rows, 16-byte rows scattered to q_perm rows.
+ * items = 128-row tiles taken with a stride of the grid):
+ *  - warpgroup 0, the producer (setmaxnreg down to 88): builds the cluster
+ *    table of the tile's selected key clusters, turns concatenated key
+ *    positions into original key rows (cursor + k_perm, one key per thread)
+ *    and gathers key tiles of BN = 128 K rows and V rows with cp.async into
+ *    two rings of STAGES shared-memory stages (128-byte swizzle, the layout
+ *    wgmma reads). Each producer thread signals a stage's "full" mbarrier
+ *    with cp.async.mbarrier.arrive.noinc (fires when its copies land);
+ *    thread 0 also writes the K stage's valid key count (-1: end of item).
+ *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208): 64 query
+ *    rows each. Q is gathered once per item (cp.async, swizzled). Per key
+ *    tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
+ *    memory) and O += P_{t-1} V_{t-1} (P from registers, V through an
+ *    MN-major descriptor), wait for S_t only, release K_t, online softmax of
+ *    S_t (exp2, scale folded) while the P V wgmma runs, wait for it, release
+ *    V_{t-1}, rescale O, pack P_t to bf16/f16 registers. The two consumers
+ *    take turns issuing their GEMMs (ping-pong, named barriers 5/6) so one's
+ *    softmax overlaps the other's GEMMs. A tail tile of <= 64 rows leaves
+ *    consumer 1 idle (it only releases the stages). Epilogue: O / l staged in
+ *    the warpgroup's own Q rows, 16-byte rows scattered to q_perm rows.
  *
  * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
  * body is a trap and svoo_cuda_attend never launches it. */
@@ -49,22 +53,35 @@ constexpr int CAP = 1024; /* selected clusters per table segment */
 constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
 
 template <int D> struct Smem90 {
-    static constexpr int STAGES = D == 128 ? 2 : 4;
-    static constexpr size_t q = 0; /* [D/64][BM][64], 128-byte swizzle */
+    static constexpr int STAGES = D == 128 ? 2 : 4; /* per ring (K and V) */
+    static constexpr size_t q = 0;                  /* [D/64][BM][64], 128-byte swizzle */
     static constexpr size_t k = q + (size_t)BM * D * 2;
     static constexpr size_t kstage = (size_t)BN * D * 2; /* [D/64][BN][64] per stage */
     static constexpr size_t v = k + STAGES * kstage;
     static constexpr size_t tstart = v + STAGES * kstage;
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
-    static constexpr size_t meta = scan + 8 * 4;
-    static constexpr size_t bar = meta + 8 * 4;             /* full[STAGES], empty[STAGES] */
-    static constexpr size_t total = bar + 2 * 8 * 8 + 1024; /* + alignment slack */
-    static_assert(STAGES <= 8, "meta / barrier slots");
+    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys, -1 = end */
+    static constexpr size_t bar = meta + 8 * 4;
+    static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
+    static_assert(STAGES <= 8, "meta slots");
 };
 
-#ifdef SVOO_SM90_WGMMA                         /* device code of the sm_90a pass only */
-constexpr int PROD_REGS = 80, CONS_REGS = 208; /* 80*128 + 208*256 <= 65536 */
+#ifdef SVOO_SM90_WGMMA /* device code of the sm_90a pass only */
+/* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
+template <int D> struct Bars {
+    static constexpr int STAGES = Smem90<D>::STAGES;
+    static constexpr uint32_t full_k = 0, full_v = 8 * STAGES, empty_k = 16 * STAGES,
+                              empty_v = 24 * STAGES;
+};
+#ifdef SVOO_SM90_NOPINGPONG /* dev: measure without the ping-pong schedule */
+constexpr bool kPingPong = false;
+#else
+constexpr bool kPingPong = true;
+#endif
+constexpr int PROD_REGS = 88,
+              CONS_REGS = 208; /* setmaxnreg.inc takes registers from those released by .dec: 88*128
+                                  + 208*256 <= 168*384 (the entry allocation) */
 
 /* ---- wgmma wrappers: D (f32, 64 x N over the warpgroup) += A (64 x 16) B (16 x N);
  * ss: A and B from shared-memory descriptors, K-major; rs: A from registers,
@@ -213,6 +230,9 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 __device__ __forceinline__ void named_bar(int id, int n) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
 }
+__device__ __forceinline__ void named_arrive(int id, int n) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
 /* generic-proxy writes (cp.async, st.shared) -> later async-proxy reads (wgmma) */
 __device__ __forceinline__ void fence_proxy_async() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -223,8 +243,8 @@ __device__ __forceinline__ void wgmma_fence() {
 __device__ __forceinline__ void wgmma_commit() {
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
-__device__ __forceinline__ void wgmma_wait0() {
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 /* keeps the compiler from moving register accesses across wgmma issue / wait */
 template <int N> __device__ __forceinline__ void reg_fence(float (&r)[N]) {
@@ -294,11 +314,10 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     int *tcum = reinterpret_cast<int *>(smem + S::tcum);
     int *scan = reinterpret_cast<int *>(smem + S::scan);
     volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
-    const uint32_t full0 = sbase + S::bar, empty0 = full0 + STAGES * 8;
-    /* this lane's row within a pass and chunk; swizzled offset of pass 0 */
+    const uint32_t bars = sbase + (uint32_t)S::bar;
+    /* this lane's row within a pass and its chunk */
     const int prow = lane / CPR, pch = lane % CPR;
-    int stage = 0;
-    uint32_t phase = 0;
+    uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
     for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
@@ -318,38 +337,105 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
             for (int t = 0; t < ntk; t++) {
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
-                mbar_wait(empty0 + 8 * stage, phase ^ 1);
-                const uint32_t kd = sbase + (uint32_t)(S::k + stage * S::kstage),
-                               vd = sbase + (uint32_t)(S::v + stage * S::kstage);
+                const int bytes = kr >= 0 ? 16 : 0;
+                const int64_t r64 = kr >= 0 ? kr : 0;
+                const T *ksrc = kb + r64 * p.k_stride_n, *vsrc = vb + r64 * p.v_stride_n;
+                /* K */
+                uint32_t st = kn % STAGES;
+                mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
+                uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
 #pragma unroll
                 for (int ps = 0; ps < PASSES; ps++) {
-                    const int src = ps * RPP + prow; /* lane holding the row index */
-                    const int row = warp * 32 + src;
-                    const int r = __shfl_sync(0xffffffffu, kr, src);
-                    const int bytes = r >= 0 ? 16 : 0;
-                    const int64_t rr = r >= 0 ? r : 0;
-                    const uint32_t off = sw128<BN>(row, pch);
-                    cp_async16(kd + off, kb + rr * p.k_stride_n + pch * 8, bytes);
-                    cp_async16(vd + off, vb + rr * p.v_stride_n + pch * 8, bytes);
+                    const int src = ps * RPP + prow; /* lane holding the row */
+                    const T *g = reinterpret_cast<const T *>(
+                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
+                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
                 }
-                mbar_arrive_cpasync(full0 + 8 * stage);
+                mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
                 if (tid == 0) {
-                    meta[stage] = min(BN, total - t * BN);
-                    mbar_arrive(full0 + 8 * stage);
+                    meta[st] = min(BN, total - t * BN);
+                    mbar_arrive(bars + Bars<D>::full_k + 8 * st);
                 }
-                if (++stage == STAGES) stage = 0, phase ^= 1;
+                kn++;
+                /* V */
+                st = vn % STAGES;
+                mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
+                dst = sbase + (uint32_t)(S::v + st * S::kstage);
+#pragma unroll
+                for (int ps = 0; ps < PASSES; ps++) {
+                    const int src = ps * RPP + prow;
+                    const T *g = reinterpret_cast<const T *>(
+                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
+                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                }
+                mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
+                vn++;
             }
         }
-        /* end of the work item */
-        mbar_wait(empty0 + 8 * stage, phase ^ 1);
-        mbar_arrive_cpasync(full0 + 8 * stage);
+        /* end of the work item (on the K ring) */
+        const uint32_t st = kn % STAGES;
+        mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
+        mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
         if (tid == 0) {
-            meta[stage] = -1;
-            mbar_arrive(full0 + 8 * stage);
+            meta[st] = -1;
+            mbar_arrive(bars + Bars<D>::full_k + 8 * st);
         }
-        if (++stage == STAGES) stage = 0, phase ^= 1;
+        kn++;
     }
     cp_wait0();
+}
+
+/* one key tile's softmax step on S (64 x BN of this warpgroup; this thread:
+ * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv, running max m,
+ * S <- exp2(S*sl2 - m), l <- l*alpha + rowsum; returns alpha per row */
+__device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, float sl2,
+                                             float (&m)[2], float (&l)[2], float (&alpha)[2]) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float x = s[4 * j + e] * sl2;
+            if (nv < BN && 8 * j + 2 * c4 + (e & 1) >= nv) x = -INFINITY;
+            s[4 * j + e] = x;
+        }
+#pragma unroll
+    for (int hi = 0; hi < 2; hi++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+            mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hi], s[4 * j + 2 * hi + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mold = m[hi];
+        const float mnew = fmaxf(mold, mx);
+        const float muse = mnew == -INFINITY ? 0.f : mnew;
+        alpha[hi] = exp2f(mold - muse);
+        m[hi] = mnew;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+            const float p0 = exp2f(s[4 * j + 2 * hi] - muse);
+            const float p1 = exp2f(s[4 * j + 2 * hi + 1] - muse);
+            s[4 * j + 2 * hi] = p0;
+            s[4 * j + 2 * hi + 1] = p1;
+            sum += p0 + p1;
+        }
+        l[hi] = l[hi] * alpha[hi] + sum;
+    }
+}
+
+/* a key tile this warpgroup does not compute (no rows): release K and V */
+template <int STAGES>
+__device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t &vn) {
+    constexpr uint32_t full_v = 8 * STAGES, empty_k = 16 * STAGES, empty_v = 24 * STAGES;
+    mbar_arrive(bars + empty_k + 8 * (kn % STAGES));
+    kn++;
+    const uint32_t vst = vn % STAGES;
+    mbar_wait(bars + full_v + 8 * vst, (vn / STAGES) & 1);
+    mbar_arrive(bars + empty_v + 8 * vst);
+    vn++;
 }
 
 /* ---- consumer warpgroups ---- */
@@ -361,24 +447,33 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     using M = Mma<T, D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
-    const int cw = threadIdx.x / 128 - 1; /* consumer 0 / 1: rows 64cw .. 64cw+63 */
+    const int cw = threadIdx.x / 128 - 1; /* consumer 0 / 1: Q smem rows 64cw .. 64cw+63 */
     const int wt = threadIdx.x & 127, lane = wt & 31, wq = wt >> 5;
     volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
-    const uint32_t full0 = sbase + S::bar, empty0 = full0 + STAGES * 8;
+    const uint32_t bars = sbase + (uint32_t)S::bar;
     const uint32_t qs = sbase + (uint32_t)S::q;
+    const uint32_t qa = qs + (uint32_t)(64 * cw * 128);
     const float sl2 = p.scale * 1.4426950408889634f;
     const int g = lane >> 2, c4 = lane & 3;
-    int stage = 0;
-    uint32_t phase = 0;
+    uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
+    /* ping-pong: consumer c waits on named barrier 5+c before issuing its
+     * GEMMs of a key tile and arrives on the other's barrier after issuing
+     * them; consumer 1 hands consumer 0 the first turn (once: each item with
+     * pp leaves the turn with consumer 0 again; one arrival stays pending at
+     * exit) */
+    if (kPingPong && cw == 1) named_arrive(5, 256);
     for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
+        /* a tail of <= 64 rows leaves consumer 1 without rows (it only releases
+         * the stages); otherwise both compute every key tile and take turns on
+         * the tensor cores (ping-pong) */
         const int row0 = tl.row0 + 64 * cw, nr = min(64, tl.nrows - 64 * cw);
+        const bool pp = kPingPong && tl.nrows > 64;
         const bool active = nr > 0;
         const int32_t *qperm = p.q_perm ? p.q_perm + (int64_t)bh * p.N_q : nullptr;
-        const T *qb = reinterpret_cast<const T *>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
-        T *ob = reinterpret_cast<T *>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
         if (active) {
+            const T *qb = reinterpret_cast<const T *>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
 #pragma unroll
             for (int it = 0; it < 64 * CPR / 128; it++) {
                 const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
@@ -392,77 +487,105 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             fence_proxy_async();
             named_bar(2 + cw, 128);
         }
-        float o[D / 2];
+        float o[D / 2], s[64];
+        uint32_t pa[BN / 16][4];
 #pragma unroll
         for (int i = 0; i < D / 2; i++)
             o[i] = 0.f;
-        float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-        const uint32_t qa = qs + (uint32_t)(64 * cw * 128);
-        for (;;) {
-            mbar_wait(full0 + 8 * stage, phase);
-            const int nv = meta[stage];
-            if (nv < 0) {
-                mbar_arrive(empty0 + 8 * stage);
-                if (++stage == STAGES) stage = 0, phase ^= 1;
-                break;
-            }
-            if (active) {
-                fence_proxy_async();
-                const uint32_t ka = sbase + (uint32_t)(S::k + stage * S::kstage),
-                               va = sbase + (uint32_t)(S::v + stage * S::kstage);
-                float s[64];
 #pragma unroll
-                for (int i = 0; i < 64; i++)
-                    s[i] = 0.f;
+        for (int i = 0; i < 64; i++)
+            s[i] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
+        float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+        /* The first key tile of this warpgroup: S = Q K^T and softmax only. Then
+         * per tile: issue S = Q K^T of this tile and O += P V of the previous
+         * one, softmax of this tile while P V runs. (Loops peeled so that no
+         * wgmma sits on a conditional path between others: ptxas would
+         * serialise them all, C7520.) */
+        bool have = false; /* pa holds P of a tile whose P V is not issued */
+        uint32_t pvn = 0;  /* its V ring use */
+        for (;;) {
+            const uint32_t kst = kn % STAGES;
+            mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
+            const int nv = meta[kst];
+            if (nv < 0) break;
+            if (!active) {
+                skip_tile<STAGES>(bars, kn, vn);
+                continue;
+            }
+            fence_proxy_async();
+            const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+            reg_fence(s);
+            if (pp) named_bar(5 + cw, 256); /* my turn */
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                M::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
+                      sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+            wgmma_commit();
+            if (pp) named_arrive(6 - cw, 256); /* the other's turn */
+            wgmma_wait<0>();
+            reg_fence(s);
+            mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+            kn++;
+            float alpha[2];
+            softmax_step(s, nv, c4, sl2, m, l, alpha);
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+                pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+                pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+                pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+            }
+            pvn = vn++;
+            have = true;
+            break;
+        }
+        if (have) {
+            for (;;) {
+                const uint32_t kst = kn % STAGES;
+                mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
+                const int nv = meta[kst];
+                if (nv < 0) break;
+                const uint32_t pvst = pvn % STAGES;
+                mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
+                fence_proxy_async();
+                const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+                const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
                 reg_fence(s);
+                reg_fence(o);
+                reg_fence(pa);
+                if (pp) named_bar(5 + cw, 256);
                 wgmma_fence();
 #pragma unroll
                 for (int kk = 0; kk < D / 16; kk++)
                     M::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
                           sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
                 wgmma_commit();
-                wgmma_wait0();
+#pragma unroll
+                for (int kk = 0; kk < BN / 16; kk++)
+                    M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+                wgmma_commit();
+                if (pp) named_arrive(6 - cw, 256);
+                wgmma_wait<1>(); /* S is ready, P V may run on */
                 reg_fence(s);
-
-                /* scale into the log2 domain, mask keys past the end */
+                mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+                kn++;
+                float alpha[2];
+                softmax_step(s, nv, c4, sl2, m, l, alpha);
+                wgmma_wait<0>();
+                reg_fence(o);
+                reg_fence(pa);
+                mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
 #pragma unroll
-                for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        float x = s[4 * j + e] * sl2;
-                        if (nv < BN && 8 * j + 2 * c4 + (e & 1) >= nv) x = -INFINITY;
-                        s[4 * j + e] = x;
-                    }
-#pragma unroll
-                for (int hi = 0; hi < 2; hi++) {
-                    float mx = -INFINITY;
-#pragma unroll
-                    for (int j = 0; j < BN / 8; j++)
-                        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hi], s[4 * j + 2 * hi + 1]));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float mold = m[hi];
-                    const float mnew = fmaxf(mold, mx);
-                    const float muse = mnew == -INFINITY ? 0.f : mnew;
-                    const float alpha = exp2f(mold - muse);
-                    m[hi] = mnew;
-                    float sum = 0.f;
-#pragma unroll
-                    for (int j = 0; j < BN / 8; j++) {
-                        const float p0 = exp2f(s[4 * j + 2 * hi] - muse);
-                        const float p1 = exp2f(s[4 * j + 2 * hi + 1] - muse);
-                        s[4 * j + 2 * hi] = p0;
-                        s[4 * j + 2 * hi + 1] = p1;
-                        sum += p0 + p1;
-                    }
-                    l[hi] = l[hi] * alpha + sum;
-#pragma unroll
-                    for (int j = 0; j < D / 8; j++) {
-                        o[4 * j + 2 * hi] *= alpha;
-                        o[4 * j + 2 * hi + 1] *= alpha;
-                    }
+                for (int j = 0; j < D / 8; j++) {
+                    o[4 * j + 0] *= alpha[0];
+                    o[4 * j + 1] *= alpha[0];
+                    o[4 * j + 2] *= alpha[1];
+                    o[4 * j + 3] *= alpha[1];
                 }
-                uint32_t pa[BN / 16][4];
 #pragma unroll
                 for (int kk = 0; kk < BN / 16; kk++) {
                     pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
@@ -470,22 +593,31 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
                     pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
                 }
-                reg_fence(o);
-                reg_fence(pa);
-                wgmma_fence();
-#pragma unroll
-                for (int kk = 0; kk < BN / 16; kk++)
-                    M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
-                wgmma_commit();
-                wgmma_wait0();
-                reg_fence(o);
+                pvn = vn++;
             }
-            mbar_arrive(empty0 + 8 * stage);
-            if (++stage == STAGES) stage = 0, phase ^= 1;
+            /* P V of the last tile */
+            const uint32_t pvst = pvn % STAGES;
+            mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
+            fence_proxy_async();
+            const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
+            reg_fence(o);
+            reg_fence(pa);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++)
+                M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+            wgmma_commit();
+            wgmma_wait<0>();
+            reg_fence(o);
+            mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
         }
+        /* the terminal K stage */
+        mbar_arrive(bars + Bars<D>::empty_k + 8 * (kn % STAGES));
+        kn++;
         if (!active) continue;
 
-            /* epilogue: normalise, stage in this warpgroup's Q rows, scatter rows */
+        /* epilogue: normalise, stage in this warpgroup's Q rows, scatter rows */
+        T *ob = reinterpret_cast<T *>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
 #pragma unroll
         for (int hi = 0; hi < 2; hi++) {
             float ls = l[hi];
@@ -530,9 +662,12 @@ __global__ void __launch_bounds__(NTHR, 1)
     const int ntiles = *ntiles_p;
     if ((int)blockIdx.x >= ntiles) return;
     if (threadIdx.x == 0) {
+        const uint32_t bars = sbase + (uint32_t)S::bar;
         for (int s = 0; s < S::STAGES; s++) {
-            mbar_init(sbase + S::bar + 8 * s, 128 + 1);           /* full */
-            mbar_init(sbase + S::bar + 8 * (S::STAGES + s), 256); /* empty */
+            mbar_init(bars + Bars<D>::full_k + 8 * s, 128 + 1); /* producers' copies + meta */
+            mbar_init(bars + Bars<D>::full_v + 8 * s, 128);     /* producers' copies */
+            mbar_init(bars + Bars<D>::empty_k + 8 * s, 256);    /* consumers */
+            mbar_init(bars + Bars<D>::empty_v + 8 * s, 256);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }

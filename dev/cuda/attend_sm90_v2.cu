@@ -1,0 +1,744 @@
+/* dev/cuda/attend_sm90_v2.cu : kept version 2 of cuda/attend_sm90.cu (docs/CUDA_KERNEL.md;
+ * build with SM90_SRC=dev/cuda/attend_sm90_v2.cu TAG=v2 dev/cuda/build.sh). Hopper (sm_90a), warpgroup
+ * MMA (wgmma), FlashAttention-3 style. Interface and semantics: attend.h;
+ * the work list and the cluster table are those of attend_sm80.cu
+ * (attend_common.cuh). Dispatched by svoo_cuda_attend on compute capability
+ * 9.0 (SVOO_CUDA_KERNEL=sm80 forces the mma.sync kernel).
+ *
+ * One block = 3 warpgroups, 1 block per SM, persistent (grid = SMs, work
+ * items taken with a stride of the grid):
+ *  - warpgroup 0, the producer (registers lowered with setmaxnreg): builds
+ *    the cluster table of the tile's selected key clusters, turns
+ *    concatenated key positions into original key rows (cursor + k_perm) and
+ *    gathers key tiles of BN = 128 K and V rows with cp.async into a ring of
+ *    STAGES shared-memory stages (128-byte swizzle, the layout wgmma reads).
+ *    Each producer thread signals a stage's "full" mbarrier with
+ *    cp.async.mbarrier.arrive.noinc (fires when its copies land); thread 0
+ *    also writes the stage's valid key count (or -1: end of the work item).
+ *  - warpgroups 1 and 2, the consumers: 64 query rows each of the 128-row
+ *    tile. Q is gathered once per work item (cp.async, swizzled). Per key
+ *    tile: S = Q K^T (wgmma m64n128k16, A and B from shared memory), online
+ *    softmax in registers (exp2, scale folded), P converted to bf16/f16 in
+ *    registers and used as the register A operand of O += P V (wgmma with
+ *    V read through a transposed (MN-major) descriptor), then the stage's
+ *    "empty" mbarrier is arrived on. Epilogue: O / l staged in the
+ *    warpgroup's own Q rows, 16-byte rows scattered to q_perm rows.
+ *
+ * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
+ * body is a trap and svoo_cuda_attend never launches it. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <type_traits>
+
+#include "attend_common.cuh"
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SVOO_SM90_WGMMA 1
+#endif
+
+namespace {
+
+using namespace svoo_attend;
+
+constexpr int BM = 128;   /* query rows per tile (2 consumer warpgroups x 64) */
+constexpr int BN = 128;   /* keys per key tile (= producer threads) */
+constexpr int CAP = 1024; /* selected clusters per table segment */
+constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
+
+template <int D> struct Smem90 {
+    static constexpr int STAGES = D == 128 ? 2 : 4; /* per ring (K and V) */
+    static constexpr size_t q = 0;                  /* [D/64][BM][64], 128-byte swizzle */
+    static constexpr size_t k = q + (size_t)BM * D * 2;
+    static constexpr size_t kstage = (size_t)BN * D * 2; /* [D/64][BN][64] per stage */
+    static constexpr size_t v = k + STAGES * kstage;
+    static constexpr size_t merge = v + STAGES * kstage; /* split tiles: (O, m, l) */
+    static constexpr size_t tstart = merge + (size_t)(D / 2 + 4) * 128 * 4;
+    static constexpr size_t tcum = tstart + (size_t)CAP * 4;
+    static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
+    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys, -1 = end */
+    static constexpr size_t bar = meta + 8 * 4;
+    /* mbarrier offsets from bar */
+    static constexpr uint32_t full_k = 0, full_v = 8 * STAGES, empty_k = 16 * STAGES,
+                              empty_v = 24 * STAGES;
+    static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
+    static_assert(STAGES <= 8, "meta slots");
+};
+
+#ifdef SVOO_SM90_WGMMA /* device code of the sm_90a pass only */
+constexpr int PROD_REGS = 88,
+              CONS_REGS = 208; /* setmaxnreg.inc takes registers from those released by .dec: 88*128
+                                  + 208*256 <= 168*384 (the entry allocation) */
+
+/* ---- wgmma wrappers: D (f32, 64 x N over the warpgroup) += A (64 x 16) B (16 x N);
+ * ss: A and B from shared-memory descriptors, K-major; rs: A from registers,
+ * B MN-major (transposed). ---- */
+__device__ __forceinline__ void wgmma_ss_n128_bf16(float (&d)[64], uint64_t da, uint64_t db,
+                                                   int accum) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, "
+                 "%6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "
+                 "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, "
+                 "%39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, "
+                 "%55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
+                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
+                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
+                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(accum));
+}
+
+__device__ __forceinline__ void wgmma_rs_n128_bf16(float (&d)[64], const uint32_t (&a)[4],
+                                                   uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, "
+        "%8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, "
+        "%26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "
+        "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, "
+        "%62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+          "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+          "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+          "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+          "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+          "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+          "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_rs_n64_bf16(float (&d)[32], const uint32_t (&a)[4],
+                                                  uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
+        "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
+        "%27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+          "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+          "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+          "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+          "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_ss_n128_f16(float (&d)[64], uint64_t da, uint64_t db,
+                                                  int accum) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, "
+                 "%7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "
+                 "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, "
+                 "%39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, "
+                 "%55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
+                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
+                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
+                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(accum));
+}
+
+__device__ __forceinline__ void wgmma_rs_n128_f16(float (&d)[64], const uint32_t (&a)[4],
+                                                  uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
+        "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
+        "%27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "
+        "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, "
+        "%63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+          "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+          "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+          "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+          "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+          "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+          "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+          "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_rs_n64_f16(float (&d)[32], const uint32_t (&a)[4],
+                                                 uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
+        "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
+        "%27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+          "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+          "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+          "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+          "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+/* ---- sm_90 device helpers (assembled only where the kernel body is) ---- */
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/* arrive once this thread's earlier cp.async copies have landed (the
+ * barrier's count includes this arrival) */
+__device__ __forceinline__ void mbar_arrive_cpasync(uint32_t bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+__device__ __forceinline__ void named_bar(int id, int n) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+/* generic-proxy writes (cp.async, st.shared) -> later async-proxy reads (wgmma) */
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* keeps the compiler from moving register accesses across wgmma issue / wait */
+template <int N> __device__ __forceinline__ void reg_fence(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N> __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+/* shared-memory matrix descriptor, 128-byte swizzle. K-major tiles (Q, K):
+ * 8-row groups 1024 bytes apart (SBO), LBO unused; MN-major (V): 64-column
+ * blocks lbo bytes apart, 8-key groups 1024 bytes apart. */
+__device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) |
+           ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+
+/* byte offset of (row, 16-byte chunk c) in a [D/64][rows][64] swizzled tile */
+template <int ROWS> __device__ __forceinline__ uint32_t sw128(int row, int c) {
+    return (uint32_t)((c >> 3) * ROWS * 128 + row * 128 + (((c & 7) ^ (row & 7)) << 4));
+}
+
+template <typename T, int D> struct Mma;
+template <int D> struct Mma<__nv_bfloat16, D> {
+    static __device__ __forceinline__ void qk(float (&s)[64], uint64_t da, uint64_t db, int acc) {
+        wgmma_ss_n128_bf16(s, da, db, acc);
+    }
+    static __device__ __forceinline__ void pv(float (&o)[D / 2], const uint32_t (&a)[4],
+                                              uint64_t db) {
+        if constexpr (D == 128)
+            wgmma_rs_n128_bf16(o, a, db);
+        else
+            wgmma_rs_n64_bf16(o, a, db);
+    }
+};
+template <int D> struct Mma<__half, D> {
+    static __device__ __forceinline__ void qk(float (&s)[64], uint64_t da, uint64_t db, int acc) {
+        wgmma_ss_n128_f16(s, da, db, acc);
+    }
+    static __device__ __forceinline__ void pv(float (&o)[D / 2], const uint32_t (&a)[4],
+                                              uint64_t db) {
+        if constexpr (D == 128)
+            wgmma_rs_n128_f16(o, a, db);
+        else
+            wgmma_rs_n64_f16(o, a, db);
+    }
+};
+
+/* ---- producer warpgroup ---- */
+template <int D, typename T>
+__device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
+                                         const Tile *__restrict__ tiles, int ntiles,
+                                         unsigned char *smem, uint32_t sbase) {
+    using S = Smem90<D>;
+    constexpr int STAGES = S::STAGES;
+    constexpr int CPR = D / 8;       /* 16-byte chunks per row */
+    constexpr int RPP = 32 / CPR;    /* rows per warp pass */
+    constexpr int PASSES = 32 / RPP; /* a warp gathers 32 rows */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int *tstart = reinterpret_cast<int *>(smem + S::tstart);
+    int *tcum = reinterpret_cast<int *>(smem + S::tcum);
+    int *scan = reinterpret_cast<int *>(smem + S::scan);
+    volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
+    const uint32_t bars = sbase + (uint32_t)S::bar;
+    /* this lane's row within a pass and its chunk */
+    const int prow = lane / CPR, pch = lane % CPR;
+    uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
+    for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
+        const Tile tl = tiles[ti];
+        const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
+        const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
+        const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
+        const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
+        const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
+        const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
+        const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
+        for (int seg = e0; seg < e1; seg += CAP) {
+            const int nseg = min(CAP, e1 - seg);
+            named_bar(1, 128); /* the previous table's readers are done */
+            const int total = build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
+                                                    [] { named_bar(1, 128); });
+            const int ntk = (total + BN - 1) / BN;
+            int cur = 0;
+            for (int t = 0; t < ntk; t++) {
+                /* this thread's key row of the tile: thread i -> key t*BN + i */
+                const int kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
+                const int bytes = kr >= 0 ? 16 : 0;
+                const int64_t r64 = kr >= 0 ? kr : 0;
+                const T *ksrc = kb + r64 * p.k_stride_n, *vsrc = vb + r64 * p.v_stride_n;
+                /* K */
+                uint32_t st = kn % STAGES;
+                mbar_wait(bars + S::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
+                uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
+#pragma unroll
+                for (int ps = 0; ps < PASSES; ps++) {
+                    const int src = ps * RPP + prow; /* lane holding the row */
+                    const T *g = reinterpret_cast<const T *>(
+                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
+                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                }
+                mbar_arrive_cpasync(bars + S::full_k + 8 * st);
+                if (tid == 0) {
+                    meta[st] = min(BN, total - t * BN);
+                    mbar_arrive(bars + S::full_k + 8 * st);
+                }
+                kn++;
+                /* V */
+                st = vn % STAGES;
+                mbar_wait(bars + S::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
+                dst = sbase + (uint32_t)(S::v + st * S::kstage);
+#pragma unroll
+                for (int ps = 0; ps < PASSES; ps++) {
+                    const int src = ps * RPP + prow;
+                    const T *g = reinterpret_cast<const T *>(
+                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
+                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                }
+                mbar_arrive_cpasync(bars + S::full_v + 8 * st);
+                vn++;
+            }
+        }
+        /* end of the work item (on the K ring) */
+        const uint32_t st = kn % STAGES;
+        mbar_wait(bars + S::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
+        mbar_arrive_cpasync(bars + S::full_k + 8 * st);
+        if (tid == 0) {
+            meta[st] = -1;
+            mbar_arrive(bars + S::full_k + 8 * st);
+        }
+        kn++;
+    }
+    cp_wait0();
+}
+
+/* one key tile's softmax step on S (64 x BN of this warpgroup; this thread:
+ * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv, running max m,
+ * S <- exp2(S*sl2 - m), l <- l*alpha + rowsum; returns alpha per row */
+__device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, float sl2,
+                                             float (&m)[2], float (&l)[2], float (&alpha)[2]) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float x = s[4 * j + e] * sl2;
+            if (nv < BN && 8 * j + 2 * c4 + (e & 1) >= nv) x = -INFINITY;
+            s[4 * j + e] = x;
+        }
+#pragma unroll
+    for (int hi = 0; hi < 2; hi++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+            mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hi], s[4 * j + 2 * hi + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mold = m[hi];
+        const float mnew = fmaxf(mold, mx);
+        const float muse = mnew == -INFINITY ? 0.f : mnew;
+        alpha[hi] = exp2f(mold - muse);
+        m[hi] = mnew;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+            const float p0 = exp2f(s[4 * j + 2 * hi] - muse);
+            const float p1 = exp2f(s[4 * j + 2 * hi + 1] - muse);
+            s[4 * j + 2 * hi] = p0;
+            s[4 * j + 2 * hi + 1] = p1;
+            sum += p0 + p1;
+        }
+        l[hi] = l[hi] * alpha[hi] + sum;
+    }
+}
+
+/* a key tile this warpgroup does not compute (split tiles): release K and V */
+template <int STAGES>
+__device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t &vn) {
+    constexpr uint32_t full_v = 8 * STAGES, empty_k = 16 * STAGES, empty_v = 24 * STAGES;
+    mbar_arrive(bars + empty_k + 8 * (kn % STAGES));
+    kn++;
+    const uint32_t vst = vn % STAGES;
+    mbar_wait(bars + full_v + 8 * vst, (vn / STAGES) & 1);
+    mbar_arrive(bars + empty_v + 8 * vst);
+    vn++;
+}
+
+/* ---- consumer warpgroups ---- */
+template <int D, typename T>
+__device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
+                                         const Tile *__restrict__ tiles, int ntiles,
+                                         unsigned char *smem, uint32_t sbase) {
+    using S = Smem90<D>;
+    using M = Mma<T, D>;
+    constexpr int STAGES = S::STAGES;
+    constexpr int CPR = D / 8;
+    const int cw = threadIdx.x / 128 - 1; /* consumer 0 / 1: Q smem rows 64cw .. 64cw+63 */
+    const int wt = threadIdx.x & 127, lane = wt & 31, wq = wt >> 5;
+    volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
+    float *xbuf = reinterpret_cast<float *>(smem + S::merge);
+    const uint32_t bars = sbase + (uint32_t)S::bar;
+    const uint32_t qs = sbase + (uint32_t)S::q;
+    const uint32_t qa = qs + (uint32_t)(64 * cw * 128);
+    const float sl2 = p.scale * 1.4426950408889634f;
+    const int g = lane >> 2, c4 = lane & 3;
+    uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
+    for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
+        const Tile tl = tiles[ti];
+        const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
+        /* a tile of <= 64 rows: both warpgroups take the same rows and split the
+         * key tiles (even / odd), merged at the end */
+#ifdef SVOO_SM90_NOSPLIT /* dev: measure without the split */
+        const bool split = false;
+#else
+        const bool split = tl.nrows <= 64;
+#endif
+        const int row0 = split ? tl.row0 : tl.row0 + 64 * cw;
+        const int nr = split ? tl.nrows : min(64, tl.nrows - 64 * cw);
+        const bool active = nr > 0;
+        const int32_t *qperm = p.q_perm ? p.q_perm + (int64_t)bh * p.N_q : nullptr;
+        if (active) {
+            const T *qb = reinterpret_cast<const T *>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+#pragma unroll
+            for (int it = 0; it < 64 * CPR / 128; it++) {
+                const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
+                const bool ok = rr < nr;
+                const int orig = ok ? (qperm ? __ldg(qperm + row0 + rr) : row0 + rr) : 0;
+                cp_async16(qs + sw128<BM>(64 * cw + rr, ch),
+                           qb + (int64_t)orig * p.q_stride_n + ch * 8, ok ? 16 : 0);
+            }
+            cp_commit();
+            cp_wait0();
+            fence_proxy_async();
+            named_bar(2 + cw, 128);
+        }
+        float o[D / 2], s[64];
+        uint32_t pa[BN / 16][4];
+#pragma unroll
+        for (int i = 0; i < D / 2; i++)
+            o[i] = 0.f;
+#pragma unroll
+        for (int i = 0; i < 64; i++)
+            s[i] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
+        float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+        /* The first key tile of this warpgroup: S = Q K^T and softmax only. Then
+         * per tile: issue S = Q K^T of this tile and O += P V of the previous
+         * one, softmax of this tile while P V runs. (Loops peeled so that no
+         * wgmma sits on a conditional path between others: ptxas would
+         * serialise them all, C7520.) */
+        bool have = false; /* pa holds P of a tile whose P V is not issued */
+        uint32_t pvn = 0;  /* its V ring use */
+        int cnt = 0;
+        for (;;) {
+            const uint32_t kst = kn % STAGES;
+            mbar_wait(bars + S::full_k + 8 * kst, (kn / STAGES) & 1);
+            const int nv = meta[kst];
+            if (nv < 0) break;
+            const bool mine = active && (!split || (cnt & 1) == cw);
+            cnt++;
+            if (!mine) {
+                skip_tile<STAGES>(bars, kn, vn);
+                continue;
+            }
+            fence_proxy_async();
+            const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+            reg_fence(s);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+                M::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
+                      sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+            wgmma_commit();
+            wgmma_wait<0>();
+            reg_fence(s);
+            mbar_arrive(bars + S::empty_k + 8 * kst);
+            kn++;
+            float alpha[2];
+            softmax_step(s, nv, c4, sl2, m, l, alpha);
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+                pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+                pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+                pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+            }
+            pvn = vn++;
+            have = true;
+            break;
+        }
+        if (have) {
+            for (;;) {
+                const uint32_t kst = kn % STAGES;
+                mbar_wait(bars + S::full_k + 8 * kst, (kn / STAGES) & 1);
+                const int nv = meta[kst];
+                if (nv < 0) break;
+                const bool mine = !split || (cnt & 1) == cw;
+                cnt++;
+                if (!mine) {
+                    skip_tile<STAGES>(bars, kn, vn);
+                    continue;
+                }
+                const uint32_t pvst = pvn % STAGES;
+                mbar_wait(bars + S::full_v + 8 * pvst, (pvn / STAGES) & 1);
+                fence_proxy_async();
+                const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+                const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
+                reg_fence(s);
+                reg_fence(o);
+                reg_fence(pa);
+                wgmma_fence();
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk++)
+                    M::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
+                          sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+                wgmma_commit();
+#pragma unroll
+                for (int kk = 0; kk < BN / 16; kk++)
+                    M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+                wgmma_commit();
+                wgmma_wait<1>(); /* S is ready, P V may run on */
+                reg_fence(s);
+                mbar_arrive(bars + S::empty_k + 8 * kst);
+                kn++;
+                float alpha[2];
+                softmax_step(s, nv, c4, sl2, m, l, alpha);
+                wgmma_wait<0>();
+                reg_fence(o);
+                reg_fence(pa);
+                mbar_arrive(bars + S::empty_v + 8 * pvst);
+#pragma unroll
+                for (int j = 0; j < D / 8; j++) {
+                    o[4 * j + 0] *= alpha[0];
+                    o[4 * j + 1] *= alpha[0];
+                    o[4 * j + 2] *= alpha[1];
+                    o[4 * j + 3] *= alpha[1];
+                }
+#pragma unroll
+                for (int kk = 0; kk < BN / 16; kk++) {
+                    pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+                    pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+                    pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+                    pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+                }
+                pvn = vn++;
+            }
+            /* P V of the last tile */
+            const uint32_t pvst = pvn % STAGES;
+            mbar_wait(bars + S::full_v + 8 * pvst, (pvn / STAGES) & 1);
+            fence_proxy_async();
+            const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
+            reg_fence(o);
+            reg_fence(pa);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++)
+                M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+            wgmma_commit();
+            wgmma_wait<0>();
+            reg_fence(o);
+            mbar_arrive(bars + S::empty_v + 8 * pvst);
+        }
+        /* the terminal K stage */
+        mbar_arrive(bars + S::empty_k + 8 * (kn % STAGES));
+        kn++;
+        if (split) {
+            /* warpgroup 1 hands (m, l, O) of its key tiles to warpgroup 0 (same rows,
+             * same register layout) */
+            if (cw == 1) {
+#pragma unroll
+                for (int i = 0; i < D / 2; i++)
+                    xbuf[i * 128 + wt] = o[i];
+                xbuf[(D / 2) * 128 + wt] = m[0];
+                xbuf[(D / 2 + 1) * 128 + wt] = m[1];
+                xbuf[(D / 2 + 2) * 128 + wt] = l[0];
+                xbuf[(D / 2 + 3) * 128 + wt] = l[1];
+            }
+            named_bar(4, 256);
+            if (cw == 0) {
+#pragma unroll
+                for (int hi = 0; hi < 2; hi++) {
+                    const float m1 = xbuf[(D / 2 + hi) * 128 + wt];
+                    const float l1 = xbuf[(D / 2 + 2 + hi) * 128 + wt];
+                    const float mm = fmaxf(m[hi], m1);
+                    const float muse = mm == -INFINITY ? 0.f : mm;
+                    const float a0 = exp2f(m[hi] - muse), a1 = exp2f(m1 - muse);
+                    l[hi] = l[hi] * a0 + l1 * a1;
+#pragma unroll
+                    for (int j = 0; j < D / 8; j++) {
+                        o[4 * j + 2 * hi] =
+                            o[4 * j + 2 * hi] * a0 + xbuf[(4 * j + 2 * hi) * 128 + wt] * a1;
+                        o[4 * j + 2 * hi + 1] =
+                            o[4 * j + 2 * hi + 1] * a0 + xbuf[(4 * j + 2 * hi + 1) * 128 + wt] * a1;
+                    }
+                }
+            }
+            named_bar(4, 256);
+            if (cw == 1) continue;
+        }
+        if (!active) continue;
+
+        /* epilogue: normalise, stage in this warpgroup's Q rows, scatter rows */
+        T *ob = reinterpret_cast<T *>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            float ls = l[hi];
+            ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+            ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+            float inv = ls > 0.f ? 1.f / ls : 0.f;
+            if (ls != ls) inv = NAN;
+            const int row = 64 * cw + 16 * wq + g + 8 * hi;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                const uint32_t off = sw128<BM>(row, j) + c4 * 4;
+                *reinterpret_cast<uint32_t *>(smem + S::q + off) =
+                    pack2<T>(o[4 * j + 2 * hi] * inv, o[4 * j + 2 * hi + 1] * inv);
+            }
+        }
+        named_bar(2 + cw, 128);
+#pragma unroll
+        for (int it = 0; it < 64 * CPR / 128; it++) {
+            const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
+            if (rr < nr) {
+                const int orig = qperm ? __ldg(qperm + row0 + rr) : row0 + rr;
+                *reinterpret_cast<uint4 *>(ob + (int64_t)orig * p.o_stride_n + ch * 8) =
+                    *reinterpret_cast<const uint4 *>(smem + S::q + sw128<BM>(64 * cw + rr, ch));
+            }
+        }
+        named_bar(2 + cw, 128); /* the Q rows are reused by the next work item */
+    }
+}
+
+#endif /* SVOO_SM90_WGMMA */
+
+template <int D, typename T>
+__global__ void __launch_bounds__(NTHR, 1)
+    attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
+                    const int *__restrict__ ntiles_p) {
+#ifdef SVOO_SM90_WGMMA
+    using S = Smem90<D>;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    /* 1024-byte aligned base (the 128-byte swizzle repeats every 1024 bytes) */
+    unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    const uint32_t sbase = smem_u32(smem);
+    const int ntiles = *ntiles_p;
+    if ((int)blockIdx.x >= ntiles) return;
+    if (threadIdx.x == 0) {
+        const uint32_t bars = sbase + (uint32_t)S::bar;
+        for (int s = 0; s < S::STAGES; s++) {
+            mbar_init(bars + S::full_k + 8 * s, 128 + 1); /* producers' copies + meta */
+            mbar_init(bars + S::full_v + 8 * s, 128);     /* producers' copies */
+            mbar_init(bars + S::empty_k + 8 * s, 256);    /* consumers */
+            mbar_init(bars + S::empty_v + 8 * s, 256);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (threadIdx.x < 128) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
+        producer<D, T>(p, tiles, ntiles, smem, sbase);
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
+        consumer<D, T>(p, tiles, ntiles, smem, sbase);
+    }
+#else
+    (void)p;
+    (void)tiles;
+    (void)ntiles_p;
+#ifdef __CUDA_ARCH__
+    __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
+#endif
+#endif
+}
+
+template <int D, typename T>
+svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+    const size_t sm = Smem90<D>::total;
+    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
+                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
+    int dev = 0, nsm = 0;
+    e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    const int64_t grid = wl.max_tiles < nsm ? wl.max_tiles : nsm;
+    attend90_kernel<D, T><<<(unsigned)grid, NTHR, sm, s>>>(*p, wl.tiles, wl.ntiles);
+    return SVOO_OK;
+}
+
+} // namespace
+
+svoo_status svoo_attend::attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl,
+                                     cudaStream_t s) {
+    const bool bf = p->dtype == SVOO_CUDA_BF16;
+    if (p->D == 128)
+        return bf ? launch90<128, __nv_bfloat16>(p, wl, s) : launch90<128, __half>(p, wl, s);
+    return bf ? launch90<64, __nv_bfloat16>(p, wl, s) : launch90<64, __half>(p, wl, s);
+}
