@@ -188,7 +188,7 @@ __global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, in
          i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / d;
         wh[(size_t)bh * total + i] = __float2half_rn(r < c ? wf[(size_t)bh * c * d + i] * s : 0.f);
-        if (i % d == 0) bias_h[(size_t)bh * cpad + r] = r < c ? bias[(size_t)bh * c + r] * s : -INFINITY;
+        if (i % d == 0) bias_h[(size_t)bh * cpad + r] = r < c ? bias[(size_t)bh * c + r] * s : -FLT_MAX;
     }
 }
 
@@ -252,31 +252,24 @@ __device__ __forceinline__ uint4 load8_half(const __nv_bfloat16 *p) {
     return *(uint4 *)h;
 }
 
-/* 128 rows x all clusters per block, clusters streamed in tiles of 64
- * (double-buffered cp.async); 70 KB of shared memory at D = 128, so three
- * blocks (24 warps) share an SM */
-enum { ASSIGN_BM = 128, ASSIGN_BN = 64 };
-template <int D> struct assign_smem {
+/* RT x 128 rows (RT m16 tiles per warp) x all clusters per block, clusters
+ * streamed in tiles of 64 (double-buffered cp.async). RT = 1: 70 KB of shared
+ * memory at D = 128, three blocks (24 warps) per SM; RT = 2: 103 KB, two
+ * blocks (16 warps), each B fragment feeds two m16 tiles. */
+enum { ASSIGN_BN = 64 };
+template <int D, int RT> struct assign_smem {
+    static constexpr int BM = 128 * RT;
     static constexpr int LD = D + 8; /* halves: ldmatrix rows land on distinct banks */
     static constexpr size_t bytes =
-        (size_t)(ASSIGN_BM * LD + 2 * ASSIGN_BN * LD) * sizeof(__half) + 2 * ASSIGN_BN * sizeof(float);
+        (size_t)(BM * LD + 2 * ASSIGN_BN * LD) * sizeof(__half) + 2 * ASSIGN_BN * sizeof(float);
 };
+/* m16 tiles per warp of the launches at D = 128 / 64 (svoo_cu_plan_setup) */
+static int g_assign_rt = 1, g_assign_rt64 = 1;
 
 /* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0) */
 __constant__ float g_refine_gap = INFINITY;
 
 __device__ __forceinline__ bool better(float a, int ia, float b, int ib) { return a > b || (a == b && ia < ib); }
-__device__ __forceinline__ void top2_add(float v, int c, float &b1, int &i1, float &b2, int &i2) {
-    if (v > b1) {
-        b2 = b1;
-        i2 = i1;
-        b1 = v;
-        i1 = c;
-    } else if (v > b2) {
-        b2 = v;
-        i2 = c;
-    }
-}
 /* merges the top-2 list of lane ^ o into this lane's (lists sorted by `better`) */
 __device__ __forceinline__ void top2_merge(unsigned mask, int o, float &b1, int &i1, float &b2, int &i2) {
     float o1 = __shfl_xor_sync(mask, b1, o), o2 = __shfl_xor_sync(mask, b2, o);
@@ -297,25 +290,38 @@ __device__ __forceinline__ void top2_merge(unsigned mask, int o, float &b1, int 
     }
 }
 
+/* Branch-free running top-2: each score is packed with its slot in this
+ * lane's column stream (s = chunk * 8 + 2 f + j, stored as M - s) in its low
+ * IB mantissa bits, so keys are distinct and best / second are plain float
+ * max / min (3 ops per score, no index select). Truncation moves a score by
+ * less than 2^(IB - 23) of its magnitude; refine_row widens its window by it. */
+__device__ __forceinline__ float pack_key(float s, uint32_t keep, uint32_t code) {
+    return __uint_as_float((__float_as_uint(s) & keep) | code);
+}
+__device__ __forceinline__ void top2_key(float k, float &b1, float &b2) {
+    const float t = fminf(b1, k);
+    b1 = fmaxf(b1, k);
+    b2 = fmaxf(b2, t);
+}
+/* key -> cluster index (0x7fffffff for the -inf start value) */
+__device__ __forceinline__ int key_index(float k, uint32_t m, int t4) {
+    if (!(k > -INFINITY)) return 0x7fffffff;
+    const uint32_t s = m - (__float_as_uint(k) & m);
+    return (int)((s >> 3) * 32 + ((s >> 1) & 3) * 8 + 2 * t4 + (s & 1));
+}
+
 /* The fp16 weights make each score wrong by at most 2^-11 sum_j |x_j| (max |w|
- * = 1); when the best two are closer than twice that, both are re-scored in
- * f32 from the unrounded weights, so labels match an f32 argmax. */
+ * = 1); when the best two are closer than twice that (plus the key
+ * truncation, trunc * (|b1| + |b2|)), both are re-scored in f32 from the
+ * unrounded weights, so labels match an f32 argmax. The assignment kernels
+ * only mark such rows (label = -(1 + i1 + 32768 i2), c <= 32768): k_refine
+ * re-scores them afterwards, one warp per row, so no block waits on those
+ * loads. Larger c: re-scored in place (refine_row). */
+enum { REFINE_MAX_C = 32768 };
 template <typename T>
-__device__ __forceinline__ int refine_row(const svoo_dview &x, int bh, int64_t row, const __half *arow, int D,
-                                          float b1, int i1, float b2, int i2, const float *__restrict__ wf,
-                                          const float *__restrict__ bias, int c, int t4, unsigned qmask) {
-    if (i2 >= c || !(b1 - b2 <= g_refine_gap)) return i1; /* far from a tie (cheap test first) */
-    float sa = 0.f;
-    for (int j = t4; j < D; j += 4) {
-        float a = __half2float(arow[j]);
-        sa = fmaf(a, a, sa);
-    }
-    sa += __shfl_xor_sync(qmask, sa, 1);
-    sa += __shfl_xor_sync(qmask, sa, 2);
-    /* each w_j is off by at most 2^-11 |w_j| <= 2^-11: the difference of two
-     * scores has a standard deviation below 0.82 * 2^-11 |x|; refine within
-     * 8 of them */
-    if (!(b1 - b2 <= 0x1p-8f * 0.82f * sqrtf(sa))) return i1;
+__device__ __forceinline__ int refine_row(const svoo_dview &x, int bh, int64_t row, int D, int i1, int i2,
+                                          const float *__restrict__ wf, const float *__restrict__ bias, int c,
+                                          int t4, unsigned qmask) {
     const T *xr = dv_row<T>(x, bh, row);
     const float *w1 = wf + ((size_t)bh * c + i1) * D, *w2 = wf + ((size_t)bh * c + i2) * D;
     float d1 = 0.f, d2 = 0.f;
@@ -331,13 +337,65 @@ __device__ __forceinline__ int refine_row(const svoo_dview &x, int bh, int64_t r
     float s1 = d1 + bias[(size_t)bh * c + i1], s2 = d2 + bias[(size_t)bh * c + i2];
     return better(s2, i2, s1, i1) ? i2 : i1;
 }
+/* the label of a row from its quad-merged top-2 (all four lanes of the quad
+ * call it; lane t4 == 0 stores); sa: |x|^2 of the fp16 row over the quad */
+template <typename T>
+__device__ __forceinline__ void finish_row(const svoo_dview &x, int bh, int64_t row, int64_t n, float sa, int D,
+                                           float b1, int i1, float b2, int i2, float trunc,
+                                           const float *__restrict__ wf, const float *__restrict__ bias, int c,
+                                           int t4, unsigned qmask, int32_t *__restrict__ label) {
+    int l = i1 < c ? i1 : 0; /* all-NaN row: cluster 0 */
+    /* each w_j is off by at most 2^-11 |w_j| <= 2^-11: the difference of two
+     * scores has a standard deviation below 0.82 * 2^-11 |x|; refine within
+     * 8 of them */
+    if (i1 < c && i2 < c && b1 - b2 <= g_refine_gap &&
+        b1 - b2 <= 0x1p-8f * 0.82f * sqrtf(sa) + trunc * (fabsf(b1) + fabsf(b2))) {
+        if (c <= REFINE_MAX_C)
+            l = -(1 + i1 + REFINE_MAX_C * i2);
+        else
+            l = refine_row<T>(x, bh, row, D, i1, i2, wf, bias, c, t4, qmask);
+    }
+    if (t4 == 0) label[(size_t)bh * n + row] = l;
+}
 
-template <typename T, int D>
-__global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const __half *__restrict__ wh,
-                                                const float *__restrict__ bias_h, int cpad,
-                                                const float *__restrict__ wf, const float *__restrict__ bias,
-                                                int c, int32_t *__restrict__ label) {
-    constexpr int BM = ASSIGN_BM, BN = ASSIGN_BN, LD = assign_smem<D>::LD, CH = D / 8;
+/* re-scores the marked rows: one warp per row, lanes over d */
+template <typename T>
+__global__ void __launch_bounds__(256) k_refine(svoo_dview x, int64_t n, int D, const float *__restrict__ wf,
+                                                const float *__restrict__ bias, int c, int32_t *__restrict__ label) {
+    const int bh = blockIdx.y, lane = threadIdx.x % 32;
+    const int64_t base = ((int64_t)blockIdx.x * 8 + threadIdx.x / 32) * 32;
+    if (base >= n) return;
+    int32_t *lb = label + (size_t)bh * n;
+    const int32_t mine = base + lane < n ? lb[base + lane] : 0;
+    unsigned todo = __ballot_sync(0xffffffffu, mine < 0);
+    while (todo) {
+        const int b = __ffs(todo) - 1;
+        todo &= todo - 1;
+        const int32_t v = -1 - __shfl_sync(0xffffffffu, mine, b);
+        const int i1 = v % REFINE_MAX_C, i2 = v / REFINE_MAX_C;
+        const T *xr = dv_row<T>(x, bh, base + b);
+        const float *w1 = wf + ((size_t)bh * c + i1) * D, *w2 = wf + ((size_t)bh * c + i2) * D;
+        float d1 = 0.f, d2 = 0.f;
+        for (int j = lane; j < D; j += 32) {
+            const float xv = to_f(xr[j]);
+            d1 = fmaf(xv, w1[j], d1);
+            d2 = fmaf(xv, w2[j], d2);
+        }
+        for (int o = 16; o; o >>= 1) {
+            d1 += __shfl_xor_sync(0xffffffffu, d1, o);
+            d2 += __shfl_xor_sync(0xffffffffu, d2, o);
+        }
+        const float s1 = d1 + bias[(size_t)bh * c + i1], s2 = d2 + bias[(size_t)bh * c + i2];
+        if (lane == b) lb[base + b] = better(s2, i2, s1, i1) ? i2 : i1;
+    }
+}
+
+template <typename T, int D, int RT>
+__global__ void __launch_bounds__(256, 4 - RT)
+    k_assign(svoo_dview x, int64_t n, const __half *__restrict__ wh, const float *__restrict__ bias_h, int cpad,
+             int ib, float trunc, const float *__restrict__ wf, const float *__restrict__ bias, int c,
+             int32_t *__restrict__ label) {
+    constexpr int BM = assign_smem<D, RT>::BM, BN = ASSIGN_BN, LD = assign_smem<D, RT>::LD, CH = D / 8;
     extern __shared__ __align__(16) unsigned char smem[];
     __half *sA = (__half *)smem;
     __half *sB = sA + BM * LD;
@@ -359,22 +417,36 @@ __global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const _
         cp_async_commit();
     };
     load_b(0, 0);
-    for (int i = tid; i < BM * CH; i += 256) {
-        int r = i / CH, cc = i % CH;
-        int64_t row = row0 + r;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row < n) v = load8_half(dv_row<T>(x, bh, row) + cc * 8);
-        *(uint4 *)(sA + r * LD + cc * 8) = v;
+    {
+        constexpr int NL = BM * CH / 256; /* all loads in flight before the stores */
+        uint4 v[NL];
+#pragma unroll
+        for (int u = 0; u < NL; u++) {
+            const int i = tid + 256 * u, r = i / CH, cc = i % CH;
+            v[u] = row0 + r < n ? load8_half(dv_row<T>(x, bh, row0 + r) + cc * 8) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < NL; u++) {
+            const int i = tid + 256 * u, r = i / CH, cc = i % CH;
+            *(uint4 *)(sA + r * LD + cc * 8) = v[u];
+        }
     }
     __syncthreads();
-    uint32_t af[D / 16][4];
+    uint32_t af[RT][D / 16][4];
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ks++)
-        ldmatrix_x4(af[ks], sA + (warp * 16 + (lane % 16)) * LD + ks * 16 + (lane / 16) * 8);
+    for (int rt = 0; rt < RT; rt++)
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ks++)
+            ldmatrix_x4(af[rt][ks], sA + (warp * 16 * RT + rt * 16 + (lane % 16)) * LD + ks * 16 + (lane / 16) * 8);
 
     const int t4 = lane % 4;
-    float best0 = -INFINITY, best1 = -INFINITY, sec0 = -INFINITY, sec1 = -INFINITY;
-    int bi0 = 0x7fffffff, bi1 = 0x7fffffff, si0 = 0x7fffffff, si1 = 0x7fffffff;
+    const uint32_t m = (1u << ib) - 1, keep = ~m;
+    /* best / second key of rows (rt, lane / 4) [0] and (rt, lane / 4 + 8) [1] */
+    float best[RT][2], sec[RT][2];
+#pragma unroll
+    for (int rt = 0; rt < RT; rt++)
+        best[rt][0] = best[rt][1] = sec[rt][0] = sec[rt][1] = -INFINITY;
+    uint32_t hi = m; /* m - 8 * chunk: low 3 bits stay 1, slot bits subtract */
     for (int t = 0; t < ntiles; t++) {
         if (t + 1 < ntiles) {
             load_b(t + 1, (t + 1) & 1);
@@ -387,14 +459,17 @@ __global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const _
         const float *bs = sBias + (t & 1) * BN;
 #pragma unroll 2
         for (int nc = 0; nc < BN / 32; nc++) {
-            /* 32 clusters: four independent accumulator chains, which start
-             * at the bias (no adds in the epilogue) */
-            float acc[4][4];
+            /* 32 clusters: four independent accumulator chains per m16 tile,
+             * which start at the bias (no adds in the epilogue) */
+            float acc[RT][4][4];
 #pragma unroll
             for (int f = 0; f < 4; f++) {
                 const float2 bv = *(const float2 *)(bs + nc * 32 + f * 8 + 2 * t4);
-                acc[f][0] = acc[f][2] = bv.x;
-                acc[f][1] = acc[f][3] = bv.y;
+#pragma unroll
+                for (int rt = 0; rt < RT; rt++) {
+                    acc[rt][f][0] = acc[rt][f][2] = bv.x;
+                    acc[rt][f][1] = acc[rt][f][3] = bv.y;
+                }
             }
             const __half *bp = Bt + (nc * 32 + (lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) & 1) * 8;
 #pragma unroll
@@ -402,86 +477,114 @@ __global__ void __launch_bounds__(256) k_assign(svoo_dview x, int64_t n, const _
                 uint32_t b[4], b2[4];
                 ldmatrix_x4(b, bp + ks * 16);
                 ldmatrix_x4(b2, bp + 16 * LD + ks * 16);
-                mma16816(acc[0], af[ks], b[0], b[1]);
-                mma16816(acc[1], af[ks], b[2], b[3]);
-                mma16816(acc[2], af[ks], b2[0], b2[1]);
-                mma16816(acc[3], af[ks], b2[2], b2[3]);
-            }
-            /* fast path: nothing in these 32 beats the running second best */
-            const int gc = t * BN + nc * 32 + 2 * t4;
-            float m0 = acc[0][0], m1 = acc[0][2];
 #pragma unroll
-            for (int f = 0; f < 4; f++) {
-                m0 = fmaxf(m0, fmaxf(acc[f][0], acc[f][1]));
-                m1 = fmaxf(m1, fmaxf(acc[f][2], acc[f][3]));
-            }
-            if (m0 > sec0) {
-#pragma unroll
-                for (int f = 0; f < 4; f++) {
-                    top2_add(acc[f][0], gc + 8 * f, best0, bi0, sec0, si0);
-                    top2_add(acc[f][1], gc + 8 * f + 1, best0, bi0, sec0, si0);
+                for (int rt = 0; rt < RT; rt++) {
+                    mma16816(acc[rt][0], af[rt][ks], b[0], b[1]);
+                    mma16816(acc[rt][1], af[rt][ks], b[2], b[3]);
+                    mma16816(acc[rt][2], af[rt][ks], b2[0], b2[1]);
+                    mma16816(acc[rt][3], af[rt][ks], b2[2], b2[3]);
                 }
             }
-            if (m1 > sec1) {
+            /* slot codes of this chunk: column 8 f + 2 t4 + j is slot 2 f + j */
 #pragma unroll
-                for (int f = 0; f < 4; f++) {
-                    top2_add(acc[f][2], gc + 8 * f, best1, bi1, sec1, si1);
-                    top2_add(acc[f][3], gc + 8 * f + 1, best1, bi1, sec1, si1);
+            for (int f = 0; f < 4; f++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const uint32_t code = hi - (2 * f + j);
+#pragma unroll
+                    for (int rt = 0; rt < RT; rt++) {
+                        top2_key(pack_key(acc[rt][f][j], keep, code), best[rt][0], sec[rt][0]);
+                        top2_key(pack_key(acc[rt][f][2 + j], keep, code), best[rt][1], sec[rt][1]);
+                    }
                 }
-            }
+            hi -= 8;
         }
         __syncthreads();
     }
-#pragma unroll
-    for (int o = 1; o < 4; o <<= 1) {
-        top2_merge(0xffffffffu, o, best0, bi0, sec0, si0);
-        top2_merge(0xffffffffu, o, best1, bi1, sec1, si1);
-    }
-    const int64_t r = row0 + warp * 16 + lane / 4;
     const unsigned qmask = 0xfu << (lane & ~3);
-    if (r < n) {
-        int l = refine_row<T>(x, bh, r, sA + (warp * 16 + lane / 4) * LD, D, best0, bi0, sec0, si0, wf, bias, c,
-                              t4, qmask);
-        if (t4 == 0) label[(size_t)bh * n + r] = l < c ? l : 0; /* all-NaN row: cluster 0 */
-    }
-    if (r + 8 < n) {
-        int l = refine_row<T>(x, bh, r + 8, sA + (warp * 16 + lane / 4 + 8) * LD, D, best1, bi1, sec1, si1, wf,
-                              bias, c, t4, qmask);
-        if (t4 == 0) label[(size_t)bh * n + r + 8] = l < c ? l : 0;
-    }
+#pragma unroll
+    for (int rt = 0; rt < RT; rt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float b1 = best[rt][h], b2 = sec[rt][h];
+            int i1 = key_index(b1, m, t4), i2 = key_index(b2, m, t4);
+#pragma unroll
+            for (int o = 1; o < 4; o <<= 1) top2_merge(0xffffffffu, o, b1, i1, b2, i2);
+            const int lr = warp * 16 * RT + rt * 16 + h * 8 + lane / 4;
+            const int64_t r = row0 + lr;
+            if (r < n) {
+                float sa = 0.f;
+                for (int j = t4; j < D; j += 4) {
+                    const float a = __half2float(sA[lr * LD + j]);
+                    sa = fmaf(a, a, sa);
+                }
+                sa += __shfl_xor_sync(qmask, sa, 1);
+                sa += __shfl_xor_sync(qmask, sa, 2);
+                finish_row<T>(x, bh, r, n, sa, D, b1, i1, b2, i2, trunc, wf, bias, c, t4, qmask, label);
+            }
+        }
 }
 
-template <int D> static cudaError_t setup_assign() {
+template <int D, int RT> static cudaError_t setup_assign_rt() {
     cudaError_t e;
-    size_t sm = assign_smem<D>::bytes;
-    if ((e = cudaFuncSetAttribute(k_assign<float, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
-        (e = cudaFuncSetAttribute(k_assign<__half, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
-        (e = cudaFuncSetAttribute(k_assign<__nv_bfloat16, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    size_t sm = assign_smem<D, RT>::bytes;
+    if ((e = cudaFuncSetAttribute(k_assign<float, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
+        (e = cudaFuncSetAttribute(k_assign<__half, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
+        (e = cudaFuncSetAttribute(k_assign<__nv_bfloat16, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)sm)))
         return e;
     return cudaSuccess;
 }
+/* RT = 2 where a block may have its shared memory (103 KB at D = 128: not on
+ * sm_86 / sm_89, 99 KB), else RT = 1 */
+template <int D> static cudaError_t setup_assign(int optin, int *rt) {
+    cudaError_t e = setup_assign_rt<D, 1>();
+    *rt = assign_smem<D, 2>::bytes <= (size_t)optin ? 2 : 1;
+    if (!e && *rt == 2) e = setup_assign_rt<D, 2>();
+    return e;
+}
 
-template <int D>
+template <int D, int RT>
 static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __half *wh, const float *bias_h,
                           int cpad, const float *wf, const float *bias, int c, int32_t *label, cudaStream_t st) {
-    dim3 grid((unsigned)((n + ASSIGN_BM - 1) / ASSIGN_BM), BH);
-    size_t sm = assign_smem<D>::bytes;
+    constexpr int BM = assign_smem<D, RT>::BM;
+    dim3 grid((unsigned)((n + BM - 1) / BM), BH);
+    size_t sm = assign_smem<D, RT>::bytes;
+    int ib = 5; /* slot bits: cpad / 4 slots per lane */
+    while ((1 << ib) < cpad / 4) ib++;
+    const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
     if (dtype == 0)
-        k_assign<float, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, wf, bias, c, label);
+        k_assign<float, D, RT><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
     else if (dtype == 1)
-        k_assign<__half, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, wf, bias, c, label);
+        k_assign<__half, D, RT><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
     else
-        k_assign<__nv_bfloat16, D><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, wf, bias, c, label);
+        k_assign<__nv_bfloat16, D, RT>
+            <<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
 }
 
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
                            int32_t *label, cudaStream_t st) {
-    if (d == 64)
-        launch_assign<64>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
-    else
-        launch_assign<128>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+    if (d == 64) {
+        if (g_assign_rt64 == 2)
+            launch_assign<64, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+        else
+            launch_assign<64, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+    } else {
+        if (g_assign_rt == 2)
+            launch_assign<128, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+        else
+            launch_assign<128, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+    }
+    if (c <= REFINE_MAX_C) {
+        dim3 grid((unsigned)((n + 255) / 256), BH);
+        if (dtype == 0)
+            k_refine<float><<<grid, 256, 0, st>>>(x, n, d, wf, bias, c, label);
+        else if (dtype == 1)
+            k_refine<__half><<<grid, 256, 0, st>>>(x, n, d, wf, bias, c, label);
+        else
+            k_refine<__nv_bfloat16><<<grid, 256, 0, st>>>(x, n, d, wf, bias, c, label);
+    }
     LAUNCH_CHECK();
 }
 
@@ -597,44 +700,45 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
 }
 
 /* ---------------------------------------------------------------------- */
-/* centroids: sums in double in token order (as the CPU), one block/cluster */
+/* centroids: sums in double (as the CPU), one block per cluster; each row  */
+/* read as 16-byte vectors by LPR lanes, 256 / LPR rows per pass, 4 passes   */
+/* in flight                                                               */
 /* ---------------------------------------------------------------------- */
 template <typename T, int D>
 __global__ void __launch_bounds__(256) k_centroids(svoo_dview x, int64_t n, int c, const int32_t *__restrict__ perm,
                                                    const int32_t *__restrict__ off, float *__restrict__ mu) {
-    constexpr int E = D / 32;
-    __shared__ double s_acc[8][D];
-    const int bh = blockIdx.y, r = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    constexpr int EV = 16 / sizeof(T), LPR = D / EV, G = 256 / LPR, U = 4;
+    __shared__ double s_acc[G][D];
+    const int bh = blockIdx.y, r = blockIdx.x, g = threadIdx.x / LPR, cc = threadIdx.x % LPR;
     const int32_t s = off[(size_t)bh * (c + 1) + r], e = off[(size_t)bh * (c + 1) + r + 1];
     if (e == s) return; /* empty cluster keeps its centroid */
     const int32_t *p = perm + (size_t)bh * n;
-    double acc[E] = {};
-    int32_t i = s + warp;
-    for (; i + 24 < e; i += 32) { /* four rows in flight per warp */
-        float v[4][E];
+    double acc[EV] = {};
+    int32_t i = s + g;
+    for (; i + (U - 1) * G < e; i += U * G) {
+        uint4 v[U];
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            const T *xr = dv_row<T>(x, bh, p[i + 8 * u]) + lane * E;
+        for (int u = 0; u < U; u++) v[u] = *(const uint4 *)(dv_row<T>(x, bh, p[i + u * G]) + cc * EV);
 #pragma unroll
-            for (int k = 0; k < E; k++) v[u][k] = to_f(xr[k]);
+        for (int u = 0; u < U; u++) {
+            const T *t = (const T *)&v[u];
+#pragma unroll
+            for (int k = 0; k < EV; k++) acc[k] += (double)to_f(t[k]);
         }
-#pragma unroll
-        for (int u = 0; u < 4; u++)
-#pragma unroll
-            for (int k = 0; k < E; k++) acc[k] += (double)v[u][k];
     }
-    for (; i < e; i += 8) {
-        const T *xr = dv_row<T>(x, bh, p[i]) + lane * E;
+    for (; i < e; i += G) {
+        const uint4 v = *(const uint4 *)(dv_row<T>(x, bh, p[i]) + cc * EV);
+        const T *t = (const T *)&v;
 #pragma unroll
-        for (int k = 0; k < E; k++) acc[k] += (double)to_f(xr[k]);
+        for (int k = 0; k < EV; k++) acc[k] += (double)to_f(t[k]);
     }
 #pragma unroll
-    for (int k = 0; k < E; k++) s_acc[warp][lane * E + k] = acc[k];
+    for (int k = 0; k < EV; k++) s_acc[g][cc * EV + k] = acc[k];
     __syncthreads();
     for (int j = threadIdx.x; j < D; j += blockDim.x) {
         double t = 0;
 #pragma unroll
-        for (int w = 0; w < 8; w++) t += s_acc[w][j];
+        for (int w = 0; w < G; w++) t += s_acc[w][j];
         mu[((size_t)bh * c + r) * D + j] = (float)(t / (e - s));
     }
 }
@@ -660,22 +764,32 @@ cudaError_t svoo_cu_centroids(int dtype, svoo_dview x, int BH, int64_t n, int d,
     LAUNCH_CHECK();
 }
 
-/* G[bh] = mu^T mu (D x D) over co rows; block = 4 rows of G */
+/* G[bh] = mu^T mu (D x D) over co rows; block = 4 rows of G; mu streamed
+ * through shared memory in chunks of 64 rows, the next chunk's loads in flight
+ * (registers) while the current one is summed */
 template <int D> __global__ void __launch_bounds__(256) k_gram(const float *__restrict__ mu, int co, float *__restrict__ G) {
-    constexpr int RB = 4, RPT = RB / (256 / D); /* rows of G per block, per thread */
-    __shared__ float s_mu[32][D];
+    constexpr int RB = 4, RPT = RB / (256 / D), CR = 64, LPT = CR * D / 256;
+    __shared__ float s_mu[CR][D];
     const int bh = blockIdx.y, i0 = blockIdx.x * RB, j = threadIdx.x % D, ig = threadIdx.x / D;
     const float *m = mu + (size_t)bh * co * D;
     float acc[RPT] = {};
-    for (int r0 = 0; r0 < co; r0 += 32) {
-        __syncthreads();
-        for (int t = threadIdx.x; t < 32 * D; t += 256) {
-            int rr = t / D, jj = t % D;
-            s_mu[rr][jj] = r0 + rr < co ? m[(size_t)(r0 + rr) * D + jj] : 0.f;
+    float pre[LPT];
+    auto load = [&](int r0) {
+#pragma unroll
+        for (int u = 0; u < LPT; u++) {
+            const int t = threadIdx.x + 256 * u, rr = t / D;
+            pre[u] = r0 + rr < co ? m[(size_t)r0 * D + t] : 0.f;
         }
+    };
+    load(0);
+    for (int r0 = 0; r0 < co; r0 += CR) {
         __syncthreads();
-#pragma unroll 4
-        for (int rr = 0; rr < 32; rr++) {
+#pragma unroll
+        for (int u = 0; u < LPT; u++) (&s_mu[0][0])[threadIdx.x + 256 * u] = pre[u];
+        __syncthreads();
+        if (r0 + CR < co) load(r0 + CR);
+#pragma unroll 8
+        for (int rr = 0; rr < CR; rr++) {
             float mj = s_mu[rr][j];
 #pragma unroll
             for (int k = 0; k < RPT; k++) acc[k] = fmaf(s_mu[rr][i0 + ig * RPT + k], mj, acc[k]);
@@ -947,8 +1061,15 @@ cudaError_t svoo_cu_plan_setup(void) {
     const char *r = getenv("SVOO_CUDA_REFINE");
     float gap = r && r[0] == '0' ? -1.0f : INFINITY;
     cudaError_t e = cudaMemcpyToSymbol(g_refine_gap, &gap, sizeof gap);
-    if (!e) e = setup_assign<64>();
-    if (!e) e = setup_assign<128>();
+    /* m16 tiles per warp of the assignment: 2 where the shared memory allows;
+     * SVOO_CUDA_ASSIGN_RT=1 forces 1 (experiments) */
+    int dev = 0, optin = 0;
+    if (!e) e = cudaGetDevice(&dev);
+    if (!e) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    const char *rt = getenv("SVOO_CUDA_ASSIGN_RT");
+    if (rt && rt[0] == '1') optin = 0;
+    if (!e) e = setup_assign<64>(optin, &g_assign_rt64);
+    if (!e) e = setup_assign<128>(optin, &g_assign_rt);
     if (!e) e = cudaFuncSetAttribute(k_select, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
     return e;
 }

@@ -29,12 +29,13 @@ cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaS
 /* assignment weights for argmax_c (x . w_c + bias_c):
  *   gram = 1: w_c = wf_c / |P_c| with wf = mu G (already in wf), |P_c|^2 = mu_c . wf_c
  *   gram = 0: w_c = mu_c, bias_c = -|mu_c|^2 / 2 (k-means)
- * scaled by 1 / max|w| per bh into fp16 wh (cpad rows, pad rows 0, bias -inf) */
+ * scaled by 1 / max|w| per bh into fp16 wh (cpad rows, pad rows 0, bias -FLT_MAX) */
 cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c, int cpad, int d,
                             unsigned *wmax, float *bias, __half *wh, float *bias_h,
                             cudaStream_t st);
 /* label[bh][i] = argmax_c (x_i . w_c + bias_c): fp16 tensor cores on wh/bias_h,
- * near ties re-scored in f32 from wf/bias (c x d unscaled); first max on ties */
+ * near ties re-scored in f32 from wf/bias (c x d unscaled; a second kernel,
+ * k_refine, after the GEMM); first max on ties */
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
                            int32_t *label, cudaStream_t st);
