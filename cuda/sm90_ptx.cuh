@@ -1,0 +1,158 @@
+/* sm90_ptx.cuh : inline-PTX building blocks of the Hopper attention kernels
+ * (cuda/attend_sm90.cu and its kept versions in dev/cuda/): wgmma wrappers,
+ * mbarriers, named barriers, proxy fences, shared-memory descriptors with the
+ * 128-byte swizzle, and the per-dtype MMA pair of the attention loop.
+ * Include only inside the sm_90a device pass (SVOO_SM90_WGMMA). */
+#ifndef SVOO_SM90_PTX_CUH
+#define SVOO_SM90_PTX_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+/* ---- wgmma wrappers: D (f32, 64 x N over the warpgroup) += A (64 x 16) B (16 x N);
+ * ss: A and B from shared-memory descriptors, K-major; rs: A from registers,
+ * B MN-major (transposed). One macro per form, instantiated per input type
+ * (bf16, f16): the PTX differs only in the type names. ---- */
+#define SVOO_ACC8(d, i)                                                                            \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]),    \
+        "+f"(d[i + 6]), "+f"(d[i + 7])
+#define SVOO_ACC32(d) SVOO_ACC8(d, 0), SVOO_ACC8(d, 8), SVOO_ACC8(d, 16), SVOO_ACC8(d, 24)
+#define SVOO_ACC64(d)                                                                              \
+    SVOO_ACC32(d), SVOO_ACC8(d, 32), SVOO_ACC8(d, 40), SVOO_ACC8(d, 48), SVOO_ACC8(d, 56)
+// clang-format off
+#define SVOO_REG8(a) "%" #a "0, %" #a "1, %" #a "2, %" #a "3, %" #a "4, %" #a "5, %" #a "6, %" #a "7"
+/* operand lists {%0, ..., %31} and {%0, ..., %63} */
+#define SVOO_D32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, " SVOO_REG8(1) ", %18, %19, " \
+                 SVOO_REG8(2) ", %28, %29, %30, %31}"
+#define SVOO_D64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, " SVOO_REG8(1) ", %18, %19, " \
+                 SVOO_REG8(2) ", %28, %29, " SVOO_REG8(3) ", %38, %39, " SVOO_REG8(4) ", %48, %49, " \
+                 SVOO_REG8(5) ", %58, %59, %60, %61, %62, %63}"
+// clang-format on
+
+#define SVOO_WGMMA_SS_N128(name, T)                                                                \
+    __device__ __forceinline__ void name(float(&d)[64], uint64_t da, uint64_t db, int accum) {     \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                  \
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32." T "." T " " SVOO_D64           \
+                     ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                             \
+                     : SVOO_ACC64(d)                                                               \
+                     : "l"(da), "l"(db), "r"(accum));                                              \
+    }
+#define SVOO_WGMMA_RS_N128(name, T)                                                                \
+    __device__ __forceinline__ void name(float(&d)[64], const uint32_t(&a)[4], uint64_t db) {      \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                  \
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32." T "." T " " SVOO_D64           \
+                     ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                               \
+                     : SVOO_ACC64(d)                                                               \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));               \
+    }
+#define SVOO_WGMMA_RS_N64(name, T)                                                                 \
+    __device__ __forceinline__ void name(float(&d)[32], const uint32_t(&a)[4], uint64_t db) {      \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                  \
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." T "." T " " SVOO_D32            \
+                     ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                               \
+                     : SVOO_ACC32(d)                                                               \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));               \
+    }
+SVOO_WGMMA_SS_N128(wgmma_ss_n128_bf16, "bf16")
+SVOO_WGMMA_RS_N128(wgmma_rs_n128_bf16, "bf16")
+SVOO_WGMMA_RS_N64(wgmma_rs_n64_bf16, "bf16")
+SVOO_WGMMA_SS_N128(wgmma_ss_n128_f16, "f16")
+SVOO_WGMMA_RS_N128(wgmma_rs_n128_f16, "f16")
+SVOO_WGMMA_RS_N64(wgmma_rs_n64_f16, "f16")
+
+/* ---- sm_90 device helpers (assembled only where the kernel body is) ---- */
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/* arrive once this thread's earlier cp.async copies have landed (the
+ * barrier's count includes this arrival) */
+__device__ __forceinline__ void mbar_arrive_cpasync(uint32_t bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+__device__ __forceinline__ void named_bar(int id, int n) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int n) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+/* generic-proxy writes (cp.async, st.shared) -> later async-proxy reads (wgmma) */
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* keeps the compiler from moving register accesses across wgmma issue / wait */
+template <int N> __device__ __forceinline__ void reg_fence(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N> __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+/* shared-memory matrix descriptor, 128-byte swizzle. K-major tiles (Q, K):
+ * 8-row groups 1024 bytes apart (SBO), LBO unused; MN-major (V): 64-column
+ * blocks lbo bytes apart, 8-key groups 1024 bytes apart. */
+__device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) |
+           ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+
+/* byte offset of (row, 16-byte chunk c) in a [D/64][rows][64] swizzled tile */
+template <int ROWS> __device__ __forceinline__ uint32_t sw128(int row, int c) {
+    return (uint32_t)((c >> 3) * ROWS * 128 + row * 128 + (((c & 7) ^ (row & 7)) << 4));
+}
+
+template <typename T, int D> struct Mma;
+template <int D> struct Mma<__nv_bfloat16, D> {
+    static __device__ __forceinline__ void qk(float (&s)[64], uint64_t da, uint64_t db, int acc) {
+        wgmma_ss_n128_bf16(s, da, db, acc);
+    }
+    static __device__ __forceinline__ void pv(float (&o)[D / 2], const uint32_t (&a)[4],
+                                              uint64_t db) {
+        if constexpr (D == 128)
+            wgmma_rs_n128_bf16(o, a, db);
+        else
+            wgmma_rs_n64_bf16(o, a, db);
+    }
+};
+template <int D> struct Mma<__half, D> {
+    static __device__ __forceinline__ void qk(float (&s)[64], uint64_t da, uint64_t db, int acc) {
+        wgmma_ss_n128_f16(s, da, db, acc);
+    }
+    static __device__ __forceinline__ void pv(float (&o)[D / 2], const uint32_t (&a)[4],
+                                              uint64_t db) {
+        if constexpr (D == 128)
+            wgmma_rs_n128_f16(o, a, db);
+        else
+            wgmma_rs_n64_f16(o, a, db);
+    }
+};
+#endif
