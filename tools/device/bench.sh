@@ -14,5 +14,9 @@ b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 45 --layer 25
 # the top-p knob: selected density vs fidelity at the re-planning step
 for tp in 0.8 0.7; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5 --top-p $tp; done
 b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5
+# the kernel harness (dev/cuda/build.sh, carried in build-cuda-dev): check, then both kernels
+if [ -x build-cuda-dev/attend_test ]; then
+  (cd build-cuda-dev && timeout 60 ./attend_test check 2>&1 | tail -3 && timeout 90 ./attend_test bench 10 0 2>&1 | tail -20)
+fi
 t0=$(date +%s); python3 build-rt/attention_anchors.py --reps 5 2>&1 | tail -20; echo "($(( $(date +%s)-t0 )) s)"
 t0=$(date +%s); python3 build-rt/attention_anchors.py --heads 40 --densities 0.15 --reps 3 2>&1 | tail -8; echo "($(( $(date +%s)-t0 )) s)"
