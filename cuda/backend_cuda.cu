@@ -227,6 +227,10 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     const svoo_config *c = &ctx->cfg;
     if (c->ear && c->method != SVOO_METHOD_DENSE)
         return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.ear: not available on CUDA");
+    /* refused rather than ignored: the check would read a device flag back, a host
+     * synchronisation in every call */
+    if (c->check_finite)
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.check_finite: not available on CUDA");
     int ndev = 0;
     cudaError_t e = cudaGetDeviceCount(&ndev);
     if (e) {
