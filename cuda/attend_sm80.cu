@@ -39,6 +39,7 @@ namespace svoo_attend {
 thread_local char g_err[256];
 
 svoo_status fail(svoo_status st, const char *fmt, ...) {
+    if (st == SVOO_ERR_CUDA) cudaGetLastError(); /* reported here, not again by the next call */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g_err, sizeof g_err, fmt, ap);
@@ -604,8 +605,11 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e2),
                     cudaGetErrorString(e2));
 
+#ifdef SVOO_HAVE_SM90A
     /* Hopper (9.0): the wgmma kernel (attend_sm90.cu) unless SVOO_CUDA_KERNEL=sm80
-     * (or the dev hook) asks for this file's mma.sync kernel */
+     * (or the dev hook) asks for this file's mma.sync kernel. Only in a build
+     * with an sm_90a image (cuda/cuda.cmake): an sm_90 or JIT image holds the
+     * wgmma kernel's trap body, which would poison the CUDA context. */
     int kern = svoo_cuda_attend_kernel;
     if (kern == 0) {
         const char *env = getenv("SVOO_CUDA_KERNEL");
@@ -617,6 +621,7 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         if ((st = attend_sm90(p, wl, s))) return st;
         return check_launch("attention kernel (sm90)");
     }
+#endif
 
     int var = svoo_cuda_attend_variant;
     if (p->D == 128) {

@@ -113,6 +113,15 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     if (dm->H > SVOO_CU_MAX_HEADS)
         return svoo_err(SVOO_ERR_UNSUPPORTED, "config.num_heads: %d (CUDA backend: at most %d)", dm->H,
                         SVOO_CU_MAX_HEADS);
+    /* planner and svg kernels put (b, h) in a grid's y or z dimension */
+    if (B * dm->H > 65535)
+        return svoo_err(SVOO_ERR_UNSUPPORTED, "batch x heads: %lld x %d (CUDA backend: at most 65535)",
+                        (long long)B, dm->H);
+    if (dm->svg && N < dm->svgi.N)
+        return svoo_err(SVOO_ERR_GEOMETRY,
+                        "config.max_tokens: %lld, below the %lld tokens of the svg geometry (frames x height "
+                        "x width + text_tokens)",
+                        (long long)N, (long long)dm->svgi.N);
     if (dm->sparse && !dm->svg && dm->ck > SVOO_CU_MAX_SELECT)
         return svoo_err(SVOO_ERR_UNSUPPORTED, "config.k_clusters: %d at N = %lld (CUDA backend: at most %d)",
                         dm->ck, (long long)N, SVOO_CU_MAX_SELECT);
@@ -186,6 +195,7 @@ svoo_status limits_of(const svoo_config *cfg, int64_t *B, int64_t *N) {
 }
 
 svoo_status cu_fail(svoo_ctx *ctx, cudaError_t e, const char *what) {
+    cudaGetLastError(); /* reported here: a non-sticky error must not fail the next call too */
     return svoo_ctx_err(ctx, SVOO_ERR_CUDA, "%s: %s: %s", what, cudaGetErrorName(e), cudaGetErrorString(e));
 }
 

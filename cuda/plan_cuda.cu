@@ -239,7 +239,17 @@ __device__ __forceinline__ uint4 load8_half(const float *p) {
                     __halves2half2(sat_half(b.x), sat_half(b.y)), __halves2half2(sat_half(b.z), sat_half(b.w))};
     return *(uint4 *)h;
 }
-__device__ __forceinline__ uint4 load8_half(const __half *p) { return *(const uint4 *)p; }
+/* f16 rows are clamped too: an Inf score would pack to a NaN key (pack_key) */
+__device__ __forceinline__ uint4 load8_half(const __half *p) {
+    uint4 u = *(const uint4 *)p;
+    __half2 *h = (__half2 *)&u;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 f = __half22float2(h[i]);
+        h[i] = __halves2half2(sat_half(f.x), sat_half(f.y));
+    }
+    return u;
+}
 __device__ __forceinline__ uint4 load8_half(const __nv_bfloat16 *p) {
     uint4 u = *(const uint4 *)p;
     const __nv_bfloat162 *b = (const __nv_bfloat162 *)&u;
@@ -264,7 +274,11 @@ template <int D, int RT> struct assign_smem {
         (size_t)(BM * LD + 2 * ASSIGN_BN * LD) * sizeof(__half) + 2 * ASSIGN_BN * sizeof(float);
 };
 /* m16 tiles per warp of the launches at D = 128 / 64 (svoo_cu_plan_setup) */
-static int g_assign_rt = 1, g_assign_rt64 = 1;
+/* m16 tiles per warp of k_assign (D = 128, D = 64) per device ordinal, set by
+ * svoo_cu_plan_setup on that device (the shared-memory limit is per device);
+ * 0 (not set up, or an ordinal >= ASSIGN_MAX_DEV) runs RT = 1 */
+enum { ASSIGN_MAX_DEV = 64 };
+static int g_assign_rt[ASSIGN_MAX_DEV], g_assign_rt64[ASSIGN_MAX_DEV];
 
 /* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0) */
 __constant__ float g_refine_gap = INFINITY;
@@ -565,13 +579,17 @@ static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __ha
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
                            int32_t *label, cudaStream_t st) {
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e) return e;
+    const bool rt2 = dev >= 0 && dev < ASSIGN_MAX_DEV && (d == 64 ? g_assign_rt64[dev] : g_assign_rt[dev]) == 2;
     if (d == 64) {
-        if (g_assign_rt64 == 2)
+        if (rt2)
             launch_assign<64, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
         else
             launch_assign<64, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
     } else {
-        if (g_assign_rt == 2)
+        if (rt2)
             launch_assign<128, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
         else
             launch_assign<128, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
@@ -857,6 +875,10 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     }
     m = warp_sum_i(m);
     tot = warp_sum_d(tot);
+    /* NaN/Inf centroid scores (non-finite q or k): every non-empty key cluster,
+     * as src/plan/select.c, so that the non-finite values reach the rows they
+     * touch instead of rows with no key (zeros). Warp-uniform (butterfly sum). */
+    const bool keep_all = !(tot > 0 && isfinite(tot));
     __syncwarp();
     /* S(u) = sum of p with bits >= u (p >= 0 only); C(u) their count */
     auto mass_ge_f = [&](unsigned u) {
@@ -955,7 +977,8 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         const bool valid = p >= 0.f && keep > 0;
         const bool tie = valid && bits == tau;
         const unsigned tb = __ballot_sync(0xffffffffu, tie);
-        const bool sel = valid && (bits > tau || (tie && run_tie + __popc(tb & lt) < keep_j));
+        const bool sel = keep_all ? (c < ck && ko[c + 1] > ko[c])
+                                  : valid && (bits > tau || (tie && run_tie + __popc(tb & lt) < keep_j));
         const unsigned sb = __ballot_sync(0xffffffffu, sel);
         if (sel) {
             out[run_sel + __popc(sb & lt)] = c;
@@ -1068,8 +1091,10 @@ cudaError_t svoo_cu_plan_setup(void) {
     if (!e) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     const char *rt = getenv("SVOO_CUDA_ASSIGN_RT");
     if (rt && rt[0] == '1') optin = 0;
-    if (!e) e = setup_assign<64>(optin, &g_assign_rt64);
-    if (!e) e = setup_assign<128>(optin, &g_assign_rt);
+    int rt64 = 1, rt128 = 1;
+    if (!e) e = setup_assign<64>(optin, &rt64);
+    if (!e) e = setup_assign<128>(optin, &rt128);
+    if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) g_assign_rt64[dev] = rt64, g_assign_rt[dev] = rt128;
     if (!e) e = cudaFuncSetAttribute(k_select, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
     return e;
 }

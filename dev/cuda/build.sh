@@ -15,7 +15,7 @@ ARCH="-gencode=arch=compute_90a,code=sm_90a"
 if [ "$1" = all ]; then
   ARCH="$ARCH -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_86,code=sm_86 -gencode=arch=compute_89,code=sm_89"
 fi
-FLAGS="-std=c++17 -O3 -Iinclude -Icuda -lineinfo $ARCH"
+FLAGS="-std=c++17 -O3 -Iinclude -Icuda -lineinfo -DSVOO_HAVE_SM90A $ARCH"
 $NVCC $FLAGS -Xptxas -v -c cuda/attend_sm80.cu -o $OUT/attend_sm80.o 2> $OUT/ptxas.txt || { cat $OUT/ptxas.txt; exit 1; }
 grep -E "spill|Used" $OUT/ptxas.txt | paste - - | sort | uniq -c | sed 's/ptxas info    : //' | head -20
 $NVCC $FLAGS $SM90_FLAGS -Xptxas -v -c $SM90_SRC -o $OUT/attend_sm90$TAG.o 2> $OUT/ptxas90$TAG.txt || { cat $OUT/ptxas90$TAG.txt; exit 1; }

@@ -391,6 +391,70 @@ done:
     free(o2);
 }
 
+/* one NaN key row in head 0 (check_finite off): on the CPU its key cluster's
+ * centroid scores are NaN for every query cluster, which then keeps every key
+ * cluster, so every row of head 0 is NaN and head 1 is untouched
+ * (docs/RELIABILITY.md). The GPU must do the same, not leave rows with no key. */
+static void test_nonfinite(svoo_method m) {
+    const int64_t B = 1, H = 2, N = 3001;
+    const int D = 128, step = 12, layer = 1;
+    const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2, head = (size_t)N * D;
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes), *og = malloc(bytes);
+    make_qkv(q, k, v, B, H, N, D, 4242);
+    for (int j = 0; j < D; j++) k[(size_t)1234 * D + j] = 0x7fc0; /* bf16 NaN, head 0, key 1234 */
+    void *dq, *dk, *dv, *dout;
+    CU(cudaMalloc(&dq, bytes));
+    CU(cudaMalloc(&dk, bytes));
+    CU(cudaMalloc(&dv, bytes));
+    CU(cudaMalloc(&dout, bytes));
+    CU(cudaMemcpy(dq, q, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dk, k, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dv, v, bytes, cudaMemcpyHostToDevice));
+    scenario sc = {"nonfinite", m, B, H, N, D, 0, 0, 0, {0}, 0, 0};
+    svoo_config cc, cg;
+    base_cfg(&cc, &sc, SVOO_DEVICE_CPU);
+    base_cfg(&cg, &sc, SVOO_DEVICE_CUDA);
+    cc.log_fn = cg.log_fn = quiet;
+    svoo_ctx *ctx_c = NULL, *ctx_g = NULL;
+    svoo_status s1 = svoo_ctx_create(&cc, &ctx_c), s2 = svoo_ctx_create(&cg, &ctx_g);
+    CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "nonfinite ctx: %s", svoo_last_error(NULL));
+    if (!s1 && !s2) {
+        svoo_tensor tq = view(q, 0, B, H, N, D, 0), tk = view(k, 0, B, H, N, D, 0), tv = view(v, 0, B, H, N, D, 0),
+                    to = view(oc, 0, B, H, N, D, 0);
+        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0), gv = view(dv, 1, B, H, N, D, 0),
+                    go = view(dout, 1, B, H, N, D, 0);
+        s1 = svoo_attention(ctx_c, step, layer, &tq, &tk, &tv, &to, NULL);
+        s2 = svoo_attention(ctx_g, step, layer, &gq, &gk, &gv, &go, NULL);
+        CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "nonfinite %s: %s / %s", svoo_method_name(m),
+              svoo_last_error(ctx_c), svoo_last_error(ctx_g));
+        CU(cudaMemcpy(og, dout, bytes, cudaMemcpyDeviceToHost));
+        int64_t nan_c = 0, nan_g = 0, nonfinite_h1 = 0;
+        for (int64_t i = 0; i < N; i++) {
+            nan_c += svoo_bf16_to_f32(oc[(size_t)i * D]) != svoo_bf16_to_f32(oc[(size_t)i * D]);
+            nan_g += svoo_bf16_to_f32(og[(size_t)i * D]) != svoo_bf16_to_f32(og[(size_t)i * D]);
+        }
+        for (size_t i = head; i < cnt; i++) nonfinite_h1 += !isfinite(svoo_bf16_to_f32(og[i]));
+        const double r1 = rel_l2(og + head, oc + head, head);
+        CHECK(nan_c == N && nan_g == N, "nonfinite %s: NaN rows of head 0: cpu %lld, cuda %lld of %lld",
+              svoo_method_name(m), (long long)nan_c, (long long)nan_g, (long long)N);
+        CHECK(nonfinite_h1 == 0 && r1 <= 2e-2, "nonfinite %s: head 1: %lld non-finite, rel-L2 vs cpu %.3g",
+              svoo_method_name(m), (long long)nonfinite_h1, r1);
+        printf("  nonfinite %-6s: NaN rows of head 0 cpu %lld cuda %lld / %lld, head 1 vs cpu %.1e\n",
+               svoo_method_name(m), (long long)nan_c, (long long)nan_g, (long long)N, r1);
+    }
+    svoo_ctx_free(ctx_c);
+    svoo_ctx_free(ctx_g);
+    cudaFree(dq);
+    cudaFree(dk);
+    cudaFree(dv);
+    cudaFree(dout);
+    free(q);
+    free(k);
+    free(v);
+    free(oc);
+    free(og);
+}
+
 static void test_bad_inputs(void) {
     const int64_t B = 1, H = 2, N = 512;
     const int D = 64;
@@ -723,6 +787,8 @@ int main(void) {
         test_graph(SVOO_METHOD_SVG2);
         test_graph(SVOO_METHOD_DENSE);
     }
+    test_nonfinite(SVOO_METHOD_SVOO);
+    test_nonfinite(SVOO_METHOD_SVG2);
     test_bad_inputs();
     cudaError_t e = cudaDeviceSynchronize();
     CHECK(e == cudaSuccess, "device: %s", cudaGetErrorString(e));
