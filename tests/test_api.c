@@ -124,6 +124,19 @@ static void test_config_fields(void **state) {
         assert_int_equal(svoo_ctx_create(&c, &ctx), SVOO_ERR_UNSUPPORTED);
         assert_non_null(strstr(svoo_last_error(NULL), "config.device"));
         row("config.device = CUDA in a build without CUDA", SVOO_ERR_UNSUPPORTED, "test_config_fields");
+    } else {
+        /* a CUDA build: device index 63 does not exist (or no device / driver at
+         * all); the failing backend's message reaches svoo_last_error(NULL) */
+        c.device = SVOO_DEVICE_CUDA;
+        c.device_index = 63;
+        assert_int_equal(svoo_ctx_create(NULL, &ctx), SVOO_ERR_NULL_POINTER);
+        char before[512];
+        snprintf(before, sizeof before, "%s", svoo_last_error(NULL));
+        svoo_status s = svoo_ctx_create(&c, &ctx);
+        assert_true(s == SVOO_ERR_WRONG_DEVICE || s == SVOO_ERR_CUDA);
+        assert_true(svoo_last_error(NULL)[0] != 0);
+        assert_string_not_equal(svoo_last_error(NULL), before);
+        c.device_index = 0;
     }
     /* the defaults of every method validate */
     for (int m = 0; m < 3; m++) {

@@ -32,6 +32,8 @@ svoo_status svoo_ctx_create(const svoo_config *cfg, svoo_ctx **out) {
     }
     for (int l = 0; l < cfg->num_layers; l++) ctx->layers[l].planned_step = -1;
     if (be->init && (s = be->init(ctx))) {
+        /* the context goes: a message the backend left in it becomes the thread's */
+        if (ctx->errmsg[0]) svoo_err(s, "%s", ctx->errmsg);
         svoo_ctx_free(ctx);
         return s;
     }

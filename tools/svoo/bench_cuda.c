@@ -23,15 +23,6 @@ int bench_cuda(int argc, char **argv) {
 #else
 #include <cuda_runtime_api.h>
 
-#include "attend/attend.h"
-#include "core/internal.h"
-
-/* test hook of the CUDA backend (static library only): the plan of the
- * context's last call, every (b, h) concatenated (cuda/backend_cuda.cu) */
-svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n, int32_t *q_label,
-                                 int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
-                                 int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck);
-
 /* the synthetic workload lives in src/synth; tolerate a build without it */
 #pragma weak svoo_synth_config_init
 #pragma weak svoo_synth_preset
@@ -100,41 +91,6 @@ static void random_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t H, int64_t
         }
     }
     free(cen);
-}
-
-/* recall of the GPU plan of ctx's last call: the dense softmax mass of the
- * keys each query computes, averaged over `rows` evenly spaced query rows of
- * every head (svoo_plan_recall on the host, f64). q, k: (H, N, D) bf16.
- * NaN when the plan cannot be read back. */
-static double gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k, int64_t H,
-                              int64_t N, int D, int rows) {
-    int cq = 1, ck = 1; /* the plan's cluster counts (svg: blocks) */
-    if (svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &cq, &ck)) return NAN;
-    const size_t nl = (size_t)(H * N);
-    int32_t *qp = malloc(nl * 4), *kp = malloc(nl * 4), *qo = malloc((size_t)H * (cq + 1) * 4),
-            *ko = malloc((size_t)H * (ck + 1) * 4), *rp = malloc((size_t)H * (cq + 1) * 4),
-            *col = malloc((size_t)H * cq * ck * 4), *rl = malloc((size_t)(cq + 1) * 4),
-            *rw = malloc((size_t)rows * 4);
-    float *fq = malloc(sizeof(float) * N * D), *fk = malloc(sizeof(float) * N * D);
-    double sum = 0;
-    int ok = qp && kp && qo && ko && rp && col && rl && rw && fq && fk &&
-             !svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, qp, kp, qo, ko, rp, col, &cq, &ck);
-    for (int r = 0; r < rows && ok; r++) rw[r] = (int32_t)((int64_t)r * N / rows);
-    for (int64_t h = 0; h < H && ok; h++) {
-        svoo_plan p;
-        memset(&p, 0, sizeof p);
-        p.n_q = p.n_k = N;
-        p.cq = cq, p.ck = ck;
-        p.q_perm = qp + h * N, p.k_perm = kp + h * N;
-        p.q_off = qo + h * (cq + 1), p.k_off = ko + h * (ck + 1);
-        const int32_t base = rp[h * (cq + 1)];
-        for (int r = 0; r <= cq; r++) rl[r] = rp[h * (cq + 1) + r] - base;
-        p.row_ptr = rl, p.col = col + base, p.nnz = rl[cq];
-        for (size_t i = 0; i < (size_t)(N * D); i++) fq[i] = f32(q[h * N * D + i]), fk[i] = f32(k[h * N * D + i]);
-        sum += svoo_plan_recall(&p, fq, fk, D, 1.0f / sqrtf((float)D), rw, rows);
-    }
-    free(qp), free(kp), free(qo), free(ko), free(rp), free(col), free(rl), free(rw), free(fq), free(fk);
-    return ok ? sum / (double)H : NAN;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -300,7 +256,7 @@ int bench_cuda(int argc, char **argv) {
     cudaStreamSynchronize(st);
     /* the plan of ctx's last call is still in its workspace */
     const double recall =
-        method == SVOO_METHOD_DENSE ? 1.0 : gpu_plan_recall(ctx, (int)layer, hq, hk, H, N, D, RECALL_ROWS);
+        method == SVOO_METHOD_DENSE ? 1.0 : cli_gpu_plan_recall(ctx, (int)layer, hq, hk, H, N, D, RECALL_ROWS);
     cudaMemcpy(ho, dout, bytes, cudaMemcpyDeviceToHost);
     cudaMemcpy(hd, ddense, bytes, cudaMemcpyDeviceToHost);
     double num = 0, den = 0;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd, svoo_status s, const svoo_ctx *ctx) {
@@ -37,6 +38,13 @@ int cli_parse_double(const char *s, double lo, double hi, double *out) {
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return -1;
     *out = v;
+    return 0;
+}
+
+int cli_parse_device(const char *s, int *cuda) {
+    if (!strcmp(s, "cpu")) *cuda = 0;
+    else if (!strcmp(s, "cuda")) *cuda = 1;
+    else return -1;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #define SVOO_STATIC_LINKING_ONLY
 #include "svoo.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 /* one subcommand: run(argc, argv) with argv[0] = subcommand name */
@@ -25,6 +26,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* strict number parsing: whole string, in range; 0 on success */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *s, double lo, double hi, double *out);
+/* "cpu" -> 0, "cuda" -> 1; 0 on success */
+int cli_parse_device(const char *s, int *cuda);
 
 /* progress on stderr, only when stderr is a terminal and not quiet */
 void cli_progress(int quiet, const char *what, long long done, long long total);
@@ -32,6 +35,27 @@ void cli_progress_end(int quiet);
 
 /* filled with deterministic pseudo-random values in [-1, 1) * scale */
 void cli_fill_random(float *x, size_t n, unsigned long long seed, float scale);
+
+/* ---- the device side (cuda_cli.c; every call fails with a message in a
+ * build without the CUDA backend) ---- */
+typedef struct cli_dev cli_dev;
+/* bf16 device buffers for q, k, v, a reference output and an output of
+ * shape (H, N, D), and their host copies; CLI_OK or CLI_FAIL (printed) */
+int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out);
+/* src: [1, H, N, D] host views (any dtype) -> device; dst: device views of
+ * q, k, v, ref, out (indices 0..4) */
+int cli_dev_upload(const char *cmd, cli_dev *d, const svoo_tensor src[3], svoo_tensor dst[5]);
+/* device buffer `which` (3 = ref, 4 = out) -> its host copy, a bf16 view */
+int cli_dev_download(const char *cmd, cli_dev *d, int which, svoo_tensor *host);
+/* host bf16 copy of buffer `which` ((H, N, D), valid after upload/download) */
+const uint16_t *cli_dev_host(const cli_dev *d, int which);
+void cli_dev_free(cli_dev *d);
+/* recall of the GPU plan of ctx's last call on `layer` (B = 1): the dense
+ * softmax mass of the keys each query computes, averaged over `rows` evenly
+ * spaced query rows of every head, in f64 on the host; q, k: (H, N, D) bf16.
+ * NaN when it cannot be measured. */
+double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k, int64_t H, int64_t N,
+                           int D, int rows);
 
 int cmd_version(int argc, char **argv);
 int cmd_attn(int argc, char **argv);

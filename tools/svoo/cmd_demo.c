@@ -23,6 +23,7 @@ static void help(void) {
            "                  when present, else the generator's default spread)\n"
            "  --steps S       evenly spaced denoising steps to run (default 6 of 50)\n"
            "  --png FILE      trade-off plot (default svoo-demo.png)\n"
+           "  --device D      cpu (default) or cuda (GPU 0, bf16; docs/CUDA.md)\n"
            "  --json          one JSON object instead of the table\n"
            "  --quiet         no progress on stderr\n");
 }
@@ -109,7 +110,8 @@ int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {{"preset", 1, 0, 'p'}, {"profile", 1, 0, 'P'},
                                          {"steps", 1, 0, 's'},  {"png", 1, 0, 'o'},
                                          {"json", 0, 0, 'J'},   {"quiet", 0, 0, 'q'},
-                                         {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+                                         {"help", 0, 0, 'h'},   {"device", 1, 0, 'd'},
+                                         {0, 0, 0, 0}};
     run_workload w;
     memset(&w, 0, sizeof w);
     w.preset = "tiny";
@@ -132,6 +134,9 @@ int cmd_demo(int argc, char **argv) {
         case 'o': png = optarg; break;
         case 'J': json = 1; break;
         case 'q': w.quiet = 1; break;
+        case 'd':
+            if (cli_parse_device(optarg, &w.cuda)) return cli_usage_error("demo", "--device: '%s' (cpu or cuda)", optarg);
+            break;
         case 'h': help(); return CLI_OK;
         default: return cli_usage_error("demo", "bad option");
         }

@@ -151,7 +151,13 @@ static svoo_status make_ctx(run_workload *w, run_method *m, const svoo_profile *
     c.frames = w->frames, c.height = w->height, c.width = w->width;
     c.text_tokens = w->text_tokens, c.text_first = w->text_first;
     c.num_threads = w->threads;
-    c.recall_rows = m->method == SVOO_METHOD_DENSE ? 0 : w->recall_rows;
+    /* on the GPU the recall of each plan is measured here (cli_gpu_plan_recall) */
+    c.recall_rows = m->method == SVOO_METHOD_DENSE || w->cuda ? 0 : w->recall_rows;
+    if (w->cuda) {
+        c.device = SVOO_DEVICE_CUDA;
+        c.max_batch = 1;
+        c.max_tokens = w->n;
+    }
     if (m->top_p > 0) c.top_p = m->top_p;
     if (m->floor_ratio >= 0) c.floor_ratio = m->floor_ratio;
     c.ear = m->ear;
@@ -162,6 +168,7 @@ static svoo_status make_ctx(run_workload *w, run_method *m, const svoo_profile *
 int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm) {
     source s;
     memset(&s, 0, sizeof s);
+    cli_dev *dev = NULL; /* --device cuda */
     int rc = source_open(cmd, w, &s);
     if (rc) {
         source_free(&s);
@@ -187,6 +194,7 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
             goto done;
         }
     const int64_t H = w->heads, N = w->n, D = w->dim;
+    if (w->cuda && (rc = cli_dev_open(cmd, H, N, (int)D, &dev))) goto done;
     size_t es = svoo_dtype_size(w->dtype);
     s.obuf = malloc((size_t)H * N * D * (es > 4 ? es : 4));
     if (!s.obuf) {
@@ -200,22 +208,35 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
         for (int layer = 0; layer < w->ran_layers; layer++) {
             svoo_tensor qkv[3];
             if ((rc = source_call(cmd, w, &s, step, layer, qkv))) goto done;
-            svoo_tensor ref = svoo_tensor_bhnd(s.buf[3], SVOO_F32, 1, H, N, D);
+            svoo_tensor ref = svoo_tensor_bhnd(s.buf[3], SVOO_F32, 1, H, N, D), ref_call = ref;
+            /* on the GPU: bf16 device copies (q, k, v, ref, out) of the call */
+            svoo_tensor dv[5], *in = qkv;
+            if (dev) {
+                if ((rc = cli_dev_upload(cmd, dev, qkv, dv))) goto done;
+                in = dv;
+                ref_call = dv[3];
+            }
+            svoo_stats dst;
+            svoo_stats_init(&dst);
             double t = now_ms();
-            if ((st = svoo_attention(dense, step, layer, &qkv[0], &qkv[1], &qkv[2], &ref, NULL))) {
+            if ((st = svoo_attention(dense, step, layer, &in[0], &in[1], &in[2], &ref_call, dev ? &dst : NULL))) {
                 rc = cli_fail(cmd, st, dense);
                 goto done;
             }
             t = now_ms() - t;
+            if (dev) {
+                t = dst.ms_plan + dst.ms_permute + dst.ms_attend; /* device time, as the methods' */
+                if ((rc = cli_dev_download(cmd, dev, 3, &ref))) goto done;
+            }
             const double dense_call_ms = t;
             w->dense_ms += t;
             w->dense_layer_ms[layer] += t;
             for (int i = 0; i < nm; i++) {
                 run_method *m = &methods[i];
-                svoo_tensor out = svoo_tensor_bhnd(s.obuf, qkv[0].dtype, 1, H, N, D);
+                svoo_tensor out = dev ? dv[4] : svoo_tensor_bhnd(s.obuf, qkv[0].dtype, 1, H, N, D);
                 svoo_stats stt;
                 svoo_stats_init(&stt);
-                if ((st = svoo_attention(m->ctx, step, layer, &qkv[0], &qkv[1], &qkv[2], &out, &stt))) {
+                if ((st = svoo_attention(m->ctx, step, layer, &in[0], &in[1], &in[2], &out, &stt))) {
                     rc = cli_fail(cmd, st, m->ctx);
                     goto done;
                 }
@@ -230,6 +251,11 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
                 m->layer_calls[layer]++;
                 m->spatial += stt.spatial_heads;
                 m->temporal += stt.temporal_heads;
+                if (!stt.dense && dev) {
+                    if ((rc = cli_dev_download(cmd, dev, 4, &out))) goto done;
+                    stt.recall = cli_gpu_plan_recall(m->ctx, layer, cli_dev_host(dev, 0), cli_dev_host(dev, 1), H,
+                                                     N, (int)D, w->recall_rows);
+                }
                 if (!stt.dense) {
                     svoo_compare_result cr;
                     if ((st = svoo_compare(&ref, &out, &cr))) {
@@ -272,6 +298,7 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
     }
     rc = 0;
 done:
+    cli_dev_free(dev);
     svoo_ctx_free(dense);
     for (int i = 0; i < nm; i++) {
         svoo_ctx_free(methods[i].ctx);
@@ -282,9 +309,10 @@ done:
 }
 
 void runner_print_table(const run_workload *w, const run_method *methods, int nm) {
-    printf("workload: %s, N = %lld, %d heads x D %d, %d of %d steps x %d layers%s\n",
+    printf("workload: %s, N = %lld, %d heads x D %d, %d of %d steps x %d layers%s, %s\n",
            w->preset ? w->preset : w->dumps, (long long)w->n, w->heads, w->dim, w->ran_steps, w->steps,
-           w->ran_layers, w->profile_path ? "" : " (no profile: default spread)");
+           w->ran_layers, w->profile_path ? "" : " (no profile: default spread)",
+           w->cuda ? "CUDA (bf16, device times; reference = dense on the GPU)" : "CPU");
     printf("dense reference: %.1f ms total\n\n", w->dense_ms);
     printf("%-16s %10s %8s %8s %8s %8s %8s %9s %9s\n", "method", "total ms", "speedup", "plan ms",
            "attn ms", "density", "recall", "rel-L2", "cosine");
@@ -299,7 +327,8 @@ void runner_print_table(const run_workload *w, const run_method *methods, int nm
         if (m->method == SVOO_METHOD_SVG) printf("  heads: %d spatial, %d temporal", m->spatial, m->temporal);
         printf("\n");
     }
-    printf("\nCPU speed model over the sparse calls (attend+permute vs density x dense; plan vs dense):\n");
+    printf("\n%s speed model over the sparse calls (attend+permute vs density x dense; plan vs dense):\n",
+           w->cuda ? "GPU" : "CPU");
     for (int i = 0; i < nm; i++) {
         const run_method *m = &methods[i];
         if (!m->sparse_calls || m->sp_ideal_ms <= 0) continue;
@@ -314,6 +343,7 @@ void runner_print_table(const run_workload *w, const run_method *methods, int nm
 json_object *runner_json(const run_workload *w, const run_method *methods, int nm) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "workload", json_object_new_string(w->preset ? w->preset : w->dumps));
+    json_object_object_add(o, "device", json_object_new_string(w->cuda ? "cuda" : "cpu"));
     json_object_object_add(o, "seq", json_object_new_int64(w->n));
     json_object_object_add(o, "heads", json_object_new_int(w->heads));
     json_object_object_add(o, "dim", json_object_new_int(w->dim));

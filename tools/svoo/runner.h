@@ -41,6 +41,7 @@ typedef struct {
     int max_layers;           /* 0: all; else the first L */
     int recall_rows;
     int threads;
+    int cuda; /* --device cuda: every method and the dense reference on GPU 0, bf16 */
     int quiet;
     svoo_dtype dtype;
     /* geometry for SVG on dumps */
