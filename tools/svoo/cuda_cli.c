@@ -24,7 +24,8 @@ struct cli_dev {
 int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out) {
     (void)H, (void)N, (void)D;
     *out = NULL;
-    fprintf(stderr, "svoo %s: error: --device cuda: this build has no CUDA backend (docs/CUDA.md)\n", cmd);
+    fprintf(stderr,
+            "svoo %s: error: --device cuda: this build has no CUDA backend (docs/CUDA.md)\n", cmd);
     return CLI_FAIL;
 }
 int cli_dev_upload(const char *cmd, cli_dev *d, const svoo_tensor src[3], svoo_tensor dst[5]) {
@@ -39,9 +40,11 @@ const uint16_t *cli_dev_host(const cli_dev *d, int which) {
     (void)d, (void)which;
     return NULL;
 }
-void cli_dev_free(cli_dev *d) { (void)d; }
-double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k, int64_t H, int64_t N,
-                           int D, int rows) {
+void cli_dev_free(cli_dev *d) {
+    (void)d;
+}
+double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k,
+                           int64_t H, int64_t N, int D, int rows) {
     (void)ctx, (void)layer, (void)q, (void)k, (void)H, (void)N, (void)D, (void)rows;
     return NAN;
 }
@@ -64,7 +67,8 @@ static int cuda_fail(const char *cmd, cudaError_t e, const char *what) {
 void cli_dev_free(cli_dev *d) {
     if (!d) return;
     if (d->block) cudaFree(d->block);
-    for (int i = 0; i < 5; i++) free(d->h[i]);
+    for (int i = 0; i < 5; i++)
+        free(d->h[i]);
     free(d);
 }
 
@@ -79,7 +83,8 @@ int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out) {
     if (e || ndev == 0) {
         cli_dev_free(d);
         return e ? cuda_fail(cmd, e, "cudaGetDeviceCount")
-                 : (fprintf(stderr, "svoo %s: error: --device cuda: no CUDA device\n", cmd), CLI_FAIL);
+                 : (fprintf(stderr, "svoo %s: error: --device cuda: no CUDA device\n", cmd),
+                    CLI_FAIL);
     }
     if ((e = cudaMalloc(&d->block, 5 * d->bytes))) {
         d->block = NULL;
@@ -96,7 +101,8 @@ int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out) {
 }
 
 static svoo_tensor dev_view(const cli_dev *d, int i) {
-    svoo_tensor t = svoo_tensor_bhnd((char *)d->block + (size_t)i * d->bytes, SVOO_BF16, 1, d->H, d->N, d->D);
+    svoo_tensor t =
+        svoo_tensor_bhnd((char *)d->block + (size_t)i * d->bytes, SVOO_BF16, 1, d->H, d->N, d->D);
     t.device = SVOO_DEVICE_CUDA;
     return t;
 }
@@ -111,13 +117,15 @@ int cli_dev_upload(const char *cmd, cli_dev *d, const svoo_tensor src[3], svoo_t
             for (int64_t n = 0; n < d->N; n++) {
                 const int64_t o = svoo_row_offset(t, 0, hd, n);
                 for (int j = 0; j < d->D; j++)
-                    *h++ = svoo_f32_to_bf16(svoo_load_elem(t->data, t->dtype, o + j * t->stride[3]));
+                    *h++ =
+                        svoo_f32_to_bf16(svoo_load_elem(t->data, t->dtype, o + j * t->stride[3]));
             }
         cudaError_t e = cudaMemcpy((char *)d->block + (size_t)i * d->bytes, d->h[i], d->bytes,
                                    cudaMemcpyHostToDevice);
         if (e) return cuda_fail(cmd, e, "copy to the device");
     }
-    for (int i = 0; i < 5; i++) dst[i] = dev_view(d, i);
+    for (int i = 0; i < 5; i++)
+        dst[i] = dev_view(d, i);
     return CLI_OK;
 }
 
@@ -129,13 +137,15 @@ int cli_dev_download(const char *cmd, cli_dev *d, int which, svoo_tensor *host) 
     return CLI_OK;
 }
 
-const uint16_t *cli_dev_host(const cli_dev *d, int which) { return d->h[which]; }
+const uint16_t *cli_dev_host(const cli_dev *d, int which) {
+    return d->h[which];
+}
 
-double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k, int64_t H, int64_t N,
-                           int D, int rows) {
+double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const uint16_t *k,
+                           int64_t H, int64_t N, int D, int rows) {
     int cq = 1, ck = 1; /* the plan's cluster counts (svg: blocks) */
-    if (rows <= 0 ||
-        svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &cq, &ck))
+    if (rows <= 0 || svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, NULL, NULL, NULL, NULL,
+                                          NULL, NULL, &cq, &ck))
         return NAN;
     if (rows > N) rows = (int)N;
     const size_t nl = (size_t)(H * N);
@@ -147,7 +157,8 @@ double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const ui
     double sum = 0;
     int ok = qp && kp && qo && ko && rp && col && rl && rw && fq && fk &&
              !svoo_cuda_debug_plan(ctx, layer, 1, N, NULL, NULL, qp, kp, qo, ko, rp, col, &cq, &ck);
-    for (int r = 0; r < rows && ok; r++) rw[r] = (int32_t)((int64_t)r * N / rows);
+    for (int r = 0; r < rows && ok; r++)
+        rw[r] = (int32_t)((int64_t)r * N / rows);
     for (int64_t h = 0; h < H && ok; h++) {
         svoo_plan p;
         memset(&p, 0, sizeof p);
@@ -156,13 +167,15 @@ double cli_gpu_plan_recall(svoo_ctx *ctx, int layer, const uint16_t *q, const ui
         p.q_perm = qp + h * N, p.k_perm = kp + h * N;
         p.q_off = qo + h * (cq + 1), p.k_off = ko + h * (ck + 1);
         const int32_t base = rp[h * (cq + 1)];
-        for (int r = 0; r <= cq; r++) rl[r] = rp[h * (cq + 1) + r] - base;
+        for (int r = 0; r <= cq; r++)
+            rl[r] = rp[h * (cq + 1) + r] - base;
         p.row_ptr = rl, p.col = col + base, p.nnz = rl[cq];
         for (size_t i = 0; i < (size_t)(N * D); i++)
             fq[i] = svoo_bf16_to_f32(q[h * N * D + i]), fk[i] = svoo_bf16_to_f32(k[h * N * D + i]);
         sum += svoo_plan_recall(&p, fq, fk, D, 1.0f / sqrtf((float)D), rw, rows);
     }
-    free(qp), free(kp), free(qo), free(ko), free(rp), free(col), free(rl), free(rw), free(fq), free(fk);
+    free(qp), free(kp), free(qo), free(ko), free(rp), free(col), free(rl), free(rw), free(fq),
+        free(fk);
     return ok ? sum / (double)H : NAN;
 }
 #endif
