@@ -103,6 +103,24 @@ static void to_bhnd(const uint16_t *src, uint16_t *dst, int64_t B, int64_t H, in
 }
 
 
+/* device copies of q, k, v (`bytes` each) and an output buffer of out_bytes */
+static void dev_qkv(const void *q, const void *k, const void *v, size_t bytes, size_t out_bytes, void **dq,
+                    void **dk, void **dv, void **dout) {
+    CU(cudaMalloc(dq, bytes));
+    CU(cudaMalloc(dk, bytes));
+    CU(cudaMalloc(dv, bytes));
+    CU(cudaMalloc(dout, out_bytes));
+    CU(cudaMemcpy(*dq, q, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(*dk, k, bytes, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(*dv, v, bytes, cudaMemcpyHostToDevice));
+}
+static void dev_free4(void *a, void *b, void *c, void *d) {
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    cudaFree(d);
+}
+
 /* runs the CPU executor on the plan the GPU made (copied back), writes the
  * [B,H,N,D] bf16 result to ref; 0 when every plan validates */
 static int cpu_exec_gpu_plan(svoo_ctx *g, int layer, const uint16_t *q, const uint16_t *k, const uint16_t *v,
@@ -204,13 +222,7 @@ static void run_scenario(const scenario *sc) {
                 }
     }
     void *dq, *dk, *dv, *dout;
-    CU(cudaMalloc(&dq, bytes));
-    CU(cudaMalloc(&dk, bytes));
-    CU(cudaMalloc(&dv, bytes));
-    CU(cudaMalloc(&dout, bytes));
-    CU(cudaMemcpy(dq, hq, bytes, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dk, hk, bytes, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dv, hv, bytes, cudaMemcpyHostToDevice));
+    dev_qkv(hq, hk, hv, bytes, bytes, &dq, &dk, &dv, &dout);
 
     svoo_config cc, cg;
     base_cfg(&cc, sc, SVOO_DEVICE_CPU);
@@ -306,10 +318,7 @@ static void run_scenario(const scenario *sc) {
 done:
     svoo_ctx_free(ctx_c);
     svoo_ctx_free(ctx_g);
-    cudaFree(dq);
-    cudaFree(dk);
-    cudaFree(dv);
-    cudaFree(dout);
+    dev_free4(dq, dk, dv, dout);
     if (sc->bnhd) {
         free(hq);
         free(hk);
@@ -333,13 +342,7 @@ static void test_graph(svoo_method m) {
              *o2 = malloc(bytes * L);
     make_qkv(q, k, v, B, H, N, D, 77);
     void *dq, *dk, *dv, *dout;
-    CU(cudaMalloc(&dq, bytes));
-    CU(cudaMalloc(&dk, bytes));
-    CU(cudaMalloc(&dv, bytes));
-    CU(cudaMalloc(&dout, bytes * L));
-    CU(cudaMemcpy(dq, q, bytes, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dk, k, bytes, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dv, v, bytes, cudaMemcpyHostToDevice));
+    dev_qkv(q, k, v, bytes, bytes * L, &dq, &dk, &dv, &dout);
     cudaStream_t st;
     CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     scenario sc = {"graph", m, B, H, N, D, 0, 0, 0, {0}, 0, 0};
@@ -380,10 +383,7 @@ done:
     svoo_ctx_free(ctx[0]);
     svoo_ctx_free(ctx[1]);
     cudaStreamDestroy(st);
-    cudaFree(dq);
-    cudaFree(dk);
-    cudaFree(dv);
-    cudaFree(dout);
+    dev_free4(dq, dk, dv, dout);
     free(q);
     free(k);
     free(v);
@@ -403,13 +403,7 @@ static void test_nonfinite(svoo_method m) {
     make_qkv(q, k, v, B, H, N, D, 4242);
     for (int j = 0; j < D; j++) k[(size_t)1234 * D + j] = 0x7fc0; /* bf16 NaN, head 0, key 1234 */
     void *dq, *dk, *dv, *dout;
-    CU(cudaMalloc(&dq, bytes));
-    CU(cudaMalloc(&dk, bytes));
-    CU(cudaMalloc(&dv, bytes));
-    CU(cudaMalloc(&dout, bytes));
-    CU(cudaMemcpy(dq, q, bytes, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dk, k, bytes, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dv, v, bytes, cudaMemcpyHostToDevice));
+    dev_qkv(q, k, v, bytes, bytes, &dq, &dk, &dv, &dout);
     scenario sc = {"nonfinite", m, B, H, N, D, 0, 0, 0, {0}, 0, 0};
     svoo_config cc, cg;
     base_cfg(&cc, &sc, SVOO_DEVICE_CPU);
@@ -444,10 +438,7 @@ static void test_nonfinite(svoo_method m) {
     }
     svoo_ctx_free(ctx_c);
     svoo_ctx_free(ctx_g);
-    cudaFree(dq);
-    cudaFree(dk);
-    cudaFree(dv);
-    cudaFree(dout);
+    dev_free4(dq, dk, dv, dout);
     free(q);
     free(k);
     free(v);
@@ -742,10 +733,7 @@ static void run_svg(const svg_case *sc, int graph) {
 done:
     svoo_ctx_free(ctx_c);
     svoo_ctx_free(ctx_g);
-    cudaFree(dq);
-    cudaFree(dk);
-    cudaFree(dv);
-    cudaFree(dout);
+    dev_free4(dq, dk, dv, dout);
     free(q), free(k), free(v), free(oc), free(og), free(ref), free(o2);
     free(kind_g), free(mse_g), free(fq), free(fk), free(fv), free(want);
 }
