@@ -212,6 +212,37 @@ __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, flo
     }
 }
 
+/* S = Q K^T of one key tile: D/16 wgmma, Q (64 rows at qa) and K (BN keys at
+ * ka) by descriptor from their swizzled [D/64][rows][64] tiles */
+template <typename T, int D>
+__device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t qa, uint32_t ka) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+        Mma<T, D>::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
+                      sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+}
+
+/* O += P V of one key tile: P from registers, V (BN keys at va) MN-major */
+template <typename T, int D>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 2], const uint32_t (&pa)[BN / 16][4],
+                                         uint32_t va) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++)
+        Mma<T, D>::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+}
+
+/* P (the softmax numerators in s) packed to the register A operand of P V */
+template <typename T>
+__device__ __forceinline__ void pack_p(const float (&s)[64], uint32_t (&pa)[BN / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+        pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+        pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+}
+
 /* a key tile this warpgroup does not compute (no rows): release K and V */
 template <int STAGES>
 __device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t &vn) {
@@ -230,7 +261,6 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          unsigned char *smem, uint32_t sbase) {
     using S = Smem90<D>;
-    using M = Mma<T, D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
     const int cw = threadIdx.x / 128 - 1; /* consumer 0 / 1: Q smem rows 64cw .. 64cw+63 */
@@ -306,10 +336,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             reg_fence(s);
             if (pp) named_bar(5 + cw, 256); /* my turn */
             wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++)
-                M::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
-                      sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+            issue_qk<T, D>(s, qa, ka);
             wgmma_commit();
             if (pp) named_arrive(6 - cw, 256); /* the other's turn */
             wgmma_wait<0>();
@@ -318,13 +345,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             kn++;
             float alpha[2];
             softmax_step(s, nv, c4, sl2, m, l, alpha);
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-                pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-                pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-                pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-            }
+            pack_p<T>(s, pa);
             pvn = vn++;
             have = true;
             break;
@@ -345,14 +366,9 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 reg_fence(pa);
                 if (pp) named_bar(5 + cw, 256);
                 wgmma_fence();
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++)
-                    M::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
-                          sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+                issue_qk<T, D>(s, qa, ka);
                 wgmma_commit();
-#pragma unroll
-                for (int kk = 0; kk < BN / 16; kk++)
-                    M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+                issue_pv<T, D>(o, pa, va);
                 wgmma_commit();
                 if (pp) named_arrive(6 - cw, 256);
                 wgmma_wait<1>(); /* S is ready, P V may run on */
@@ -372,13 +388,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     o[4 * j + 2] *= alpha[1];
                     o[4 * j + 3] *= alpha[1];
                 }
-#pragma unroll
-                for (int kk = 0; kk < BN / 16; kk++) {
-                    pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-                    pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-                    pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-                    pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-                }
+                pack_p<T>(s, pa);
                 pvn = vn++;
             }
             /* P V of the last tile */
@@ -389,9 +399,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             reg_fence(o);
             reg_fence(pa);
             wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++)
-                M::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+            issue_pv<T, D>(o, pa, va);
             wgmma_commit();
             wgmma_wait<0>();
             reg_fence(o);
