@@ -243,10 +243,7 @@ svoo_status cuda_init(svoo_ctx *ctx) {
         return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.check_finite: not available on CUDA");
     int ndev = 0;
     cudaError_t e = cudaGetDeviceCount(&ndev);
-    if (e) {
-        cudaGetLastError();
-        return cu_fail(ctx, e, "cudaGetDeviceCount");
-    }
+    if (e) return cu_fail(ctx, e, "cudaGetDeviceCount"); /* cu_fail clears the error */
     if (c->device_index < 0 || c->device_index >= ndev)
         return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "config.device_index: %d, %d CUDA device(s) present",
                             c->device_index, ndev);
