@@ -23,6 +23,8 @@ int bench_cuda(int argc, char **argv) {
 #else
 #include <cuda_runtime_api.h>
 
+#include "core/internal.h"
+
 /* the synthetic workload lives in src/synth; tolerate a build without it */
 #pragma weak svoo_synth_config_init
 #pragma weak svoo_synth_preset
@@ -61,19 +63,6 @@ static uint64_t rng(uint64_t *s) {
     return z ^ (z >> 31);
 }
 static float unif(uint64_t *s) { return (float)((rng(s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
-static uint16_t bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-static float f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static void random_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t H, int64_t N, int D) {
     enum { NC = 64 };
     float *cen = malloc(sizeof(float) * NC * D);
@@ -84,9 +73,9 @@ static void random_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t H, int64_t
             int c = (int)(rng(&s) % NC);
             for (int j = 0; j < D; j++) {
                 size_t o = ((size_t)h * N + n) * D + j;
-                q[o] = bf16(cen[c * D + j] + unif(&s));
-                k[o] = bf16(cen[c * D + j] + unif(&s));
-                v[o] = bf16(unif(&s));
+                q[o] = svoo_f32_to_bf16(cen[c * D + j] + unif(&s));
+                k[o] = svoo_f32_to_bf16(cen[c * D + j] + unif(&s));
+                v[o] = svoo_f32_to_bf16(unif(&s));
             }
         }
     }
@@ -261,7 +250,7 @@ int bench_cuda(int argc, char **argv) {
     cudaMemcpy(hd, ddense, bytes, cudaMemcpyDeviceToHost);
     double num = 0, den = 0;
     for (size_t i = 0; i < cnt; i++) {
-        double x = f32(ho[i]), y = f32(hd[i]);
+        double x = svoo_bf16_to_f32(ho[i]), y = svoo_bf16_to_f32(hd[i]);
         num += (x - y) * (x - y);
         den += y * y;
     }
