@@ -18,6 +18,7 @@ struct cli_dev {
     size_t bytes;   /* one (H, N, D) bf16 buffer */
     void *block;    /* device: q, k, v, ref, out */
     uint16_t *h[5]; /* host bf16 copies */
+    float *head;    /* one head's (N, D) rows in f32, for the conversion */
 };
 
 #ifndef SVOO_WITH_CUDA
@@ -69,6 +70,7 @@ void cli_dev_free(cli_dev *d) {
     if (d->block) cudaFree(d->block);
     for (int i = 0; i < 5; i++)
         free(d->h[i]);
+    free(d->head);
     free(d);
 }
 
@@ -91,11 +93,13 @@ int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out) {
         cli_dev_free(d);
         return cuda_fail(cmd, e, "cudaMalloc of the q, k, v and output buffers");
     }
-    for (int i = 0; i < 5; i++)
-        if (!(d->h[i] = malloc(d->bytes))) {
-            cli_dev_free(d);
-            return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
-        }
+    int ok = (d->head = malloc((size_t)N * (size_t)D * sizeof(float))) != NULL;
+    for (int i = 0; i < 5 && ok; i++)
+        ok = (d->h[i] = malloc(d->bytes)) != NULL;
+    if (!ok) {
+        cli_dev_free(d);
+        return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
+    }
     *out = d;
     return CLI_OK;
 }
@@ -111,15 +115,13 @@ static svoo_tensor dev_view(const cli_dev *d, int i) {
  * the device; dst: device views of q, k, v, ref, out */
 int cli_dev_upload(const char *cmd, cli_dev *d, const svoo_tensor src[3], svoo_tensor dst[5]) {
     for (int i = 0; i < 3; i++) {
-        const svoo_tensor *t = &src[i];
         uint16_t *h = d->h[i];
-        for (int64_t hd = 0; hd < d->H; hd++)
-            for (int64_t n = 0; n < d->N; n++) {
-                const int64_t o = svoo_row_offset(t, 0, hd, n);
-                for (int j = 0; j < d->D; j++)
-                    *h++ =
-                        svoo_f32_to_bf16(svoo_load_elem(t->data, t->dtype, o + j * t->stride[3]));
-            }
+        const size_t nd = (size_t)d->N * (size_t)d->D;
+        for (int64_t hd = 0; hd < d->H; hd++) {
+            svoo_rows_load(&src[i], 0, hd, NULL, 0, d->N, d->head);
+            for (size_t j = 0; j < nd; j++)
+                *h++ = svoo_f32_to_bf16(d->head[j]);
+        }
         cudaError_t e = cudaMemcpy((char *)d->block + (size_t)i * d->bytes, d->h[i], d->bytes,
                                    cudaMemcpyHostToDevice);
         if (e) return cuda_fail(cmd, e, "copy to the device");
