@@ -155,7 +155,7 @@ __global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__
         } else {
             for (int i = lane; i < d; i += 32) nn += (double)m[i] * m[i];
         }
-        for (int o = 16; o; o >>= 1) nn += __shfl_xor_sync(0xffffffffu, nn, o);
+        nn = warp_sum(nn);
         if (gram) {
             float inv = nn > 1e-30 ? (float)(1.0 / sqrt(nn)) : 0.0f;
             for (int i = lane; i < d; i += 32) {
@@ -173,7 +173,7 @@ __global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__
             if (lane == 0) bias[(size_t)bh * c + r] = (float)(-0.5 * nn);
         }
     }
-    for (int o = 16; o; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    amax = warp_max(amax);
     if (lane == 0 && amax > 0.f && amax <= FLT_MAX) atomicMax(wmax + bh, __float_as_uint(amax));
 }
 
@@ -395,7 +395,7 @@ __global__ void __launch_bounds__(256) k_refine(svoo_dview x, int64_t n, int D, 
             d1 = fmaf(xv, w1[j], d1);
             d2 = fmaf(xv, w2[j], d2);
         }
-        for (int o = 16; o; o >>= 1) {
+        for (int o = 16; o; o >>= 1) { /* both reductions interleaved */
             d1 += __shfl_xor_sync(0xffffffffu, d1, o);
             d2 += __shfl_xor_sync(0xffffffffu, d2, o);
         }
@@ -830,15 +830,6 @@ cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaS
 /* ---------------------------------------------------------------------- */
 enum { SEL_WARPS = 4 };
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ int warp_sum_i(int v) {
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 /* One warp per (bh, query cluster r). The CPU sorts the weights p (desc,
  * index asc) and keeps the shortest prefix whose mass reaches top_p * total,
  * at least floor_count. The same set without a sort: a binary search over the
@@ -860,7 +851,7 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     float mx = -INFINITY;
     for (int c = lane; c < ck; c += 32)
         if (ko[c + 1] > ko[c]) mx = fmaxf(mx, ar[c]);
-    for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    mx = warp_max(mx);
     int m = 0;
     double tot = 0;
     for (int c = lane; c < ck; c += 32) {
@@ -873,8 +864,8 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         }
         sp[c] = p;
     }
-    m = warp_sum_i(m);
-    tot = warp_sum_d(tot);
+    m = warp_sum(m);
+    tot = warp_sum(tot);
     /* NaN/Inf centroid scores (non-finite q or k): every non-empty key cluster,
      * as src/plan/select.c, so that the non-finite values reach the rows they
      * touch instead of rows with no key (zeros). Warp-uniform (butterfly sum). */
@@ -887,7 +878,7 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
             float p = sp[c];
             if (p >= 0.f && __float_as_uint(p) >= u) sum += p;
         }
-        for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        sum = warp_sum(sum);
         return sum;
     };
     auto mass_ge = [&](unsigned u, double *S, int *C) {
@@ -900,8 +891,8 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
                 k++;
             }
         }
-        *S = warp_sum_d(sum);
-        *C = warp_sum_i(k);
+        *S = warp_sum(sum);
+        *C = warp_sum(k);
     };
     const double thr = top_p * tot;
     unsigned tau;
@@ -987,7 +978,7 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         run_tie += __popc(tb);
         run_sel += __popc(sb);
     }
-    double kt = warp_sum_d((double)keys);
+    double kt = warp_sum((double)keys);
     if (lane == 0) {
         cnt[(size_t)bh * cq + r] = run_sel;
         const int32_t *qo = q_off + (size_t)bh * (cq + 1);

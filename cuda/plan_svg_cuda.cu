@@ -18,17 +18,6 @@ struct svg_geo {
     int F, m, nch, kc;
 };
 
-__device__ __forceinline__ float warp_max(float x) {
-    for (int o = 16; o; o >>= 1)
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    return x;
-}
-__device__ __forceinline__ float warp_sum(float x) {
-    for (int o = 16; o; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-
 /* 8 consecutive elements of a 16-byte aligned row -> f32 */
 template <typename T> __device__ __forceinline__ void load8(const T *p, float *f) {
     uint4 u = *(const uint4 *)p;
