@@ -196,8 +196,8 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
     const int64_t H = w->heads, N = w->n, D = w->dim;
     if (w->cuda && (rc = cli_dev_open(cmd, H, N, (int)D, &dev))) goto done;
     size_t es = svoo_dtype_size(w->dtype);
-    s.obuf = malloc((size_t)H * N * D * (es > 4 ? es : 4));
-    if (!s.obuf) {
+    /* host output of the methods (on the GPU they write the device buffer) */
+    if (!dev && !(s.obuf = malloc((size_t)H * N * D * (es > 4 ? es : 4)))) {
         rc = cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
         goto done;
     }
