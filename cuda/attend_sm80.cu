@@ -175,13 +175,13 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
             const float mold = m[mi][hi];
             const float mnew = fmaxf(mold, mx);
             const float muse = mnew == -INFINITY ? 0.f : mnew;
-            const float alpha = exp2f(mold - muse);
+            const float alpha = exp2_ftz(mold - muse);
             m[mi][hi] = mnew;
             float sum = 0.f;
 #pragma unroll
             for (int n = 0; n < KN / 8; n++) {
-                float p0 = exp2f(s[mi][n][2 * hi] - muse);
-                float p1 = exp2f(s[mi][n][2 * hi + 1] - muse);
+                float p0 = exp2_ftz(s[mi][n][2 * hi] - muse);
+                float p1 = exp2_ftz(s[mi][n][2 * hi + 1] - muse);
                 s[mi][n][2 * hi] = p0;
                 s[mi][n][2 * hi + 1] = p1;
                 sum += p0 + p1;

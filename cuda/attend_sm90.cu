@@ -197,13 +197,13 @@ __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, flo
         const float mold = m[hi];
         const float mnew = fmaxf(mold, mx);
         const float muse = mnew == -INFINITY ? 0.f : mnew;
-        alpha[hi] = exp2f(mold - muse);
+        alpha[hi] = exp2_ftz(mold - muse);
         m[hi] = mnew;
         float sum = 0.f;
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) {
-            const float p0 = exp2f(s[4 * j + 2 * hi] - muse);
-            const float p1 = exp2f(s[4 * j + 2 * hi + 1] - muse);
+            const float p0 = exp2_ftz(s[4 * j + 2 * hi] - muse);
+            const float p1 = exp2_ftz(s[4 * j + 2 * hi + 1] - muse);
             s[4 * j + 2 * hi] = p0;
             s[4 * j + 2 * hi + 1] = p1;
             sum += p0 + p1;

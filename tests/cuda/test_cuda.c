@@ -10,7 +10,9 @@
  *   - bad inputs: host pointers, misaligned rows, f32, too large a batch,
  *     device index out of range.
  * Exit status 0 when every check passes. SVOO_TEST_QUICK=1 runs a subset
- * (used under compute-sanitizer). */
+ * (memcheck, synccheck), SVOO_TEST_QUICK=2 a few small calls of every kernel
+ * (racecheck, which tracks each shared-memory access and needs minutes on
+ * the quick subset's 4,133-token heads). */
 #include "attend/attend.h"
 #include "core/ctx.h"
 #include "plan/svg.h"
@@ -34,7 +36,7 @@ static int g_fail, g_checks;
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_) {                                                                                  \
-            printf("FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
+            printf("FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
             exit(2);                                                                               \
         }                                                                                          \
     } while (0)
@@ -64,7 +66,8 @@ static void make_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t B, int64_t H
     float *cen = malloc(sizeof(float) * NC * D);
     for (int64_t bh = 0; bh < B * H; bh++) {
         uint64_t s = seed * 1315423911u + (uint64_t)bh;
-        for (int i = 0; i < NC * D; i++) cen[i] = (float)(gauss(&s) * 1.2);
+        for (int i = 0; i < NC * D; i++)
+            cen[i] = (float)(gauss(&s) * 1.2);
         for (int64_t n = 0; n < N; n++) {
             int cq = (int)(rng_next(&s) % NC), ck = (int)((n * 7 + rng_next(&s) % 3) % NC);
             for (int j = 0; j < D; j++) {
@@ -79,7 +82,8 @@ static void make_qkv(uint16_t *q, uint16_t *k, uint16_t *v, int64_t B, int64_t H
 }
 
 static svoo_tensor view(void *p, int dev, int64_t B, int64_t H, int64_t N, int64_t D, int bnhd) {
-    svoo_tensor t = bnhd ? svoo_tensor_bnhd(p, SVOO_BF16, B, N, H, D) : svoo_tensor_bhnd(p, SVOO_BF16, B, H, N, D);
+    svoo_tensor t = bnhd ? svoo_tensor_bnhd(p, SVOO_BF16, B, N, H, D)
+                         : svoo_tensor_bhnd(p, SVOO_BF16, B, H, N, D);
     if (dev) t.device = SVOO_DEVICE_CUDA;
     return t;
 }
@@ -99,13 +103,13 @@ static void to_bhnd(const uint16_t *src, uint16_t *dst, int64_t B, int64_t H, in
     for (int64_t b = 0; b < B; b++)
         for (int64_t n = 0; n < N; n++)
             for (int64_t h = 0; h < H; h++)
-                memcpy(dst + (((b * H + h) * N + n) * D), src + (((b * N + n) * H + h) * D), (size_t)D * 2);
+                memcpy(dst + (((b * H + h) * N + n) * D), src + (((b * N + n) * H + h) * D),
+                       (size_t)D * 2);
 }
 
-
 /* device copies of q, k, v (`bytes` each) and an output buffer of out_bytes */
-static void dev_qkv(const void *q, const void *k, const void *v, size_t bytes, size_t out_bytes, void **dq,
-                    void **dk, void **dv, void **dout) {
+static void dev_qkv(const void *q, const void *k, const void *v, size_t bytes, size_t out_bytes,
+                    void **dq, void **dk, void **dv, void **dout) {
     CU(cudaMalloc(dq, bytes));
     CU(cudaMalloc(dk, bytes));
     CU(cudaMalloc(dv, bytes));
@@ -123,18 +127,22 @@ static void dev_free4(void *a, void *b, void *c, void *d) {
 
 /* runs the CPU executor on the plan the GPU made (copied back), writes the
  * [B,H,N,D] bf16 result to ref; 0 when every plan validates */
-static int cpu_exec_gpu_plan(svoo_ctx *g, int layer, const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                             int64_t B, int64_t H, int64_t N, int D, uint16_t *ref) {
+static int cpu_exec_gpu_plan(svoo_ctx *g, int layer, const uint16_t *q, const uint16_t *k,
+                             const uint16_t *v, int64_t B, int64_t H, int64_t N, int D,
+                             uint16_t *ref) {
     const size_t BH = (size_t)(B * H), nl = BH * N;
     int cq = 1, ck = 1; /* the plan's cluster counts (svg: blocks) */
-    if (svoo_cuda_debug_plan(g, layer, B, N, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &cq, &ck)) return 1;
+    if (svoo_cuda_debug_plan(g, layer, B, N, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &cq,
+                             &ck))
+        return 1;
     int32_t *qp = malloc(nl * 4), *kp = malloc(nl * 4), *qo = malloc(BH * (cq + 1) * 4),
-            *ko = malloc(BH * (ck + 1) * 4), *rp = malloc(BH * (cq + 1) * 4), *col = malloc(BH * cq * ck * 4),
-            *rl = malloc((cq + 1) * 4);
+            *ko = malloc(BH * (ck + 1) * 4), *rp = malloc(BH * (cq + 1) * 4),
+            *col = malloc(BH * cq * ck * 4), *rl = malloc((cq + 1) * 4);
     float *fq = malloc(sizeof(float) * N * D), *fk = malloc(sizeof(float) * N * D),
           *fv = malloc(sizeof(float) * N * D), *fo = malloc(sizeof(float) * N * D);
     int bad = 0;
-    svoo_status s = svoo_cuda_debug_plan(g, layer, B, N, NULL, NULL, qp, kp, qo, ko, rp, col, &cq, &ck);
+    svoo_status s =
+        svoo_cuda_debug_plan(g, layer, B, N, NULL, NULL, qp, kp, qo, ko, rp, col, &cq, &ck);
     if (s) bad = 1;
     for (size_t bh = 0; bh < BH && !bad; bh++) {
         svoo_plan p;
@@ -147,7 +155,8 @@ static int cpu_exec_gpu_plan(svoo_ctx *g, int layer, const uint16_t *q, const ui
         p.q_off = qo + bh * (cq + 1);
         p.k_off = ko + bh * (ck + 1);
         int32_t base = rp[bh * (cq + 1)];
-        for (int r = 0; r <= cq; r++) rl[r] = rp[bh * (cq + 1) + r] - base;
+        for (int r = 0; r <= cq; r++)
+            rl[r] = rp[bh * (cq + 1) + r] - base;
         p.row_ptr = rl;
         p.col = col + base;
         p.nnz = rl[cq];
@@ -164,7 +173,8 @@ static int cpu_exec_gpu_plan(svoo_ctx *g, int layer, const uint16_t *q, const ui
             }
         svoo_attend_cpu(&p, fq, fk, fv, D, 1.0f / sqrtf((float)D), 0, fo, 0);
         for (int64_t i = 0; i < N; i++)
-            for (int j = 0; j < D; j++) ref[(bh * N + p.q_perm[i]) * D + j] = svoo_f32_to_bf16(fo[i * D + j]);
+            for (int j = 0; j < D; j++)
+                ref[(bh * N + p.q_perm[i]) * D + j] = svoo_f32_to_bf16(fo[i * D + j]);
     }
     free(qp), free(kp), free(qo), free(ko), free(rp), free(col), free(rl);
     free(fq), free(fk), free(fv), free(fo);
@@ -238,7 +248,8 @@ static void run_scenario(const scenario *sc) {
         svoo_tensor tq = view(hq, 0, B, H, N, D, sc->bnhd), tk = view(hk, 0, B, H, N, D, sc->bnhd),
                     tv = view(hv, 0, B, H, N, D, sc->bnhd), to = view(tmp, 0, B, H, N, D, sc->bnhd);
         svoo_tensor gq = view(dq, 1, B, H, N, D, sc->bnhd), gk = view(dk, 1, B, H, N, D, sc->bnhd),
-                    gv = view(dv, 1, B, H, N, D, sc->bnhd), go = view(dout, 1, B, H, N, D, sc->bnhd);
+                    gv = view(dv, 1, B, H, N, D, sc->bnhd),
+                    go = view(dout, 1, B, H, N, D, sc->bnhd);
         svoo_stats stc, stg;
         svoo_stats_init(&stc);
         svoo_stats_init(&stg);
@@ -259,42 +270,45 @@ static void run_scenario(const scenario *sc) {
         }
         double r = rel_l2(og, oc, cnt), rx = 0, eg = 0, ec = 0;
         if (sc->method == SVOO_METHOD_DENSE) {
-            CHECK(r <= sc->tol_out, "%s step %d: rel-L2 cuda vs cpu %.4g > %.3g", sc->name, step, r, sc->tol_out);
+            CHECK(r <= sc->tol_out, "%s step %d: rel-L2 cuda vs cpu %.4g > %.3g", sc->name, step, r,
+                  sc->tol_out);
         } else {
             /* the GPU's own plan, executed on the CPU */
             int bad = cpu_exec_gpu_plan(ctx_g, layer, q, k, v, B, H, N, D, tmp);
             CHECK(!bad, "%s step %d: GPU plan invalid", sc->name, step);
             rx = rel_l2(og, tmp, cnt);
-            CHECK(rx <= 1e-2, "%s step %d: rel-L2 cuda vs CPU executor on the GPU plan %.4g", sc->name, step, rx);
+            CHECK(rx <= 1e-2, "%s step %d: rel-L2 cuda vs CPU executor on the GPU plan %.4g",
+                  sc->name, step, rx);
             /* error vs dense: that of the CPU backend */
             svoo_config cd;
             base_cfg(&cd, sc, SVOO_DEVICE_CPU);
             cd.method = SVOO_METHOD_DENSE;
             svoo_ctx *dctx = NULL;
-            svoo_tensor rq = view(q, 0, B, H, N, D, 0), rk = view(k, 0, B, H, N, D, 0), rv = view(v, 0, B, H, N, D, 0),
-                        dov = view(tmp, 0, B, H, N, D, 0);
+            svoo_tensor rq = view(q, 0, B, H, N, D, 0), rk = view(k, 0, B, H, N, D, 0),
+                        rv = view(v, 0, B, H, N, D, 0), dov = view(tmp, 0, B, H, N, D, 0);
             if (svoo_ctx_create(&cd, &dctx) == SVOO_OK &&
                 svoo_attention(dctx, step, layer, &rq, &rk, &rv, &dov, NULL) == SVOO_OK) {
                 eg = rel_l2(og, tmp, cnt);
                 ec = rel_l2(oc, tmp, cnt);
-                CHECK(eg <= 1.25 * ec + 0.01, "%s step %d: error vs dense cuda %.4g, cpu %.4g", sc->name, step, eg, ec);
+                CHECK(eg <= 1.25 * ec + 0.01, "%s step %d: error vs dense cuda %.4g, cpu %.4g",
+                      sc->name, step, eg, ec);
             } else {
                 CHECK(0, "dense reference failed");
             }
             svoo_ctx_free(dctx);
         }
-        CHECK(stg.replanned == stc.replanned, "%s step %d: replanned %d vs %d", sc->name, step, stg.replanned,
-              stc.replanned);
+        CHECK(stg.replanned == stc.replanned, "%s step %d: replanned %d vs %d", sc->name, step,
+              stg.replanned, stc.replanned);
         double dd = fabs(stg.density - stc.density);
-        CHECK(dd <= 0.02 + 0.05 * stc.density, "%s step %d: density cuda %.4f vs cpu %.4f", sc->name, step,
-              stg.density, stc.density);
+        CHECK(dd <= 0.02 + 0.05 * stc.density, "%s step %d: density cuda %.4f vs cpu %.4f",
+              sc->name, step, stg.density, stc.density);
         double agree_q = 1, agree_k = 1;
         if (sc->method != SVOO_METHOD_DENSE) {
             size_t nl = (size_t)B * H * N;
             int32_t *ql = malloc(nl * 4), *kl = malloc(nl * 4);
             int cq, ck;
-            svoo_status s = svoo_cuda_debug_plan(ctx_g, layer, B, N, ql, kl, NULL, NULL, NULL, NULL, NULL, NULL,
-                                                 &cq, &ck);
+            svoo_status s = svoo_cuda_debug_plan(ctx_g, layer, B, N, ql, kl, NULL, NULL, NULL, NULL,
+                                                 NULL, NULL, &cq, &ck);
             CHECK(s == SVOO_OK, "debug plan: %s", svoo_last_error(ctx_g));
             int64_t eq = 0, ek = 0;
             for (int64_t bh = 0; bh < B * H; bh++) {
@@ -306,14 +320,16 @@ static void run_scenario(const scenario *sc) {
             }
             agree_q = (double)eq / nl;
             agree_k = (double)ek / nl;
-            CHECK(agree_q >= 0.99 && agree_k >= 0.99, "%s step %d: label agreement q %.4f k %.4f", sc->name, step,
-                  agree_q, agree_k);
+            CHECK(agree_q >= 0.99 && agree_k >= 0.99, "%s step %d: label agreement q %.4f k %.4f",
+                  sc->name, step, agree_q, agree_k);
             free(ql);
             free(kl);
         }
-        printf("  %-20s step %2d: vs cpu %.1e, vs cpu-exec %.1e, vs dense %.4f (cpu %.4f), density %.4f (cpu "
+        printf("  %-20s step %2d: vs cpu %.1e, vs cpu-exec %.1e, vs dense %.4f (cpu %.4f), density "
+               "%.4f (cpu "
                "%.4f), labels q %.4f k %.4f, plan %.2f ms attend %.2f ms\n",
-               sc->name, step, r, rx, eg, ec, stg.density, stc.density, agree_q, agree_k, stg.ms_plan, stg.ms_attend);
+               sc->name, step, r, rx, eg, ec, stg.density, stc.density, agree_q, agree_k,
+               stg.ms_plan, stg.ms_attend);
     }
 done:
     svoo_ctx_free(ctx_c);
@@ -361,22 +377,26 @@ static void test_graph(svoo_method m) {
         if (run == 1) CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
         for (int l = 0; l < L; l++) {
             svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0),
-                        gv = view(dv, 1, B, H, N, D, 0), go = view((char *)dout + bytes * l, 1, B, H, N, D, 0);
+                        gv = view(dv, 1, B, H, N, D, 0),
+                        go = view((char *)dout + bytes * l, 1, B, H, N, D, 0);
             s = svoo_attention(ctx[run], step, l, &gq, &gk, &gv, &go, NULL);
-            CHECK(s == SVOO_OK, "graph call layer %d (run %d): %s", l, run, svoo_last_error(ctx[run]));
+            CHECK(s == SVOO_OK, "graph call layer %d (run %d): %s", l, run,
+                  svoo_last_error(ctx[run]));
         }
         if (run == 1) {
             CU(cudaStreamEndCapture(st, &graph));
             CU(cudaGraphInstantiate(&exec, graph, 0));
-            for (int rep = 0; rep < 2; rep++) CU(cudaGraphLaunch(exec, st));
+            for (int rep = 0; rep < 2; rep++)
+                CU(cudaGraphLaunch(exec, st));
         }
         CU(cudaStreamSynchronize(st));
         CU(cudaMemcpy(run ? o2 : o1, dout, bytes * L, cudaMemcpyDeviceToHost));
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
     }
-    CHECK(memcmp(o1, o2, bytes * L) == 0, "%s: graph replay differs from the direct calls (rel-L2 %.3g)",
-          svoo_method_name(m), rel_l2(o2, o1, cnt * L));
+    CHECK(memcmp(o1, o2, bytes * L) == 0,
+          "%s: graph replay differs from the direct calls (rel-L2 %.3g)", svoo_method_name(m),
+          rel_l2(o2, o1, cnt * L));
     printf("  graph capture %-6s: %d layers replayed, %s\n", svoo_method_name(m), L,
            memcmp(o1, o2, bytes * L) == 0 ? "identical" : "DIFFERENT");
 done:
@@ -399,9 +419,11 @@ static void test_nonfinite(svoo_method m) {
     const int64_t B = 1, H = 2, N = 3001;
     const int D = 128, step = 12, layer = 1;
     const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2, head = (size_t)N * D;
-    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes), *og = malloc(bytes);
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes),
+             *og = malloc(bytes);
     make_qkv(q, k, v, B, H, N, D, 4242);
-    for (int j = 0; j < D; j++) k[(size_t)1234 * D + j] = 0x7fc0; /* bf16 NaN, head 0, key 1234 */
+    for (int j = 0; j < D; j++)
+        k[(size_t)1234 * D + j] = 0x7fc0; /* bf16 NaN, head 0, key 1234 */
     void *dq, *dk, *dv, *dout;
     dev_qkv(q, k, v, bytes, bytes, &dq, &dk, &dv, &dout);
     scenario sc = {"nonfinite", m, B, H, N, D, 0, 0, 0, {0}, 0, 0};
@@ -413,10 +435,10 @@ static void test_nonfinite(svoo_method m) {
     svoo_status s1 = svoo_ctx_create(&cc, &ctx_c), s2 = svoo_ctx_create(&cg, &ctx_g);
     CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "nonfinite ctx: %s", svoo_last_error(NULL));
     if (!s1 && !s2) {
-        svoo_tensor tq = view(q, 0, B, H, N, D, 0), tk = view(k, 0, B, H, N, D, 0), tv = view(v, 0, B, H, N, D, 0),
-                    to = view(oc, 0, B, H, N, D, 0);
-        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0), gv = view(dv, 1, B, H, N, D, 0),
-                    go = view(dout, 1, B, H, N, D, 0);
+        svoo_tensor tq = view(q, 0, B, H, N, D, 0), tk = view(k, 0, B, H, N, D, 0),
+                    tv = view(v, 0, B, H, N, D, 0), to = view(oc, 0, B, H, N, D, 0);
+        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0),
+                    gv = view(dv, 1, B, H, N, D, 0), go = view(dout, 1, B, H, N, D, 0);
         s1 = svoo_attention(ctx_c, step, layer, &tq, &tk, &tv, &to, NULL);
         s2 = svoo_attention(ctx_g, step, layer, &gq, &gk, &gv, &go, NULL);
         CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "nonfinite %s: %s / %s", svoo_method_name(m),
@@ -427,14 +449,18 @@ static void test_nonfinite(svoo_method m) {
             nan_c += svoo_bf16_to_f32(oc[(size_t)i * D]) != svoo_bf16_to_f32(oc[(size_t)i * D]);
             nan_g += svoo_bf16_to_f32(og[(size_t)i * D]) != svoo_bf16_to_f32(og[(size_t)i * D]);
         }
-        for (size_t i = head; i < cnt; i++) nonfinite_h1 += !isfinite(svoo_bf16_to_f32(og[i]));
+        for (size_t i = head; i < cnt; i++)
+            nonfinite_h1 += !isfinite(svoo_bf16_to_f32(og[i]));
         const double r1 = rel_l2(og + head, oc + head, head);
-        CHECK(nan_c == N && nan_g == N, "nonfinite %s: NaN rows of head 0: cpu %lld, cuda %lld of %lld",
-              svoo_method_name(m), (long long)nan_c, (long long)nan_g, (long long)N);
-        CHECK(nonfinite_h1 == 0 && r1 <= 2e-2, "nonfinite %s: head 1: %lld non-finite, rel-L2 vs cpu %.3g",
-              svoo_method_name(m), (long long)nonfinite_h1, r1);
-        printf("  nonfinite %-6s: NaN rows of head 0 cpu %lld cuda %lld / %lld, head 1 vs cpu %.1e\n",
-               svoo_method_name(m), (long long)nan_c, (long long)nan_g, (long long)N, r1);
+        CHECK(nan_c == N && nan_g == N,
+              "nonfinite %s: NaN rows of head 0: cpu %lld, cuda %lld of %lld", svoo_method_name(m),
+              (long long)nan_c, (long long)nan_g, (long long)N);
+        CHECK(nonfinite_h1 == 0 && r1 <= 2e-2,
+              "nonfinite %s: head 1: %lld non-finite, rel-L2 vs cpu %.3g", svoo_method_name(m),
+              (long long)nonfinite_h1, r1);
+        printf(
+            "  nonfinite %-6s: NaN rows of head 0 cpu %lld cuda %lld / %lld, head 1 vs cpu %.1e\n",
+            svoo_method_name(m), (long long)nan_c, (long long)nan_g, (long long)N, r1);
     }
     svoo_ctx_free(ctx_c);
     svoo_ctx_free(ctx_g);
@@ -473,12 +499,13 @@ static void test_bad_inputs(void) {
     void *d;
     CU(cudaMalloc(&d, bytes * 4 + 64));
     char *dq = d, *dk = dq + bytes, *dv = dk + bytes, *dout = dv + bytes;
-    svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0), gv = view(dv, 1, B, H, N, D, 0),
-                go = view(dout, 1, B, H, N, D, 0);
+    svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0),
+                gv = view(dv, 1, B, H, N, D, 0), go = view(dout, 1, B, H, N, D, 0);
     svoo_tensor t = gq;
     t.data = h;
     s = svoo_attention(ctx, 3, 1, &t, &gk, &gv, &go, NULL);
-    CHECK(s == SVOO_ERR_WRONG_DEVICE, "host pointer as q: %s (%s)", svoo_status_name(s), svoo_last_error(ctx));
+    CHECK(s == SVOO_ERR_WRONG_DEVICE, "host pointer as q: %s (%s)", svoo_status_name(s),
+          svoo_last_error(ctx));
     t = go;
     t.data = h;
     s = svoo_attention(ctx, 3, 1, &gq, &gk, &gv, &t, NULL);
@@ -492,13 +519,16 @@ static void test_bad_inputs(void) {
     t = gq;
     t.data = dq + 2;
     s = svoo_attention(ctx, 3, 1, &t, &gk, &gv, &go, NULL);
-    CHECK(s == SVOO_ERR_MISALIGNED, "misaligned q: %s (%s)", svoo_status_name(s), svoo_last_error(ctx));
+    CHECK(s == SVOO_ERR_MISALIGNED, "misaligned q: %s (%s)", svoo_status_name(s),
+          svoo_last_error(ctx));
     svoo_tensor f[4] = {gq, gk, gv, go};
-    for (int i = 0; i < 4; i++) f[i].dtype = SVOO_F32, f[i].shape[2] = N / 2;
+    for (int i = 0; i < 4; i++)
+        f[i].dtype = SVOO_F32, f[i].shape[2] = N / 2;
     s = svoo_attention(ctx, 3, 1, &f[0], &f[1], &f[2], &f[3], NULL);
     CHECK(s == SVOO_ERR_UNSUPPORTED, "f32 on CUDA: %s", svoo_status_name(s));
     svoo_tensor big[4] = {gq, gk, gv, go};
-    for (int i = 0; i < 4; i++) big[i].shape[0] = 2, big[i].shape[2] = N / 4;
+    for (int i = 0; i < 4; i++)
+        big[i].shape[0] = 2, big[i].shape[2] = N / 4;
     s = svoo_attention(ctx, 3, 1, &big[0], &big[1], &big[2], &big[3], NULL);
     CHECK(s == SVOO_ERR_WORKSPACE_TOO_SMALL, "batch 2 > max_batch 1: %s", svoo_status_name(s));
     /* the context still works after the failures */
@@ -545,8 +575,8 @@ static void svg_cfg(svoo_config *c, const svg_case *sc, svoo_device dev) {
 /* head bh of a [B,H,N,D] bf16 buffer (as tests/test_svg.c hand_head):
  * spatial = every token of its own frame, temporal = its own (y, x) in every
  * frame (same-group logit 12); text tokens weak noise; v ~ N(0, 1) */
-static void svg_hand_head(const svoo_svg_geom *g, int temporal, uint64_t seed, int d, uint16_t *q, uint16_t *k,
-                          uint16_t *v) {
+static void svg_hand_head(const svoo_svg_geom *g, int temporal, uint64_t seed, int d, uint16_t *q,
+                          uint16_t *k, uint16_t *v) {
     const double alpha = sqrt(12.0 * sqrt((double)d));
     const int64_t nd = g->S + g->F;
     double *u = malloc(sizeof(double) * nd * d);
@@ -557,12 +587,15 @@ static void svg_hand_head(const svoo_svg_geom *g, int temporal, uint64_t seed, i
             u[r * d + x] = gauss(&s);
             nn += u[r * d + x] * u[r * d + x];
         }
-        for (int x = 0; x < d; x++) u[r * d + x] /= sqrt(nn);
+        for (int x = 0; x < d; x++)
+            u[r * d + x] /= sqrt(nn);
     }
     for (int64_t i = 0; i < g->N; i++) {
         const int video = i >= g->vid0 && i < g->vid0 + g->V;
         const int64_t vi = i - g->vid0;
-        const double *dir = !video ? NULL : temporal ? u + (vi % g->S) * d : u + (g->S + vi / g->S) * d;
+        const double *dir = !video     ? NULL
+                            : temporal ? u + (vi % g->S) * d
+                                       : u + (g->S + vi / g->S) * d;
         for (int x = 0; x < d; x++) {
             double a = gauss(&s) * 0.05, b = gauss(&s) * 0.05;
             if (dir) a += alpha * dir[x], b += alpha * dir[x];
@@ -586,8 +619,8 @@ static void run_svg(const svg_case *sc, int graph) {
     CHECK(s == SVOO_OK, "%s: geometry", sc->name);
     if (s) return;
     const size_t hs = (size_t)N * D, cnt = (size_t)BH * hs, bytes = cnt * 2;
-    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes), *og = malloc(bytes),
-             *ref = malloc(bytes), *o2 = malloc(bytes);
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes),
+             *og = malloc(bytes), *ref = malloc(bytes), *o2 = malloc(bytes);
     int32_t *kind_g = malloc(BH * 4);
     double *mse_g = malloc(BH * 2 * sizeof(double));
     float *fq = malloc(hs * 4), *fk = malloc(hs * 4), *fv = malloc(hs * 4);
@@ -611,19 +644,21 @@ static void run_svg(const svg_case *sc, int graph) {
             want[bh] = (int)((bh + call) % 2);
             if (sc->mixed && bh % 3 == 2) {
                 want[bh] = -1;
-                make_qkv(q + bh * hs, k + bh * hs, v + bh * hs, 1, 1, N, D, 500 + 10 * (uint64_t)bh + call);
+                make_qkv(q + bh * hs, k + bh * hs, v + bh * hs, 1, 1, N, D,
+                         500 + 10 * (uint64_t)bh + call);
             } else {
-                svg_hand_head(&g, want[bh], 100 * (uint64_t)bh + call, D, q + bh * hs, k + bh * hs, v + bh * hs);
+                svg_hand_head(&g, want[bh], 100 * (uint64_t)bh + call, D, q + bh * hs, k + bh * hs,
+                              v + bh * hs);
             }
         }
         CU(cudaMemcpy(dq, q, bytes, cudaMemcpyHostToDevice));
         CU(cudaMemcpy(dk, k, bytes, cudaMemcpyHostToDevice));
         CU(cudaMemcpy(dv, v, bytes, cudaMemcpyHostToDevice));
         CU(cudaMemset(dout, 0, bytes));
-        svoo_tensor tq = view(q, 0, B, H, N, D, 0), tk = view(k, 0, B, H, N, D, 0), tv = view(v, 0, B, H, N, D, 0),
-                    to = view(oc, 0, B, H, N, D, 0);
-        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0), gv = view(dv, 1, B, H, N, D, 0),
-                    go = view(dout, 1, B, H, N, D, 0);
+        svoo_tensor tq = view(q, 0, B, H, N, D, 0), tk = view(k, 0, B, H, N, D, 0),
+                    tv = view(v, 0, B, H, N, D, 0), to = view(oc, 0, B, H, N, D, 0);
+        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0),
+                    gv = view(dv, 1, B, H, N, D, 0), go = view(dout, 1, B, H, N, D, 0);
         svoo_stats stc, stg;
         svoo_stats_init(&stc);
         svoo_stats_init(&stg);
@@ -635,10 +670,11 @@ static void run_svg(const svg_case *sc, int graph) {
         if (s1 || s2) break;
         CU(cudaMemcpy(og, dout, bytes, cudaMemcpyDeviceToHost));
         const double r = rel_l2(og, oc, cnt);
-        CHECK(stg.dense == stc.dense && stg.dense == (call == 0), "%s step %d: dense %d / %d", sc->name, step,
-              stg.dense, stc.dense);
+        CHECK(stg.dense == stc.dense && stg.dense == (call == 0), "%s step %d: dense %d / %d",
+              sc->name, step, stg.dense, stc.dense);
         if (call == 0) {
-            CHECK(r <= 1e-2, "%s step %d (warm-up, dense): rel-L2 cuda vs cpu %.4g", sc->name, step, r);
+            CHECK(r <= 1e-2, "%s step %d (warm-up, dense): rel-L2 cuda vs cpu %.4g", sc->name, step,
+                  r);
             printf("  %-26s step %2d: warm-up dense, vs cpu %.1e\n", sc->name, step, r);
             continue;
         }
@@ -666,16 +702,18 @@ static void run_svg(const svg_case *sc, int graph) {
                 mse_rel = rd > mse_rel ? rd : mse_rel;
             }
             /* heads whose two MSEs are more than 1% apart must be classified alike */
-            if (fabs(mc[0] - mc[1]) > 0.01 * fmax(mc[0], mc[1])) decided++, decided_agree += kc == kind_g[bh];
+            if (fabs(mc[0] - mc[1]) > 0.01 * fmax(mc[0], mc[1]))
+                decided++, decided_agree += kc == kind_g[bh];
         }
         CHECK(right == hand, "%s: hand-built heads classified %d / %d", sc->name, right, hand);
-        CHECK(decided_agree == decided, "%s: classification vs cpu %d / %d (clear heads)", sc->name, decided_agree,
-              decided);
+        CHECK(decided_agree == decided, "%s: classification vs cpu %d / %d (clear heads)", sc->name,
+              decided_agree, decided);
         CHECK(mse_rel <= 1e-2, "%s: mse cuda vs cpu relative difference %.3g", sc->name, mse_rel);
-        CHECK(stg.spatial_heads + stg.temporal_heads == BH && (!kinds_equal || (stg.temporal_heads == stc.temporal_heads &&
-                                                                                 stg.spatial_heads == stc.spatial_heads)),
-              "%s: stats heads cuda %d/%d cpu %d/%d", sc->name, stg.spatial_heads, stg.temporal_heads,
-              stc.spatial_heads, stc.temporal_heads);
+        CHECK(stg.spatial_heads + stg.temporal_heads == BH &&
+                  (!kinds_equal || (stg.temporal_heads == stc.temporal_heads &&
+                                    stg.spatial_heads == stc.spatial_heads)),
+              "%s: stats heads cuda %d/%d cpu %d/%d", sc->name, stg.spatial_heads,
+              stg.temporal_heads, stc.spatial_heads, stc.temporal_heads);
         /* output vs the CPU backend (same plan when the kinds agree) */
         double rmax = 0;
         for (int64_t bh = 0; bh < BH; bh++)
@@ -685,18 +723,21 @@ static void run_svg(const svg_case *sc, int graph) {
             }
         CHECK(rmax <= 1e-2, "%s: rel-L2 cuda vs cpu backend %.4g (worst head)", sc->name, rmax);
         if (kinds_equal)
-            CHECK(fabs(stg.density - stc.density) <= 1e-9, "%s: density cuda %.6f cpu %.6f", sc->name, stg.density,
-                  stc.density);
+            CHECK(fabs(stg.density - stc.density) <= 1e-9, "%s: density cuda %.6f cpu %.6f",
+                  sc->name, stg.density, stc.density);
         /* the GPU's plan on the CPU executor */
         int bad = cpu_exec_gpu_plan(ctx_g, layer, q, k, v, B, H, N, D, ref);
         CHECK(!bad, "%s: GPU plan invalid", sc->name);
         const double rx = rel_l2(og, ref, cnt);
         CHECK(rx <= 1e-2, "%s: rel-L2 cuda vs CPU executor on the GPU plan %.4g", sc->name, rx);
-        printf("  %-26s step %2d: vs cpu %.1e (worst head %.1e), vs cpu-exec %.1e, kinds agree %d/%lld "
-               "(clear %d/%d, hand %d/%d), mse rel diff %.1e, density %.4f (cpu %.4f), heads s/t %d/%d, plan %.2f ms "
+        printf("  %-26s step %2d: vs cpu %.1e (worst head %.1e), vs cpu-exec %.1e, kinds agree "
+               "%d/%lld "
+               "(clear %d/%d, hand %d/%d), mse rel diff %.1e, density %.4f (cpu %.4f), heads s/t "
+               "%d/%d, plan %.2f ms "
                "attend %.2f ms\n",
-               sc->name, step, r, rmax, rx, agree, (long long)BH, decided_agree, decided, right, hand, mse_rel,
-               stg.density, stc.density, stg.spatial_heads, stg.temporal_heads, stg.ms_plan, stg.ms_attend);
+               sc->name, step, r, rmax, rx, agree, (long long)BH, decided_agree, decided, right,
+               hand, mse_rel, stg.density, stc.density, stg.spatial_heads, stg.temporal_heads,
+               stg.ms_plan, stg.ms_attend);
         if (!graph) continue;
         /* two layers captured in a graph on a fresh context = direct calls */
         cudaStream_t st;
@@ -720,10 +761,12 @@ static void run_svg(const svg_case *sc, int graph) {
             CU(cudaGraphLaunch(ex, st));
             CU(cudaStreamSynchronize(st));
             CU(cudaMemcpy(o2, dout, bytes, cudaMemcpyDeviceToHost));
-            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay differs (rel-L2 %.3g)", sc->name, rel_l2(o2, og, cnt));
+            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay differs (rel-L2 %.3g)", sc->name,
+                  rel_l2(o2, og, cnt));
             CU(cudaMemcpy(o2, (char *)dout + bytes, bytes, cudaMemcpyDeviceToHost));
             CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay (layer 3) differs", sc->name);
-            printf("  graph capture svg: 2 layers replayed, %s\n", memcmp(o2, og, bytes) == 0 ? "identical" : "DIFFERENT");
+            printf("  graph capture svg: 2 layers replayed, %s\n",
+                   memcmp(o2, og, bytes) == 0 ? "identical" : "DIFFERENT");
             cudaGraphExecDestroy(ex);
             cudaGraphDestroy(gr);
         }
@@ -756,16 +799,29 @@ int main(void) {
         {"svg2 auto", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2},
         {"svg2 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2},
     };
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        if (quick && i != 0 && i != 2 && i != 4) continue;
-        run_scenario(&all[i]);
-    }
+    const scenario tiny[] = {
+        {"dense tiny d128", SVOO_METHOD_DENSE, 1, 1, 700, 128, 0, 0, 0, {0}, 1, 1e-2},
+        {"svoo tiny d128", SVOO_METHOD_SVOO, 1, 1, 1100, 128, 0, 16, 48, {5}, 1, 2e-2},
+        {"svg2 tiny d64 b2", SVOO_METHOD_SVG2, 2, 1, 900, 64, 1, 12, 40, {2}, 1, 2e-2},
+    };
     const svg_case svgs[] = {
         {"svg d128 text last", 1, 4, 128, 8, 8, 12, 32, 0, 32, 0},
         {"svg d64 b2 text first", 2, 3, 64, 6, 10, 12, 40, 1, 16, 0},
         {"svg d128 b2 blk128 mixed", 2, 3, 128, 13, 16, 24, 64, 0, 128, 1},
         {"svg d64 b2 text first mixed", 2, 3, 64, 5, 12, 20, 77, 1, 32, 1},
     };
+    if (quick >= 2) {
+        for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
+            run_scenario(&tiny[i]);
+        run_svg(&svgs[1], 0);
+        test_bad_inputs();
+        printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
+        return g_fail ? 1 : 0;
+    }
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        if (quick && i != 0 && i != 2 && i != 4) continue;
+        run_scenario(&all[i]);
+    }
     for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++) {
         if (quick && i > 1) continue;
         run_svg(&svgs[i], i == 1);
