@@ -3,7 +3,11 @@
 //                                      references), every case on each kernel the device has
 //   attend_test bench [reps] [g] [full] timing at H = 12, N = 75,600, D = 128 (bf16): the
 //                                      sm90 wgmma kernel (compute capability 9.0) and the
-//                                      sm80 128x64 kernel; `full` adds 64x32 and permute+contig
+//                                      sm80 128x64 kernel; `full` adds 64x32 and permute+contig.
+//                                      BENCH_CASES=i,j,... picks plans (default 0-4; 5-9 are
+//                                      diagnostic: uniform 64/32/192-row query clusters with one
+//                                      key cluster, dense with random perms, all blocks without
+//                                      perms); BENCH_SM90_ONLY=1 skips the sm80 kernel
 // Build: dev/cuda/build.sh (binary in build-cuda-dev/).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -73,9 +77,10 @@ static void cuts(std::mt19937_64 &rng, int n, int c, int *off, int nempty) {
     off[c] = n;
 }
 
-// density < 0: all blocks; none_row: cluster 1 of each head selects nothing
+// density < 0: all blocks; none_row: cluster 1 of each head selects nothing;
+// qrows > 0: query clusters of qrows rows each (the last one shorter) instead of random cuts
 static Plan make_plan(int BH, int Nq, int Nk, int Cq, int Ck, double density, bool identity,
-                      bool none_row, bool shuffle_col, int nempty, uint64_t seed) {
+                      bool none_row, bool shuffle_col, int nempty, uint64_t seed, int qrows = 0) {
     std::mt19937_64 rng(seed);
     Plan p{BH, Nq, Nk, Cq, Ck, identity, {}, {}, {}, {}, {}, {}};
     p.qoff.resize((size_t)BH * (Cq + 1));
@@ -97,6 +102,9 @@ static Plan make_plan(int BH, int Nq, int Nk, int Cq, int Ck, double density, bo
             std::shuffle(kp, kp + Nk, rng);
         }
         cuts(rng, Nq, Cq, &p.qoff[(size_t)bh * (Cq + 1)], nempty);
+        if (qrows > 0)
+            for (int r = 0; r <= Cq; r++)
+                p.qoff[(size_t)bh * (Cq + 1) + r] = r == Cq ? Nq : std::min(Nq, r * qrows);
         cuts(rng, Nk, Ck, &p.koff[(size_t)bh * (Ck + 1)], nempty);
         for (int r = 0; r < Cq; r++) {
             p.rowptr[(size_t)bh * (Cq + 1) + r] = (int)p.col.size();
@@ -550,7 +558,7 @@ static int do_bench(int reps) {
     CK(cudaMemcpy(hv.data(), v, n * 2, cudaMemcpyDeviceToHost));
     cudaStream_t s;
     CK(cudaStreamCreate(&s));
-    size_t ws_bytes = svoo_cuda_attend_workspace(B, H, N, 256);
+    size_t ws_bytes = svoo_cuda_attend_workspace(B, H, N, 4096); // Cq <= 4096
     void *ws;
     CK(cudaMalloc(&ws, ws_bytes));
     const double dense_flops = 4.0 * N * (double)N * D * H;
@@ -560,15 +568,38 @@ static int do_bench(int reps) {
         int Cq, Ck;
         double density;
         bool identity;
-    } bc[] = {{"dense 1 cluster", 1, 1, -1, true},
-              {"dense all blocks 256x1024", 256, 1024, -1, false},
-              {"random 0.05", 256, 1024, 0.05, false},
-              {"random 0.15", 256, 1024, 0.15, false},
-              {"random 0.30", 256, 1024, 0.30, false}};
+        int qrows; // > 0: query clusters of qrows rows (else random cuts)
+    } bc[] = {{"dense 1 cluster", 1, 1, -1, true, 0},
+              {"dense all blocks 256x1024", 256, 1024, -1, false, 0},
+              {"random 0.05", 256, 1024, 0.05, false, 0},
+              {"random 0.15", 256, 1024, 0.15, false, 0},
+              {"random 0.30", 256, 1024, 0.30, false, 0},
+              // diagnostic cases (BENCH_CASES=5,6,... selects them)
+              {"dense q64 rows, 1 key cl.", (N + 63) / 64, 1, -1, true, 64},
+              {"dense 1 cluster, perms", 1, 1, -1, false, 0},
+              {"all blocks 256x1024 no perm", 256, 1024, -1, true, 0},
+              {"dense q32 rows, 1 key cl.", (N + 31) / 32, 1, -1, true, 32},
+              {"dense q192 rows, 1 key cl.", (N + 191) / 192, 1, -1, true, 192}};
+    // BENCH_CASES=i,j,...: only those cases (default 0-4)
+    const char *sel = getenv("BENCH_CASES");
+    std::vector<int> which;
+    if (sel) {
+        for (const char *c = sel; *c;) {
+            which.push_back(atoi(c));
+            while (*c && *c != ',')
+                c++;
+            if (*c == ',') c++;
+        }
+    } else {
+        which = {0, 1, 2, 3, 4};
+    }
     printf("\n%-28s %-22s %9s %8s %9s  %s\n", "plan", "variant", "ms", "density", "TFLOP/s",
            "sample rel_l2 (bf16-P f32 ref)");
-    for (const BCase &c : bc) {
-        Plan pl = make_plan(B * H, N, N, c.Cq, c.Ck, c.density, c.identity, false, false, 0, 777);
+    for (int ci : which) {
+        if (ci < 0 || ci >= (int)(sizeof bc / sizeof bc[0])) continue;
+        const BCase &c = bc[ci];
+        Plan pl = make_plan(B * H, N, N, c.Cq, c.Ck, c.density, c.identity, false, false, 0, 777,
+                            c.qrows);
         DevPlan dp = upload(pl);
         const double dens = pl.density();
         for (int var : {9, 0, 2, -1}) {
