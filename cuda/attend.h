@@ -44,7 +44,7 @@ typedef struct {
     int64_t o_stride_b, o_stride_h, o_stride_n;
     int B, H, N_q, N_k, D; /* D = 64 or 128; N_q, N_k >= 1 */
     int dtype;             /* SVOO_CUDA_BF16 (0) or SVOO_CUDA_F16 (1); q, k, v, o alike */
-    float scale;           /* softmax scale, usually 1/sqrt(D) */
+    float scale;           /* softmax scale > 0, usually 1/sqrt(D) */
 
     /* The plan of every (b, h), concatenated, index bh = b*H + h. Device
      * pointers. Positions and cluster indices are LOCAL to their (b, h).

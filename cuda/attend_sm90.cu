@@ -174,18 +174,19 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
 }
 
 /* one key tile's softmax step on S (64 x BN of this warpgroup; this thread:
- * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv, running max m,
- * S <- exp2(S*sl2 - m), l <- l*alpha + rowsum; returns alpha per row */
+ * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv (only the item's
+ * last key tile is partial), running max m (in log2 units), S <- exp2(S*sl2 - m)
+ * as one FFMA per score (sl2 > 0, so the max commutes with the scaling),
+ * l <- l*alpha + rowsum; returns alpha per row */
 __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, float sl2,
                                              float (&m)[2], float (&l)[2], float (&alpha)[2]) {
+    if (nv < BN) {
 #pragma unroll
-    for (int j = 0; j < BN / 8; j++)
+        for (int j = 0; j < BN / 8; j++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float x = s[4 * j + e] * sl2;
-            if (nv < BN && 8 * j + 2 * c4 + (e & 1) >= nv) x = -INFINITY;
-            s[4 * j + e] = x;
-        }
+            for (int e = 0; e < 4; e++)
+                if (8 * j + 2 * c4 + (e & 1) >= nv) s[4 * j + e] = -INFINITY;
+    }
 #pragma unroll
     for (int hi = 0; hi < 2; hi++) {
         float mx = -INFINITY;
@@ -195,15 +196,15 @@ __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, flo
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float mold = m[hi];
-        const float mnew = fmaxf(mold, mx);
+        const float mnew = fmaxf(mold, mx * sl2);
         const float muse = mnew == -INFINITY ? 0.f : mnew;
         alpha[hi] = exp2_ftz(mold - muse);
         m[hi] = mnew;
         float sum = 0.f;
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) {
-            const float p0 = exp2_ftz(s[4 * j + 2 * hi] - muse);
-            const float p1 = exp2_ftz(s[4 * j + 2 * hi + 1] - muse);
+            const float p0 = exp2_ftz(fmaf(s[4 * j + 2 * hi], sl2, -muse));
+            const float p1 = exp2_ftz(fmaf(s[4 * j + 2 * hi + 1], sl2, -muse));
             s[4 * j + 2 * hi] = p0;
             s[4 * j + 2 * hi + 1] = p1;
             sum += p0 + p1;
