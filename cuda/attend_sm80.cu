@@ -150,17 +150,16 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
         }
     }
 
-    /* scale into the log2 domain, mask keys past the end */
+    /* mask keys past the end (only the last key tile is partial) */
+    if (nvalid < KN) {
 #pragma unroll
-    for (int mi = 0; mi < NM; mi++)
+        for (int mi = 0; mi < NM; mi++)
 #pragma unroll
-        for (int n = 0; n < KN / 8; n++)
+            for (int n = 0; n < KN / 8; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = s[mi][n][e] * sl2;
-                if (nvalid < KN && n * 8 + 2 * (lane & 3) + (e & 1) >= nvalid) x = -INFINITY;
-                s[mi][n][e] = x;
-            }
+                for (int e = 0; e < 4; e++)
+                    if (n * 8 + 2 * (lane & 3) + (e & 1) >= nvalid) s[mi][n][e] = -INFINITY;
+    }
 
 #pragma unroll
     for (int mi = 0; mi < NM; mi++)
@@ -173,15 +172,15 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             const float mold = m[mi][hi];
-            const float mnew = fmaxf(mold, mx);
+            const float mnew = fmaxf(mold, mx * sl2); /* log2 units; sl2 > 0 */
             const float muse = mnew == -INFINITY ? 0.f : mnew;
             const float alpha = exp2_ftz(mold - muse);
             m[mi][hi] = mnew;
             float sum = 0.f;
 #pragma unroll
             for (int n = 0; n < KN / 8; n++) {
-                float p0 = exp2_ftz(s[mi][n][2 * hi] - muse);
-                float p1 = exp2_ftz(s[mi][n][2 * hi + 1] - muse);
+                float p0 = exp2_ftz(fmaf(s[mi][n][2 * hi], sl2, -muse));
+                float p1 = exp2_ftz(fmaf(s[mi][n][2 * hi + 1], sl2, -muse));
                 s[mi][n][2 * hi] = p0;
                 s[mi][n][2 * hi + 1] = p1;
                 sum += p0 + p1;

@@ -382,12 +382,16 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 reg_fence(o);
                 reg_fence(pa);
                 mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
+                /* once the running maxima settle most tiles leave them as they
+                 * are: skip the rescale when no row of the warp changed */
+                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-                for (int j = 0; j < D / 8; j++) {
-                    o[4 * j + 0] *= alpha[0];
-                    o[4 * j + 1] *= alpha[0];
-                    o[4 * j + 2] *= alpha[1];
-                    o[4 * j + 3] *= alpha[1];
+                    for (int j = 0; j < D / 8; j++) {
+                        o[4 * j + 0] *= alpha[0];
+                        o[4 * j + 1] *= alpha[0];
+                        o[4 * j + 2] *= alpha[1];
+                        o[4 * j + 3] *= alpha[1];
+                    }
                 }
                 pack_p<T>(s, pa);
                 pvn = vn++;
