@@ -229,57 +229,59 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ void cp_async16_zfill(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+
+/* x -> fp16 for the mma: values saturate at +-65504 (an Inf score would pack
+ * to a NaN key, pack_key); NaN becomes -65504 (fmaxf) */
 __device__ __forceinline__ __half sat_half(float v) {
     return __float2half_rn(fminf(fmaxf(v, -65504.f), 65504.f));
 }
-/* 8 consecutive elements -> 8 halves (16-byte aligned source) */
+__device__ __forceinline__ uint32_t sat_half2(float2 f) {
+    __half2 h = __halves2half2(sat_half(f.x), sat_half(f.y));
+    return *(uint32_t *)&h;
+}
+/* f32 rows: 8 consecutive elements -> 8 halves, converted before the store to
+ * shared memory (16-byte aligned source) */
 __device__ __forceinline__ uint4 load8_half(const float *p) {
     float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
-    __half2 h[4] = {__halves2half2(sat_half(a.x), sat_half(a.y)), __halves2half2(sat_half(a.z), sat_half(a.w)),
-                    __halves2half2(sat_half(b.x), sat_half(b.y)), __halves2half2(sat_half(b.z), sat_half(b.w))};
-    return *(uint4 *)h;
+    return make_uint4(sat_half2(make_float2(a.x, a.y)), sat_half2(make_float2(a.z, a.w)),
+                      sat_half2(make_float2(b.x, b.y)), sat_half2(make_float2(b.z, b.w)));
 }
-/* f16 rows are clamped too: an Inf score would pack to a NaN key (pack_key) */
-__device__ __forceinline__ uint4 load8_half(const __half *p) {
-    uint4 u = *(const uint4 *)p;
-    __half2 *h = (__half2 *)&u;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 f = __half22float2(h[i]);
-        h[i] = __halves2half2(sat_half(f.x), sat_half(f.y));
-    }
+/* 2-byte rows are copied raw (cp.async) and converted as fragments, two
+ * elements per register; f32 rows are fp16 in shared memory already */
+__device__ __forceinline__ uint32_t frag_half(uint32_t u, float) {
     return u;
 }
-__device__ __forceinline__ uint4 load8_half(const __nv_bfloat16 *p) {
-    uint4 u = *(const uint4 *)p;
-    const __nv_bfloat162 *b = (const __nv_bfloat162 *)&u;
-    __half2 h[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 f = __bfloat1622float2(b[i]);
-        h[i] = __halves2half2(sat_half(f.x), sat_half(f.y));
-    }
-    return *(uint4 *)h;
+__device__ __forceinline__ uint32_t frag_half(uint32_t u, __half) {
+    return sat_half2(__half22float2(*(__half2 *)&u));
+}
+__device__ __forceinline__ uint32_t frag_half(uint32_t u, __nv_bfloat16) {
+    return sat_half2(__bfloat1622float2(*(__nv_bfloat162 *)&u));
 }
 
-/* RT x 128 rows (RT m16 tiles per warp) x all clusters per block, clusters
- * streamed in tiles of 64 (double-buffered cp.async). RT = 1: 70 KB of shared
- * memory at D = 128, three blocks (24 warps) per SM; RT = 2: 103 KB, two
+/* RT x 128 rows (RT m16 tiles per warp) x all clusters per item, clusters
+ * streamed in tiles of 64 (double-buffered cp.async). RT = 1: 69 KB of shared
+ * memory at D = 128, three blocks (24 warps) per SM; RT = 2: 104 KB, two
  * blocks (16 warps), each B fragment feeds two m16 tiles. */
 enum { ASSIGN_BN = 64 };
 template <int D, int RT> struct assign_smem {
     static constexpr int BM = 128 * RT;
     static constexpr int LD = D + 8; /* halves: ldmatrix rows land on distinct banks */
-    static constexpr size_t bytes =
-        (size_t)(BM * LD + 2 * ASSIGN_BN * LD) * sizeof(__half) + 2 * ASSIGN_BN * sizeof(float);
+    static constexpr size_t bytes = (size_t)(BM * LD + 2 * ASSIGN_BN * LD) * sizeof(__half) +
+                                    (2 * ASSIGN_BN + BM) * sizeof(float);
 };
-/* m16 tiles per warp of the launches at D = 128 / 64 (svoo_cu_plan_setup) */
-/* m16 tiles per warp of k_assign (D = 128, D = 64) per device ordinal, set by
- * svoo_cu_plan_setup on that device (the shared-memory limit is per device);
- * 0 (not set up, or an ordinal >= ASSIGN_MAX_DEV) runs RT = 1 */
+/* k_assign per device ordinal and head dim ([0] D = 64, [1] D = 128), set by
+ * svoo_cu_plan_setup on that device (shared memory and SM count are per
+ * device): m16 tiles per warp and the persistent grid (resident blocks); zeros
+ * (not set up, or an ordinal >= ASSIGN_MAX_DEV): RT = 1, 1024 blocks */
 enum { ASSIGN_MAX_DEV = 64 };
-static int g_assign_rt[ASSIGN_MAX_DEV], g_assign_rt64[ASSIGN_MAX_DEV];
-
+struct assign_cfg {
+    int rt, blocks;
+};
+static assign_cfg g_assign[ASSIGN_MAX_DEV][2];
 /* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0) */
 __constant__ float g_refine_gap = INFINITY;
 
@@ -404,142 +406,203 @@ __global__ void __launch_bounds__(256) k_refine(svoo_dview x, int64_t n, int D, 
     }
 }
 
+/* Persistent: block b takes the row tiles (items: tile + rtiles * bh, BM rows
+ * each) b, b + grid, ...; its A fragments live in registers, so the next
+ * item's rows land in sA (cp.async, raw) while this item's clusters stream,
+ * and the cluster tiles of consecutive items form one double-buffered stream
+ * (the first tile of the next item loads during the last of this one). */
 template <typename T, int D, int RT>
 __global__ void __launch_bounds__(256, 4 - RT)
-    k_assign(svoo_dview x, int64_t n, const __half *__restrict__ wh, const float *__restrict__ bias_h, int cpad,
-             int ib, float trunc, const float *__restrict__ wf, const float *__restrict__ bias, int c,
+    k_assign(svoo_dview x, int BH, int64_t n, const __half *__restrict__ wh,
+             const float *__restrict__ bias_h, int cpad, int ib, float trunc,
+             const float *__restrict__ wf, const float *__restrict__ bias, int c,
              int32_t *__restrict__ label) {
-    constexpr int BM = assign_smem<D, RT>::BM, BN = ASSIGN_BN, LD = assign_smem<D, RT>::LD, CH = D / 8;
+    constexpr int BM = assign_smem<D, RT>::BM, BN = ASSIGN_BN, LD = assign_smem<D, RT>::LD,
+                  CH = D / 8;
+    constexpr int RS = 256 / CH; /* rows per pass of the block's 16-byte copies */
     extern __shared__ __align__(16) unsigned char smem[];
     __half *sA = (__half *)smem;
     __half *sB = sA + BM * LD;
     float *sBias = (float *)(sB + 2 * BN * LD);
-    const int bh = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int64_t row0 = (int64_t)blockIdx.x * BM;
-    const __half *W = wh + (size_t)bh * cpad * D;
-    const float *bb = bias_h + (size_t)bh * cpad;
-    const int ntiles = cpad / BN;
+    float *sNorm = sBias + 2 * BN; /* |x|^2 of this item's rows */
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t4 = lane % 4;
+    const int rtiles = (int)((n + BM - 1) / BM), ntiles = cpad / BN;
+    /* the grid stride in items as (bh, tile) steps */
+    const int step_bh = gridDim.x / rtiles, step_t = gridDim.x - step_bh * rtiles;
+    /* this thread's 16-byte copies: rows r0 + RS u, halves c0 .. c0 + 7 */
+    const int r0 = tid / CH, c0 = (tid % CH) * 8;
 
-    auto load_b = [&](int t, int buf) {
-        const __half *src = W + (size_t)t * BN * D;
-        __half *dst = sB + buf * BN * LD;
-        for (int i = tid; i < BN * CH; i += 256) {
-            int r = i / CH, cc = i % CH;
-            cp_async16(dst + r * LD + cc * 8, src + (size_t)r * D + cc * 8);
+    /* rows of item (bh, tile) -> sA (rows >= n: zeros): 2-byte types raw
+     * (cp.async), f32 converted to fp16 on the way (synchronous) */
+    auto load_a = [&](int bh, int tile) {
+        const int64_t row0 = (int64_t)tile * BM;
+        const T *base = dv_row<T>(x, bh, row0) + c0, *p = base + r0 * x.sn;
+        __half *dst = sA + r0 * LD + c0;
+#pragma unroll 1
+        for (int64_t r = row0 + r0; r < row0 + BM; r += RS, p += RS * x.sn, dst += RS * LD) {
+            if constexpr (sizeof(T) == 2)
+                cp_async16_zfill(dst, r < n ? p : base, r < n);
+            else
+                *(uint4 *)dst = r < n ? load8_half(p) : make_uint4(0, 0, 0, 0);
         }
-        if (tid < BN / 4) cp_async16(sBias + buf * BN + tid * 4, bb + t * BN + tid * 4);
-        cp_async_commit();
     };
-    load_b(0, 0);
-    {
-        constexpr int NL = BM * CH / 256; /* all loads in flight before the stores */
-        uint4 v[NL];
+    /* cluster tile t of bh (BN x D fp16 + BN biases) -> buffer buf */
+    auto load_b = [&](int bh, int t, int buf) {
+        const size_t w0 = (size_t)bh * cpad + (size_t)t * BN;
+        const __half *src = wh + (w0 + r0) * D + c0;
+        __half *dst = sB + buf * BN * LD + r0 * LD + c0;
 #pragma unroll
-        for (int u = 0; u < NL; u++) {
-            const int i = tid + 256 * u, r = i / CH, cc = i % CH;
-            v[u] = row0 + r < n ? load8_half(dv_row<T>(x, bh, row0 + r) + cc * 8) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int u = 0; u < NL; u++) {
-            const int i = tid + 256 * u, r = i / CH, cc = i % CH;
-            *(uint4 *)(sA + r * LD + cc * 8) = v[u];
-        }
-    }
-    __syncthreads();
-    uint32_t af[RT][D / 16][4];
-#pragma unroll
-    for (int rt = 0; rt < RT; rt++)
-#pragma unroll
-        for (int ks = 0; ks < D / 16; ks++)
-            ldmatrix_x4(af[rt][ks], sA + (warp * 16 * RT + rt * 16 + (lane % 16)) * LD + ks * 16 + (lane / 16) * 8);
+        for (int u = 0; u < BN / RS; u++)
+            cp_async16(dst + RS * u * LD, src + RS * u * D);
+        if (tid < BN / 4) cp_async16(sBias + buf * BN + tid * 4, bias_h + w0 + tid * 4);
+    };
 
-    const int t4 = lane % 4;
+    int bh = blockIdx.x / rtiles, tile = blockIdx.x - bh * rtiles;
+    if (bh >= BH) return;
+    load_a(bh, tile);
+    cp_async_commit();
+    load_b(bh, 0, 0);
+    cp_async_commit();
     const uint32_t m = (1u << ib) - 1, keep = ~m;
-    /* best / second key of rows (rt, lane / 4) [0] and (rt, lane / 4 + 8) [1] */
-    float best[RT][2], sec[RT][2];
-#pragma unroll
-    for (int rt = 0; rt < RT; rt++)
-        best[rt][0] = best[rt][1] = sec[rt][0] = sec[rt][1] = -INFINITY;
-    uint32_t hi = m; /* m - 8 * chunk: low 3 bits stay 1, slot bits subtract */
-    for (int t = 0; t < ntiles; t++) {
-        if (t + 1 < ntiles) {
-            load_b(t + 1, (t + 1) & 1);
+    int buf = 0; /* buffer of the current cluster tile */
+    while (bh < BH) {
+        const int64_t row0 = (int64_t)tile * BM;
+        int nbh = bh + step_bh, ntile = tile + step_t; /* the next item */
+        if (ntile >= rtiles) ntile -= rtiles, nbh++;
+        const bool more = nbh < BH;
+        /* this item's rows landed (its first cluster tile, issued after them
+         * unless ntiles = 1, may be in flight) */
+        if (ntiles > 1)
             cp_async_wait<1>();
-        } else {
+        else
             cp_async_wait<0>();
-        }
         __syncthreads();
-        const __half *Bt = sB + (t & 1) * BN * LD;
-        const float *bs = sBias + (t & 1) * BN;
-#pragma unroll 2
-        for (int nc = 0; nc < BN / 32; nc++) {
-            /* 32 clusters: four independent accumulator chains per m16 tile,
-             * which start at the bias (no adds in the epilogue) */
-            float acc[RT][4][4];
+        uint32_t af[RT][D / 16][4];
 #pragma unroll
-            for (int f = 0; f < 4; f++) {
-                const float2 bv = *(const float2 *)(bs + nc * 32 + f * 8 + 2 * t4);
-#pragma unroll
-                for (int rt = 0; rt < RT; rt++) {
-                    acc[rt][f][0] = acc[rt][f][2] = bv.x;
-                    acc[rt][f][1] = acc[rt][f][3] = bv.y;
-                }
-            }
-            const __half *bp = Bt + (nc * 32 + (lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) & 1) * 8;
+        for (int rt = 0; rt < RT; rt++) {
 #pragma unroll
             for (int ks = 0; ks < D / 16; ks++) {
-                uint32_t b[4], b2[4];
-                ldmatrix_x4(b, bp + ks * 16);
-                ldmatrix_x4(b2, bp + 16 * LD + ks * 16);
+                ldmatrix_x4(af[rt][ks], sA + (warp * 16 * RT + rt * 16 + (lane % 16)) * LD +
+                                            ks * 16 + (lane / 16) * 8);
 #pragma unroll
-                for (int rt = 0; rt < RT; rt++) {
-                    mma16816(acc[rt][0], af[rt][ks], b[0], b[1]);
-                    mma16816(acc[rt][1], af[rt][ks], b[2], b[3]);
-                    mma16816(acc[rt][2], af[rt][ks], b2[0], b2[1]);
-                    mma16816(acc[rt][3], af[rt][ks], b2[2], b2[3]);
-                }
+                for (int j = 0; j < 4; j++)
+                    af[rt][ks][j] = frag_half(af[rt][ks][j], T());
             }
-            /* slot codes of this chunk: column 8 f + 2 t4 + j is slot 2 f + j */
+        }
+        /* |x|^2 of the fp16 rows (rt, lane / 4 + 8 h) -> sNorm: registers h,
+         * h + 2 of this lane's fragments, over the quad */
 #pragma unroll
-            for (int f = 0; f < 4; f++)
+        for (int rt = 0; rt < RT; rt++)
 #pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const uint32_t code = hi - (2 * f + j);
+            for (int h = 0; h < 2; h++) {
+                float sa = 0.f;
+#pragma unroll
+                for (int ks = 0; ks < D / 16; ks++)
+#pragma unroll
+                    for (int j = h; j < 4; j += 2) {
+                        const float2 f = __half22float2(*(const __half2 *)&af[rt][ks][j]);
+                        sa = fmaf(f.x, f.x, fmaf(f.y, f.y, sa));
+                    }
+                sa += __shfl_xor_sync(0xffffffffu, sa, 1);
+                sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+                if (t4 == 0) sNorm[warp * 16 * RT + rt * 16 + h * 8 + lane / 4] = sa;
+            }
+
+        /* best / second key of rows (rt, lane / 4) [0] and (rt, lane / 4 + 8) [1] */
+        float best[RT][2], sec[RT][2];
+#pragma unroll
+        for (int rt = 0; rt < RT; rt++)
+            best[rt][0] = best[rt][1] = sec[rt][0] = sec[rt][1] = -INFINITY;
+        uint32_t hi = m; /* m - 8 * chunk: low 3 bits stay 1, slot bits subtract */
+        for (int t = 0; t < ntiles; t++) {
+            /* tile t landed (in flight after it: the next rows, issued at tile
+             * ntiles - 2); after the barrier every warp is done with tile t - 1,
+             * whose buffer takes the next tile (one barrier per tile) */
+            if (t == ntiles - 1 && t > 0)
+                cp_async_wait<1>();
+            else
+                cp_async_wait<0>();
+            __syncthreads();
+            if (t + 1 < ntiles)
+                load_b(bh, t + 1, buf ^ 1);
+            else if (more)
+                load_b(nbh, 0, buf ^ 1);
+            cp_async_commit();
+            /* the next rows, two tiles ahead (every warp has read sA: barrier above) */
+            if (t == (ntiles > 1 ? ntiles - 2 : 0)) {
+                if (more) load_a(nbh, ntile);
+                cp_async_commit();
+            }
+            const __half *Bt = sB + buf * BN * LD;
+            const float *bs = sBias + buf * BN;
+#pragma unroll 2
+            for (int nc = 0; nc < BN / 32; nc++) {
+                /* 32 clusters: four independent accumulator chains per m16 tile,
+                 * which start at the bias (no adds in the epilogue) */
+                float acc[RT][4][4];
+#pragma unroll
+                for (int f = 0; f < 4; f++) {
+                    const float2 bv = *(const float2 *)(bs + nc * 32 + f * 8 + 2 * t4);
 #pragma unroll
                     for (int rt = 0; rt < RT; rt++) {
-                        top2_key(pack_key(acc[rt][f][j], keep, code), best[rt][0], sec[rt][0]);
-                        top2_key(pack_key(acc[rt][f][2 + j], keep, code), best[rt][1], sec[rt][1]);
+                        acc[rt][f][0] = acc[rt][f][2] = bv.x;
+                        acc[rt][f][1] = acc[rt][f][3] = bv.y;
                     }
                 }
-            hi -= 8;
-        }
-        __syncthreads();
-    }
-    const unsigned qmask = 0xfu << (lane & ~3);
+                const __half *bp =
+                    Bt + (nc * 32 + (lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) & 1) * 8;
 #pragma unroll
-    for (int rt = 0; rt < RT; rt++)
+                for (int ks = 0; ks < D / 16; ks++) {
+                    uint32_t b[4], b2[4];
+                    ldmatrix_x4(b, bp + ks * 16);
+                    ldmatrix_x4(b2, bp + 16 * LD + ks * 16);
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float b1 = best[rt][h], b2 = sec[rt][h];
-            int i1 = key_index(b1, m, t4), i2 = key_index(b2, m, t4);
-#pragma unroll
-            for (int o = 1; o < 4; o <<= 1) top2_merge(0xffffffffu, o, b1, i1, b2, i2);
-            const int lr = warp * 16 * RT + rt * 16 + h * 8 + lane / 4;
-            const int64_t r = row0 + lr;
-            if (r < n) {
-                float sa = 0.f;
-                for (int j = t4; j < D; j += 4) {
-                    const float a = __half2float(sA[lr * LD + j]);
-                    sa = fmaf(a, a, sa);
+                    for (int rt = 0; rt < RT; rt++) {
+                        mma16816(acc[rt][0], af[rt][ks], b[0], b[1]);
+                        mma16816(acc[rt][1], af[rt][ks], b[2], b[3]);
+                        mma16816(acc[rt][2], af[rt][ks], b2[0], b2[1]);
+                        mma16816(acc[rt][3], af[rt][ks], b2[2], b2[3]);
+                    }
                 }
-                sa += __shfl_xor_sync(qmask, sa, 1);
-                sa += __shfl_xor_sync(qmask, sa, 2);
-                finish_row<T>(x, bh, r, n, sa, D, b1, i1, b2, i2, trunc, wf, bias, c, t4, qmask, label);
+                /* slot codes of this chunk: column 8 f + 2 t4 + j is slot 2 f + j */
+#pragma unroll
+                for (int f = 0; f < 4; f++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) {
+                        const uint32_t code = hi - (2 * f + j);
+#pragma unroll
+                        for (int rt = 0; rt < RT; rt++) {
+                            top2_key(pack_key(acc[rt][f][j], keep, code), best[rt][0], sec[rt][0]);
+                            top2_key(pack_key(acc[rt][f][2 + j], keep, code), best[rt][1],
+                                     sec[rt][1]);
+                        }
+                    }
+                hi -= 8;
             }
+            buf ^= 1;
         }
+        const unsigned qmask = 0xfu << (lane & ~3);
+#pragma unroll
+        for (int rt = 0; rt < RT; rt++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float b1 = best[rt][h], b2 = sec[rt][h];
+                int i1 = key_index(b1, m, t4), i2 = key_index(b2, m, t4);
+#pragma unroll
+                for (int o = 1; o < 4; o <<= 1)
+                    top2_merge(0xffffffffu, o, b1, i1, b2, i2);
+                const int64_t r = row0 + warp * 16 * RT + rt * 16 + h * 8 + lane / 4;
+                if (r < n)
+                    finish_row<T>(x, bh, r, n, sNorm[r - row0], D, b1, i1, b2, i2, trunc, wf, bias,
+                                  c, t4, qmask, label);
+            }
+        bh = nbh;
+        tile = ntile;
+    }
 }
 
-template <int D, int RT> static cudaError_t setup_assign_rt() {
+/* opt-in shared memory of the three instances; *per_sm: resident blocks */
+template <int D, int RT> static cudaError_t setup_assign_rt(int *per_sm) {
     cudaError_t e;
     size_t sm = assign_smem<D, RT>::bytes;
     if ((e = cudaFuncSetAttribute(k_assign<float, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
@@ -547,33 +610,39 @@ template <int D, int RT> static cudaError_t setup_assign_rt() {
         (e = cudaFuncSetAttribute(k_assign<__nv_bfloat16, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)sm)))
         return e;
-    return cudaSuccess;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, k_assign<__nv_bfloat16, D, RT>,
+                                                         256, sm);
 }
 /* RT = 2 where a block may have its shared memory (103 KB at D = 128: not on
- * sm_86 / sm_89, 99 KB), else RT = 1 */
-template <int D> static cudaError_t setup_assign(int optin, int *rt) {
-    cudaError_t e = setup_assign_rt<D, 1>();
-    *rt = assign_smem<D, 2>::bytes <= (size_t)optin ? 2 : 1;
-    if (!e && *rt == 2) e = setup_assign_rt<D, 2>();
+ * sm_86 / sm_89, 99 KB), else RT = 1; the grid: one wave of resident blocks */
+template <int D> static cudaError_t setup_assign(int optin, int nsm, assign_cfg *cfg) {
+    int per_sm = 0;
+    cfg->rt = assign_smem<D, 2>::bytes <= (size_t)optin ? 2 : 1;
+    cudaError_t e = cfg->rt == 2 ? setup_assign_rt<D, 2>(&per_sm) : setup_assign_rt<D, 1>(&per_sm);
+    cfg->blocks = per_sm * nsm;
     return e;
 }
 
 template <int D, int RT>
-static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __half *wh, const float *bias_h,
-                          int cpad, const float *wf, const float *bias, int c, int32_t *label, cudaStream_t st) {
+static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __half *wh,
+                          const float *bias_h, int cpad, const float *wf, const float *bias, int c,
+                          int32_t *label, int blocks, cudaStream_t st) {
     constexpr int BM = assign_smem<D, RT>::BM;
-    dim3 grid((unsigned)((n + BM - 1) / BM), BH);
+    const int64_t items = (n + BM - 1) / BM * BH;
+    const unsigned grid = (unsigned)(items < blocks ? items : blocks);
     size_t sm = assign_smem<D, RT>::bytes;
     int ib = 5; /* slot bits: cpad / 4 slots per lane */
     while ((1 << ib) < cpad / 4) ib++;
     const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
     if (dtype == 0)
-        k_assign<float, D, RT><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
+        k_assign<float, D, RT>
+            <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
     else if (dtype == 1)
-        k_assign<__half, D, RT><<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
+        k_assign<__half, D, RT>
+            <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
     else
         k_assign<__nv_bfloat16, D, RT>
-            <<<grid, 256, sm, st>>>(x, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
+            <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
 }
 
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
@@ -582,17 +651,21 @@ cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, co
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e) return e;
-    const bool rt2 = dev >= 0 && dev < ASSIGN_MAX_DEV && (d == 64 ? g_assign_rt64[dev] : g_assign_rt[dev]) == 2;
+    const assign_cfg cfg =
+        dev >= 0 && dev < ASSIGN_MAX_DEV ? g_assign[dev][d == 128] : assign_cfg{};
+    const int blocks = cfg.blocks > 0 ? cfg.blocks : 1024; /* any grid is correct */
     if (d == 64) {
-        if (rt2)
-            launch_assign<64, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+        if (cfg.rt == 2)
+            launch_assign<64, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, blocks, st);
         else
-            launch_assign<64, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+            launch_assign<64, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, blocks, st);
     } else {
-        if (rt2)
-            launch_assign<128, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+        if (cfg.rt == 2)
+            launch_assign<128, 2>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, blocks,
+                                  st);
         else
-            launch_assign<128, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, st);
+            launch_assign<128, 1>(dtype, x, BH, n, wh, bias_h, cpad, wf, bias, c, label, blocks,
+                                  st);
     }
     if (c <= REFINE_MAX_C) {
         dim3 grid((unsigned)((n + 255) / 256), BH);
@@ -1076,16 +1149,17 @@ cudaError_t svoo_cu_plan_setup(void) {
     float gap = r && r[0] == '0' ? -1.0f : INFINITY;
     cudaError_t e = cudaMemcpyToSymbol(g_refine_gap, &gap, sizeof gap);
     /* m16 tiles per warp of the assignment: 2 where the shared memory allows;
-     * SVOO_CUDA_ASSIGN_RT=1 forces 1 (experiments) */
-    int dev = 0, optin = 0;
+     * SVOO_CUDA_ASSIGN_RT=1 forces 1 (experiments); grid: resident blocks */
+    int dev = 0, optin = 0, nsm = 0;
     if (!e) e = cudaGetDevice(&dev);
     if (!e) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (!e) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
     const char *rt = getenv("SVOO_CUDA_ASSIGN_RT");
     if (rt && rt[0] == '1') optin = 0;
-    int rt64 = 1, rt128 = 1;
-    if (!e) e = setup_assign<64>(optin, &rt64);
-    if (!e) e = setup_assign<128>(optin, &rt128);
-    if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) g_assign_rt64[dev] = rt64, g_assign_rt[dev] = rt128;
+    assign_cfg a64 = {}, a128 = {};
+    if (!e) e = setup_assign<64>(optin, nsm, &a64);
+    if (!e) e = setup_assign<128>(optin, nsm, &a128);
+    if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) g_assign[dev][0] = a64, g_assign[dev][1] = a128;
     if (!e) e = cudaFuncSetAttribute(k_select, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
     return e;
 }
