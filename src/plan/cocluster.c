@@ -103,11 +103,10 @@ svoo_status svoo_plan_svoo(const svoo_plan_input *in, svoo_plan *plan) {
                            in->nthreads);
         if (s) return s;
         st->valid = 1;
-    } else {
-        /* reuse: cached labels, centroids of the current tokens */
-        if ((s = svoo_centroids_update(in->q, in->n, in->d, st->q_label, in->cq, st->mu_q, NULL)) ||
-            (s = svoo_centroids_update(in->k, in->n, in->d, st->k_label, in->ck, st->mu_k, NULL)))
-            return s;
     }
+    /* reuse (spec, online stage 7; the reference's kmeans_clustering): the
+     * cached labels and the cached centroids; only the profiled floor of this
+     * step changes the selection. Centroids recomputed from the current tokens
+     * under stale labels were measured worse (docs/FIDELITY.md). */
     return svoo_plan_finish(in, plan, in->cfg->top_p, in->floor_ratio);
 }

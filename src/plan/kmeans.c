@@ -51,10 +51,7 @@ svoo_status svoo_plan_svg2(const svoo_plan_input *in, svoo_plan *plan) {
                              st->k_label, in->nthreads)))
             return s;
         st->valid = 1;
-    } else {
-        if ((s = svoo_centroids_update(in->q, in->n, in->d, st->q_label, in->cq, st->mu_q, NULL)) ||
-            (s = svoo_centroids_update(in->k, in->n, in->d, st->k_label, in->ck, st->mu_k, NULL)))
-            return s;
     }
+    /* reuse: cached labels and centroids, as SVOO */
     return svoo_plan_finish(in, plan, c->top_p, c->floor_ratio);
 }

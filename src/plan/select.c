@@ -9,13 +9,18 @@
 #include <stdlib.h>
 
 typedef struct {
-    float p;
+    float p;   /* w exp(A - max A): the unnormalised probability */
+    float key; /* log w + A: the same order as p, without underflow */
     int32_t c;
 } scored;
 
-static int by_p_desc(const void *a, const void *b) {
+/* Key clusters are ranked by log w + A, not by p: when the centroid scores of
+ * a query cluster span more than ~87 (sharp heads), exp underflows, many p
+ * are exactly 0 and a ranking by p would fill the floor by cluster index
+ * instead of by score (docs/FIDELITY.md). */
+static int by_key_desc(const void *a, const void *b) {
     const scored *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    if (x->key != y->key) return x->key < y->key ? 1 : -1;
     return x->c - y->c; /* deterministic ties */
 }
 
@@ -45,6 +50,7 @@ svoo_status svoo_select_topp(const float *mu_q, int cq, const float *mu_k, int c
             if (w == 0) continue; /* empty clusters hold no keys to select */
             sc[m].c = c;
             sc[m].p = (float)w * expf(ar[c] - mx);
+            sc[m].key = logf((float)w) + ar[c];
             total += sc[m].p;
             m++;
         }
@@ -56,7 +62,7 @@ svoo_status svoo_select_topp(const float *mu_q, int cq, const float *mu_k, int c
              * rows with no key (all-zero output). */
             keep = m;
         } else {
-            qsort(sc, (size_t)m, sizeof *sc, by_p_desc);
+            qsort(sc, (size_t)m, sizeof *sc, by_key_desc);
             double cum = 0;
             while (keep < m && cum < top_p * total) cum += sc[keep++].p;
             if (keep < floor_count) keep = floor_count < m ? floor_count : m;
