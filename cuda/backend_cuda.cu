@@ -403,11 +403,10 @@ cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svo
                 return e;
         }
     } else {
-        /* reuse: cached labels, centroids of the current tokens */
+        /* reuse: cached labels and cached centroids (src/plan/cocluster.c); only
+         * the permutation (workspace, shared by the layers) is rebuilt */
         TRY(svoo_cu_sort(L.q_label, BH, n, rq, w.hist, w.q_perm, w.q_off, st), "counting sort");
-        TRY(svoo_cu_centroids(dtype, xq, BH, n, d, rq, w.q_perm, w.q_off, L.mu_q, st), "centroids");
         TRY(svoo_cu_sort(L.k_label, BH, n, rk, w.hist, w.k_perm, w.k_off, st), "counting sort");
-        TRY(svoo_cu_centroids(dtype, xk, BH, n, d, rk, w.k_perm, w.k_off, L.mu_k, st), "centroids");
     }
     /* selection: A = mu_q mu_k^T / sqrt(d), top-p + floor, CSR */
     svoo_cu_floor fl;

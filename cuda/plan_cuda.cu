@@ -903,77 +903,88 @@ cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaS
 /* ---------------------------------------------------------------------- */
 enum { SEL_WARPS = 4 };
 
-/* One warp per (bh, query cluster r). The CPU sorts the weights p (desc,
- * index asc) and keeps the shortest prefix whose mass reaches top_p * total,
- * at least floor_count. The same set without a sort: a binary search over the
- * float bits of p finds the threshold value tau (all p > tau kept), then the
- * ties at tau are added in index order, as the sorted scan would. */
+/* order-preserving map of a float onto uint32 (negative values too) */
+__device__ __forceinline__ unsigned ord_f(float x) {
+    const unsigned u = __float_as_uint(x);
+    return u ^ ((unsigned)((int)u >> 31) | 0x80000000u);
+}
+
+/* One warp per (bh, query cluster r). The CPU ranks the key clusters by
+ * key = log w + A (desc, index asc; the same order as the weight p = w exp(A),
+ * without its underflow) and keeps the shortest prefix whose mass p reaches
+ * top_p * total, at least floor_count. The same set without a sort: a binary
+ * search over the ordered bits of key finds the threshold tau (all keys above
+ * it kept), then the ties at tau are added in index order, as the sorted scan
+ * would. p is recomputed as exp(key - max key), proportional to the CPU's p
+ * (top-p only uses ratios), so shared memory holds one float per cluster;
+ * __expf everywhere, so the masses of the search and the total agree. */
 __global__ void __launch_bounds__(SEL_WARPS * 32)
     k_select(const float *__restrict__ A, const int32_t *__restrict__ q_off, const int32_t *__restrict__ k_off,
              int BH, int H, int cq, int ck, double top_p, svoo_cu_floor fl, int32_t *__restrict__ colbuf,
              int32_t *__restrict__ cnt, double *__restrict__ dens) {
-    extern __shared__ float s_p[];
+    extern __shared__ float s_key[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int64_t row = (int64_t)blockIdx.x * SEL_WARPS + warp;
     if (row >= (int64_t)BH * cq) return;
     const int bh = (int)(row / cq), r = (int)(row % cq);
-    float *sp = s_p + (size_t)warp * ck;
+    float *sk = s_key + (size_t)warp * ck; /* key, NaN for empty clusters */
     const float *ar = A + ((size_t)bh * cq + r) * ck;
     const int32_t *ko = k_off + (size_t)bh * (ck + 1);
     const unsigned lt = (1u << lane) - 1;
     float mx = -INFINITY;
-    for (int c = lane; c < ck; c += 32)
-        if (ko[c + 1] > ko[c]) mx = fmaxf(mx, ar[c]);
-    mx = warp_max(mx);
     int m = 0;
-    double tot = 0;
     for (int c = lane; c < ck; c += 32) {
-        int32_t w = ko[c + 1] - ko[c];
-        float p = -1.f;
+        const int32_t w = ko[c + 1] - ko[c];
+        float key = NAN;
         if (w > 0) {
-            p = (float)w * expf(ar[c] - mx);
+            key = logf((float)w) + ar[c];
+            mx = fmaxf(mx, key);
             m++;
-            tot += p;
         }
-        sp[c] = p;
+        sk[c] = key;
     }
+    mx = warp_max(mx);
     m = warp_sum(m);
+    double tot = 0;
+    for (int c = lane; c < ck; c += 32)
+        if (ko[c + 1] > ko[c]) tot += __expf(sk[c] - mx);
     tot = warp_sum(tot);
     /* NaN/Inf centroid scores (non-finite q or k): every non-empty key cluster,
      * as src/plan/select.c, so that the non-finite values reach the rows they
      * touch instead of rows with no key (zeros). Warp-uniform (butterfly sum). */
     const bool keep_all = !(tot > 0 && isfinite(tot));
     __syncwarp();
-    /* S(u) = sum of p with bits >= u (p >= 0 only); C(u) their count */
+    /* S(u) = mass of the clusters with ordered key >= u; C(u) their count */
     auto mass_ge_f = [&](unsigned u) {
         float sum = 0.f;
         for (int c = lane; c < ck; c += 32) {
-            float p = sp[c];
-            if (p >= 0.f && __float_as_uint(p) >= u) sum += p;
+            const float k = sk[c];
+            if (k == k && ord_f(k) >= u) sum += __expf(k - mx);
         }
         sum = warp_sum(sum);
         return sum;
     };
     auto mass_ge = [&](unsigned u, double *S, int *C) {
         double sum = 0;
-        int k = 0;
+        int n = 0;
         for (int c = lane; c < ck; c += 32) {
-            float p = sp[c];
-            if (p >= 0.f && __float_as_uint(p) >= u) {
-                sum += p;
-                k++;
+            const float k = sk[c];
+            if (k == k && ord_f(k) >= u) {
+                sum += __expf(k - mx);
+                n++;
             }
         }
         *S = warp_sum(sum);
-        *C = warp_sum(k);
+        *C = warp_sum(n);
     };
     const double thr = top_p * tot;
     unsigned tau;
     int keep_j; /* ties at tau kept, in index order */
     int keep;
     {
-        unsigned lo = 0, hi = 0x7f800001u; /* S(lo) >= thr, S(hi) < thr (thr > 0) */
-        if (!(thr > 0)) lo = hi = 0x7f800001u;
+        /* S(lo) >= thr, S(hi) < thr (thr > 0); ord_f(+inf) + 1 is above every key */
+        unsigned lo = 0, hi = 0xff800001u;
+        if (!(thr > 0)) lo = hi = 0xff800001u;
         /* coarse search in float, then the last steps in double */
         const float thr_f = (float)thr;
         while (hi - lo > 1) {
@@ -993,19 +1004,26 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         }
         tau = lo;
         double Sg;
-        int Cg, Ce;
-        double Se;
+        int Cg;
         mass_ge(tau + 1, &Sg, &Cg);
-        mass_ge(tau, &Se, &Ce);
-        const int eq = Ce - Cg;
-        const double tv = (double)__uint_as_float(tau);
+        /* the ties at tau in index order, each kept while the mass before it
+         * is below thr (their p may differ: equal keys, different w and A) */
         int j = 0;
         double cum = Sg;
-        if (thr > 0)
-            while (j < eq && cum < thr) {
-                cum += tv;
-                j++;
+        for (int base = 0; thr > 0 && cum < thr && base < ck; base += 32) {
+            const int c = base + lane;
+            const float k = c < ck ? sk[c] : NAN;
+            const bool tie = k == k && ord_f(k) == tau;
+            const double x = tie ? (double)__expf(k - mx) : 0.0;
+            double incl = x;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const double y = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += y;
             }
+            j += __popc(__ballot_sync(0xffffffffu, tie && cum + (incl - x) < thr));
+            cum += __shfl_sync(0xffffffffu, incl, 31);
+        }
         keep_j = j;
         keep = Cg + j;
         if (!(thr > 0)) keep = keep_j = 0;
@@ -1014,7 +1032,7 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     if (fc > m) fc = m;
     if (keep < fc) {
         /* the fc largest: largest u with C(u) >= fc */
-        unsigned lo = 0, hi = 0x7f800001u;
+        unsigned lo = 0, hi = 0xff800001u;
         while (hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
             double S;
@@ -1036,9 +1054,9 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     int64_t keys = 0;
     for (int base = 0; base < ck; base += 32) {
         const int c = base + lane;
-        const float p = c < ck ? sp[c] : -1.f;
-        const unsigned bits = __float_as_uint(p);
-        const bool valid = p >= 0.f && keep > 0;
+        const float k = c < ck ? sk[c] : NAN;
+        const unsigned bits = ord_f(k);
+        const bool valid = k == k && keep > 0;
         const bool tie = valid && bits == tau;
         const unsigned tb = __ballot_sync(0xffffffffu, tie);
         const bool sel = keep_all ? (c < ck && ko[c + 1] > ko[c])
