@@ -55,8 +55,11 @@ svoo_status svoo_select_topp(const float *mu_q, int cq, const float *mu_k, int c
             m++;
         }
         int keep = 0;
-        if (!(total > 0 && isfinite(total))) {
-            /* NaN/Inf centroid scores (non-finite q or k, check_finite off):
+        if (top_p >= 1.0 || !(total > 0 && isfinite(total))) {
+            /* top_p = 1: every key cluster, as the reference's
+             * identify_dynamic_map (with p rounded to 0 by exp underflow,
+             * the cumulative scan would stop short of them).
+             * NaN/Inf centroid scores (non-finite q or k, check_finite off):
              * keep every key cluster so that the non-finite values reach the
              * rows they touch, as in dense attention, instead of leaving the
              * rows with no key (all-zero output). */
