@@ -949,10 +949,12 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     for (int c = lane; c < ck; c += 32)
         if (ko[c + 1] > ko[c]) tot += __expf(sk[c] - mx);
     tot = warp_sum(tot);
-    /* NaN/Inf centroid scores (non-finite q or k): every non-empty key cluster,
-     * as src/plan/select.c, so that the non-finite values reach the rows they
-     * touch instead of rows with no key (zeros). Warp-uniform (butterfly sum). */
-    const bool keep_all = !(tot > 0 && isfinite(tot));
+    /* every non-empty key cluster, as src/plan/select.c: with top_p = 1 (the
+     * scan would stop short of clusters whose weight underflows), and with
+     * NaN/Inf centroid scores (non-finite q or k), so that the non-finite
+     * values reach the rows they touch instead of rows with no key (zeros).
+     * Warp-uniform (butterfly sum). */
+    const bool keep_all = top_p >= 1.0 || !(tot > 0 && isfinite(tot));
     __syncwarp();
     /* S(u) = mass of the clusters with ordered key >= u; C(u) their count */
     auto mass_ge_f = [&](unsigned u) {
