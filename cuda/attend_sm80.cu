@@ -568,8 +568,10 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         return fail(SVOO_ERR_INVALID_ARGUMENT,
                     "svoo_cuda_attend: B %d, H %d, N_q %d, N_k %d, Cq %d, Ck %d must be >= 1", p->B,
                     p->H, p->N_q, p->N_k, p->Cq, p->Ck);
-    if (!(p->scale == p->scale) || isinf(p->scale))
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: scale is not finite");
+    /* > 0: the kernels take the running max on unscaled scores */
+    if (!(p->scale > 0) || isinf(p->scale))
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: scale %g must be finite and > 0",
+                    (double)p->scale);
     if (!row_aligned(p->q, p->q_stride_b, p->q_stride_h, p->q_stride_n))
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: q rows not 16-byte aligned");
     if (!row_aligned(p->k, p->k_stride_b, p->k_stride_h, p->k_stride_n))

@@ -616,10 +616,13 @@ template <int D, int RT> static cudaError_t setup_assign_rt(int *per_sm) {
 /* RT = 2 where a block may have its shared memory (103 KB at D = 128: not on
  * sm_86 / sm_89, 99 KB), else RT = 1; the grid: one wave of resident blocks */
 template <int D> static cudaError_t setup_assign(int optin, int nsm, assign_cfg *cfg) {
-    int per_sm = 0;
+    int per_sm1 = 0, per_sm2 = 0;
+    /* RT = 1 always: it is also what svoo_cu_assign runs on a device without a
+     * stored configuration (ordinal >= ASSIGN_MAX_DEV) */
+    cudaError_t e = setup_assign_rt<D, 1>(&per_sm1);
     cfg->rt = assign_smem<D, 2>::bytes <= (size_t)optin ? 2 : 1;
-    cudaError_t e = cfg->rt == 2 ? setup_assign_rt<D, 2>(&per_sm) : setup_assign_rt<D, 1>(&per_sm);
-    cfg->blocks = per_sm * nsm;
+    if (!e && cfg->rt == 2) e = setup_assign_rt<D, 2>(&per_sm2);
+    cfg->blocks = (cfg->rt == 2 ? per_sm2 : per_sm1) * nsm;
     return e;
 }
 
@@ -989,7 +992,9 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         if (!(thr > 0)) lo = hi = 0xff800001u;
         /* coarse search in float, then the last steps in double */
         const float thr_f = (float)thr;
-        while (hi - lo > 1) {
+        /* (skipped when thr is below the normal floats: its 1e-4 margins would
+         * not hold, and at thr_f = 0 every S would pass) */
+        while (thr_f >= FLT_MIN && hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
             float S = mass_ge_f(mid);
             if (S >= thr_f * 1.0001f) lo = mid;
@@ -1009,7 +1014,8 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         int Cg;
         mass_ge(tau + 1, &Sg, &Cg);
         /* the ties at tau in index order, each kept while the mass before it
-         * is below thr (their p may differ: equal keys, different w and A) */
+         * is below thr (as the CPU's scan, whose tied weights may differ by
+         * rounding; here the weight is a function of the key) */
         int j = 0;
         double cum = Sg;
         for (int base = 0; thr > 0 && cum < thr && base < ck; base += 32) {
