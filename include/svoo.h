@@ -183,13 +183,17 @@ SVOO_API const char *svoo_method_name(svoo_method m);
 /*! svoo_method_parse() : inverse of svoo_method_name (case-insensitive). */
 SVOO_API svoo_status svoo_method_parse(const char *name, svoo_method *out);
 
+/* the largest thread count a config or svoo_density accepts (OpenMP would
+ * otherwise try to create whatever it is given) */
+#define SVOO_MAX_THREADS 1024
+
 typedef struct svoo_config {
     size_t size;          /* sizeof(svoo_config), set by svoo_config_init */
     svoo_method method;
     svoo_device device;   /* where q/k/v/out live */
     int device_index;
     void *cuda_stream;    /* cudaStream_t for SVOO_DEVICE_CUDA (NULL = default stream) */
-    int num_threads;      /* CPU threads, 0 = OpenMP default */
+    int num_threads;      /* CPU threads, 0 = OpenMP default, at most SVOO_MAX_THREADS */
 
     /* model */
     int head_dim;         /* 64 or 128 */
@@ -315,7 +319,8 @@ SVOO_API svoo_status svoo_compare(const svoo_tensor *ref, const svoo_tensor *out
 /*! svoo_density() : exact density of every (b, h) of q, k (CPU views): for each
  *  query row, the smallest fraction of keys whose softmax mass reaches tau,
  *  averaged over the rows 0, row_step, 2*row_step, ... (row_step >= 1).
- *  densities : B*H doubles, index b*H + h. num_threads 0 = default. */
+ *  densities : B*H doubles, index b*H + h. num_threads 0 = default, at most
+ *  SVOO_MAX_THREADS. */
 SVOO_API svoo_status svoo_density(const svoo_tensor *q, const svoo_tensor *k,
                                   double tau, int64_t row_step, int num_threads,
                                   double *densities);

@@ -31,6 +31,7 @@ static void log_quiet(void *u, const char *m) {
     X(layers_neg, "config.num_layers = -1", c->num_layers = -1, SVOO_ERR_INVALID_ARGUMENT, "config.num_layers") \
     X(steps0, "config.num_steps = 0", c->num_steps = 0, SVOO_ERR_INVALID_ARGUMENT, "config.num_steps") \
     X(threads_neg, "config.num_threads = -1", c->num_threads = -1, SVOO_ERR_INVALID_ARGUMENT, "config.num_threads") \
+    X(threads_huge, "config.num_threads = 286331153", c->num_threads = 286331153, SVOO_ERR_INVALID_ARGUMENT, "config.num_threads") \
     X(frames_neg, "config.frames = -1", c->frames = -1, SVOO_ERR_GEOMETRY, "config.frames") \
     X(text_neg, "config.text_tokens = -5", c->text_tokens = -5, SVOO_ERR_GEOMETRY, "text_tokens") \
     X(grid_huge, "config.frames x height x width = INT_MAX^3", c->frames = c->height = c->width = 2147483647, SVOO_ERR_GEOMETRY, "2^40") \

@@ -274,6 +274,9 @@ static void test_density_bad_args(void **state) {
     assert_int_equal(svoo_density(&tq, &tk, 0.95, 0, 0, d), SVOO_ERR_INVALID_ARGUMENT);
     assert_int_equal(svoo_density(&tq, &tk, 0.95, 1, -1, d), SVOO_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(svoo_last_error(NULL), "num_threads"));
+    assert_int_equal(svoo_density(&tq, &tk, 0.95, 1, SVOO_MAX_THREADS + 1, d),
+                     SVOO_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(svoo_last_error(NULL), "num_threads"));
     svoo_tensor t3 = svoo_tensor_bhnd(k, SVOO_F32, 1, 1, 8, 8);
     assert_int_equal(svoo_density(&tq, &t3, 0.95, 1, 0, d), SVOO_ERR_SHAPE_MISMATCH);
     svoo_tensor tc = tq;

@@ -312,9 +312,10 @@ svoo_status svoo_density_impl(const svoo_tensor *q, const svoo_tensor *k, double
     if (row_step < 1)
         return svoo_err(SVOO_ERR_INVALID_ARGUMENT, "svoo_density: row_step = %lld must be >= 1",
                         (long long)row_step);
-    if (num_threads < 0)
-        return svoo_err(SVOO_ERR_INVALID_ARGUMENT, "svoo_density: num_threads = %d must be >= 0",
-                        num_threads);
+    if (num_threads < 0 || num_threads > SVOO_MAX_THREADS)
+        return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
+                        "svoo_density: num_threads = %d must be in [0, %d]", num_threads,
+                        SVOO_MAX_THREADS);
 
     const int64_t B = q->shape[0], H = q->shape[1], NQ = q->shape[2], NK = k->shape[2],
                   D = q->shape[3];
