@@ -21,54 +21,91 @@ static void log_quiet(void *u, const char *m) {
 
 /* ---- config fields ------------------------------------------------------- */
 
-#define CFG_CASES(X)                                                                              \
-    X(size, "config.size = 3 (no svoo_config_init)", c->size = 3, SVOO_ERR_INVALID_ARGUMENT, "config.size") \
-    X(method, "config.method = 9", c->method = (svoo_method)9, SVOO_ERR_INVALID_ARGUMENT, "config.method") \
-    X(device, "config.device = 7", c->device = (svoo_device)7, SVOO_ERR_INVALID_ARGUMENT, "config.device") \
-    X(head_dim96, "config.head_dim = 96", c->head_dim = 96, SVOO_ERR_UNSUPPORTED_HEAD_DIM, "config.head_dim") \
-    X(head_dim0, "config.head_dim = 0", c->head_dim = 0, SVOO_ERR_UNSUPPORTED_HEAD_DIM, "config.head_dim") \
-    X(heads0, "config.num_heads = 0", c->num_heads = 0, SVOO_ERR_INVALID_ARGUMENT, "config.num_heads") \
-    X(layers_neg, "config.num_layers = -1", c->num_layers = -1, SVOO_ERR_INVALID_ARGUMENT, "config.num_layers") \
-    X(steps0, "config.num_steps = 0", c->num_steps = 0, SVOO_ERR_INVALID_ARGUMENT, "config.num_steps") \
-    X(threads_neg, "config.num_threads = -1", c->num_threads = -1, SVOO_ERR_INVALID_ARGUMENT, "config.num_threads") \
-    X(threads_huge, "config.num_threads = 286331153", c->num_threads = 286331153, SVOO_ERR_INVALID_ARGUMENT, "config.num_threads") \
-    X(frames_neg, "config.frames = -1", c->frames = -1, SVOO_ERR_GEOMETRY, "config.frames") \
-    X(text_neg, "config.text_tokens = -5", c->text_tokens = -5, SVOO_ERR_GEOMETRY, "text_tokens") \
-    X(grid_huge, "config.frames x height x width = INT_MAX^3", c->frames = c->height = c->width = 2147483647, SVOO_ERR_GEOMETRY, "2^40") \
-    X(svg_nogeo, "method svg without frames/height/width", (c->method = SVOO_METHOD_SVG, c->frames = 0), SVOO_ERR_GEOMETRY, "config.frames") \
-    X(wsf_big, "config.warmup_step_frac = 1.5", c->warmup_step_frac = 1.5, SVOO_ERR_INVALID_ARGUMENT, "config.warmup_step_frac") \
-    X(wsf_nan, "config.warmup_step_frac = NaN", c->warmup_step_frac = NAN, SVOO_ERR_INVALID_ARGUMENT, "config.warmup_step_frac") \
-    X(wlf_neg, "config.warmup_layer_frac = -0.1", c->warmup_layer_frac = -0.1, SVOO_ERR_INVALID_ARGUMENT, "config.warmup_layer_frac") \
-    X(rss_neg, "config.reuse_start_step = -1", c->reuse_start_step = -1, SVOO_ERR_INVALID_ARGUMENT, "config.reuse_start_step") \
-    X(re_neg, "config.reuse_every = -1", c->reuse_every = -1, SVOO_ERR_INVALID_ARGUMENT, "config.reuse_every") \
-    X(qc_neg, "config.q_clusters = -1", c->q_clusters = -1, SVOO_ERR_INVALID_ARGUMENT, "config.q_clusters") \
-    X(kc_neg, "config.k_clusters = -3", c->k_clusters = -3, SVOO_ERR_INVALID_ARGUMENT, "config.k_clusters") \
-    X(iters0, "config.iters = 0", c->iters = 0, SVOO_ERR_INVALID_ARGUMENT, "config.iters") \
-    X(kif0, "config.kmeans_iters_first = 0", c->kmeans_iters_first = 0, SVOO_ERR_INVALID_ARGUMENT, "config.kmeans_iters_first") \
-    X(ki_neg, "config.kmeans_iters = -1", c->kmeans_iters = -1, SVOO_ERR_INVALID_ARGUMENT, "config.kmeans_iters") \
-    X(topp0, "config.top_p = 0", c->top_p = 0, SVOO_ERR_INVALID_ARGUMENT, "config.top_p") \
+#define CFG_CASES(X)                                                                               \
+    X(size, "config.size = 3 (no svoo_config_init)", c->size = 3, SVOO_ERR_INVALID_ARGUMENT,       \
+      "config.size")                                                                               \
+    X(method, "config.method = 9", c->method = (svoo_method)9, SVOO_ERR_INVALID_ARGUMENT,          \
+      "config.method")                                                                             \
+    X(device, "config.device = 7", c->device = (svoo_device)7, SVOO_ERR_INVALID_ARGUMENT,          \
+      "config.device")                                                                             \
+    X(head_dim96, "config.head_dim = 96", c->head_dim = 96, SVOO_ERR_UNSUPPORTED_HEAD_DIM,         \
+      "config.head_dim")                                                                           \
+    X(head_dim0, "config.head_dim = 0", c->head_dim = 0, SVOO_ERR_UNSUPPORTED_HEAD_DIM,            \
+      "config.head_dim")                                                                           \
+    X(heads0, "config.num_heads = 0", c->num_heads = 0, SVOO_ERR_INVALID_ARGUMENT,                 \
+      "config.num_heads")                                                                          \
+    X(layers_neg, "config.num_layers = -1", c->num_layers = -1, SVOO_ERR_INVALID_ARGUMENT,         \
+      "config.num_layers")                                                                         \
+    X(steps0, "config.num_steps = 0", c->num_steps = 0, SVOO_ERR_INVALID_ARGUMENT,                 \
+      "config.num_steps")                                                                          \
+    X(threads_neg, "config.num_threads = -1", c->num_threads = -1, SVOO_ERR_INVALID_ARGUMENT,      \
+      "config.num_threads")                                                                        \
+    X(threads_huge, "config.num_threads = 286331153", c->num_threads = 286331153,                  \
+      SVOO_ERR_INVALID_ARGUMENT, "config.num_threads")                                             \
+    X(frames_neg, "config.frames = -1", c->frames = -1, SVOO_ERR_GEOMETRY, "config.frames")        \
+    X(text_neg, "config.text_tokens = -5", c->text_tokens = -5, SVOO_ERR_GEOMETRY, "text_tokens")  \
+    X(grid_huge, "config.frames x height x width = INT_MAX^3",                                     \
+      c->frames = c->height = c->width = 2147483647, SVOO_ERR_GEOMETRY, "2^40")                    \
+    X(svg_nogeo, "method svg without frames/height/width",                                         \
+      (c->method = SVOO_METHOD_SVG, c->frames = 0), SVOO_ERR_GEOMETRY, "config.frames")            \
+    X(wsf_big, "config.warmup_step_frac = 1.5", c->warmup_step_frac = 1.5,                         \
+      SVOO_ERR_INVALID_ARGUMENT, "config.warmup_step_frac")                                        \
+    X(wsf_nan, "config.warmup_step_frac = NaN", c->warmup_step_frac = NAN,                         \
+      SVOO_ERR_INVALID_ARGUMENT, "config.warmup_step_frac")                                        \
+    X(wlf_neg, "config.warmup_layer_frac = -0.1", c->warmup_layer_frac = -0.1,                     \
+      SVOO_ERR_INVALID_ARGUMENT, "config.warmup_layer_frac")                                       \
+    X(rss_neg, "config.reuse_start_step = -1", c->reuse_start_step = -1,                           \
+      SVOO_ERR_INVALID_ARGUMENT, "config.reuse_start_step")                                        \
+    X(re_neg, "config.reuse_every = -1", c->reuse_every = -1, SVOO_ERR_INVALID_ARGUMENT,           \
+      "config.reuse_every")                                                                        \
+    X(qc_neg, "config.q_clusters = -1", c->q_clusters = -1, SVOO_ERR_INVALID_ARGUMENT,             \
+      "config.q_clusters")                                                                         \
+    X(kc_neg, "config.k_clusters = -3", c->k_clusters = -3, SVOO_ERR_INVALID_ARGUMENT,             \
+      "config.k_clusters")                                                                         \
+    X(iters0, "config.iters = 0", c->iters = 0, SVOO_ERR_INVALID_ARGUMENT, "config.iters")         \
+    X(kif0, "config.kmeans_iters_first = 0", c->kmeans_iters_first = 0, SVOO_ERR_INVALID_ARGUMENT, \
+      "config.kmeans_iters_first")                                                                 \
+    X(ki_neg, "config.kmeans_iters = -1", c->kmeans_iters = -1, SVOO_ERR_INVALID_ARGUMENT,         \
+      "config.kmeans_iters")                                                                       \
+    X(topp0, "config.top_p = 0", c->top_p = 0, SVOO_ERR_INVALID_ARGUMENT, "config.top_p")          \
     X(topp_big, "config.top_p = 1.01", c->top_p = 1.01, SVOO_ERR_INVALID_ARGUMENT, "config.top_p") \
     X(topp_neg, "config.top_p = -0.5", c->top_p = -0.5, SVOO_ERR_INVALID_ARGUMENT, "config.top_p") \
-    X(topp_nan, "config.top_p = NaN", c->top_p = NAN, SVOO_ERR_INVALID_ARGUMENT, "config.top_p") \
-    X(topp_inf, "config.top_p = +Inf", c->top_p = INFINITY, SVOO_ERR_INVALID_ARGUMENT, "config.top_p") \
-    X(floor_neg, "config.floor_ratio = -0.1", c->floor_ratio = -0.1, SVOO_ERR_INVALID_ARGUMENT, "config.floor_ratio") \
-    X(floor_big, "config.floor_ratio = 1.1", c->floor_ratio = 1.1, SVOO_ERR_INVALID_ARGUMENT, "config.floor_ratio") \
-    X(fmin_neg, "config.floor_min = -0.01", c->floor_min = -0.01, SVOO_ERR_INVALID_ARGUMENT, "config.floor_min") \
-    X(fmin_nan, "config.floor_min = NaN", c->floor_min = NAN, SVOO_ERR_INVALID_ARGUMENT, "config.floor_min") \
-    X(fmax_lt, "config.floor_max < floor_min (0.1 < 0.15)", c->floor_max = 0.1, SVOO_ERR_INVALID_ARGUMENT, "config.floor_max") \
-    X(fmax_big, "config.floor_max = 1.5", c->floor_max = 1.5, SVOO_ERR_INVALID_ARGUMENT, "config.floor_max") \
-    X(svgsp0, "config.svg_sparsity = 0", c->svg_sparsity = 0, SVOO_ERR_INVALID_ARGUMENT, "config.svg_sparsity") \
-    X(svgsp1, "config.svg_sparsity = 1", c->svg_sparsity = 1, SVOO_ERR_INVALID_ARGUMENT, "config.svg_sparsity") \
-    X(svgrows0, "config.svg_sample_rows = 0", c->svg_sample_rows = 0, SVOO_ERR_INVALID_ARGUMENT, "config.svg_sample_rows") \
-    X(svgblock8, "config.svg_block = 8", c->svg_block = 8, SVOO_ERR_INVALID_ARGUMENT, "config.svg_block") \
-    X(svgblock20, "config.svg_block = 20", c->svg_block = 20, SVOO_ERR_INVALID_ARGUMENT, "config.svg_block") \
-    X(recall_neg, "config.recall_rows = -1", c->recall_rows = -1, SVOO_ERR_INVALID_ARGUMENT, "config.recall_rows") \
-    X(profile_heads, "config.profile with 3 heads, model with 2", c->profile = g_prof3, SVOO_ERR_PROFILE_MISMATCH, "config.profile")
+    X(topp_nan, "config.top_p = NaN", c->top_p = NAN, SVOO_ERR_INVALID_ARGUMENT, "config.top_p")   \
+    X(topp_inf, "config.top_p = +Inf", c->top_p = INFINITY, SVOO_ERR_INVALID_ARGUMENT,             \
+      "config.top_p")                                                                              \
+    X(floor_neg, "config.floor_ratio = -0.1", c->floor_ratio = -0.1, SVOO_ERR_INVALID_ARGUMENT,    \
+      "config.floor_ratio")                                                                        \
+    X(floor_big, "config.floor_ratio = 1.1", c->floor_ratio = 1.1, SVOO_ERR_INVALID_ARGUMENT,      \
+      "config.floor_ratio")                                                                        \
+    X(fmin_neg, "config.floor_min = -0.01", c->floor_min = -0.01, SVOO_ERR_INVALID_ARGUMENT,       \
+      "config.floor_min")                                                                          \
+    X(fmin_nan, "config.floor_min = NaN", c->floor_min = NAN, SVOO_ERR_INVALID_ARGUMENT,           \
+      "config.floor_min")                                                                          \
+    X(fmax_lt, "config.floor_max < floor_min (0.1 < 0.15)", c->floor_max = 0.1,                    \
+      SVOO_ERR_INVALID_ARGUMENT, "config.floor_max")                                               \
+    X(fmax_big, "config.floor_max = 1.5", c->floor_max = 1.5, SVOO_ERR_INVALID_ARGUMENT,           \
+      "config.floor_max")                                                                          \
+    X(svgsp0, "config.svg_sparsity = 0", c->svg_sparsity = 0, SVOO_ERR_INVALID_ARGUMENT,           \
+      "config.svg_sparsity")                                                                       \
+    X(svgsp1, "config.svg_sparsity = 1", c->svg_sparsity = 1, SVOO_ERR_INVALID_ARGUMENT,           \
+      "config.svg_sparsity")                                                                       \
+    X(svgrows0, "config.svg_sample_rows = 0", c->svg_sample_rows = 0, SVOO_ERR_INVALID_ARGUMENT,   \
+      "config.svg_sample_rows")                                                                    \
+    X(svgblock8, "config.svg_block = 8", c->svg_block = 8, SVOO_ERR_INVALID_ARGUMENT,              \
+      "config.svg_block")                                                                          \
+    X(svgblock20, "config.svg_block = 20", c->svg_block = 20, SVOO_ERR_INVALID_ARGUMENT,           \
+      "config.svg_block")                                                                          \
+    X(recall_neg, "config.recall_rows = -1", c->recall_rows = -1, SVOO_ERR_INVALID_ARGUMENT,       \
+      "config.recall_rows")                                                                        \
+    X(profile_heads, "config.profile with 3 heads, model with 2", c->profile = g_prof3,            \
+      SVOO_ERR_PROFILE_MISMATCH, "config.profile")
 
 static svoo_profile *g_prof3;
 
-#define X_FN(id, desc, stmt, st, needle) \
-    static void cfg_##id(svoo_config *c) { stmt; }
+#define X_FN(id, desc, stmt, st, needle)                                                           \
+    static void cfg_##id(svoo_config *c) {                                                         \
+        stmt;                                                                                      \
+    }
 CFG_CASES(X_FN)
 #undef X_FN
 
@@ -106,7 +143,8 @@ static void test_config_fields(void **state) {
                          svoo_status_name(cc->want), svoo_last_error(NULL));
             assert_null(ctx);
             if (!strstr(svoo_last_error(NULL), cc->needle))
-                fail_msg("%s: message '%s' does not name '%s'", cc->desc, svoo_last_error(NULL), cc->needle);
+                fail_msg("%s: message '%s' does not name '%s'", cc->desc, svoo_last_error(NULL),
+                         cc->needle);
         }
         row(cc->desc, cc->want, "test_config_fields");
     }
@@ -124,7 +162,8 @@ static void test_config_fields(void **state) {
         c.device = SVOO_DEVICE_CUDA;
         assert_int_equal(svoo_ctx_create(&c, &ctx), SVOO_ERR_UNSUPPORTED);
         assert_non_null(strstr(svoo_last_error(NULL), "config.device"));
-        row("config.device = CUDA in a build without CUDA", SVOO_ERR_UNSUPPORTED, "test_config_fields");
+        row("config.device = CUDA in a build without CUDA", SVOO_ERR_UNSUPPORTED,
+            "test_config_fields");
     } else {
         /* a CUDA build: device index 63 does not exist (or no device / driver at
          * all); the failing backend's message reaches svoo_last_error(NULL) */
@@ -138,6 +177,18 @@ static void test_config_fields(void **state) {
         assert_true(svoo_last_error(NULL)[0] != 0);
         assert_string_not_equal(svoo_last_error(NULL), before);
         c.device_index = 0;
+        /* refused before any device is touched, so this holds without a GPU */
+        c.ear = 1;
+        assert_int_equal(svoo_ctx_create(&c, &ctx), SVOO_ERR_UNSUPPORTED);
+        assert_non_null(strstr(svoo_last_error(NULL), "config.ear"));
+        row("config.ear = 1 with config.device = CUDA", SVOO_ERR_UNSUPPORTED, "test_config_fields");
+        c.ear = 0;
+        c.check_finite = 1;
+        assert_int_equal(svoo_ctx_create(&c, &ctx), SVOO_ERR_UNSUPPORTED);
+        assert_non_null(strstr(svoo_last_error(NULL), "config.check_finite"));
+        row("config.check_finite = 1 with config.device = CUDA", SVOO_ERR_UNSUPPORTED,
+            "test_config_fields");
+        c.check_finite = 0;
     }
     /* the defaults of every method validate */
     for (int m = 0; m < 3; m++) {
@@ -183,41 +234,57 @@ static svoo_status call_run(call *a) {
                           a->null_out ? NULL : &a->out, a->stp);
 }
 
-#define ATT_CASES(X)                                                                              \
-    X(ctx_null, "svoo_attention(ctx = NULL)", a->ctx = NULL, SVOO_ERR_NULL_POINTER, "ctx")       \
-    X(q_null, "q = NULL", a->null_q = 1, SVOO_ERR_NULL_POINTER, "q")                             \
-    X(out_null, "out = NULL", a->null_out = 1, SVOO_ERR_NULL_POINTER, "out")                     \
-    X(qdata_null, "q.data = NULL", a->q.data = NULL, SVOO_ERR_NULL_POINTER, "q")                 \
-    X(vdata_null, "v.data = NULL", a->v.data = NULL, SVOO_ERR_NULL_POINTER, "v")                 \
-    X(dtype_unknown, "k.dtype = 9 (unknown)", a->k.dtype = (svoo_dtype)9, SVOO_ERR_UNKNOWN_DTYPE, "k") \
-    X(dtype_mismatch, "k bf16 with q f32", a->k.dtype = SVOO_BF16, SVOO_ERR_DTYPE_MISMATCH, "k") \
-    X(out_dtype, "out f16 with q f32", a->out.dtype = SVOO_F16, SVOO_ERR_DTYPE_MISMATCH, "out")  \
-    X(shape0, "q.shape N = 0", a->q.shape[2] = 0, SVOO_ERR_INVALID_ARGUMENT, "q")                \
-    X(shape_neg, "v.shape B = -1", a->v.shape[0] = -1, SVOO_ERR_INVALID_ARGUMENT, "v")           \
-    X(shape_huge, "q.shape N = 2^40", a->q.shape[2] = (int64_t)1 << 40, SVOO_ERR_INVALID_ARGUMENT, "q") \
-    X(k_heads, "k with 1 head, q with 2", a->k.shape[1] = 1, SVOO_ERR_SHAPE_MISMATCH, "k")       \
-    X(k_dim, "k with D = 32, q with 64", a->k.shape[3] = 32, SVOO_ERR_SHAPE_MISMATCH, "k")       \
-    X(v_n, "v with N - 1 rows, k with N", a->v.shape[2] = N - 1, SVOO_ERR_SHAPE_MISMATCH, "v")   \
-    X(out_n, "out with N - 1 rows, q with N", a->out.shape[2] = N - 1, SVOO_ERR_SHAPE_MISMATCH, "out") \
-    X(kn_sparse, "sparse method, k with N/2 keys (cross-attention)", (a->k.shape[2] = N / 2, a->v.shape[2] = N / 2), SVOO_ERR_SHAPE_MISMATCH, "self-attention") \
-    X(heads_cfg, "q/k/v/out with 1 head, config.num_heads = 2", (a->q.shape[1] = a->k.shape[1] = a->v.shape[1] = a->out.shape[1] = 1), SVOO_ERR_SHAPE_MISMATCH, "num_heads") \
-    X(hd32, "head dim 32 (all tensors), config.head_dim = 64", (a->q.shape[3] = a->k.shape[3] = a->v.shape[3] = a->out.shape[3] = 32), SVOO_ERR_UNSUPPORTED_HEAD_DIM, "head dim") \
-    X(overlap, "q.stride N = D/2 (rows overlap)", a->q.stride[2] = DD / 2, SVOO_ERR_OVERLAPPING_STRIDES, "q") \
-    X(overlap_h, "out.stride H = 0 (heads alias)", a->out.stride[1] = 0, SVOO_ERR_OVERLAPPING_STRIDES, "out") \
-    X(stride_d, "k.stride D = 2", a->k.stride[3] = 2, SVOO_ERR_INVALID_ARGUMENT, "k")           \
-    X(stride_neg, "v.stride N = -64", a->v.stride[2] = -64, SVOO_ERR_INVALID_ARGUMENT, "v")      \
-    X(stride_ovf, "q.stride N = 2^62 (stride x shape overflows int64; fuzz_config)", a->q.stride[2] = (int64_t)1 << 62, SVOO_ERR_INVALID_ARGUMENT, "overflows") \
-    X(device_q, "q on CUDA, context on CPU", (a->q.device = a->k.device = a->v.device = a->out.device = SVOO_DEVICE_CUDA), SVOO_ERR_WRONG_DEVICE, "device") \
+#define ATT_CASES(X)                                                                               \
+    X(ctx_null, "svoo_attention(ctx = NULL)", a->ctx = NULL, SVOO_ERR_NULL_POINTER, "ctx")         \
+    X(q_null, "q = NULL", a->null_q = 1, SVOO_ERR_NULL_POINTER, "q")                               \
+    X(out_null, "out = NULL", a->null_out = 1, SVOO_ERR_NULL_POINTER, "out")                       \
+    X(qdata_null, "q.data = NULL", a->q.data = NULL, SVOO_ERR_NULL_POINTER, "q")                   \
+    X(vdata_null, "v.data = NULL", a->v.data = NULL, SVOO_ERR_NULL_POINTER, "v")                   \
+    X(dtype_unknown, "k.dtype = 9 (unknown)", a->k.dtype = (svoo_dtype)9, SVOO_ERR_UNKNOWN_DTYPE,  \
+      "k")                                                                                         \
+    X(dtype_mismatch, "k bf16 with q f32", a->k.dtype = SVOO_BF16, SVOO_ERR_DTYPE_MISMATCH, "k")   \
+    X(out_dtype, "out f16 with q f32", a->out.dtype = SVOO_F16, SVOO_ERR_DTYPE_MISMATCH, "out")    \
+    X(shape0, "q.shape N = 0", a->q.shape[2] = 0, SVOO_ERR_INVALID_ARGUMENT, "q")                  \
+    X(shape_neg, "v.shape B = -1", a->v.shape[0] = -1, SVOO_ERR_INVALID_ARGUMENT, "v")             \
+    X(shape_huge, "q.shape N = 2^40", a->q.shape[2] = (int64_t)1 << 40, SVOO_ERR_INVALID_ARGUMENT, \
+      "q")                                                                                         \
+    X(k_heads, "k with 1 head, q with 2", a->k.shape[1] = 1, SVOO_ERR_SHAPE_MISMATCH, "k")         \
+    X(k_dim, "k with D = 32, q with 64", a->k.shape[3] = 32, SVOO_ERR_SHAPE_MISMATCH, "k")         \
+    X(v_n, "v with N - 1 rows, k with N", a->v.shape[2] = N - 1, SVOO_ERR_SHAPE_MISMATCH, "v")     \
+    X(out_n, "out with N - 1 rows, q with N", a->out.shape[2] = N - 1, SVOO_ERR_SHAPE_MISMATCH,    \
+      "out")                                                                                       \
+    X(kn_sparse, "sparse method, k with N/2 keys (cross-attention)",                               \
+      (a->k.shape[2] = N / 2, a->v.shape[2] = N / 2), SVOO_ERR_SHAPE_MISMATCH, "self-attention")   \
+    X(heads_cfg, "q/k/v/out with 1 head, config.num_heads = 2",                                    \
+      (a->q.shape[1] = a->k.shape[1] = a->v.shape[1] = a->out.shape[1] = 1),                       \
+      SVOO_ERR_SHAPE_MISMATCH, "num_heads")                                                        \
+    X(hd32, "head dim 32 (all tensors), config.head_dim = 64",                                     \
+      (a->q.shape[3] = a->k.shape[3] = a->v.shape[3] = a->out.shape[3] = 32),                      \
+      SVOO_ERR_UNSUPPORTED_HEAD_DIM, "head dim")                                                   \
+    X(overlap, "q.stride N = D/2 (rows overlap)", a->q.stride[2] = DD / 2,                         \
+      SVOO_ERR_OVERLAPPING_STRIDES, "q")                                                           \
+    X(overlap_h, "out.stride H = 0 (heads alias)", a->out.stride[1] = 0,                           \
+      SVOO_ERR_OVERLAPPING_STRIDES, "out")                                                         \
+    X(stride_d, "k.stride D = 2", a->k.stride[3] = 2, SVOO_ERR_INVALID_ARGUMENT, "k")              \
+    X(stride_neg, "v.stride N = -64", a->v.stride[2] = -64, SVOO_ERR_INVALID_ARGUMENT, "v")        \
+    X(stride_ovf, "q.stride N = 2^62 (stride x shape overflows int64; fuzz_config)",               \
+      a->q.stride[2] = (int64_t)1 << 62, SVOO_ERR_INVALID_ARGUMENT, "overflows")                   \
+    X(device_q, "q on CUDA, context on CPU",                                                       \
+      (a->q.device = a->k.device = a->v.device = a->out.device = SVOO_DEVICE_CUDA),                \
+      SVOO_ERR_WRONG_DEVICE, "device")                                                             \
     X(device_k, "k on CUDA, q on CPU", a->k.device = SVOO_DEVICE_CUDA, SVOO_ERR_WRONG_DEVICE, "k") \
-    X(device_bad, "q.device = 5", a->q.device = (svoo_device)5, SVOO_ERR_INVALID_ARGUMENT, "q")  \
-    X(step_neg, "step = -1", a->step = -1, SVOO_ERR_OUT_OF_RANGE, "step")                        \
-    X(step_big, "step = num_steps", a->step = 50, SVOO_ERR_OUT_OF_RANGE, "step")                 \
-    X(layer_neg, "layer = -1", a->layer = -1, SVOO_ERR_OUT_OF_RANGE, "layer")                    \
-    X(layer_big, "layer = num_layers", a->layer = 4, SVOO_ERR_OUT_OF_RANGE, "layer")             \
-    X(stats_size, "stats.size = 0 (no svoo_stats_init)", a->st.size = 0, SVOO_ERR_INVALID_ARGUMENT, "stats")
+    X(device_bad, "q.device = 5", a->q.device = (svoo_device)5, SVOO_ERR_INVALID_ARGUMENT, "q")    \
+    X(step_neg, "step = -1", a->step = -1, SVOO_ERR_OUT_OF_RANGE, "step")                          \
+    X(step_big, "step = num_steps", a->step = 50, SVOO_ERR_OUT_OF_RANGE, "step")                   \
+    X(layer_neg, "layer = -1", a->layer = -1, SVOO_ERR_OUT_OF_RANGE, "layer")                      \
+    X(layer_big, "layer = num_layers", a->layer = 4, SVOO_ERR_OUT_OF_RANGE, "layer")               \
+    X(stats_size, "stats.size = 0 (no svoo_stats_init)", a->st.size = 0,                           \
+      SVOO_ERR_INVALID_ARGUMENT, "stats")
 
-#define X_FN(id, desc, stmt, st, needle) \
-    static void att_##id(call *a) { stmt; }
+#define X_FN(id, desc, stmt, st, needle)                                                           \
+    static void att_##id(call *a) {                                                                \
+        stmt;                                                                                      \
+    }
 ATT_CASES(X_FN)
 #undef X_FN
 
@@ -237,7 +304,8 @@ static const att_case k_att_cases[] = {
 static void fill(void) {
     uint64_t s = 42;
     for (int b = 0; b < 3; b++)
-        for (size_t i = 0; i < sizeof g_buf[b] / 4; i++) g_buf[b][i] = (float)tu_normal(&s);
+        for (size_t i = 0; i < sizeof g_buf[b] / 4; i++)
+            g_buf[b][i] = (float)tu_normal(&s);
 }
 
 static void test_attention_args(void **state) {
@@ -293,7 +361,8 @@ static void test_clusters_and_geometry(void **state) {
             assert_non_null(strstr(svoo_last_error(ctx), which ? "k_clusters" : "q_clusters"));
             svoo_ctx_free(ctx);
             if (m == 1)
-                row(which ? "config.k_clusters = N + 5 (call with N tokens)" : "config.q_clusters = N + 1 (call with N tokens)",
+                row(which ? "config.k_clusters = N + 5 (call with N tokens)"
+                          : "config.q_clusters = N + 1 (call with N tokens)",
                     SVOO_ERR_INVALID_ARGUMENT, "test_clusters_and_geometry");
         }
     svoo_config c;
@@ -305,7 +374,8 @@ static void test_clusters_and_geometry(void **state) {
     call_init(&a, ctx);
     assert_int_equal(call_run(&a), SVOO_ERR_GEOMETRY);
     assert_non_null(strstr(svoo_last_error(ctx), "frames"));
-    row("svg: frames x height x width + text_tokens != N", SVOO_ERR_GEOMETRY, "test_clusters_and_geometry");
+    row("svg: frames x height x width + text_tokens != N", SVOO_ERR_GEOMETRY,
+        "test_clusters_and_geometry");
     svoo_ctx_free(ctx);
 }
 
@@ -357,12 +427,14 @@ static void test_other_entry_points(void **state) {
     snprintf(path, sizeof path, "%s/d.safetensors", dir);
     assert_int_equal(svoo_safetensors_save(path, arr, 2), SVOO_ERR_DUPLICATE_NAME);
     assert_int_equal(access(path, F_OK), -1);
-    row("svoo_safetensors_save(two arrays named 'x')", SVOO_ERR_DUPLICATE_NAME, "test_other_entry_points");
+    row("svoo_safetensors_save(two arrays named 'x')", SVOO_ERR_DUPLICATE_NAME,
+        "test_other_entry_points");
     arr[1].name = "y";
     arr[1].nbytes = 5;
     assert_int_equal(svoo_safetensors_save(path, arr, 2), SVOO_ERR_INVALID_ARGUMENT);
     assert_int_equal(access(path, F_OK), -1);
-    row("svoo_safetensors_save(nbytes != shape)", SVOO_ERR_INVALID_ARGUMENT, "test_other_entry_points");
+    row("svoo_safetensors_save(nbytes != shape)", SVOO_ERR_INVALID_ARGUMENT,
+        "test_other_entry_points");
     arr[1].nbytes = sizeof data;
     arr[1].rank = 9;
     assert_int_equal(svoo_safetensors_save(path, arr, 2), SVOO_ERR_INVALID_ARGUMENT);
@@ -372,14 +444,16 @@ static void test_other_entry_points(void **state) {
     assert_int_equal(svoo_npy_save(path, &a), SVOO_ERR_IO);
     row("svoo_npy_save(into a missing directory)", SVOO_ERR_IO, "test_other_entry_points");
     /* metrics and density */
-    svoo_tensor x = svoo_tensor_bhnd(data, SVOO_F32, 1, 1, 2, 3), y = svoo_tensor_bhnd(data, SVOO_F32, 1, 1, 3, 2);
+    svoo_tensor x = svoo_tensor_bhnd(data, SVOO_F32, 1, 1, 2, 3),
+                y = svoo_tensor_bhnd(data, SVOO_F32, 1, 1, 3, 2);
     svoo_compare_result r;
     assert_int_equal(svoo_compare(&x, &y, &r), SVOO_ERR_SHAPE_MISMATCH);
     row("svoo_compare(shapes differ)", SVOO_ERR_SHAPE_MISMATCH, "test_other_entry_points");
     double dens[1];
     assert_int_equal(svoo_density(&x, &x, 1.5, 1, 0, dens), SVOO_ERR_INVALID_ARGUMENT);
     assert_int_equal(svoo_density(&x, &x, 0.9, 0, 0, dens), SVOO_ERR_INVALID_ARGUMENT);
-    row("svoo_density(tau = 1.5 or row_step = 0)", SVOO_ERR_INVALID_ARGUMENT, "test_other_entry_points");
+    row("svoo_density(tau = 1.5 or row_step = 0)", SVOO_ERR_INVALID_ARGUMENT,
+        "test_other_entry_points");
     size_t bytes;
     svoo_config c;
     base_config(&c, SVOO_METHOD_SVOO);
