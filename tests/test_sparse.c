@@ -1,7 +1,7 @@
 /* test_sparse.c : SVOO / SVG2 planners, the plan, and the executor. */
-#include "testutil.h"
 #include "plan/cluster.h"
 #include "plan/plan.h"
+#include "testutil.h"
 
 svoo_status svoo_profile_assign_gram(const float *x, int64_t n, int d, const float *mu_o, int co,
                                      const float *mu_s, int cs, int32_t *label, int nthreads);
@@ -65,7 +65,8 @@ static void test_all_clusters_equal_dense(void **state) {
         assert_true(fabs(st.density - 1.0) < 1e-12);
         double *out = tu_read(&x.to);
         double err = tu_rel_l2(out, ref, (size_t)(x.B * x.H * x.N * x.D));
-        if (err > 1e-5) fail_msg("%s with every cluster: rel-L2 %g vs dense", svoo_method_name(m), err);
+        if (err > 1e-5)
+            fail_msg("%s with every cluster: rel-L2 %g vs dense", svoo_method_name(m), err);
         free(out);
         svoo_ctx_free(ctx);
     }
@@ -86,7 +87,8 @@ static void test_permutation_round_trip(void **state) {
     assert_int_equal(svoo_plan_reserve(&p, N, C, C), SVOO_OK);
     svoo_plan_from_labels(&p, lq, N, C, lk, N, C);
     p.row_ptr[0] = 0;
-    for (int r = 0; r < C; r++) p.row_ptr[r + 1] = 0;
+    for (int r = 0; r < C; r++)
+        p.row_ptr[r + 1] = 0;
     p.nnz = 0;
     assert_int_equal(svoo_plan_validate(&p), SVOO_OK);
     /* clusters contiguous, stable order inside, and gather/scatter is identity */
@@ -96,9 +98,12 @@ static void test_permutation_round_trip(void **state) {
             if (i > p.q_off[r]) assert_true(p.q_perm[i] > p.q_perm[i - 1]);
         }
     int32_t back[N];
-    for (int i = 0; i < N; i++) back[p.q_perm[i]] = i;
-    for (int i = 0; i < N; i++) assert_int_equal(p.q_perm[back[i]], i);
-    for (int c = C - 5; c < C; c++) assert_int_equal(p.k_off[c + 1] - p.k_off[c], 0);
+    for (int i = 0; i < N; i++)
+        back[p.q_perm[i]] = i;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(p.q_perm[back[i]], i);
+    for (int c = C - 5; c < C; c++)
+        assert_int_equal(p.k_off[c + 1] - p.k_off[c], 0);
     svoo_plan_release(&p);
 }
 
@@ -126,7 +131,8 @@ static void test_selection_top_p_and_floor(void **state) {
     assert_int_equal(svoo_select_topp(mu_q, 1, mu_k, CK, 1, k_off, 0.5, 4, &p), SVOO_OK);
     assert_int_equal(p.nnz, 4);
     int32_t want[4] = {0, 1, 2, 3};
-    for (int i = 0; i < 4; i++) assert_int_equal(p.col[i], want[i]);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(p.col[i], want[i]);
     /* size weighting: cluster 3 with 8 keys outweighs cluster 1 */
     int32_t k_off2[CK + 1] = {0, 1, 2, 3, 11, 12};
     assert_int_equal(svoo_select_topp(mu_q, 1, mu_k, CK, 1, k_off2, 0.5, 0, &p), SVOO_OK);
@@ -136,23 +142,49 @@ static void test_selection_top_p_and_floor(void **state) {
     int32_t k_off3[CK + 1] = {0, 1, 1, 2, 3, 4};
     assert_int_equal(svoo_select_topp(mu_q, 1, mu_k, CK, 1, k_off3, 1.0, 5, &p), SVOO_OK);
     assert_int_equal(p.nnz, 4);
-    for (int i = 0; i < 4; i++) assert_int_not_equal(p.col[i], 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_not_equal(p.col[i], 1);
+    /* a sharp head: exp(A - max A) underflows to 0 for clusters 1..4, yet the
+     * floor of 3 takes the best of them by score (4: -150, 2: -200), not the
+     * lowest indices (1: -400) */
+    float mu_k4[CK] = {0.0f, -400.0f, -200.0f, -300.0f, -150.0f};
+    assert_int_equal(svoo_select_topp(mu_q, 1, mu_k4, CK, 1, k_off, 0.5, 3, &p), SVOO_OK);
+    assert_int_equal(p.nnz, 3);
+    int32_t want4[3] = {0, 2, 4};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(p.col[i], want4[i]);
+    /* sizes count in that ranking too: cluster 1 (score -201, 21 keys: log 21 -
+     * 201 = -197.96) comes before cluster 2 (score -200, 1 key) */
+    float mu_k5[CK] = {0.0f, -201.0f, -200.0f, -300.0f, -400.0f};
+    int32_t k_off5[CK + 1] = {0, 1, 22, 23, 24, 25};
+    assert_int_equal(svoo_select_topp(mu_q, 1, mu_k5, CK, 1, k_off5, 0.5, 2, &p), SVOO_OK);
+    assert_int_equal(p.nnz, 2);
+    assert_int_equal(p.col[0], 0);
+    assert_int_equal(p.col[1], 1);
+    /* top_p = 1 keeps every non-empty cluster, underflowed weights included */
+    assert_int_equal(svoo_select_topp(mu_q, 1, mu_k4, CK, 1, k_off, 1.0, 0, &p), SVOO_OK);
+    assert_int_equal(p.nnz, CK);
     svoo_plan_release(&p);
 }
 
 static void test_gram_equals_naive(void **state) {
     (void)state;
     enum { N = 2000, D = 64, CO = 40, CS = 90 };
-    double *x = tu_random(1, N * D, 1.0), *mo = tu_random(2, CO * D, 1.0), *ms = tu_random(3, CS * D, 1.0);
+    double *x = tu_random(1, N * D, 1.0), *mo = tu_random(2, CO * D, 1.0),
+           *ms = tu_random(3, CS * D, 1.0);
     float *xf = malloc(N * D * 4), *mof = malloc(CO * D * 4), *msf = malloc(CS * D * 4);
-    for (int i = 0; i < N * D; i++) xf[i] = (float)x[i];
-    for (int i = 0; i < CO * D; i++) mof[i] = (float)mo[i];
-    for (int i = 0; i < CS * D; i++) msf[i] = (float)ms[i];
+    for (int i = 0; i < N * D; i++)
+        xf[i] = (float)x[i];
+    for (int i = 0; i < CO * D; i++)
+        mof[i] = (float)mo[i];
+    for (int i = 0; i < CS * D; i++)
+        msf[i] = (float)ms[i];
     int32_t *a = malloc(N * 4), *b = malloc(N * 4);
     assert_int_equal(svoo_profile_assign_gram(xf, N, D, mof, CO, msf, CS, a, 0), SVOO_OK);
     assert_int_equal(svoo_profile_assign_naive(xf, N, D, mof, CO, msf, CS, b, 0), SVOO_OK);
     int same = 0;
-    for (int i = 0; i < N; i++) same += a[i] == b[i];
+    for (int i = 0; i < N; i++)
+        same += a[i] == b[i];
     /* identical up to float rounding of near-ties */
     assert_true(same >= N - N / 200);
     free(x), free(mo), free(ms), free(xf), free(mof), free(msf), free(a), free(b);
@@ -207,7 +239,8 @@ static void test_batch_gets_own_plan(void **state) {
     for (int b = 0; b < 2; b++) {
         x1[b].B = 1, x1[b].H = 2, x1[b].N = 300, x1[b].D = 64;
         size_t per = (size_t)(2 * 300 * 64);
-        double *q = malloc(per * 8), *k = malloc(per * 8), *v = malloc(per * 8), *o = calloc(per, 8);
+        double *q = malloc(per * 8), *k = malloc(per * 8), *v = malloc(per * 8),
+               *o = calloc(per, 8);
         memcpy(q, x2.q + b * per, per * 8);
         memcpy(k, x2.k + b * per, per * 8);
         memcpy(v, x2.v + b * per, per * 8);
