@@ -153,14 +153,14 @@ static void test_selection_top_p_and_floor(void **state) {
     int32_t want4[3] = {0, 2, 4};
     for (int i = 0; i < 3; i++)
         assert_int_equal(p.col[i], want4[i]);
-    /* sizes count in that ranking too: cluster 1 (score -201, 21 keys: log 21 -
-     * 201 = -197.96) comes before cluster 2 (score -200, 1 key) */
-    float mu_k5[CK] = {0.0f, -201.0f, -200.0f, -300.0f, -400.0f};
-    int32_t k_off5[CK + 1] = {0, 1, 22, 23, 24, 25};
+    /* sizes count in that ranking too: cluster 2 (score -201, 21 keys: log 21 -
+     * 201 = -197.96) comes before cluster 1 (score -200, 1 key) */
+    float mu_k5[CK] = {0.0f, -200.0f, -201.0f, -300.0f, -400.0f};
+    int32_t k_off5[CK + 1] = {0, 1, 2, 23, 24, 25};
     assert_int_equal(svoo_select_topp(mu_q, 1, mu_k5, CK, 1, k_off5, 0.5, 2, &p), SVOO_OK);
     assert_int_equal(p.nnz, 2);
     assert_int_equal(p.col[0], 0);
-    assert_int_equal(p.col[1], 1);
+    assert_int_equal(p.col[1], 2);
     /* top_p = 1 keeps every non-empty cluster, underflowed weights included */
     assert_int_equal(svoo_select_topp(mu_q, 1, mu_k4, CK, 1, k_off, 1.0, 0, &p), SVOO_OK);
     assert_int_equal(p.nnz, CK);
