@@ -1,0 +1,612 @@
+/* dev/cuda/attend_sm90_v4.cu : v4 CANDIDATE of cuda/attend_sm90.cu, prepared
+ * 2026-11-30 without a GPU: compiled (sm_90a, ptxas as v3.1), NOT yet run or
+ * measured (docs/CUDA_KERNEL.md, "v4 candidate"). Build:
+ * SM90_SRC=dev/cuda/attend_sm90_v4.cu TAG=v4 sh dev/cuda/build.sh; device
+ * command: dev/cuda/v4.sh.
+ *
+ * Differs from v3.1 (cuda/attend_sm90.cu at 67a237c) ONLY in producer():
+ *  - K of tile t+1 is issued before V of tile t: per item K_0; K_1, V_0;
+ *    K_2, V_1; ...; K_n = the end marker (-1), V_{n-1}. A K stage is freed
+ *    early in the consumers' step (after S), a V stage late (after P V): in
+ *    v3.1 (K_t, V_t, K_{t+1}, ...) K_{t+1} waited behind V_t's wait for the
+ *    release of V_{t-2}; the consumers need K_{t+1} and V_t for the same
+ *    step, so nothing is issued later than they need it. (A full barrier
+ *    fires once all of a thread's earlier copies landed: V_t's now also
+ *    waits for K_{t+1}'s, which the same consumer step needs; in v3.1
+ *    K_{t+1}'s waited for V_t's.) The end marker now precedes V_last (the
+ *    consumers read the marker, then wait for V_last, as before).
+ *  - key rows one tile ahead: the rows of tile j+1 (cursor + k_perm __ldg)
+ *    are computed before the producer waits on K_j's empty barrier, so the
+ *    k_perm loads run during that wait and the K_j, V_{j-1} copies (v3.1
+ *    computed tile t's rows right before K_t's wait: hidden only by that
+ *    wait; ncu of the split variant: 12% of producer samples on the load).
+ *    The item's tiles run through the table segments in one sequence
+ *    (next_tile), so the lookahead also crosses a segment boundary.
+ *  - the pass loops of a put are unrolled by 8 (D = 128: two rounds of 8;
+ *    D = 64: 8, fully unrolled as before): fully unrolled, the v4 producer
+ *    spilled 12 bytes at its 88 registers (ptxas; v3.1 itself spills at 80);
+ *    unrolled by 8 it fits at 80.
+ * Deadlock freedom: the comment above producer().
+ * The consumers, the shared-memory layout, the barriers and their counts
+ * are v3.1's, unchanged. The rest of this comment is v3.1's. Interface and
+ * semantics: attend.h; the work list and the cluster table are those of
+ * attend_sm80.cu (attend_common.cuh).
+ *
+ * One block = 3 warpgroups, 1 block per SM, persistent (grid = SMs, work
+ * items = 128-row tiles taken with a stride of the grid):
+ *  - warpgroup 0, the producer (setmaxnreg down to 88): builds the cluster
+ *    table of the tile's selected key clusters, turns concatenated key
+ *    positions into original key rows (cursor + k_perm, one key per thread)
+ *    and gathers key tiles of BN = 128 K rows and V rows with cp.async into
+ *    two rings of STAGES shared-memory stages (128-byte swizzle, the layout
+ *    wgmma reads). Each producer thread signals a stage's "full" mbarrier
+ *    with cp.async.mbarrier.arrive.noinc (fires when its copies land);
+ *    thread 0 also writes the K stage's valid key count (-1: end of item).
+ *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208): 64 query
+ *    rows each. Q is gathered once per item (cp.async, swizzled). Per key
+ *    tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
+ *    memory) and O += P_{t-1} V_{t-1} (P from registers, V through an
+ *    MN-major descriptor), wait for S_t only, release K_t, online softmax of
+ *    S_t (exp2, scale folded) while the P V wgmma runs, wait for it, release
+ *    V_{t-1}, rescale O, pack P_t to bf16/f16 registers. The two consumers
+ *    take turns issuing their GEMMs (ping-pong, named barriers 5/6) so one's
+ *    softmax overlaps the other's GEMMs. A tail tile of <= 64 rows leaves
+ *    consumer 1 idle (it only releases the stages). Epilogue: O / l staged in
+ *    the warpgroup's own Q rows, 16-byte rows scattered to q_perm rows.
+ *
+ * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
+ * body is a trap and svoo_cuda_attend never launches it. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <type_traits>
+
+#include "attend_common.cuh"
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SVOO_SM90_WGMMA 1
+#endif
+
+namespace {
+
+using namespace svoo_attend;
+
+constexpr int BM = 128;   /* query rows per tile (2 consumer warpgroups x 64) */
+constexpr int BN = 128;   /* keys per key tile (= producer threads) */
+constexpr int CAP = 1024; /* selected clusters per table segment */
+constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
+
+template <int D> struct Smem90 {
+    static constexpr int STAGES = D == 128 ? 2 : 4; /* per ring (K and V) */
+    static constexpr size_t q = 0;                  /* [D/64][BM][64], 128-byte swizzle */
+    static constexpr size_t k = q + (size_t)BM * D * 2;
+    static constexpr size_t kstage = (size_t)BN * D * 2; /* [D/64][BN][64] per stage */
+    static constexpr size_t v = k + STAGES * kstage;
+    static constexpr size_t tstart = v + STAGES * kstage;
+    static constexpr size_t tcum = tstart + (size_t)CAP * 4;
+    static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
+    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys, -1 = end */
+    static constexpr size_t bar = meta + 8 * 4;
+    static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
+    static_assert(STAGES <= 8, "meta slots");
+};
+
+#ifdef SVOO_SM90_WGMMA /* device code of the sm_90a pass only */
+/* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
+template <int D> struct Bars {
+    static constexpr int STAGES = Smem90<D>::STAGES;
+    static constexpr uint32_t full_k = 0, full_v = 8 * STAGES, empty_k = 16 * STAGES,
+                              empty_v = 24 * STAGES;
+};
+#ifdef SVOO_SM90_NOPINGPONG /* dev: measure without the ping-pong schedule */
+constexpr bool kPingPong = false;
+#else
+constexpr bool kPingPong = true;
+#endif
+constexpr int PROD_REGS = 88,
+              CONS_REGS = 208; /* setmaxnreg.inc takes registers from those released by .dec: 88*128
+                                  + 208*256 <= 168*384 (the entry allocation) */
+
+#include "sm90_ptx.cuh"
+
+/* ---- producer warpgroup ----
+ *
+ * v4 order of one work item with n key tiles (n >= 0; the tiles of all its
+ * table segments in sequence): K_0, then for t = 0 .. n-1: K_{t+1}, V_t, where
+ * K_n is the end marker (meta -1, no copies); an item without keys is the
+ * end marker alone. Each "K_j" / "V_j" is: wait for the ring stage's empty
+ * barrier, issue the copies, arrive on its full barrier (+ meta on K). The
+ * key rows of tile j+1 are computed before K_j's empty wait (the loop).
+ *
+ * Deadlock freedom (any STAGES >= 1, so D = 128 with 2 and D = 64 with 4).
+ * Number K and V ring uses globally (as kn / vn count them). Each ring is
+ * still filled in its own use order, one use per stage per lap, so
+ * the parity arithmetic (empty wait parity ((n / STAGES) & 1) ^ 1, full
+ * wait (n / STAGES) & 1) and meta[] per K stage are exactly v3.1's: a
+ * barrier cannot run a phase ahead of its waiter because use n + STAGES of a
+ * stage is filled only after both consumers released use n, and they read
+ * meta[] before releasing. Only the interleaving of the two rings changed, so
+ * the claim to check is that every producer wait is satisfied by consumer
+ * steps that need only fills EARLIER in the producer's order:
+ *  - filling K_{t+1} (tile t+1, or the marker) waits for the release of the
+ *    K use STAGES earlier, i.e. of tile t+1-STAGES (<= t) of this item, or a
+ *    K use of an earlier item (a tile or its marker). An active consumer
+ *    releases K_j right after S_j, having waited on full K_j and (j > 0)
+ *    full V_{j-1}; a consumer without rows (skip_tile) releases K_j after
+ *    full K_j, with V_{j-1} already waited on. So that release needs K up to
+ *    t+1-STAGES and V up to t-STAGES, all placed before K_{t+1} (V_{t-STAGES}
+ *    follows K_{t+1-STAGES}); a marker of an earlier item is released after
+ *    its V_last, which is placed before anything of the next item.
+ *  - filling V_t waits for the release of V_{t-STAGES} (or of an earlier
+ *    item's V). An active consumer releases V_j after the P V issued in the
+ *    step of K_{j+1} (or of the marker), having waited on full K_{j+1} and
+ *    full V_j; skip_tile releases V_j after full V_j. K_{t+1-STAGES} and
+ *    V_{t-STAGES} both precede V_t (K_{t+1-STAGES} <= K_t < K_{t+1} < V_t).
+ *  - the consumers' other waits are on each other (ping-pong, named barriers
+ *    5/6, only when both have rows, at the same key tile): unchanged from
+ *    v3.1 and needing the same fills as the consumer's own step.
+ * By induction over the producer's order every wait ends (cp.async copies
+ * land unconditionally, so an issued fill completes its full barrier).
+ * Concretely, STAGES = 2: K_{t+1} needs K_{t-1} released (S_{t-1} done, which
+ * needed K_{t-1}, V_{t-2}); V_t needs V_{t-2} released (P V_{t-2}, issued with
+ * S_{t-1}: needs K_{t-1}, V_{t-2}); STAGES = 4 only lengthens the distances
+ * (K_{t+1} needs K_{t-3} released, V_t needs V_{t-4}).
+ * The producer never holds a stage the consumers need next while waiting:
+ * when it waits for K_{t+1}'s stage, K_t and V_{t-1} are already issued, which
+ * is all the consumers' step t needs (S_t, P V_{t-1}). Also checked on a
+ * protocol model with random schedules (docs/CUDA_KERNEL.md, "v4 candidate"). */
+template <int D, typename T>
+__device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
+                                         const Tile *__restrict__ tiles, int ntiles,
+                                         unsigned char *smem, uint32_t sbase) {
+    using S = Smem90<D>;
+    constexpr int STAGES = S::STAGES;
+    constexpr int CPR = D / 8;       /* 16-byte chunks per row */
+    constexpr int RPP = 32 / CPR;    /* rows per warp pass */
+    constexpr int PASSES = 32 / RPP; /* a warp gathers 32 rows */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int *tstart = reinterpret_cast<int *>(smem + S::tstart);
+    int *tcum = reinterpret_cast<int *>(smem + S::tcum);
+    int *scan = reinterpret_cast<int *>(smem + S::scan);
+    volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
+    const uint32_t bars = sbase + (uint32_t)S::bar;
+    /* this lane's row within a pass and its chunk */
+    const int prow = lane / CPR, pch = lane % CPR;
+    uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
+    for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
+        const Tile tl = tiles[ti];
+        const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
+        const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
+        const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
+        const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
+        const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
+        const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
+        const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
+        /* the item's key tiles in order, table segment by segment: this thread's
+         * key row of the next tile (thread i -> key t*BN + i of its segment, -1
+         * past the end) and the tile's valid key count; false after the last.
+         * Uniform over the producer warpgroup (named barriers inside). */
+        int seg = e0, total = 0, ntk = 0, t = 0, cur = 0;
+        auto next_tile = [&](int &kr, int &nv) -> bool {
+            while (t >= ntk) {
+                if (seg >= e1) return false;
+                const int nseg = min(CAP, e1 - seg);
+                named_bar(1, 128); /* the previous table's readers are done */
+                total = build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
+                                              [] { named_bar(1, 128); });
+                seg += CAP;
+                ntk = (total + BN - 1) / BN;
+                t = 0;
+                cur = 0;
+            }
+            kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
+            nv = min(BN, total - t * BN);
+            t++;
+            return true;
+        };
+        /* one K put: tile rows kr with nv valid keys, or the end marker (nv < 0) */
+        auto put_k = [&](int kr, int nv) {
+            const uint32_t st = kn % STAGES;
+            mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
+            if (nv >= 0) {
+                const int bytes = kr >= 0 ? 16 : 0;
+                const T *ksrc = kb + (int64_t)(kr >= 0 ? kr : 0) * p.k_stride_n;
+                const uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
+#pragma unroll 8
+                for (int ps = 0; ps < PASSES; ps++) {
+                    const int src = ps * RPP + prow; /* lane holding the row */
+                    const T *g = reinterpret_cast<const T *>(
+                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
+                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                }
+            }
+            mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+            if (tid == 0) {
+                meta[st] = nv;
+                mbar_arrive(bars + Bars<D>::full_k + 8 * st);
+            }
+            kn++;
+        };
+        /* one V put: tile rows kr */
+        auto put_v = [&](int kr) {
+            const uint32_t st = vn % STAGES;
+            mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
+            const int bytes = kr >= 0 ? 16 : 0;
+            const T *vsrc = vb + (int64_t)(kr >= 0 ? kr : 0) * p.v_stride_n;
+            const uint32_t dst = sbase + (uint32_t)(S::v + st * S::kstage);
+#pragma unroll 8
+            for (int ps = 0; ps < PASSES; ps++) {
+                const int src = ps * RPP + prow;
+                const T *g = reinterpret_cast<const T *>(
+                    __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
+                const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+            }
+            mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
+            vn++;
+        };
+        /* one put each per step j = 0, 1, ...: K_j (the end marker once the tiles
+         * run out), then V_{j-1}; the key rows of tile j+1 are computed before
+         * K_j's empty wait, so their k_perm loads run during the two puts */
+        int kra = 0, nva = 0;            /* the tile after the one whose K goes next */
+        bool more = next_tile(kra, nva); /* tile 0 */
+        int krv = 0;                     /* the tile whose V is pending */
+        for (int j = 0;; j++) {
+            const int krk = kra, nvk = more ? nva : -1; /* tile j, or the marker */
+            if (more) more = next_tile(kra, nva);       /* tile j+1 */
+            put_k(krk, nvk);
+            if (j > 0) put_v(krv); /* V_{j-1} */
+            if (nvk < 0) break;
+            krv = krk;
+        }
+    }
+    cp_wait0();
+}
+
+/* one key tile's softmax step on S (64 x BN of this warpgroup; this thread:
+ * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv (only the item's
+ * last key tile is partial), running max m (in log2 units), S <- exp2(S*sl2 - m)
+ * as one FFMA per score (sl2 > 0, so the max commutes with the scaling),
+ * l <- l*alpha + rowsum; returns alpha per row */
+__device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, float sl2,
+                                             float (&m)[2], float (&l)[2], float (&alpha)[2]) {
+    if (nv < BN) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (8 * j + 2 * c4 + (e & 1) >= nv) s[4 * j + e] = -INFINITY;
+    }
+#pragma unroll
+    for (int hi = 0; hi < 2; hi++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+            mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hi], s[4 * j + 2 * hi + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mold = m[hi];
+        const float mnew = fmaxf(mold, mx * sl2);
+        const float muse = mnew == -INFINITY ? 0.f : mnew;
+        alpha[hi] = exp2_ftz(mold - muse);
+        m[hi] = mnew;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+            const float p0 = exp2_ftz(fmaf(s[4 * j + 2 * hi], sl2, -muse));
+            const float p1 = exp2_ftz(fmaf(s[4 * j + 2 * hi + 1], sl2, -muse));
+            s[4 * j + 2 * hi] = p0;
+            s[4 * j + 2 * hi + 1] = p1;
+            sum += p0 + p1;
+        }
+        l[hi] = l[hi] * alpha[hi] + sum;
+    }
+}
+
+/* S = Q K^T of one key tile: D/16 wgmma, Q (64 rows at qa) and K (BN keys at
+ * ka) by descriptor from their swizzled [D/64][rows][64] tiles */
+template <typename T, int D>
+__device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t qa, uint32_t ka) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+        Mma<T, D>::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
+                      sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+}
+
+/* O += P V of one key tile: P from registers, V (BN keys at va) MN-major */
+template <typename T, int D>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 2], const uint32_t (&pa)[BN / 16][4],
+                                         uint32_t va) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++)
+        Mma<T, D>::pv(o, pa[kk], sdesc(va + kk * 16 * 128, BN * 128));
+}
+
+/* P (the softmax numerators in s) packed to the register A operand of P V */
+template <typename T>
+__device__ __forceinline__ void pack_p(const float (&s)[64], uint32_t (&pa)[BN / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+        pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+        pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+}
+
+/* a key tile this warpgroup does not compute (no rows): release K and V */
+template <int STAGES>
+__device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t &vn) {
+    constexpr uint32_t full_v = 8 * STAGES, empty_k = 16 * STAGES, empty_v = 24 * STAGES;
+    mbar_arrive(bars + empty_k + 8 * (kn % STAGES));
+    kn++;
+    const uint32_t vst = vn % STAGES;
+    mbar_wait(bars + full_v + 8 * vst, (vn / STAGES) & 1);
+    mbar_arrive(bars + empty_v + 8 * vst);
+    vn++;
+}
+
+/* ---- consumer warpgroups ---- */
+template <int D, typename T>
+__device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
+                                         const Tile *__restrict__ tiles, int ntiles,
+                                         unsigned char *smem, uint32_t sbase) {
+    using S = Smem90<D>;
+    constexpr int STAGES = S::STAGES;
+    constexpr int CPR = D / 8;
+    const int cw = threadIdx.x / 128 - 1; /* consumer 0 / 1: Q smem rows 64cw .. 64cw+63 */
+    const int wt = threadIdx.x & 127, lane = wt & 31, wq = wt >> 5;
+    volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
+    const uint32_t bars = sbase + (uint32_t)S::bar;
+    const uint32_t qs = sbase + (uint32_t)S::q;
+    const uint32_t qa = qs + (uint32_t)(64 * cw * 128);
+    const float sl2 = p.scale * 1.4426950408889634f;
+    const int g = lane >> 2, c4 = lane & 3;
+    uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
+    /* ping-pong: consumer c waits on named barrier 5+c before issuing its
+     * GEMMs of a key tile and arrives on the other's barrier after issuing
+     * them; consumer 1 hands consumer 0 the first turn (once: each item with
+     * pp leaves the turn with consumer 0 again; one arrival stays pending at
+     * exit) */
+    if (kPingPong && cw == 1) named_arrive(5, 256);
+    for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
+        const Tile tl = tiles[ti];
+        const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
+        /* a tail of <= 64 rows leaves consumer 1 without rows (it only releases
+         * the stages); otherwise both compute every key tile and take turns on
+         * the tensor cores (ping-pong) */
+        const int row0 = tl.row0 + 64 * cw, nr = min(64, tl.nrows - 64 * cw);
+        const bool pp = kPingPong && tl.nrows > 64;
+        const bool active = nr > 0;
+        const int32_t *qperm = p.q_perm ? p.q_perm + (int64_t)bh * p.N_q : nullptr;
+        if (active) {
+            const T *qb = reinterpret_cast<const T *>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+#pragma unroll
+            for (int it = 0; it < 64 * CPR / 128; it++) {
+                const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
+                const bool ok = rr < nr;
+                const int orig = ok ? (qperm ? __ldg(qperm + row0 + rr) : row0 + rr) : 0;
+                cp_async16(qs + sw128<BM>(64 * cw + rr, ch),
+                           qb + (int64_t)orig * p.q_stride_n + ch * 8, ok ? 16 : 0);
+            }
+            cp_commit();
+            cp_wait0();
+            fence_proxy_async();
+            named_bar(2 + cw, 128);
+        }
+        float o[D / 2], s[64];
+        uint32_t pa[BN / 16][4];
+#pragma unroll
+        for (int i = 0; i < D / 2; i++)
+            o[i] = 0.f;
+#pragma unroll
+        for (int i = 0; i < 64; i++)
+            s[i] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
+        float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+        /* The first key tile of this warpgroup: S = Q K^T and softmax only. Then
+         * per tile: issue S = Q K^T of this tile and O += P V of the previous
+         * one, softmax of this tile while P V runs. (Loops peeled so that no
+         * wgmma sits on a conditional path between others: ptxas would
+         * serialise them all, C7520.) */
+        bool have = false; /* pa holds P of a tile whose P V is not issued */
+        uint32_t pvn = 0;  /* its V ring use */
+        for (;;) {
+            const uint32_t kst = kn % STAGES;
+            mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
+            const int nv = meta[kst];
+            if (nv < 0) break;
+            if (!active) {
+                skip_tile<STAGES>(bars, kn, vn);
+                continue;
+            }
+            fence_proxy_async();
+            const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+            reg_fence(s);
+            if (pp) named_bar(5 + cw, 256); /* my turn */
+            wgmma_fence();
+            issue_qk<T, D>(s, qa, ka);
+            wgmma_commit();
+            if (pp) named_arrive(6 - cw, 256); /* the other's turn */
+            wgmma_wait<0>();
+            reg_fence(s);
+            mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+            kn++;
+            float alpha[2];
+            softmax_step(s, nv, c4, sl2, m, l, alpha);
+            pack_p<T>(s, pa);
+            pvn = vn++;
+            have = true;
+            break;
+        }
+        if (have) {
+            for (;;) {
+                const uint32_t kst = kn % STAGES;
+                mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
+                const int nv = meta[kst];
+                if (nv < 0) break;
+                const uint32_t pvst = pvn % STAGES;
+                mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
+                fence_proxy_async();
+                const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+                const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
+                reg_fence(s);
+                reg_fence(o);
+                reg_fence(pa);
+                if (pp) named_bar(5 + cw, 256);
+                wgmma_fence();
+                issue_qk<T, D>(s, qa, ka);
+                wgmma_commit();
+                issue_pv<T, D>(o, pa, va);
+                wgmma_commit();
+                if (pp) named_arrive(6 - cw, 256);
+                wgmma_wait<1>(); /* S is ready, P V may run on */
+                reg_fence(s);
+                mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+                kn++;
+                float alpha[2];
+                softmax_step(s, nv, c4, sl2, m, l, alpha);
+                wgmma_wait<0>();
+                reg_fence(o);
+                reg_fence(pa);
+                mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
+                /* once the running maxima settle most tiles leave them as they
+                 * are: skip the rescale when no row of the warp changed */
+                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+                    for (int j = 0; j < D / 8; j++) {
+                        o[4 * j + 0] *= alpha[0];
+                        o[4 * j + 1] *= alpha[0];
+                        o[4 * j + 2] *= alpha[1];
+                        o[4 * j + 3] *= alpha[1];
+                    }
+                }
+                pack_p<T>(s, pa);
+                pvn = vn++;
+            }
+            /* P V of the last tile */
+            const uint32_t pvst = pvn % STAGES;
+            mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
+            fence_proxy_async();
+            const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
+            reg_fence(o);
+            reg_fence(pa);
+            wgmma_fence();
+            issue_pv<T, D>(o, pa, va);
+            wgmma_commit();
+            wgmma_wait<0>();
+            reg_fence(o);
+            mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
+        }
+        /* the terminal K stage */
+        mbar_arrive(bars + Bars<D>::empty_k + 8 * (kn % STAGES));
+        kn++;
+        if (!active) continue;
+
+        /* epilogue: normalise, stage in this warpgroup's Q rows, scatter rows */
+        T *ob = reinterpret_cast<T *>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            float ls = l[hi];
+            ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+            ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+            float inv = ls > 0.f ? 1.f / ls : 0.f;
+            if (ls != ls) inv = NAN;
+            const int row = 64 * cw + 16 * wq + g + 8 * hi;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                const uint32_t off = sw128<BM>(row, j) + c4 * 4;
+                *reinterpret_cast<uint32_t *>(smem + S::q + off) =
+                    pack2<T>(o[4 * j + 2 * hi] * inv, o[4 * j + 2 * hi + 1] * inv);
+            }
+        }
+        named_bar(2 + cw, 128);
+#pragma unroll
+        for (int it = 0; it < 64 * CPR / 128; it++) {
+            const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
+            if (rr < nr) {
+                const int orig = qperm ? __ldg(qperm + row0 + rr) : row0 + rr;
+                *reinterpret_cast<uint4 *>(ob + (int64_t)orig * p.o_stride_n + ch * 8) =
+                    *reinterpret_cast<const uint4 *>(smem + S::q + sw128<BM>(64 * cw + rr, ch));
+            }
+        }
+        named_bar(2 + cw, 128); /* the Q rows are reused by the next work item */
+    }
+}
+
+#endif /* SVOO_SM90_WGMMA */
+
+template <int D, typename T>
+__global__ void __launch_bounds__(NTHR, 1)
+    attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
+                    const int *__restrict__ ntiles_p) {
+#ifdef SVOO_SM90_WGMMA
+    using S = Smem90<D>;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    /* 1024-byte aligned base (the 128-byte swizzle repeats every 1024 bytes) */
+    unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    const uint32_t sbase = smem_u32(smem);
+    const int ntiles = *ntiles_p;
+    if ((int)blockIdx.x >= ntiles) return;
+    if (threadIdx.x == 0) {
+        const uint32_t bars = sbase + (uint32_t)S::bar;
+        for (int s = 0; s < S::STAGES; s++) {
+            mbar_init(bars + Bars<D>::full_k + 8 * s, 128 + 1); /* producers' copies + meta */
+            mbar_init(bars + Bars<D>::full_v + 8 * s, 128);     /* producers' copies */
+            mbar_init(bars + Bars<D>::empty_k + 8 * s, 256);    /* consumers */
+            mbar_init(bars + Bars<D>::empty_v + 8 * s, 256);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (threadIdx.x < 128) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
+        producer<D, T>(p, tiles, ntiles, smem, sbase);
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
+        consumer<D, T>(p, tiles, ntiles, smem, sbase);
+    }
+#else
+    (void)p;
+    (void)tiles;
+    (void)ntiles_p;
+#ifdef __CUDA_ARCH__
+    __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
+#endif
+#endif
+}
+
+template <int D, typename T>
+svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+    const size_t sm = Smem90<D>::total;
+    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
+                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
+    int dev = 0, nsm = 0;
+    e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    const int64_t grid = wl.max_tiles < nsm ? wl.max_tiles : nsm;
+    attend90_kernel<D, T><<<(unsigned)grid, NTHR, sm, s>>>(*p, wl.tiles, wl.ntiles);
+    return SVOO_OK;
+}
+
+} // namespace
+
+svoo_status svoo_attend::attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl,
+                                     cudaStream_t s) {
+    const bool bf = p->dtype == SVOO_CUDA_BF16;
+    if (p->D == 128)
+        return bf ? launch90<128, __nv_bfloat16>(p, wl, s) : launch90<128, __half>(p, wl, s);
+    return bf ? launch90<64, __nv_bfloat16>(p, wl, s) : launch90<64, __half>(p, wl, s);
+}
