@@ -210,8 +210,10 @@ cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c,
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
-__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src));
+/* 16 bytes global -> shared; src_bytes < 16 fills the rest with zeros */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes = 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
@@ -227,11 +229,6 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
                  "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void cp_async16_zfill(void *dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-                 "r"(valid ? 16 : 0));
 }
 
 /* x -> fp16 for the mma: values saturate at +-65504 (an Inf score would pack
@@ -441,7 +438,7 @@ __global__ void __launch_bounds__(256, 4 - RT)
 #pragma unroll 1
         for (int64_t r = row0 + r0; r < row0 + BM; r += RS, p += RS * x.sn, dst += RS * LD) {
             if constexpr (sizeof(T) == 2)
-                cp_async16_zfill(dst, r < n ? p : base, r < n);
+                cp_async16(dst, r < n ? p : base, r < n ? 16 : 0);
             else
                 *(uint4 *)dst = r < n ? load8_half(p) : make_uint4(0, 0, 0, 0);
         }
