@@ -17,7 +17,7 @@ t0=$(date +%s)
 # 90-150 s, 2026-11-30), so racecheck covers the planners and the sm80 kernel
 for tool in memcheck racecheck synccheck; do t0=$(date +%s); lvl=1; kern=
   [ $tool = racecheck ] && lvl=2 kern=sm80
-  SVOO_CUDA_KERNEL=$kern SVOO_TEST_QUICK=$lvl timeout 240 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
+  SVOO_CUDA_KERNEL=$kern SVOO_TEST_QUICK=$lvl timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
   echo "$tool rc $? ($(( $(date +%s)-t0 )) s)"; tail -2 $OUT/$tool.txt; done
 t0=$(date +%s)
 SVOO_LIBRARY_PATH=$BUILD/libsvoo.so SVOO_GPU_REPORT=$OUT/py_gpu.json python3 -m pytest -q -s python/tests_gpu > $OUT/pytest_gpu.txt 2>&1

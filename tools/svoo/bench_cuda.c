@@ -45,6 +45,10 @@ static void help(void) {
            "  --profile CSV   calibrate the heads to this SVOO profile (and give SVOO its floors);\n"
            "                  default: the generator's built-in density spread\n"
            "  --top-p P       top-p of SVOO/SVG2 (default 0.9)\n"
+           "  --iters I       clustering iterations of a re-planning call (SVOO iters, SVG2\n"
+           "                  warm-started k-means iters; default 2)\n"
+           "  --clusters Q,K  query and key cluster counts (default auto, JSON 0: the reference's\n"
+           "                  tokens per cluster, 256,1024 for SVOO at N = 75,600)\n"
            "  --method M      svoo | svg2 | svg | dense (default svoo)\n"
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
@@ -117,13 +121,15 @@ int bench_cuda(int argc, char **argv) {
                                          {"layer", 1, 0, 'l'},  {"heads", 1, 0, 'H'},  {"seq", 1, 0, 'N'},
                                          {"dim", 1, 0, 'd'},    {"reps", 1, 0, 'r'},   {"random", 0, 0, 'R'},
                                          {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {"profile", 1, 0, 'P'},
-                                         {"top-p", 1, 0, 't'},  {0, 0, 0, 0}};
+                                         {"top-p", 1, 0, 't'},  {"iters", 1, 0, 'i'},
+                                         {"clusters", 1, 0, 'C'}, {0, 0, 0, 0}};
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
     int random_data = 0, json = 0, c;
     const char *profile_path = NULL;
     double top_p = 0;
+    long long iters = 0, cq = 0, ck = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -140,6 +146,15 @@ int bench_cuda(int argc, char **argv) {
         case 'R': random_data = 1; break;
         case 'P': profile_path = optarg; break;
         case 't': if (cli_parse_double(optarg, 1e-9, 1.0, &top_p)) return cli_usage_error("bench cuda", "bad --top-p"); break;
+        case 'i': if (cli_parse_int(optarg, 1, 100, &iters)) return cli_usage_error("bench cuda", "bad --iters"); break;
+        case 'C': {
+            char *comma = strchr(optarg, ',');
+            if (!comma) return cli_usage_error("bench cuda", "--clusters wants Q,K (e.g. 256,1024)");
+            *comma = 0;
+            if (cli_parse_int(optarg, 1, 1 << 20, &cq) || cli_parse_int(comma + 1, 1, 1 << 20, &ck))
+                return cli_usage_error("bench cuda", "bad --clusters");
+            break;
+        }
         case 'J': json = 1; break;
         case 'h': help(); return CLI_OK;
         default: return CLI_USAGE;
@@ -217,6 +232,12 @@ int bench_cuda(int argc, char **argv) {
         cfg.max_tokens = N;
         cfg.profile = prof;
         if (top_p > 0 && !pass) cfg.top_p = top_p;
+        if (iters && !pass) cfg.iters = cfg.kmeans_iters = (int)iters;
+        if (cq && !pass) cfg.q_clusters = (int)cq, cfg.k_clusters = (int)ck;
+        if (!pass) { /* the values in effect, for the report */
+            cq = cfg.q_clusters, ck = cfg.k_clusters, top_p = cfg.top_p;
+            iters = method == SVOO_METHOD_SVG2 ? cfg.kmeans_iters : cfg.iters;
+        }
         if ((s = svoo_ctx_create(&cfg, pass ? &dctx : &ctx))) {
             rc = cli_fail("bench cuda", s, NULL);
             goto out;
@@ -261,15 +282,20 @@ int bench_cuda(int argc, char **argv) {
     cudaGetDeviceProperties(&prop, 0);
     if (json) {
         printf("{\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
-               "\"step\":%lld,\"layer\":%lld,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_attend\":%.3f,"
+               "\"step\":%lld,\"layer\":%lld,\"q_clusters\":%lld,\"k_clusters\":%lld,\"iters\":%lld,"
+               "\"top_p\":%.3f,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_attend\":%.3f,"
                "\"ms_call\":%.3f,\"ms_dense\":%.3f,\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
                "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f,\"recall\":%.4f}\n",
-               prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, stats.density, pm, am,
+               prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p,
+               stats.density, pm, am,
                call_ms, dense_ms, dense_ms / call_ms, flops * stats.density / am / 1e9, flops / dense_ms / 1e9,
                rel, recall);
     } else {
         printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
                src, svoo_method_name(method), H, (long long)N, D, step, layer);
+        if (method == SVOO_METHOD_SVOO || method == SVOO_METHOD_SVG2)
+            cq ? printf("  clusters %lld / %lld, %lld iterations, top-p %.3f\n", cq, ck, iters, top_p)
+               : printf("  clusters auto, %lld iterations, top-p %.3f\n", iters, top_p);
         printf("  density          %.4f\n", stats.density);
         printf("  plan             %8.3f ms  (clustering + selection + permutation indices)\n", pm);
         printf("  attend           %8.3f ms  (%.1f effective TFLOP/s; gather/scatter fused)\n", am,
