@@ -66,7 +66,7 @@ test-cuda:
 	@[ -x $(BUILD)/test_cuda ] || $(MAKE) --no-print-directory build
 	./$(BUILD)/test_cuda
 	SVOO_TEST_QUICK=1 $(SANITIZER) --tool memcheck --error-exitcode 1 ./$(BUILD)/test_cuda
-	SVOO_CUDA_KERNEL=sm80 SVOO_TEST_QUICK=2 $(SANITIZER) --tool racecheck --error-exitcode 1 ./$(BUILD)/test_cuda
+	RT= BUILD=$(BUILD) SANITIZER=$(SANITIZER) bash tools/device/racecheck.sh
 	SVOO_TEST_QUICK=1 $(SANITIZER) --tool synccheck --error-exitcode 1 ./$(BUILD)/test_cuda
 
 install: build
