@@ -63,6 +63,13 @@ typedef struct {
     const int32_t *q_off, *k_off;
     const int32_t *row_ptr, *col;
     int Cq, Ck; /* clusters per (b, h), >= 1 */
+
+    /* Optional output, NULL = off (the kernels then do exactly what they did
+     * without it). [B*H * N_q] floats: lse[bh*N_q + i] = ln sum_j exp(scale *
+     * q_i . k_j) over the selected keys of permuted query position i (the
+     * log-sum-exp of the scaled scores), -inf where the row selects no key;
+     * positions in no query cluster are not written. Read by svoo_cuda_ear. */
+    float *lse;
 } svoo_cuda_attend_params;
 
 enum { SVOO_CUDA_BF16 = 0, SVOO_CUDA_F16 = 1 };
@@ -86,6 +93,26 @@ size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq);
  *            is in svoo_cuda_attend_last_error(). Never aborts. */
 svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
                              void *stream);
+
+/*! svoo_cuda_ear_workspace() : device bytes of the buffers svoo_cuda_ear
+ *  needs for B*H heads of Ck key clusters of dimension D (pseudo-keys, their
+ *  values and score biases), 256-byte aligned. */
+size_t svoo_cuda_ear_workspace(int B, int H, int Ck, int D);
+
+/*! svoo_cuda_ear() : error-aware routing (config.ear, src/attend/sparse.c):
+ *  every key cluster c that query cluster r did not select (and that is not
+ *  empty) enters r's softmax as one pseudo-key: key = mean of the cluster's
+ *  keys, value = mean of its values, score bias ln(size_c). Call it right
+ *  after svoo_cuda_attend(p, workspace, ws_bytes, stream) on the same stream
+ *  with the same p, whose lse must be set, and the same workspace (its work
+ *  list is reused). It computes the means from p->k, p->v, the pseudo-keys'
+ *  softmax partial of every permuted query row (mma.sync), and merges it into
+ *  p->o with the two log-sum-exps: o = (e^lse_a o_a + e^lse_b o_b) /
+ *  (e^lse_a + e^lse_b). Graph-capturable (no allocation, no host sync).
+ *  @return : as svoo_cuda_attend; SVOO_ERR_NULL_POINTER without p->lse,
+ *            SVOO_ERR_WORKSPACE_TOO_SMALL if ear_bytes is short. */
+svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
+                          void *ear_ws, size_t ear_bytes, void *stream);
 
 /*! svoo_cuda_attend_last_error() : message of this thread's last failing
  *  svoo_cuda_attend call ("" if none). Valid until the next call. */

@@ -39,6 +39,9 @@ svoo_status build_worklist(const svoo_cuda_attend_params *p, int bm, void *works
 /* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows) */
 svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s);
 
+/* the work list svoo_cuda_attend built in `workspace` for p (read by svoo_cuda_ear) */
+WorkList worklist_in(const svoo_cuda_attend_params *p, void *workspace);
+
 /* ---- device helpers ---- */
 __device__ __forceinline__ uint32_t smem_u32(const void *ptr) {
     return (uint32_t)__cvta_generic_to_shared(ptr);
@@ -71,6 +74,46 @@ template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y
         __half2 v = __floats2half2_rn(x, y);
         return *reinterpret_cast<uint32_t *>(&v);
     }
+}
+
+/* log-sum-exp of a row's scaled scores from the online softmax state: running
+ * max m in log2 units (of scale * score) and the row's sum l of exp2(. - m)
+ * (natural log; -inf for a row without keys, NaN for a NaN sum) */
+__device__ __forceinline__ float row_lse(float m, float l) {
+    return l > 0.f ? (m + __log2f(l)) * 0.6931471805599453f : (l != l ? l : -INFINITY);
+}
+
+/* mma.sync pieces (attend_sm80.cu, ear_cuda.cu) */
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+/* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
+template <int D> __device__ __forceinline__ int swz(int row, int c) {
+    return row * D + ((c ^ (row & 7)) << 3);
 }
 
 /* Cluster table of one segment (<= CAP selected key clusters, col[seg ..

@@ -70,38 +70,6 @@ template <int NW> struct Cfg {
 };
 constexpr int NB = 32; /* cost buckets per (b, h) */
 
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    } else {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-}
-
-/* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
-template <int D> __device__ __forceinline__ int swz(int row, int c) {
-    return row * D + ((c ^ (row & 7)) << 3);
-}
-
 /* shared memory of the attention kernel */
 template <int D, int KN, int NW> struct Smem {
     static constexpr int BM = Cfg<NW>::BM, CAP = Cfg<NW>::CAP;
@@ -216,7 +184,7 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
     }
 }
 
-template <int D, typename T, int KN, int NW>
+template <int D, typename T, int KN, int NW, bool LSE>
 __global__ void __launch_bounds__(32 * NW, 8 / NW)
     attend_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
                   const int *__restrict__ ntiles) {
@@ -354,6 +322,9 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
             float inv = ls > 0.f ? 1.f / ls : 0.f;
             if (ls != ls) inv = NAN;
             const int row = mi * 16 * NW + warp * 16 + (lane >> 2) + hi * 8;
+            if constexpr (LSE) /* a separate instantiation: the default kernel is unchanged */
+                if ((lane & 3) == 0 && row < nrows)
+                    p.lse[(int64_t)bh * p.N_q + row0 + row] = row_lse(m[mi][hi], ls);
 #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 const int col = n * 8 + 2 * (lane & 3);
@@ -474,12 +445,14 @@ svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, c
                           int64_t grid, cudaStream_t s) {
     /* per call (cheap, host side, allowed during capture): the limit is per device */
     const size_t sm = Smem<D, KN, NW>::total;
-    cudaError_t e = cudaFuncSetAttribute(attend_kernel<D, T, KN, NW>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    /* p->lse (EAR): the instantiation that also writes the row log-sum-exps */
+    auto kern = p->lse ? attend_kernel<D, T, KN, NW, true> : attend_kernel<D, T, KN, NW, false>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: cudaFuncSetAttribute(%zu bytes): %s: %s", sm,
                     cudaGetErrorName(e), cudaGetErrorString(e));
-    attend_kernel<D, T, KN, NW><<<(unsigned)grid, 32 * NW, sm, s>>>(*p, tiles, ntiles);
+    kern<<<(unsigned)grid, 32 * NW, sm, s>>>(*p, tiles, ntiles);
     return SVOO_OK;
 }
 
@@ -506,6 +479,16 @@ __global__ void permute_kernel(const T *src, T *dst, int64_t sb, int64_t sh, int
 }
 
 } // namespace
+
+WorkList svoo_attend::worklist_in(const svoo_cuda_attend_params *p, void *workspace) {
+    const WsLayout w = ws_layout((int64_t)p->B * p->H, p->N_q, p->Cq);
+    char *ws = (char *)workspace;
+    WorkList wl;
+    wl.tiles = (const Tile *)(ws + w.tiles);
+    wl.ntiles = (const int *)(ws + w.ntiles);
+    wl.max_tiles = w.max_tiles;
+    return wl;
+}
 
 svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm, void *workspace,
                                         cudaStream_t s, WorkList *wl) {

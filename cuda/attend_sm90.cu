@@ -25,7 +25,9 @@
  *    take turns issuing their GEMMs (ping-pong, named barriers 5/6) so one's
  *    softmax overlaps the other's GEMMs. A tail tile of <= 64 rows leaves
  *    consumer 1 idle (it only releases the stages). Epilogue: O / l staged in
- *    the warpgroup's own Q rows, 16-byte rows scattered to q_perm rows.
+ *    the warpgroup's own Q rows, 16-byte rows scattered to q_perm rows;
+ *    with p.lse (EAR) also each row's log-sum-exp, in a separate
+ *    instantiation (LSE = true), so the default kernel is the same code.
  *
  * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
  * body is a trap and svoo_cuda_attend never launches it. */
@@ -257,7 +259,7 @@ __device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t 
 }
 
 /* ---- consumer warpgroups ---- */
-template <int D, typename T>
+template <int D, typename T, bool LSE>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          unsigned char *smem, uint32_t sbase) {
@@ -425,6 +427,9 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             float inv = ls > 0.f ? 1.f / ls : 0.f;
             if (ls != ls) inv = NAN;
             const int row = 64 * cw + 16 * wq + g + 8 * hi;
+            if constexpr (LSE) /* a separate instantiation: the default kernel is unchanged */
+                if (c4 == 0 && row - 64 * cw < nr)
+                    p.lse[(int64_t)bh * p.N_q + tl.row0 + row] = row_lse(m[hi], ls);
 #pragma unroll
             for (int j = 0; j < D / 8; j++) {
                 const uint32_t off = sw128<BM>(row, j) + c4 * 4;
@@ -448,7 +453,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T>
+template <int D, typename T, bool LSE>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
                     const int *__restrict__ ntiles_p) {
@@ -476,7 +481,7 @@ __global__ void __launch_bounds__(NTHR, 1)
         producer<D, T>(p, tiles, ntiles, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
-        consumer<D, T>(p, tiles, ntiles, smem, sbase);
+        consumer<D, T, LSE>(p, tiles, ntiles, smem, sbase);
     }
 #else
     (void)p;
@@ -488,10 +493,10 @@ __global__ void __launch_bounds__(NTHR, 1)
 #endif
 }
 
-template <int D, typename T>
+template <int D, typename T, bool LSE>
 svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
     const size_t sm = Smem90<D>::total;
-    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T>,
+    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
@@ -503,7 +508,7 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaS
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
     const int64_t grid = wl.max_tiles < nsm ? wl.max_tiles : nsm;
-    attend90_kernel<D, T><<<(unsigned)grid, NTHR, sm, s>>>(*p, wl.tiles, wl.ntiles);
+    attend90_kernel<D, T, LSE><<<(unsigned)grid, NTHR, sm, s>>>(*p, wl.tiles, wl.ntiles);
     return SVOO_OK;
 }
 
@@ -512,7 +517,16 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaS
 svoo_status svoo_attend::attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl,
                                      cudaStream_t s) {
     const bool bf = p->dtype == SVOO_CUDA_BF16;
+    if (p->lse) { /* EAR: the row log-sum-exps too */
+        if (p->D == 128)
+            return bf ? launch90<128, __nv_bfloat16, true>(p, wl, s)
+                      : launch90<128, __half, true>(p, wl, s);
+        return bf ? launch90<64, __nv_bfloat16, true>(p, wl, s)
+                  : launch90<64, __half, true>(p, wl, s);
+    }
     if (p->D == 128)
-        return bf ? launch90<128, __nv_bfloat16>(p, wl, s) : launch90<128, __half>(p, wl, s);
-    return bf ? launch90<64, __nv_bfloat16>(p, wl, s) : launch90<64, __half>(p, wl, s);
+        return bf ? launch90<128, __nv_bfloat16, false>(p, wl, s)
+                  : launch90<128, __half, false>(p, wl, s);
+    return bf ? launch90<64, __nv_bfloat16, false>(p, wl, s)
+              : launch90<64, __half, false>(p, wl, s);
 }

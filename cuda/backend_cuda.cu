@@ -29,6 +29,8 @@ extern "C" {
 #pragma weak svoo_cuda_attend
 #pragma weak svoo_cuda_attend_workspace
 #pragma weak svoo_cuda_attend_last_error
+#pragma weak svoo_cuda_ear
+#pragma weak svoo_cuda_ear_workspace
 #define ATTEND_LINKED (svoo_cuda_attend != nullptr)
 #endif
 
@@ -47,6 +49,9 @@ struct cu_ws {
     double *dens;
     void *att;
     size_t att_bytes;
+    float *lse;     /* config.ear: [BH][N] row log-sum-exps of the attention kernel */
+    void *ear;      /* config.ear: pseudo-keys, values, biases (svoo_cuda_ear) */
+    size_t ear_bytes;
     svoo_cu_svg_dev svg; /* method svg: the two plans + classification buffers */
 };
 
@@ -171,6 +176,11 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
     }
     w.att_bytes = ATTEND_LINKED ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq) : 0;
     w.att = c.take<char>(w.att_bytes);
+    if (cfg->ear && dm.sparse && ATTEND_LINKED) {
+        w.lse = c.take<float>(BH * N);
+        w.ear_bytes = svoo_cuda_ear_workspace((int)dm.maxB, dm.H, dm.ck, dm.d);
+        w.ear = c.take<char>(w.ear_bytes);
+    }
     if (ws) *ws = w;
     if (dm.sparse && !dm.svg)
         for (int l = dm.warm_layers; l < cfg->num_layers; l++) {
@@ -235,8 +245,6 @@ svoo_status upload_svg(svoo_ctx *ctx, cu_state *cs) {
 
 svoo_status cuda_init(svoo_ctx *ctx) {
     const svoo_config *c = &ctx->cfg;
-    if (c->ear && c->method != SVOO_METHOD_DENSE)
-        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.ear: not available on CUDA");
     /* refused rather than ignored: the check would read a device flag back, a host
      * synchronisation in every call */
     if (c->check_finite)
@@ -473,6 +481,9 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
 
     if (timed && (e = cudaEventRecord(cs->ev[0], st))) return cu_fail(ctx, e, what);
     svoo_cuda_attend_params ap = {};
+    /* config.ear: the kernel writes each row's log-sum-exp, svoo_cuda_ear adds
+     * the dropped clusters' pseudo-keys (cuda/ear_cuda.cu) */
+    const int ear = c->ear && !call->dense;
     if (call->dense) {
         what = "dense plan";
         e = svoo_cu_dense_plan(BH, NQ, NK, cs->ws.q_off, cs->ws.k_off, cs->ws.row_ptr, cs->ws.col, cs->ws.dens,
@@ -525,10 +536,13 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.k_off = cs->ws.k_off;
     ap.row_ptr = cs->ws.row_ptr;
     ap.col = cs->ws.col;
+    ap.lse = ear ? cs->ws.lse : nullptr;
     s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
     if (s)
         return svoo_ctx_err(ctx, s, "attention kernel: %s",
                             svoo_cuda_attend_last_error());
+    if (ear && (s = svoo_cuda_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes, st)))
+        return svoo_ctx_err(ctx, s, "EAR: %s", svoo_cuda_attend_last_error());
     if (timed) {
         if ((e = cudaEventRecord(cs->ev[2], st)) ||
             (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double), cudaMemcpyDeviceToHost,

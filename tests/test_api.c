@@ -177,12 +177,15 @@ static void test_config_fields(void **state) {
         assert_true(svoo_last_error(NULL)[0] != 0);
         assert_string_not_equal(svoo_last_error(NULL), before);
         c.device_index = 0;
-        /* refused before any device is touched, so this holds without a GPU */
+        /* config.ear runs on the GPU (cuda/ear_cuda.cu): accepted; without a device
+         * the creation fails for that reason, never for ear */
         c.ear = 1;
-        assert_int_equal(svoo_ctx_create(&c, &ctx), SVOO_ERR_UNSUPPORTED);
-        assert_non_null(strstr(svoo_last_error(NULL), "config.ear"));
-        row("config.ear = 1 with config.device = CUDA", SVOO_ERR_UNSUPPORTED, "test_config_fields");
+        s = svoo_ctx_create(&c, &ctx);
+        if (s == SVOO_OK) svoo_ctx_free(ctx);
+        assert_int_not_equal(s, SVOO_ERR_UNSUPPORTED);
+        assert_true(s == SVOO_OK || !strstr(svoo_last_error(NULL), "config.ear"));
         c.ear = 0;
+        /* refused before any device is touched, so this holds without a GPU */
         c.check_finite = 1;
         assert_int_equal(svoo_ctx_create(&c, &ctx), SVOO_ERR_UNSUPPORTED);
         assert_non_null(strstr(svoo_last_error(NULL), "config.check_finite"));

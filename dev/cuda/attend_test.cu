@@ -7,7 +7,8 @@
 //                                      BENCH_CASES=i,j,... picks plans (default 0-4; 5-9 are
 //                                      diagnostic: uniform 64/32/192-row query clusters with one
 //                                      key cluster, dense with random perms, all blocks without
-//                                      perms); BENCH_SM90_ONLY=1 skips the sm80 kernel
+//                                      perms); BENCH_SM90_ONLY=1 skips the sm80 kernel;
+//                                      BENCH_LSE=1 has the kernels write the row LSE (EAR)
 // Build: dev/cuda/build.sh (binary in build-cuda-dev/).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -610,6 +611,11 @@ static int do_bench(int reps) {
             svoo_cuda_attend_variant = var < 0 ? g_best : var;
             CK(cudaMemsetAsync(o, 0xFF, n * 2, s));
             svoo_cuda_attend_params p = make_params(pl, dp, B, H, D, 0, q, k, v, o, l, l, l, l);
+            static float *lse_buf = nullptr; // BENCH_LSE=1: the kernels also write the row LSE
+            if (getenv("BENCH_LSE")) {
+                if (!lse_buf) CK(cudaMalloc(&lse_buf, (size_t)B * H * N * sizeof(float)));
+                p.lse = lse_buf;
+            }
             float ms;
             const char *vname;
             static const char *names[] = {"gather 128x64", "gather 128x32", "gather 64x32",

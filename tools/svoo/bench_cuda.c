@@ -50,6 +50,8 @@ static void help(void) {
            "  --clusters Q,K  query and key cluster counts (default auto, JSON 0: the reference's\n"
            "                  tokens per cluster, 256,1024 for SVOO at N = 75,600)\n"
            "  --method M      svoo | svg2 | svg | dense (default svoo)\n"
+           "  --ear           error-aware routing: each dropped key cluster enters the softmax\n"
+           "                  as one pseudo-key (config.ear; its kernels are part of attend)\n"
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
            "  --heads H --seq N --dim D   shape without a preset (random data)\n"
@@ -122,11 +124,11 @@ int bench_cuda(int argc, char **argv) {
                                          {"dim", 1, 0, 'd'},    {"reps", 1, 0, 'r'},   {"random", 0, 0, 'R'},
                                          {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {"profile", 1, 0, 'P'},
                                          {"top-p", 1, 0, 't'},  {"iters", 1, 0, 'i'},
-                                         {"clusters", 1, 0, 'C'}, {0, 0, 0, 0}};
+                                         {"clusters", 1, 0, 'C'}, {"ear", 0, 0, 'E'}, {0, 0, 0, 0}};
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
-    int random_data = 0, json = 0, c;
+    int random_data = 0, json = 0, ear = 0, c;
     const char *profile_path = NULL;
     double top_p = 0;
     long long iters = 0, cq = 0, ck = 0;
@@ -156,6 +158,7 @@ int bench_cuda(int argc, char **argv) {
             break;
         }
         case 'J': json = 1; break;
+        case 'E': ear = 1; break;
         case 'h': help(); return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -234,6 +237,7 @@ int bench_cuda(int argc, char **argv) {
         if (top_p > 0 && !pass) cfg.top_p = top_p;
         if (iters && !pass) cfg.iters = cfg.kmeans_iters = (int)iters;
         if (cq && !pass) cfg.q_clusters = (int)cq, cfg.k_clusters = (int)ck;
+        cfg.ear = ear && !pass;
         if (!pass) { /* the values in effect, for the report */
             cq = cfg.q_clusters, ck = cfg.k_clusters, top_p = cfg.top_p;
             iters = method == SVOO_METHOD_SVG2 ? cfg.kmeans_iters : cfg.iters;
@@ -283,10 +287,10 @@ int bench_cuda(int argc, char **argv) {
     if (json) {
         printf("{\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
                "\"step\":%lld,\"layer\":%lld,\"q_clusters\":%lld,\"k_clusters\":%lld,\"iters\":%lld,"
-               "\"top_p\":%.3f,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_attend\":%.3f,"
+               "\"top_p\":%.3f,\"ear\":%d,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_attend\":%.3f,"
                "\"ms_call\":%.3f,\"ms_dense\":%.3f,\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
                "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f,\"recall\":%.4f}\n",
-               prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p,
+               prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p, ear,
                stats.density, pm, am,
                call_ms, dense_ms, dense_ms / call_ms, flops * stats.density / am / 1e9, flops / dense_ms / 1e9,
                rel, recall);
@@ -294,8 +298,9 @@ int bench_cuda(int argc, char **argv) {
         printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
                src, svoo_method_name(method), H, (long long)N, D, step, layer);
         if (method == SVOO_METHOD_SVOO || method == SVOO_METHOD_SVG2)
-            cq ? printf("  clusters %lld / %lld, %lld iterations, top-p %.3f\n", cq, ck, iters, top_p)
-               : printf("  clusters auto, %lld iterations, top-p %.3f\n", iters, top_p);
+            cq ? printf("  clusters %lld / %lld, %lld iterations, top-p %.3f%s\n", cq, ck, iters, top_p,
+                        ear ? ", EAR" : "")
+               : printf("  clusters auto, %lld iterations, top-p %.3f%s\n", iters, top_p, ear ? ", EAR" : "");
         printf("  density          %.4f\n", stats.density);
         printf("  plan             %8.3f ms  (clustering + selection + permutation indices)\n", pm);
         printf("  attend           %8.3f ms  (%.1f effective TFLOP/s; gather/scatter fused)\n", am,
