@@ -82,8 +82,13 @@ __global__ void __launch_bounds__(256) k_gemm(const float *__restrict__ A, const
     C += bh * sc;
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[4][4] = {};
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        for (int i = threadIdx.x; i < 64 * 16; i += 256) {
+    /* the next k tile's loads in flight (registers) while this one is summed
+     * (the same products in the same order as without) */
+    float pa[4], pb[4];
+    auto load = [&](int k0) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = threadIdx.x + 256 * u;
             int mm, kk;
             if (TA) { /* A is K x M: read along m */
                 mm = i % 64;
@@ -93,12 +98,23 @@ __global__ void __launch_bounds__(256) k_gemm(const float *__restrict__ A, const
                 mm = i / 16;
             }
             int m = m0 + mm, k = k0 + kk;
-            As[kk][mm] = (m < M && k < K) ? (TA ? A[(int64_t)k * M + m] : A[(int64_t)m * K + k]) : 0.f;
+            pa[u] = (m < M && k < K) ? (TA ? A[(int64_t)k * M + m] : A[(int64_t)m * K + k]) : 0.f;
             int nn = TB ? i % 64 : i / 16, kb = TB ? i / 64 : i % 16;
             int n = n0 + nn, k2 = k0 + kb;
-            Bs[kb][nn] = (n < N && k2 < K) ? (TB ? B[(int64_t)k2 * N + n] : B[(int64_t)n * K + k2]) : 0.f;
+            pb[u] =
+                (n < N && k2 < K) ? (TB ? B[(int64_t)k2 * N + n] : B[(int64_t)n * K + k2]) : 0.f;
+        }
+    };
+    load(0);
+    for (int k0 = 0; k0 < K; k0 += 16) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = threadIdx.x + 256 * u;
+            As[TA ? i / 64 : i % 16][TA ? i % 64 : i / 16] = pa[u];
+            Bs[TB ? i / 64 : i % 16][TB ? i % 64 : i / 16] = pb[u];
         }
         __syncthreads();
+        if (k0 + 16 < K) load(k0 + 16);
 #pragma unroll
         for (int kk = 0; kk < 16; kk++) {
             float a[4], b[4];
