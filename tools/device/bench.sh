@@ -6,14 +6,19 @@ cd build-rt && tar xJf rt.tar.xz && cd ..
 export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
 P=build-rt/profiles; BUILD=${BUILD:-build-gpu}; B=./$BUILD/svoo
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
-b() { t0=$(date +%s); echo "== bench cuda $*"; timeout 200 $B bench cuda --reps 10 "$@" 2>&1 | tail -14; echo "($(( $(date +%s)-t0 )) s)"; }
+b() { t0=$(date +%s); echo "== bench cuda $*"; timeout 200 $B bench cuda --reps 10 --json "$@" 2>&1 | tail -1; echo "($(( $(date +%s)-t0 )) s)"; }
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svg2 --step 10 --layer 5
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 30 --layer 15
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 45 --layer 25
 # the top-p knob: selected density vs fidelity at the re-planning step
 for tp in 0.8 0.7; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5 --top-p $tp; done
+# error-aware routing (dropped clusters as pseudo-keys) at lower top-p: the same calls
+for tp in 0.7 0.6; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5 --top-p $tp --ear; done
+b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 30 --layer 15 --top-p 0.7 --ear
+b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 45 --layer 25 --top-p 0.7 --ear
 b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5
+b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5 --top-p 0.7 --ear
 # the kernel harness (dev/cuda/build.sh, carried in build-cuda-dev): check, then both kernels
 if [ -x build-cuda-dev/attend_test ]; then
   (cd build-cuda-dev && timeout 60 ./attend_test check 2>&1 | tail -3 && timeout 90 ./attend_test bench 10 0 2>&1 | tail -20)
