@@ -404,7 +404,9 @@ __global__ void __launch_bounds__(NTHR, 2)
                 cb = eb / den / ls;
             }
             if (la != la || lb != lb) wa = cb = NAN;
-            if ((lane & 3) == 0) swa[row] = wa;
+            /* -1: nothing dropped, the row is left as the kernel wrote it (bit for
+             * bit: the merge would turn -0 into +0 and rewrite NaN payloads) */
+            if ((lane & 3) == 0) swa[row] = lb == -INFINITY ? -1.f : wa;
 #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 const int col = n * 8 + 2 * (lane & 3);
@@ -421,7 +423,7 @@ __global__ void __launch_bounds__(NTHR, 2)
         for (int it = 0; it < 16 * CPR / 32; it++) {
             const int idx = it * 32 + lane, rr = idx / CPR, c = idx % CPR;
             const int row = mi * 16 * NW + warp * 16 + rr;
-            if (row < nrows) {
+            if (row < nrows && !(swa[row] < 0.f)) { /* w_a in [0, 1] or NaN: merge */
                 const int orig = qperm ? __ldg(qperm + row0 + row) : row0 + row;
                 uint4 *dst = reinterpret_cast<uint4 *>(ob + (int64_t)orig * p.o_stride_n + c * 8);
                 const uint4 ua = *dst;
