@@ -479,6 +479,11 @@ svoo_status launch_ear_d(const svoo_cuda_attend_params *p, const WorkList &wl, c
     return launch_ear<D, T, 32>(p, wl, el, ews, s);
 }
 
+/* every row start 16-byte aligned (as svoo_cuda_attend requires) */
+bool rows16(const void *ptr, int64_t sb, int64_t sh, int64_t sn) {
+    return ((uintptr_t)ptr & 15) == 0 && sb % 8 == 0 && sh % 8 == 0 && sn % 8 == 0;
+}
+
 } // namespace
 
 extern "C" size_t svoo_cuda_ear_workspace(int B, int H, int Ck, int D) {
@@ -493,6 +498,21 @@ extern "C" svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *wor
     if (!p->lse || !ear_ws || !workspace)
         return fail(SVOO_ERR_NULL_POINTER,
                     "svoo_cuda_ear: lse, workspace or ear workspace is NULL");
+    /* the pointers and alignments the kernels rely on, checked as svoo_cuda_attend
+     * does: a caller that skipped or changed p must get a status, not a fault */
+    if (!p->q || !p->k || !p->v || !p->o || !p->k_off || !p->row_ptr || !p->col)
+        return fail(SVOO_ERR_NULL_POINTER,
+                    "svoo_cuda_ear: q, k, v, o, k_off, row_ptr or col is NULL");
+    if (!(p->scale > 0) || isinf(p->scale))
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_ear: scale %g must be finite and > 0",
+                    (double)p->scale);
+    if (!rows16(p->q, p->q_stride_b, p->q_stride_h, p->q_stride_n) ||
+        !rows16(p->k, p->k_stride_b, p->k_stride_h, p->k_stride_n) ||
+        !rows16(p->v, p->v_stride_b, p->v_stride_h, p->v_stride_n) ||
+        !rows16(p->o, p->o_stride_b, p->o_stride_h, p->o_stride_n))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_ear: q, k, v or o rows not 16-byte aligned");
+    if ((uintptr_t)workspace & 255)
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_ear: workspace not 256-byte aligned");
     if (p->D != 64 && p->D != 128)
         return fail(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "svoo_cuda_ear: D = %d (64 or 128)", p->D);
     if (p->dtype != SVOO_CUDA_BF16 && p->dtype != SVOO_CUDA_F16)
