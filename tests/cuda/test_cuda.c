@@ -6,7 +6,9 @@
  *     dense is that of the CPU backend (dense: rel-L2 vs the CPU backend);
  *   - reuse steps, batch > 1, [B, N, H, D] views, D = 64;
  *   - config.ear: GPU vs the CPU executor with EAR on the GPU plan; with
- *     top_p = 1 (nothing dropped) the same bytes as without EAR;
+ *     top_p = 1 (nothing dropped) the same bytes as without EAR; the EAR
+ *     kernels on a hand-made plan (Ck 2100: three 1024-cluster chunks, empty
+ *     key clusters, an empty plan row);
  *   - several layers' calls captured in a CUDA graph and replayed = the
  *     uncaptured output, bit for bit;
  *   - bad inputs: host pointers, misaligned rows, f32, too large a batch,
@@ -15,6 +17,7 @@
  * (memcheck, synccheck), SVOO_TEST_QUICK=2 a few small calls of every kernel
  * (racecheck, which tracks each shared-memory access and needs minutes on
  * the quick subset's 4,133-token heads). */
+#include "../../cuda/attend.h" /* svoo_cuda_attend / svoo_cuda_ear (test_ear_direct) */
 #include "attend/attend.h"
 #include "core/ctx.h"
 #include "plan/svg.h"
@@ -905,6 +908,218 @@ done:
     free(kind_g), free(mse_g), free(fq), free(fk), free(fv), free(want);
 }
 
+/* A hand-made plan for test_ear_direct: Ck key clusters with every 7th empty and
+ * uneven sizes otherwise, random permutations; query cluster 0 selects nothing (an
+ * empty plan row: its rows get the pseudo-keys only), 1 selects every key cluster
+ * (nothing dropped), 2 has no rows, the others ~1/8 of the key clusters (ascending,
+ * as the planners write them). Ck > 1024 reaches ear_attend's second and third
+ * 1024-cluster chunks, which no planner-made test case reaches. row_ptr is LOCAL
+ * (starts at 0); returns nnz. */
+enum { EAR_R_EMPTY = 0, EAR_R_ALL = 1, EAR_R_NOROWS = 2 };
+static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int32_t *qperm, int32_t *kperm,
+                        int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
+    uint64_t s = seed;
+    int32_t *perm[2] = {qperm, kperm};
+    for (int t = 0; t < 2; t++) {
+        for (int64_t i = 0; i < N; i++)
+            perm[t][i] = (int32_t)i;
+        for (int64_t i = N - 1; i > 0; i--) {
+            const int64_t j = (int64_t)(rng_next(&s) % (uint64_t)(i + 1));
+            const int32_t x = perm[t][i];
+            perm[t][i] = perm[t][j];
+            perm[t][j] = x;
+        }
+    }
+    /* key cluster sizes: 0 for c % 7 == 3, else 1 + a random share of the rest */
+    int64_t left = N;
+    for (int c = 0; c < ck; c++)
+        left -= c % 7 != 3;
+    koff[0] = 0;
+    for (int c = 0; c < ck; c++) {
+        int64_t sz = c % 7 != 3;
+        if (sz && left > 0) {
+            const int64_t extra = c == ck - 1 ? left : (int64_t)(rng_next(&s) % 3);
+            sz += extra < left ? extra : left;
+            left -= extra < left ? extra : left;
+        }
+        koff[c + 1] = koff[c] + (int32_t)sz;
+    }
+    if (left > 0) koff[ck] += (int32_t)left; /* the last cluster (non-empty: ck % 7 != 4) */
+    /* query cluster sizes: 150, 200, 0, then the rest spread with >= 1 each */
+    int64_t qleft = N - 350 - (cq - 3);
+    qoff[0] = 0;
+    for (int r = 0; r < cq; r++) {
+        int64_t sz = r == EAR_R_EMPTY ? 150 : r == EAR_R_ALL ? 200 : r == EAR_R_NOROWS ? 0 : 1;
+        if (r > EAR_R_NOROWS) {
+            const int64_t extra = r == cq - 1 ? qleft : (int64_t)(rng_next(&s) % 150);
+            sz += extra < qleft ? extra : qleft;
+            qleft -= extra < qleft ? extra : qleft;
+        }
+        qoff[r + 1] = qoff[r] + (int32_t)sz;
+    }
+    int64_t nnz = 0;
+    rp[0] = 0;
+    for (int r = 0; r < cq; r++) {
+        for (int c = 0; c < ck && r != EAR_R_EMPTY; c++)
+            if (r == EAR_R_ALL || rng_next(&s) % 8 == 0) col[nnz++] = c;
+        rp[r + 1] = (int32_t)nnz;
+    }
+    return nnz;
+}
+
+/* the CPU executor with EAR on head bh of that plan (bf16 [BH,N,D] inputs),
+ * result in original row order into ref (bf16); 0 when the plan validates */
+static int ear_plan_cpu(int64_t N, int D, int cq, int ck, int32_t *qperm, int32_t *kperm,
+                        int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col, int ear,
+                        const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *ref) {
+    svoo_plan p;
+    memset(&p, 0, sizeof p);
+    p.n_q = p.n_k = N;
+    p.cq = cq;
+    p.ck = ck;
+    p.q_perm = qperm;
+    p.k_perm = kperm;
+    p.q_off = qoff;
+    p.k_off = koff;
+    p.row_ptr = rp;
+    p.col = col;
+    p.nnz = rp[cq];
+    if (svoo_plan_validate(&p)) return 1;
+    float *fq = malloc(sizeof(float) * N * D), *fk = malloc(sizeof(float) * N * D),
+          *fv = malloc(sizeof(float) * N * D), *fo = malloc(sizeof(float) * N * D);
+    for (int64_t i = 0; i < N; i++)
+        for (int j = 0; j < D; j++) {
+            fq[i * D + j] = svoo_bf16_to_f32(q[(size_t)qperm[i] * D + j]);
+            fk[i * D + j] = svoo_bf16_to_f32(k[(size_t)kperm[i] * D + j]);
+            fv[i * D + j] = svoo_bf16_to_f32(v[(size_t)kperm[i] * D + j]);
+        }
+    const svoo_status s = svoo_attend_cpu(&p, fq, fk, fv, D, 1.0f / sqrtf((float)D), ear, fo, 0);
+    for (int64_t i = 0; i < N; i++)
+        for (int j = 0; j < D; j++)
+            ref[(size_t)qperm[i] * D + j] = svoo_f32_to_bf16(fo[i * D + j]);
+    free(fq), free(fk), free(fv), free(fo);
+    return s != SVOO_OK;
+}
+
+/* svoo_cuda_attend + svoo_cuda_ear on ear_plan's plans (B*H heads, Ck = 2100:
+ * three 1024-cluster chunks, empty key clusters, an empty plan row, a query
+ * cluster without rows, N not a multiple of any tile) against the CPU executor
+ * with EAR; the rows of the cluster that drops nothing equal the call without
+ * EAR bit for bit, the empty plan row's are the pseudo-keys' (zeros without
+ * EAR). Then svoo_cuda_ear refuses a misaligned k row stride (a status, no
+ * launch). */
+static void test_ear_direct(int64_t B, int D) {
+    const int64_t H = 2, N = 3001, BH = B * H;
+    const int cq = 40, ck = 2100;
+    const size_t cnt = (size_t)BH * N * D, bytes = cnt * 2;
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *o[2],
+             *ref = malloc(bytes);
+    o[0] = malloc(bytes);
+    o[1] = malloc(bytes);
+    make_qkv(q, k, v, B, H, N, D, 777 + (uint64_t)D);
+    int32_t *qperm = malloc(BH * N * 4), *kperm = malloc(BH * N * 4),
+            *qoff = malloc(BH * (cq + 1) * 4), *koff = malloc(BH * (ck + 1) * 4),
+            *rp = malloc(BH * (cq + 1) * 4), *col = malloc((size_t)BH * cq * ck * 4);
+    int64_t nnz = 0;
+    int bad = 0;
+    for (int64_t bh = 0; bh < BH; bh++) {
+        int32_t *r = rp + bh * (cq + 1);
+        const int64_t n = ear_plan(4000 + (uint64_t)bh, N, cq, ck, qperm + bh * N, kperm + bh * N,
+                                   qoff + bh * (cq + 1), koff + bh * (ck + 1), r, col + nnz);
+        bad |= ear_plan_cpu(N, D, cq, ck, qperm + bh * N, kperm + bh * N, qoff + bh * (cq + 1),
+                            koff + bh * (ck + 1), r, col + nnz, 1, q + bh * N * D, k + bh * N * D,
+                            v + bh * N * D, ref + bh * N * D);
+        for (int i = 0; i <= cq; i++)
+            r[i] += (int32_t)nnz; /* GLOBAL offsets into col for the kernel */
+        nnz += n;
+    }
+    CHECK(!bad, "ear direct: hand-made plan invalid or CPU executor failed");
+    void *dq, *dk, *dv, *dout, *ws, *ews;
+    int32_t *dqp, *dkp, *dqo, *dko, *drp, *dcol;
+    float *dlse;
+    dev_qkv(q, k, v, bytes, bytes, &dq, &dk, &dv, &dout);
+    const size_t wsb = svoo_cuda_attend_workspace((int)B, (int)H, (int)N, cq),
+                 ewsb = svoo_cuda_ear_workspace((int)B, (int)H, ck, D);
+    CU(cudaMalloc(&ws, wsb));
+    CU(cudaMalloc(&ews, ewsb));
+    CU(cudaMalloc((void **)&dlse, BH * N * 4));
+    CU(cudaMalloc((void **)&dqp, BH * N * 4));
+    CU(cudaMalloc((void **)&dkp, BH * N * 4));
+    CU(cudaMalloc((void **)&dqo, BH * (cq + 1) * 4));
+    CU(cudaMalloc((void **)&dko, BH * (ck + 1) * 4));
+    CU(cudaMalloc((void **)&drp, BH * (cq + 1) * 4));
+    CU(cudaMalloc((void **)&dcol, (size_t)(nnz > 0 ? nnz : 1) * 4));
+    CU(cudaMemcpy(dqp, qperm, BH * N * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dkp, kperm, BH * N * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dqo, qoff, BH * (cq + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dko, koff, BH * (ck + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(drp, rp, BH * (cq + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dcol, col, (size_t)nnz * 4, cudaMemcpyHostToDevice));
+    svoo_cuda_attend_params p;
+    memset(&p, 0, sizeof p);
+    p.q = dq, p.k = dk, p.v = dv, p.o = dout;
+    p.q_stride_b = p.k_stride_b = p.v_stride_b = p.o_stride_b = H * N * D;
+    p.q_stride_h = p.k_stride_h = p.v_stride_h = p.o_stride_h = N * D;
+    p.q_stride_n = p.k_stride_n = p.v_stride_n = p.o_stride_n = D;
+    p.B = (int)B, p.H = (int)H, p.N_q = p.N_k = (int)N, p.D = D;
+    p.dtype = SVOO_CUDA_BF16;
+    p.scale = 1.0f / sqrtf((float)D);
+    p.q_perm = dqp, p.k_perm = dkp, p.q_off = dqo, p.k_off = dko, p.row_ptr = drp, p.col = dcol;
+    p.Cq = cq, p.Ck = ck;
+    svoo_status s[2] = {SVOO_OK, SVOO_OK};
+    for (int ear = 0; ear < 2; ear++) {
+        p.lse = ear ? dlse : NULL;
+        CU(cudaMemset(dout, 0xff, bytes)); /* a row left unwritten shows (bf16 NaN) */
+        s[ear] = svoo_cuda_attend(&p, ws, wsb, NULL);
+        if (!s[ear] && ear) s[ear] = svoo_cuda_ear(&p, ws, wsb, ews, ewsb, NULL);
+        CHECK(s[ear] == SVOO_OK, "ear direct d%d b%lld (ear %d): %s", D, (long long)B, ear,
+              svoo_cuda_attend_last_error());
+        CU(cudaDeviceSynchronize());
+        CU(cudaMemcpy(o[ear], dout, bytes, cudaMemcpyDeviceToHost));
+    }
+    if (!s[0] && !s[1] && !bad) {
+        const double r = rel_l2(o[1], ref, cnt);
+        /* per head: rows of the cluster that drops nothing, of the empty plan row */
+        int same_all = 1, zero_empty = 1;
+        double num = 0, den = 0;
+        for (int64_t bh = 0; bh < BH; bh++) {
+            const int32_t *qo = qoff + bh * (cq + 1), *qp = qperm + bh * N;
+            for (int32_t i = qo[EAR_R_ALL]; i < qo[EAR_R_ALL + 1]; i++)
+                same_all &= !memcmp(o[0] + ((size_t)bh * N + qp[i]) * D,
+                                    o[1] + ((size_t)bh * N + qp[i]) * D, (size_t)D * 2);
+            for (int32_t i = qo[EAR_R_EMPTY]; i < qo[EAR_R_EMPTY + 1]; i++)
+                for (int j = 0; j < D; j++) {
+                    const size_t x = ((size_t)bh * N + qp[i]) * D + j;
+                    zero_empty &= (o[0][x] & 0x7fff) == 0;
+                    const double a = svoo_bf16_to_f32(o[1][x]), b = svoo_bf16_to_f32(ref[x]);
+                    num += (a - b) * (a - b);
+                    den += b * b;
+                }
+        }
+        const double re = sqrt(num / (den > 0 ? den : 1));
+        CHECK(r <= 1e-2, "ear direct d%d b%lld: rel-L2 vs the CPU executor with EAR %.3g", D,
+              (long long)B, r);
+        CHECK(same_all, "ear direct d%d b%lld: rows that drop nothing differ from no EAR", D,
+              (long long)B);
+        CHECK(zero_empty && den > 0 && re <= 1e-2,
+              "ear direct d%d b%lld: empty plan row: zeros without EAR %d, EAR vs CPU %.3g", D,
+              (long long)B, zero_empty, re);
+        printf("  ear direct d%-3d b%lld ck %d: vs cpu-exec %.1e, empty plan row %.1e, "
+               "nothing-dropped rows %s\n",
+               D, (long long)B, ck, r, re, same_all ? "identical" : "DIFFERENT");
+    }
+    /* F1 of docs/REVIEW_2026-11-30_EAR.md: a status, not a misaligned-address fault */
+    p.lse = dlse;
+    p.k_stride_n = D + 4;
+    CHECK(svoo_cuda_ear(&p, ws, wsb, ews, ewsb, NULL) == SVOO_ERR_MISALIGNED,
+          "ear direct: misaligned k rows not refused: %s", svoo_cuda_attend_last_error());
+    cudaFree(ws), cudaFree(ews), cudaFree(dlse), cudaFree(dqp), cudaFree(dkp), cudaFree(dqo);
+    cudaFree(dko), cudaFree(drp), cudaFree(dcol);
+    dev_free4(dq, dk, dv, dout);
+    free(q), free(k), free(v), free(o[0]), free(o[1]), free(ref);
+    free(qperm), free(kperm), free(qoff), free(koff), free(rp), free(col);
+}
+
 int main(void) {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) || ndev == 0) {
@@ -965,6 +1180,8 @@ int main(void) {
         test_graph(SVOO_METHOD_DENSE, 0);
     }
     test_ear_f16();
+    test_ear_direct(2, 128);
+    if (!quick) test_ear_direct(1, 64);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);
     if (!quick) test_ear_nothing_dropped(SVOO_METHOD_SVG2, 1, 64);
     test_nonfinite(SVOO_METHOD_SVOO);
