@@ -436,6 +436,32 @@ static void test_cli_profile_inspect(void **state) {
     assert_int_equal(run_cmd("grep -q 'bad.csv:2' %s", log), 0);
 }
 
+/* `svoo run --dumps` on what `svoo synth --steps 3` writes: bf16 dumps of steps 0, 25, 49
+ * (not consecutive). Before, the run took the consecutive steps from 0 only (step 0: all
+ * dense, no quality figure), and on the CPU failed on 16-bit dumps (its f32 dense reference
+ * output was refused: an output must have the input's dtype). */
+static void test_cli_run_dumps(void **state) {
+    (void)state;
+    const char *bin = svoo_bin();
+    if (!bin) skip();
+    char d[600], log[700], gone[800];
+    snprintf(d, sizeof d, "%s/synth", tmpdir);
+    snprintf(log, sizeof log, "%s/run.json", tmpdir);
+    assert_int_equal(
+        run_cmd("%s synth --preset small --steps 3 --layers 2 --out %s --quiet > /dev/null 2>&1", bin, d), 0);
+    assert_int_equal(run_cmd("%s run --dumps %s --method svoo --threads 2 --quiet --json > %s 2>&1", bin, d, log),
+                     0);
+    assert_int_equal(run_cmd("grep -q '\"steps_run\": *3' %s", log), 0);
+    /* step 0 and layer 0 are warm-up (dense); steps 25 and 49 of layer 1 are sparse */
+    assert_int_equal(run_cmd("grep -q '\"sparse_calls\": *2' %s", log), 0);
+    assert_int_equal(run_cmd("grep -q '\"rel_l2\"' %s", log), 0);
+    /* a present step without all layers: error naming the missing file */
+    snprintf(gone, sizeof gone, "%s/step025_layer01.safetensors", d);
+    unlink(gone);
+    assert_int_equal(run_cmd("%s run --dumps %s --quiet > %s 2>&1", bin, d, log), 1);
+    assert_int_equal(run_cmd("grep -q 'step025_layer01.safetensors missing' %s", log), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_bad_inputs),
@@ -444,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_profiler_round_trip),
         cmocka_unit_test(test_profiler_stability),
         cmocka_unit_test(test_cli_profile_inspect),
+        cmocka_unit_test(test_cli_run_dumps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

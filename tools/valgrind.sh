@@ -49,6 +49,20 @@ for run in range(2):
             data += a.tobytes()
         h = json.dumps(hdr).encode(); h += b' ' * (-len(h) % 8)
         open(f'{t}/dumps/run{run}/step{step:03d}_layer00.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + data)
+# bf16 dumps of steps 0 and 30 (not consecutive) x 2 layers for `svoo run`; one with a layer missing
+for d, steps in (('bf16', (0, 30)), ('gap', (0, 30))):
+    os.makedirs(f'{t}/dumps_{d}', exist_ok=True)
+    for step in steps:
+        for layer in range(2):
+            if d == 'gap' and (step, layer) == (30, 1):
+                continue
+            hdr, data = {}, b''
+            for name in 'qkv':
+                a = (rng.standard_normal((1, H, N, D)).astype('<f4').view('<u4') >> 16).astype('<u2')
+                hdr[name] = {'dtype': 'BF16', 'shape': [1, H, N, D], 'data_offsets': [len(data), len(data) + a.nbytes]}
+                data += a.tobytes()
+            h = json.dumps(hdr).encode(); h += b' ' * (-len(h) % 8)
+            open(f'{t}/dumps_{d}/step{step:03d}_layer{layer:02d}.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + data)
 PY
 
 VG="valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full \
@@ -96,6 +110,8 @@ run 1 attn --q "$T/missing.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o5.npy"
 run 0 profile --dumps "$T/dumps" --out "$T/profile.csv" --rows 4 --report --quiet
 run 0 inspect "$T/profile.csv" --png "$T/profile.png"
 run 0 run --dumps "$T/dumps/run0" --method dense,svoo,svg2 --recall-rows 8 --quiet
+run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 8 --quiet
+run 1 run --dumps "$T/dumps_gap" --quiet
 # cogvideox-small (1,560 tokens: 48 text first, D 64) rather than tiny (4,992
 # tokens, D 128): same generator and calibration code plus the text-token path,
 # about 45 s under memcheck instead of 185 s (CI budget, docs/RELIABILITY.md)

@@ -1,9 +1,11 @@
 /* runner.c : the workload driver behind `svoo run` and `svoo demo`. */
 #include "runner.h"
+#include "core/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static double now_ms(void) {
@@ -23,9 +25,12 @@ void run_method_init(run_method *m, svoo_method method, const char *label) {
 typedef struct {
     svoo_synth *synth;
     svoo_profile *profile; /* what SVOO reads (preset-shaped for synth) */
-    float *buf[4];         /* q, k, v, dense out: f32 [1, H, N, D] for synth */
+    float *buf[4];         /* q, k, v, dense out: f32 [1, H, N, D] (q, k, v: synth, and f32
+                            * copies of 16-bit dumps for the CPU dense reference) */
     void *obuf;            /* method output */
     svoo_tensorfile *file; /* dumps: the current call's file */
+    int *step_list;        /* the steps present (synth: 0 .. steps-1), ascending */
+    int nsteps;
 } source;
 
 static void source_free(source *s) {
@@ -34,10 +39,64 @@ static void source_free(source *s) {
     for (int i = 0; i < 4; i++) free(s->buf[i]);
     free(s->obuf);
     svoo_tensorfile_free(s->file);
+    free(s->step_list);
 }
 
 static int dumps_path(char *out, size_t cap, const char *dir, int step, int layer) {
     return snprintf(out, cap, "%s/step%03d_layer%02d.safetensors", dir, step, layer) >= (int)cap;
+}
+
+/* dumps: the steps present in `dir` (ascending, into s) and the grid, steps = max step + 1
+ * (what the warm-up and reuse schedule see) by layers = max layer + 1; every step present
+ * must hold every layer. Names other than stepSSS_layerLL.safetensors are ignored. */
+static int dumps_scan(const char *cmd, run_workload *w, source *s) {
+    DIR *d = opendir(w->dumps);
+    if (!d) {
+        fprintf(stderr, "svoo %s: error: cannot open directory %s\n", cmd, w->dumps);
+        return CLI_FAIL;
+    }
+    enum { MAX_STEP = 100000 };
+    unsigned char *seen = calloc(MAX_STEP, 1);
+    int max_step = -1, max_layer = -1, rc = 0;
+    struct dirent *e;
+    while (seen && (e = readdir(d))) {
+        int st = -1, ly = -1, end = 0;
+        char back[4096];
+        if (sscanf(e->d_name, "step%d_layer%d.safetensors%n", &st, &ly, &end) != 2 || e->d_name[end] ||
+            st < 0 || ly < 0 || st >= MAX_STEP || ly >= RUNNER_MAX_LAYERS)
+            continue;
+        /* only the canonical spelling (zero-padded) is the file dumps_path reads */
+        if (dumps_path(back, sizeof back, ".", st, ly) || strcmp(back + 2, e->d_name)) continue;
+        seen[st] = 1;
+        if (st > max_step) max_step = st;
+        if (ly > max_layer) max_layer = ly;
+    }
+    closedir(d);
+    if (!seen) return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
+    if (max_step < 0) {
+        fprintf(stderr, "svoo %s: error: %s holds no stepSSS_layerLL.safetensors (see docs/PROFILES.md)\n",
+                cmd, w->dumps);
+        rc = CLI_FAIL;
+    }
+    int n = 0;
+    for (int i = 0; i <= max_step; i++) n += seen[i];
+    if (!rc && !(s->step_list = malloc(sizeof(int) * (size_t)n)))
+        rc = cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
+    char path[4096];
+    for (int i = 0; !rc && i <= max_step; i++) {
+        if (!seen[i]) continue;
+        s->step_list[s->nsteps++] = i;
+        for (int l = 0; !rc && l <= max_layer; l++)
+            if (dumps_path(path, sizeof path, w->dumps, i, l) || access(path, R_OK) != 0) {
+                fprintf(stderr, "svoo %s: error: %s missing: step %d has files, so it needs layers 0-%d\n", cmd,
+                        path, i, max_layer);
+                rc = CLI_FAIL;
+            }
+    }
+    free(seen);
+    w->steps = max_step + 1;
+    w->layers = max_layer + 1;
+    return rc;
 }
 
 /* resolves shape and grid of the workload */
@@ -69,22 +128,18 @@ static int source_open(const char *cmd, run_workload *w, source *s) {
         size_t n = (size_t)w->heads * (size_t)w->n * (size_t)w->dim;
         for (int i = 0; i < 4; i++)
             if (!(s->buf[i] = malloc(n * 4))) return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
+        if (!(s->step_list = malloc(sizeof(int) * (size_t)w->steps)))
+            return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
+        for (s->nsteps = 0; s->nsteps < w->steps; s->nsteps++) s->step_list[s->nsteps] = s->nsteps;
         return 0;
     }
     s->profile = drive;
     /* dumps: grid from the file names present */
+    int rc = dumps_scan(cmd, w, s);
+    if (rc) return rc;
     char path[4096];
-    w->steps = 0;
-    w->layers = 0;
-    while (!dumps_path(path, sizeof path, w->dumps, 0, w->layers) && access(path, R_OK) == 0) w->layers++;
-    while (!dumps_path(path, sizeof path, w->dumps, w->steps, 0) && access(path, R_OK) == 0) w->steps++;
-    if (!w->steps || !w->layers) {
-        fprintf(stderr, "svoo %s: error: %s holds no step000_layer00.safetensors (see docs/PROFILES.md)\n",
-                cmd, w->dumps);
-        return CLI_FAIL;
-    }
     svoo_tensorfile *f;
-    dumps_path(path, sizeof path, w->dumps, 0, 0);
+    dumps_path(path, sizeof path, w->dumps, s->step_list[0], 0);
     if ((st = svoo_tensorfile_open(path, &f))) return cli_fail(cmd, st, NULL);
     svoo_array a;
     svoo_tensor t;
@@ -104,7 +159,11 @@ static int source_open(const char *cmd, run_workload *w, source *s) {
     w->dtype = t.dtype;
     svoo_tensorfile_free(f);
     size_t n = (size_t)w->heads * (size_t)w->n * (size_t)w->dim;
-    if (!(s->buf[3] = malloc(n * 4))) return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
+    /* on the CPU the reference is dense attention in f32 (its output is f32, and an output
+     * must have the input's dtype): 16-bit dumps get f32 copies for that call */
+    const int copies = w->dtype != SVOO_F32 && !w->cuda ? 3 : 0;
+    for (int i = 3 - copies; i < 4; i++)
+        if (!(s->buf[i] = malloc(n * 4))) return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
     return 0;
 }
 
@@ -133,7 +192,7 @@ static int source_call(const char *cmd, run_workload *w, source *s, int step, in
             return cli_fail(cmd, st, NULL);
         if (qkv[i].shape[0] != 1 || qkv[i].shape[1] != H || qkv[i].shape[2] != N ||
             qkv[i].shape[3] != D || qkv[i].dtype != w->dtype) {
-            fprintf(stderr, "svoo %s: error: %s: tensor '%s' differs in shape or dtype from step000_layer00\n",
+            fprintf(stderr, "svoo %s: error: %s: tensor '%s' differs in shape or dtype from the first dump\n",
                     cmd, path, names[i]);
             return CLI_FAIL;
         }
@@ -177,7 +236,7 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
     if (w->max_layers > 0 && w->max_layers < w->layers) w->ran_layers = w->max_layers;
     else w->ran_layers = w->layers;
     if (w->ran_layers > RUNNER_MAX_LAYERS) w->ran_layers = RUNNER_MAX_LAYERS;
-    w->ran_steps = w->max_steps > 0 && w->max_steps < w->steps ? w->max_steps : w->steps;
+    w->ran_steps = w->max_steps > 0 && w->max_steps < s.nsteps ? w->max_steps : s.nsteps;
 
     svoo_ctx *dense = NULL;
     run_method dm;
@@ -203,23 +262,35 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
     }
     long long total = (long long)w->ran_steps * w->ran_layers, done_calls = 0;
     for (int si = 0; si < w->ran_steps; si++) {
-        /* evenly spaced steps; consecutive when all are run */
-        int step = (int)((int64_t)si * w->steps / w->ran_steps);
+        /* evenly spaced over the steps present; all of them when all are run */
+        int step = s.step_list[(int64_t)si * s.nsteps / w->ran_steps];
         for (int layer = 0; layer < w->ran_layers; layer++) {
             svoo_tensor qkv[3];
             if ((rc = source_call(cmd, w, &s, step, layer, qkv))) goto done;
             svoo_tensor ref = svoo_tensor_bhnd(s.buf[3], SVOO_F32, 1, H, N, D), ref_call = ref;
             /* on the GPU: bf16 device copies (q, k, v, ref, out) of the call */
-            svoo_tensor dv[5], *in = qkv;
+            svoo_tensor dv[5], *in = qkv, ref_in[3], *rin = qkv;
             if (dev) {
                 if ((rc = cli_dev_upload(cmd, dev, qkv, dv))) goto done;
-                in = dv;
+                rin = in = dv;
                 ref_call = dv[3];
+            } else if (qkv[0].dtype != SVOO_F32) {
+                for (int i = 0; i < 3; i++) {
+                    ref_in[i] = svoo_tensor_bhnd(s.buf[i], SVOO_F32, 1, H, N, D);
+                    for (int64_t h = 0; h < H; h++)
+                        for (int64_t n = 0; n < N; n++) {
+                            const int64_t o = svoo_row_offset(&qkv[i], 0, h, n);
+                            for (int64_t d = 0; d < D; d++)
+                                s.buf[i][(h * N + n) * D + d] = svoo_load_elem(qkv[i].data, qkv[i].dtype, o + d);
+                        }
+                }
+                rin = ref_in;
             }
             svoo_stats dst;
             svoo_stats_init(&dst);
             double t = now_ms();
-            if ((st = svoo_attention(dense, step, layer, &in[0], &in[1], &in[2], &ref_call, dev ? &dst : NULL))) {
+            st = svoo_attention(dense, step, layer, &rin[0], &rin[1], &rin[2], &ref_call, dev ? &dst : NULL);
+            if (st) {
                 rc = cli_fail(cmd, st, dense);
                 goto done;
             }
