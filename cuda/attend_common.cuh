@@ -111,6 +111,66 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
     }
 }
 
+/* S = Q K^T of one key tile (the mma.sync kernels: attend_sm80.cu, ear_cuda.cu).
+ * s: NM m-frags (16 rows each, NW warps apart) x KN/8 n-frags; qa, ka: this lane's
+ * ldmatrix addresses of its Q rows and of the K tile with the 128-byte swizzle of
+ * chunk 0 (tile bases 1024-byte aligned, so chunk kk is an XOR) */
+template <int D, typename T, int KN, int NW, int NM>
+__device__ __forceinline__ void mma_qk(float (&s)[NM][KN / 8][4], uint32_t qa, uint32_t ka) {
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int n = 0; n < KN / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                s[mi][n][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t a[NM][4];
+#pragma unroll
+        for (int mi = 0; mi < NM; mi++)
+            ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 16 * NW * D * 2);
+#pragma unroll
+        for (int nj = 0; nj < KN / 16; nj++) {
+            uint32_t b[4];
+            ldsm_x4(b, (ka ^ (kk << 5)) + nj * 16 * D * 2);
+#pragma unroll
+            for (int mi = 0; mi < NM; mi++) {
+                mma16816<T>(s[mi][2 * nj], a[mi], b[0], b[1]);
+                mma16816<T>(s[mi][2 * nj + 1], a[mi], b[2], b[3]);
+            }
+        }
+    }
+}
+
+/* O += P V of one key tile: P = s (already exponentiated) packed to T as the A
+ * fragments, V by ldmatrix.trans from va (same swizzle) */
+template <int D, typename T, int KN, int NM>
+__device__ __forceinline__ void mma_pv(float (&o)[2][D / 8][4], const float (&s)[NM][KN / 8][4],
+                                       uint32_t va) {
+#pragma unroll
+    for (int kk = 0; kk < KN / 16; kk++) {
+        uint32_t a[NM][4];
+#pragma unroll
+        for (int mi = 0; mi < NM; mi++) {
+            a[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+            a[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+            a[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+            a[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dj = 0; dj < D / 16; dj++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, (va ^ (dj << 5)) + kk * 16 * D * 2);
+#pragma unroll
+            for (int mi = 0; mi < NM; mi++) {
+                mma16816<T>(o[mi][2 * dj], a[mi], b[0], b[1]);
+                mma16816<T>(o[mi][2 * dj + 1], a[mi], b[2], b[3]);
+            }
+        }
+    }
+}
+
 /* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
 template <int D> __device__ __forceinline__ int swz(int row, int c) {
     return row * D + ((c ^ (row & 7)) << 3);

@@ -90,33 +90,7 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
                                              int nvalid, float sl2, float (&o)[2][D / 8][4],
                                              float (&m)[2][2], float (&l)[2][2]) {
     float s[NM][KN / 8][4];
-#pragma unroll
-    for (int mi = 0; mi < NM; mi++)
-#pragma unroll
-        for (int n = 0; n < KN / 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                s[mi][n][e] = 0.f;
-
-                /* qa, ka, va: this lane's ldmatrix row address with the swizzle of chunk
-                 * 0 (the tile bases are 1024-byte aligned, so chunk 2kk is an XOR) */
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t a[NM][4];
-#pragma unroll
-        for (int mi = 0; mi < NM; mi++)
-            ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 16 * NW * D * 2);
-#pragma unroll
-        for (int nj = 0; nj < KN / 16; nj++) {
-            uint32_t b[4];
-            ldsm_x4(b, (ka ^ (kk << 5)) + nj * 16 * D * 2);
-#pragma unroll
-            for (int mi = 0; mi < NM; mi++) {
-                mma16816<T>(s[mi][2 * nj], a[mi], b[0], b[1]);
-                mma16816<T>(s[mi][2 * nj + 1], a[mi], b[2], b[3]);
-            }
-        }
-    }
+    mma_qk<D, T, KN, NW, NM>(s, qa, ka);
 
     /* mask keys past the end (only the last key tile is partial) */
     if (nvalid < KN) {
@@ -161,27 +135,7 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
             }
         }
 
-#pragma unroll
-    for (int kk = 0; kk < KN / 16; kk++) {
-        uint32_t a[NM][4];
-#pragma unroll
-        for (int mi = 0; mi < NM; mi++) {
-            a[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-            a[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-            a[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-            a[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-        }
-#pragma unroll
-        for (int dj = 0; dj < D / 16; dj++) {
-            uint32_t b[4];
-            ldsm_x4_t(b, (va ^ (dj << 5)) + kk * 16 * D * 2);
-#pragma unroll
-            for (int mi = 0; mi < NM; mi++) {
-                mma16816<T>(o[mi][2 * dj], a[mi], b[0], b[1]);
-                mma16816<T>(o[mi][2 * dj + 1], a[mi], b[2], b[3]);
-            }
-        }
-    }
+    mma_pv<D, T, KN, NM>(o, s, va);
 }
 
 template <int D, typename T, int KN, int NW, bool LSE>

@@ -136,30 +136,7 @@ __device__ __forceinline__ void ear_tile(uint32_t qa, uint32_t ka, uint32_t va, 
                                          float (&m)[2][2], float (&l)[2][2]) {
     constexpr int NW = 4;
     float s[NM][KN / 8][4];
-#pragma unroll
-    for (int mi = 0; mi < NM; mi++)
-#pragma unroll
-        for (int n = 0; n < KN / 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                s[mi][n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t a[NM][4];
-#pragma unroll
-        for (int mi = 0; mi < NM; mi++)
-            ldsm_x4(a[mi], (qa ^ (kk << 5)) + mi * 16 * NW * D * 2);
-#pragma unroll
-        for (int nj = 0; nj < KN / 16; nj++) {
-            uint32_t b[4];
-            ldsm_x4(b, (ka ^ (kk << 5)) + nj * 16 * D * 2);
-#pragma unroll
-            for (int mi = 0; mi < NM; mi++) {
-                mma16816<T>(s[mi][2 * nj], a[mi], b[0], b[1]);
-                mma16816<T>(s[mi][2 * nj + 1], a[mi], b[2], b[3]);
-            }
-        }
-    }
+    mma_qk<D, T, KN, NW, NM>(s, qa, ka);
     /* this lane's columns 8n + 2*(lane&3) + {0,1} carry bias[col] (-inf past the end) */
     const float *bl = bias + 2 * (lane & 3);
 #pragma unroll
@@ -197,27 +174,7 @@ __device__ __forceinline__ void ear_tile(uint32_t qa, uint32_t ka, uint32_t va, 
                 o[mi][n][2 * hi + 1] *= alpha;
             }
         }
-#pragma unroll
-    for (int kk = 0; kk < KN / 16; kk++) {
-        uint32_t a[NM][4];
-#pragma unroll
-        for (int mi = 0; mi < NM; mi++) {
-            a[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-            a[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-            a[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-            a[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-        }
-#pragma unroll
-        for (int dj = 0; dj < D / 16; dj++) {
-            uint32_t b[4];
-            ldsm_x4_t(b, (va ^ (dj << 5)) + kk * 16 * D * 2);
-#pragma unroll
-            for (int mi = 0; mi < NM; mi++) {
-                mma16816<T>(o[mi][2 * dj], a[mi], b[0], b[1]);
-                mma16816<T>(o[mi][2 * dj + 1], a[mi], b[2], b[3]);
-            }
-        }
-    }
+    mma_pv<D, T, KN, NM>(o, s, va);
 }
 
 template <typename T> __device__ __forceinline__ float tof(T x) {
