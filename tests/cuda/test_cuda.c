@@ -5,7 +5,7 @@
  *     the CPU planners (labels >= 99%, density) and the output's error vs
  *     dense is that of the CPU backend (dense: rel-L2 vs the CPU backend);
  *   - reuse steps, batch > 1, [B, N, H, D] views, D = 64;
- *   - config.ear: GPU vs the CPU executor with EAR on the GPU plan; with
+ *   - config.ear (svoo, svg2 and svg): GPU vs the CPU executor with EAR on the GPU plan; with
  *     top_p = 1 (nothing dropped) the same bytes as without EAR; the EAR
  *     kernels on a hand-made plan (Ck 2100: three 1024-cluster chunks, empty
  *     key clusters, an empty plan row);
@@ -680,8 +680,9 @@ typedef struct {
     int mixed; /* every third head clustered random data (not video-shaped) */
 } svg_case;
 
-static void svg_cfg(svoo_config *c, const svg_case *sc, svoo_device dev) {
+static void svg_cfg(svoo_config *c, const svg_case *sc, svoo_device dev, int ear) {
     svoo_config_init(c, SVOO_METHOD_SVG);
+    c->ear = ear; /* every block a head's band leaves out enters as one pseudo-key */
     c->device = dev;
     c->head_dim = sc->D;
     c->num_heads = (int)sc->H;
@@ -734,10 +735,13 @@ static void svg_hand_head(const svoo_svg_geom *g, int temporal, uint64_t seed, i
     free(u);
 }
 
-static void run_svg(const svg_case *sc, int graph) {
+/* ear: config.ear on both backends; the GPU output is then also compared with the
+ * CPU executor with EAR on the GPU plan, and the error vs dense is printed with and
+ * without EAR on that plan (not checked: v is noise, whose block means EAR uses) */
+static void run_svg(const svg_case *sc, int graph, int ear) {
     svoo_config cc, cg;
-    svg_cfg(&cc, sc, SVOO_DEVICE_CPU);
-    svg_cfg(&cg, sc, SVOO_DEVICE_CUDA);
+    svg_cfg(&cc, sc, SVOO_DEVICE_CPU, ear);
+    svg_cfg(&cg, sc, SVOO_DEVICE_CUDA, ear);
     svoo_svg_geom g;
     const int64_t B = sc->B, H = sc->H, N = (int64_t)sc->F * sc->Hh * sc->W + sc->T, BH = B * H;
     const int D = sc->D;
@@ -747,7 +751,10 @@ static void run_svg(const svg_case *sc, int graph) {
     if (s) return;
     const size_t hs = (size_t)N * D, cnt = (size_t)BH * hs, bytes = cnt * 2;
     uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *oc = malloc(bytes),
-             *og = malloc(bytes), *ref = malloc(bytes), *o2 = malloc(bytes);
+             *og = malloc(bytes), *ref = malloc(bytes), *o2 = malloc(bytes),
+             *noear = ear ? malloc(bytes) : NULL;
+    char name[80];
+    snprintf(name, sizeof name, "%s%s", sc->name, ear ? " ear" : "");
     int32_t *kind_g = malloc(BH * 4);
     double *mse_g = malloc(BH * 2 * sizeof(double));
     float *fq = malloc(hs * 4), *fk = malloc(hs * 4), *fv = malloc(hs * 4);
@@ -759,7 +766,7 @@ static void run_svg(const svg_case *sc, int graph) {
     CU(cudaMalloc(&dout, bytes * 2));
     svoo_ctx *ctx_c = NULL, *ctx_g = NULL;
     svoo_status s1 = svoo_ctx_create(&cc, &ctx_c), s2 = svoo_ctx_create(&cg, &ctx_g);
-    CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "%s: ctx create: %s / %s", sc->name, svoo_status_name(s1),
+    CHECK(s1 == SVOO_OK && s2 == SVOO_OK, "%s: ctx create: %s / %s", name, svoo_status_name(s1),
           svoo_last_error(NULL));
     if (s1 || s2) goto done;
     const int64_t w_s = svoo_svg_band(&g, SVOO_SVG_SPATIAL, cc.svg_sparsity),
@@ -791,23 +798,22 @@ static void run_svg(const svg_case *sc, int graph) {
         svoo_stats_init(&stg);
         s1 = svoo_attention(ctx_c, step, layer, &tq, &tk, &tv, &to, &stc);
         s2 = svoo_attention(ctx_g, step, layer, &gq, &gk, &gv, &go, &stg);
-        CHECK(s1 == SVOO_OK, "%s step %d: cpu: %s", sc->name, step, svoo_last_error(ctx_c));
-        CHECK(s2 == SVOO_OK, "%s step %d: cuda: %s: %s", sc->name, step, svoo_status_name(s2),
+        CHECK(s1 == SVOO_OK, "%s step %d: cpu: %s", name, step, svoo_last_error(ctx_c));
+        CHECK(s2 == SVOO_OK, "%s step %d: cuda: %s: %s", name, step, svoo_status_name(s2),
               svoo_last_error(ctx_g));
         if (s1 || s2) break;
         CU(cudaMemcpy(og, dout, bytes, cudaMemcpyDeviceToHost));
         const double r = rel_l2(og, oc, cnt);
-        CHECK(stg.dense == stc.dense && stg.dense == (call == 0), "%s step %d: dense %d / %d",
-              sc->name, step, stg.dense, stc.dense);
+        CHECK(stg.dense == stc.dense && stg.dense == (call == 0), "%s step %d: dense %d / %d", name,
+              step, stg.dense, stc.dense);
         if (call == 0) {
-            CHECK(r <= 1e-2, "%s step %d (warm-up, dense): rel-L2 cuda vs cpu %.4g", sc->name, step,
-                  r);
-            printf("  %-26s step %2d: warm-up dense, vs cpu %.1e\n", sc->name, step, r);
+            CHECK(r <= 1e-2, "%s step %d (warm-up, dense): rel-L2 cuda vs cpu %.4g", name, step, r);
+            printf("  %-26s step %2d: warm-up dense, vs cpu %.1e\n", name, step, r);
             continue;
         }
         /* classification: GPU vs CPU planner, MSE vs svoo_svg_classify */
         s = svoo_cuda_debug_svg(ctx_g, B, kind_g, mse_g);
-        CHECK(s == SVOO_OK, "%s: debug svg: %s", sc->name, svoo_last_error(ctx_g));
+        CHECK(s == SVOO_OK, "%s: debug svg: %s", name, svoo_last_error(ctx_g));
         int agree = 0, right = 0, hand = 0, decided = 0, decided_agree = 0, kinds_equal = 1;
         double mse_rel = 0;
         for (int64_t bh = 0; bh < BH; bh++) {
@@ -832,15 +838,15 @@ static void run_svg(const svg_case *sc, int graph) {
             if (fabs(mc[0] - mc[1]) > 0.01 * fmax(mc[0], mc[1]))
                 decided++, decided_agree += kc == kind_g[bh];
         }
-        CHECK(right == hand, "%s: hand-built heads classified %d / %d", sc->name, right, hand);
-        CHECK(decided_agree == decided, "%s: classification vs cpu %d / %d (clear heads)", sc->name,
+        CHECK(right == hand, "%s: hand-built heads classified %d / %d", name, right, hand);
+        CHECK(decided_agree == decided, "%s: classification vs cpu %d / %d (clear heads)", name,
               decided_agree, decided);
-        CHECK(mse_rel <= 1e-2, "%s: mse cuda vs cpu relative difference %.3g", sc->name, mse_rel);
+        CHECK(mse_rel <= 1e-2, "%s: mse cuda vs cpu relative difference %.3g", name, mse_rel);
         CHECK(stg.spatial_heads + stg.temporal_heads == BH &&
                   (!kinds_equal || (stg.temporal_heads == stc.temporal_heads &&
                                     stg.spatial_heads == stc.spatial_heads)),
-              "%s: stats heads cuda %d/%d cpu %d/%d", sc->name, stg.spatial_heads,
-              stg.temporal_heads, stc.spatial_heads, stc.temporal_heads);
+              "%s: stats heads cuda %d/%d cpu %d/%d", name, stg.spatial_heads, stg.temporal_heads,
+              stc.spatial_heads, stc.temporal_heads);
         /* output vs the CPU backend (same plan when the kinds agree) */
         double rmax = 0;
         for (int64_t bh = 0; bh < BH; bh++)
@@ -848,22 +854,47 @@ static void run_svg(const svg_case *sc, int graph) {
                 double rb = rel_l2(og + bh * hs, oc + bh * hs, hs);
                 rmax = rb > rmax ? rb : rmax;
             }
-        CHECK(rmax <= 1e-2, "%s: rel-L2 cuda vs cpu backend %.4g (worst head)", sc->name, rmax);
+        CHECK(rmax <= 1e-2, "%s: rel-L2 cuda vs cpu backend %.4g (worst head)", name, rmax);
         if (kinds_equal)
-            CHECK(fabs(stg.density - stc.density) <= 1e-9, "%s: density cuda %.6f cpu %.6f",
-                  sc->name, stg.density, stc.density);
+            CHECK(fabs(stg.density - stc.density) <= 1e-9, "%s: density cuda %.6f cpu %.6f", name,
+                  stg.density, stc.density);
         /* the GPU's plan on the CPU executor */
-        int bad = cpu_exec_gpu_plan(ctx_g, layer, q, k, v, B, H, N, D, 0, ref);
-        CHECK(!bad, "%s: GPU plan invalid", sc->name);
+        int bad = cpu_exec_gpu_plan(ctx_g, layer, q, k, v, B, H, N, D, ear, ref);
+        CHECK(!bad, "%s: GPU plan invalid", name);
         const double rx = rel_l2(og, ref, cnt);
-        CHECK(rx <= 1e-2, "%s: rel-L2 cuda vs CPU executor on the GPU plan %.4g", sc->name, rx);
+        CHECK(rx <= 1e-2, "%s: rel-L2 cuda vs CPU executor on the GPU plan %.4g", name, rx);
+        if (ear) {
+            /* the same plan without EAR (the GPU output must differ from it by more than
+             * the kernel noise where EAR moves the output), and the error vs dense */
+            bad = cpu_exec_gpu_plan(ctx_g, layer, q, k, v, B, H, N, D, 0, noear);
+            CHECK(!bad, "%s: GPU plan invalid (no EAR)", name);
+            const double moved = rel_l2(ref, noear, cnt), vs_noear = rel_l2(og, noear, cnt);
+            CHECK(moved <= 2 * rx || vs_noear > 2 * rx,
+                  "%s: GPU output %.3g from the plan without EAR, EAR moves the CPU output %.3g",
+                  name, vs_noear, moved);
+            svoo_config cd = cc;
+            cd.method = SVOO_METHOD_DENSE;
+            svoo_ctx *dctx = NULL;
+            svoo_tensor dov = view(o2, 0, B, H, N, D, 0);
+            double eg = -1, en = -1;
+            if (svoo_ctx_create(&cd, &dctx) == SVOO_OK &&
+                svoo_attention(dctx, step, layer, &tq, &tk, &tv, &dov, NULL) == SVOO_OK) {
+                eg = rel_l2(og, o2, cnt);
+                en = rel_l2(noear, o2, cnt);
+            }
+            CHECK(eg >= 0, "%s: dense reference failed", name);
+            svoo_ctx_free(dctx);
+            printf("  %-30s EAR: cpu-exec with vs without EAR %.1e (cuda %.1e); vs dense %.4f, "
+                   "same plan without EAR %.4f\n",
+                   name, moved, vs_noear, eg, en);
+        }
         printf("  %-26s step %2d: vs cpu %.1e (worst head %.1e), vs cpu-exec %.1e, kinds agree "
                "%d/%lld "
                "(clear %d/%d, hand %d/%d), mse rel diff %.1e, density %.4f (cpu %.4f), heads s/t "
                "%d/%d, plan %.2f ms "
                "attend %.2f ms\n",
-               sc->name, step, r, rmax, rx, agree, (long long)BH, decided_agree, decided, right,
-               hand, mse_rel, stg.density, stc.density, stg.spatial_heads, stg.temporal_heads,
+               name, step, r, rmax, rx, agree, (long long)BH, decided_agree, decided, right, hand,
+               mse_rel, stg.density, stc.density, stg.spatial_heads, stg.temporal_heads,
                stg.ms_plan, stg.ms_attend);
         if (!graph) continue;
         /* two layers captured in a graph on a fresh context = direct calls */
@@ -888,10 +919,10 @@ static void run_svg(const svg_case *sc, int graph) {
             CU(cudaGraphLaunch(ex, st));
             CU(cudaStreamSynchronize(st));
             CU(cudaMemcpy(o2, dout, bytes, cudaMemcpyDeviceToHost));
-            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay differs (rel-L2 %.3g)", sc->name,
+            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay differs (rel-L2 %.3g)", name,
                   rel_l2(o2, og, cnt));
             CU(cudaMemcpy(o2, (char *)dout + bytes, bytes, cudaMemcpyDeviceToHost));
-            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay (layer 3) differs", sc->name);
+            CHECK(memcmp(o2, og, bytes) == 0, "%s: graph replay (layer 3) differs", name);
             printf("  graph capture svg: 2 layers replayed, %s\n",
                    memcmp(o2, og, bytes) == 0 ? "identical" : "DIFFERENT");
             cudaGraphExecDestroy(ex);
@@ -905,7 +936,7 @@ done:
     svoo_ctx_free(ctx_g);
     dev_free4(dq, dk, dv, dout);
     free(q), free(k), free(v), free(oc), free(og), free(ref), free(o2);
-    free(kind_g), free(mse_g), free(fq), free(fk), free(fv), free(want);
+    free(noear), free(kind_g), free(mse_g), free(fq), free(fk), free(fv), free(want);
 }
 
 /* A hand-made plan for test_ear_direct: Ck key clusters with every 7th empty and
@@ -1160,7 +1191,7 @@ int main(void) {
     if (quick >= 2) {
         for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
             run_scenario(&tiny[i]);
-        run_svg(&svgs[1], 0);
+        run_svg(&svgs[1], 0, 0);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
         return g_fail ? 1 : 0;
@@ -1171,8 +1202,12 @@ int main(void) {
     }
     for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++) {
         if (quick && i > 1) continue;
-        run_svg(&svgs[i], i == 1);
+        run_svg(&svgs[i], i == 1, 0);
     }
+    /* svg + EAR: GPU vs the CPU backend and vs the CPU executor with EAR on the GPU
+     * plan (mixed: a third of the heads random, where the bands leave mass out) */
+    run_svg(&svgs[quick ? 1 : 3], 0, 1);
+    if (!quick) run_svg(&svgs[2], 1, 1);
     test_graph(SVOO_METHOD_SVOO, 0);
     test_graph(SVOO_METHOD_SVOO, 1);
     if (!quick) {
