@@ -19,13 +19,18 @@
 /* The CPU draws j_r = r + rng_r % (n - r) and swaps idx[r] <-> idx[j_r] for
  * r = 0..c-1 (partial Fisher-Yates); mu[r] = x[idx[r]]. splitmix64 is
  * counter-based, so every j_r is computed in parallel; the value at position
- * p before step r is traced back through the last earlier swap that wrote p. */
+ * p before step r is traced back through the last earlier swap that wrote p.
+ * Grid (ceil(c / INIT_ROWS), BH): every block draws all j_r and copies rows
+ * r = blockIdx.x + gridDim.x * i, one warp per row at a time, the trace-back
+ * searched by the whole warp (32 positions per step); the warp's loads of
+ * all its rows are issued before its stores. */
+enum { INIT_WARPS = 8, INIT_RPW = 4, INIT_ROWS = INIT_WARPS * INIT_RPW, INIT_EPL = 4 };
 template <typename T>
-__global__ void k_init_samples(svoo_dview x, int64_t n, int d, int c, uint64_t cfg_seed, int layer,
-                               int step, uint64_t xr, float *__restrict__ mu) {
-    extern __shared__ int32_t s_j[]; /* [c] then idx [c] */
-    int32_t *s_idx = s_j + c;
-    const int bh = blockIdx.x, h = bh % x.H;
+__global__ void __launch_bounds__(INIT_WARPS * 32)
+    k_init_samples(svoo_dview x, int64_t n, int d, int c, uint64_t cfg_seed, int layer, int step,
+                   uint64_t xr, float *__restrict__ mu) {
+    extern __shared__ int32_t s_j[]; /* [c] */
+    const int bh = blockIdx.y, h = bh % x.H;
     uint64_t s = cfg_seed ^ ((uint64_t)layer << 40) ^ ((uint64_t)h << 20) ^ (uint64_t)step;
     const uint64_t seed = svoo_cu_rng(&s) ^ xr;
     for (int r = threadIdx.x; r < c; r += blockDim.x) {
@@ -33,38 +38,67 @@ __global__ void k_init_samples(svoo_dview x, int64_t n, int d, int c, uint64_t c
         s_j[r] = (int32_t)(r + (int64_t)(svoo_cu_rng(&st) % (uint64_t)(n - r)));
     }
     __syncthreads();
-    for (int r = threadIdx.x; r < c; r += blockDim.x) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float v[INIT_RPW][INIT_EPL];
+#pragma unroll
+    for (int q = 0; q < INIT_RPW; q++) {
+        const int r = blockIdx.x + gridDim.x * (warp + INIT_WARPS * q);
+        if (r >= c) continue;
         int32_t p = s_j[r];
         int rr = r;
-        for (;;) {
-            int t = rr - 1;
-            while (t >= 0 && s_j[t] != p) t--;
+        for (;;) { /* the last t < rr with s_j[t] == p, 32 positions a step */
+            int t = -1;
+            for (int base = rr - 1; base >= 0; base -= 32) {
+                const int u = base - lane;
+                const unsigned b = __ballot_sync(0xffffffffu, u >= 0 && s_j[u] == p);
+                if (b) {
+                    t = base - (__ffs(b) - 1);
+                    break;
+                }
+            }
             if (t < 0) break;
             p = t; /* position t held, before step t, the value then moved to p */
             rr = t;
         }
-        s_idx[r] = p;
+        const T *src = dv_row<T>(x, bh, p);
+        if (d <= 32 * INIT_EPL) {
+#pragma unroll
+            for (int e = 0; e < INIT_EPL; e++) {
+                const int i = lane + 32 * e;
+                v[q][e] = i < d ? to_f(src[i]) : 0.f;
+            }
+        } else {
+            float *dst = mu + ((size_t)bh * c + r) * d;
+            for (int i = lane; i < d; i += 32)
+                dst[i] = to_f(src[i]);
+        }
     }
-    __syncthreads();
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-    for (int r = warp; r < c; r += nw) {
-        const T *src = dv_row<T>(x, bh, s_idx[r]);
+    if (d > 32 * INIT_EPL) return;
+#pragma unroll
+    for (int q = 0; q < INIT_RPW; q++) {
+        const int r = blockIdx.x + gridDim.x * (warp + INIT_WARPS * q);
+        if (r >= c) continue;
         float *dst = mu + ((size_t)bh * c + r) * d;
-        for (int i = lane; i < d; i += 32) dst[i] = to_f(src[i]);
+#pragma unroll
+        for (int e = 0; e < INIT_EPL; e++) {
+            const int i = lane + 32 * e;
+            if (i < d) dst[i] = v[q][e];
+        }
     }
 }
 
 cudaError_t svoo_cu_init_samples(int dtype, svoo_dview x, int BH, int64_t n, int d, int c,
                                  uint64_t cfg_seed, int layer, int step, uint64_t xr, float *mu,
                                  cudaStream_t st) {
-    size_t sm = (size_t)c * 2 * sizeof(int32_t);
+    const size_t sm = (size_t)c * sizeof(int32_t);
+    const dim3 grid((c + INIT_ROWS - 1) / INIT_ROWS, BH), block(INIT_WARPS * 32);
     if (dtype == 0)
-        k_init_samples<float><<<BH, 1024, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
+        k_init_samples<float><<<grid, block, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
     else if (dtype == 1)
-        k_init_samples<__half><<<BH, 1024, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
+        k_init_samples<__half><<<grid, block, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
     else
-        k_init_samples<__nv_bfloat16><<<BH, 1024, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr,
-                                                             mu);
+        k_init_samples<__nv_bfloat16>
+            <<<grid, block, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
     LAUNCH_CHECK();
 }
 
@@ -871,28 +905,33 @@ cudaError_t svoo_cu_centroids(int dtype, svoo_dview x, int BH, int64_t n, int d,
     LAUNCH_CHECK();
 }
 
-/* G[bh] = mu^T mu (D x D) over co rows; block = 4 rows of G; mu streamed
- * through shared memory in chunks of 64 rows, the next chunk's loads in flight
- * (registers) while the current one is summed */
-template <int D> __global__ void __launch_bounds__(256) k_gram(const float *__restrict__ mu, int co, float *__restrict__ G) {
-    constexpr int RB = 4, RPT = RB / (256 / D), CR = 64, LPT = CR * D / 256;
-    __shared__ float s_mu[CR][D];
+/* G[bh] = mu^T mu (D x D) over co rows; block = GRAM_RB rows of G (so mu is
+ * read D / GRAM_RB times per bh); mu streamed through shared memory in chunks
+ * of 64 rows, the next chunk's loads in flight (registers) while the current
+ * one is summed. Every G element is one fmaf chain over the rows in order. */
+enum { GRAM_RB = 8 };
+template <int D, int RB>
+__global__ void __launch_bounds__(256)
+    k_gram(const float *__restrict__ mu, int co, float *__restrict__ G) {
+    constexpr int RPT = RB / (256 / D), CR = 64, LPT = CR * D / 256 / 4;
+    __shared__ __align__(16) float s_mu[CR][D];
     const int bh = blockIdx.y, i0 = blockIdx.x * RB, j = threadIdx.x % D, ig = threadIdx.x / D;
-    const float *m = mu + (size_t)bh * co * D;
+    const float4 *m = (const float4 *)(mu + (size_t)bh * co * D);
     float acc[RPT] = {};
-    float pre[LPT];
+    float4 pre[LPT];
     auto load = [&](int r0) {
 #pragma unroll
         for (int u = 0; u < LPT; u++) {
-            const int t = threadIdx.x + 256 * u, rr = t / D;
-            pre[u] = r0 + rr < co ? m[(size_t)r0 * D + t] : 0.f;
+            const int t = threadIdx.x + 256 * u, rr = t / (D / 4);
+            pre[u] = r0 + rr < co ? m[(size_t)r0 * (D / 4) + t] : make_float4(0.f, 0.f, 0.f, 0.f);
         }
     };
     load(0);
     for (int r0 = 0; r0 < co; r0 += CR) {
         __syncthreads();
 #pragma unroll
-        for (int u = 0; u < LPT; u++) (&s_mu[0][0])[threadIdx.x + 256 * u] = pre[u];
+        for (int u = 0; u < LPT; u++)
+            ((float4 *)&s_mu[0][0])[threadIdx.x + 256 * u] = pre[u];
         __syncthreads();
         if (r0 + CR < co) load(r0 + CR);
 #pragma unroll 8
@@ -908,16 +947,16 @@ template <int D> __global__ void __launch_bounds__(256) k_gram(const float *__re
 
 cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaStream_t st) {
     if (d == 64)
-        k_gram<64><<<dim3(64 / 4, BH), 256, 0, st>>>(mu, co, G);
+        k_gram<64, GRAM_RB><<<dim3(64 / GRAM_RB, BH), 256, 0, st>>>(mu, co, G);
     else
-        k_gram<128><<<dim3(128 / 4, BH), 256, 0, st>>>(mu, co, G);
+        k_gram<128, GRAM_RB><<<dim3(128 / GRAM_RB, BH), 256, 0, st>>>(mu, co, G);
     LAUNCH_CHECK();
 }
 
 /* ---------------------------------------------------------------------- */
 /* top-p + floor selection                                                 */
 /* ---------------------------------------------------------------------- */
-enum { SEL_WARPS = 4 };
+enum { SEL_WARPS = 4, SEL_CK4 = 2048 };
 
 /* order-preserving map of a float onto uint32 (negative values too) */
 __device__ __forceinline__ unsigned ord_f(float x) {
@@ -931,19 +970,24 @@ __device__ __forceinline__ unsigned ord_f(float x) {
  * top_p * total, at least floor_count. The same set without a sort: a binary
  * search over the ordered bits of key finds the threshold tau (all keys above
  * it kept), then the ties at tau are added in index order, as the sorted scan
- * would. p is recomputed as exp(key - max key), proportional to the CPU's p
- * (top-p only uses ratios), so shared memory holds one float per cluster;
- * __expf everywhere, so the masses of the search and the total agree. */
-__global__ void __launch_bounds__(SEL_WARPS * 32)
-    k_select(const float *__restrict__ A, const int32_t *__restrict__ q_off, const int32_t *__restrict__ k_off,
-             int BH, int H, int cq, int ck, double top_p, svoo_cu_floor fl, int32_t *__restrict__ colbuf,
-             int32_t *__restrict__ cnt, double *__restrict__ dens) {
-    extern __shared__ float s_key[];
+ * would. p is exp(key - max key), proportional to the CPU's p (top-p only
+ * uses ratios), computed once per cluster with __expf into shared memory next
+ * to the ordered key bits (8 bytes per cluster), so the masses of the search
+ * and the total agree; the floor search counts only. */
+template <int W>
+__global__ void __launch_bounds__(W * 32)
+    k_select(const float *__restrict__ A, const int32_t *__restrict__ q_off,
+             const int32_t *__restrict__ k_off, int BH, int H, int cq, int ck, double top_p,
+             svoo_cu_floor fl, int32_t *__restrict__ colbuf, int32_t *__restrict__ cnt,
+             double *__restrict__ dens) {
+    extern __shared__ uint2 s_kw[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int64_t row = (int64_t)blockIdx.x * SEL_WARPS + warp;
+    const int64_t row = (int64_t)blockIdx.x * W + warp;
     if (row >= (int64_t)BH * cq) return;
     const int bh = (int)(row / cq), r = (int)(row % cq);
-    float *sk = s_key + (size_t)warp * ck; /* key, NaN for empty clusters */
+    /* per cluster: x = ord_f(key), 0 where key is NaN (no valid key maps to 0;
+     * every u searched is >= 1); y = bits of __expf(key - mx), 0 where NaN */
+    uint2 *kw = s_kw + (size_t)warp * ck;
     const float *ar = A + ((size_t)bh * cq + r) * ck;
     const int32_t *ko = k_off + (size_t)bh * (ck + 1);
     const unsigned lt = (1u << lane) - 1;
@@ -957,13 +1001,16 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
             mx = fmaxf(mx, key);
             m++;
         }
-        sk[c] = key;
+        kw[c].x = __float_as_uint(key);
     }
     mx = warp_max(mx);
     m = warp_sum(m);
     double tot = 0;
-    for (int c = lane; c < ck; c += 32)
-        if (ko[c + 1] > ko[c]) tot += __expf(sk[c] - mx);
+    for (int c = lane; c < ck; c += 32) {
+        const float k = __uint_as_float(kw[c].x), e = __expf(k - mx);
+        if (ko[c + 1] > ko[c]) tot += e;
+        kw[c] = k == k ? make_uint2(ord_f(k), __float_as_uint(e)) : make_uint2(0u, 0u);
+    }
     tot = warp_sum(tot);
     /* every non-empty key cluster, as src/plan/select.c: with top_p = 1 (the
      * scan would stop short of clusters whose weight underflows), and with
@@ -973,27 +1020,33 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     const bool keep_all = top_p >= 1.0 || !(tot > 0 && isfinite(tot));
     __syncwarp();
     /* S(u) = mass of the clusters with ordered key >= u; C(u) their count */
+    /* (the weights are summed in index order, as when they were recomputed
+     * from the keys in every pass: the same sums bit for bit) */
     auto mass_ge_f = [&](unsigned u) {
         float sum = 0.f;
+#pragma unroll 4
         for (int c = lane; c < ck; c += 32) {
-            const float k = sk[c];
-            if (k == k && ord_f(k) >= u) sum += __expf(k - mx);
+            const uint2 o = kw[c];
+            if (o.x >= u) sum += __uint_as_float(o.y);
         }
         sum = warp_sum(sum);
         return sum;
     };
-    auto mass_ge = [&](unsigned u, double *S, int *C) {
+    auto mass_ge = [&](unsigned u) {
         double sum = 0;
-        int n = 0;
+#pragma unroll 4
         for (int c = lane; c < ck; c += 32) {
-            const float k = sk[c];
-            if (k == k && ord_f(k) >= u) {
-                sum += __expf(k - mx);
-                n++;
-            }
+            const uint2 o = kw[c];
+            if (o.x >= u) sum += (double)__uint_as_float(o.y);
         }
-        *S = warp_sum(sum);
-        *C = warp_sum(n);
+        return warp_sum(sum);
+    };
+    auto count_ge = [&](unsigned u) {
+        int n = 0;
+#pragma unroll 4
+        for (int c = lane; c < ck; c += 32)
+            n += kw[c].x >= u;
+        return warp_sum(n);
     };
     const double thr = top_p * tot;
     unsigned tau;
@@ -1016,16 +1069,13 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         }
         while (hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
-            double S;
-            int C;
-            mass_ge(mid, &S, &C);
+            const double S = mass_ge(mid);
             if (S >= thr) lo = mid;
             else hi = mid;
         }
         tau = lo;
-        double Sg;
-        int Cg;
-        mass_ge(tau + 1, &Sg, &Cg);
+        const double Sg = mass_ge(tau + 1);
+        const int Cg = count_ge(tau + 1);
         /* the ties at tau in index order, each kept while the mass before it
          * is below thr (as the CPU's scan, whose tied weights may differ by
          * rounding; here the weight is a function of the key) */
@@ -1033,9 +1083,9 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         double cum = Sg;
         for (int base = 0; thr > 0 && cum < thr && base < ck; base += 32) {
             const int c = base + lane;
-            const float k = c < ck ? sk[c] : NAN;
-            const bool tie = k == k && ord_f(k) == tau;
-            const double x = tie ? (double)__expf(k - mx) : 0.0;
+            const uint2 kc = c < ck ? kw[c] : make_uint2(0u, 0u);
+            const bool tie = kc.x != 0 && kc.x == tau;
+            const double x = tie ? (double)__uint_as_float(kc.y) : 0.0;
             double incl = x;
 #pragma unroll
             for (int o = 1; o < 32; o <<= 1) {
@@ -1056,17 +1106,12 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
         unsigned lo = 0, hi = 0xff800001u;
         while (hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
-            double S;
-            int C;
-            mass_ge(mid, &S, &C);
-            if (C >= fc) lo = mid;
+            if (count_ge(mid) >= fc)
+                lo = mid;
             else hi = mid;
         }
         tau = lo;
-        double S;
-        int Cg;
-        mass_ge(tau + 1, &S, &Cg);
-        keep_j = fc - Cg;
+        keep_j = fc - count_ge(tau + 1);
         keep = fc;
     }
     /* ascending compaction: c = i * 32 + lane */
@@ -1075,9 +1120,8 @@ __global__ void __launch_bounds__(SEL_WARPS * 32)
     int64_t keys = 0;
     for (int base = 0; base < ck; base += 32) {
         const int c = base + lane;
-        const float k = c < ck ? sk[c] : NAN;
-        const unsigned bits = ord_f(k);
-        const bool valid = k == k && keep > 0;
+        const unsigned bits = c < ck ? kw[c].x : 0u;
+        const bool valid = bits != 0 && keep > 0;
         const bool tie = valid && bits == tau;
         const unsigned tb = __ballot_sync(0xffffffffu, tie);
         const bool sel = keep_all ? (c < ck && ko[c + 1] > ko[c])
@@ -1102,9 +1146,17 @@ cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *
                            int cq, int ck, double top_p, const svoo_cu_floor *fl, int32_t *colbuf,
                            int32_t *cnt, double *dens, cudaStream_t st) {
     const int64_t rows = (int64_t)BH * cq;
-    size_t sm = (size_t)SEL_WARPS * ck * sizeof(float);
-    k_select<<<(unsigned)((rows + SEL_WARPS - 1) / SEL_WARPS), SEL_WARPS * 32, sm, st>>>(
-        A, q_off, k_off, BH, H, cq, ck, top_p, *fl, colbuf, cnt, dens);
+    /* 8 bytes per key cluster and warp: 4 warps per block up to ck = 2048 */
+    if (ck <= SEL_CK4) {
+        const size_t sm = (size_t)SEL_WARPS * ck * sizeof(uint2);
+        k_select<SEL_WARPS>
+            <<<(unsigned)((rows + SEL_WARPS - 1) / SEL_WARPS), SEL_WARPS * 32, sm, st>>>(
+                A, q_off, k_off, BH, H, cq, ck, top_p, *fl, colbuf, cnt, dens);
+    } else {
+        const size_t sm = (size_t)ck * sizeof(uint2);
+        k_select<1><<<(unsigned)rows, 32, sm, st>>>(A, q_off, k_off, BH, H, cq, ck, top_p, *fl,
+                                                    colbuf, cnt, dens);
+    }
     LAUNCH_CHECK();
 }
 
@@ -1199,7 +1251,12 @@ cudaError_t svoo_cu_plan_setup(void) {
     if (!e) e = setup_assign<64>(optin, nsm, &a64);
     if (!e) e = setup_assign<128>(optin, nsm, &a128);
     if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) g_assign[dev][0] = a64, g_assign[dev][1] = a128;
-    if (!e) e = cudaFuncSetAttribute(k_select, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+    if (!e)
+        e = cudaFuncSetAttribute(k_select<SEL_WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 64 * 1024);
+    if (!e)
+        e = cudaFuncSetAttribute(k_select<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 64 * 1024);
     return e;
 }
 
