@@ -48,13 +48,16 @@ __global__ void __launch_bounds__(INIT_WARPS * 32)
         int rr = r;
         for (;;) { /* the last t < rr with s_j[t] == p, 32 positions a step */
             int t = -1;
-            for (int base = rr - 1; base >= 0; base -= 32) {
-                const int u = base - lane;
-                const unsigned b = __ballot_sync(0xffffffffu, u >= 0 && s_j[u] == p);
-                if (b) {
-                    t = base - (__ffs(b) - 1);
-                    break;
+            for (int base = rr - 1; base >= 0 && t < 0; base -= 128) {
+                unsigned b[4];
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    const int u = base - lane - 32 * k;
+                    b[k] = __ballot_sync(0xffffffffu, u >= 0 && s_j[u] == p);
                 }
+#pragma unroll
+                for (int k = 3; k >= 0; k--) /* the first hit in t order */
+                    if (b[k]) t = base - 32 * k - (__ffs(b[k]) - 1);
             }
             if (t < 0) break;
             p = t; /* position t held, before step t, the value then moved to p */
@@ -909,7 +912,7 @@ cudaError_t svoo_cu_centroids(int dtype, svoo_dview x, int BH, int64_t n, int d,
  * read D / GRAM_RB times per bh); mu streamed through shared memory in chunks
  * of 64 rows, the next chunk's loads in flight (registers) while the current
  * one is summed. Every G element is one fmaf chain over the rows in order. */
-enum { GRAM_RB = 8 };
+enum { GRAM_RB = 16 };
 template <int D, int RB>
 __global__ void __launch_bounds__(256)
     k_gram(const float *__restrict__ mu, int co, float *__restrict__ G) {
@@ -987,7 +990,8 @@ __global__ void __launch_bounds__(W * 32)
     const int bh = (int)(row / cq), r = (int)(row % cq);
     /* per cluster: x = ord_f(key), 0 where key is NaN (no valid key maps to 0;
      * every u searched is >= 1); y = bits of __expf(key - mx), 0 where NaN */
-    uint2 *kw = s_kw + (size_t)warp * ck;
+    const int ckp = (ck + 63) & ~63; /* (ck, ckp): (0, 0) */
+    uint2 *kw = s_kw + (size_t)warp * ckp;
     const float *ar = A + ((size_t)bh * cq + r) * ck;
     const int32_t *ko = k_off + (size_t)bh * (ck + 1);
     const unsigned lt = (1u << lane) - 1;
@@ -1006,12 +1010,21 @@ __global__ void __launch_bounds__(W * 32)
     mx = warp_max(mx);
     m = warp_sum(m);
     double tot = 0;
+    unsigned omin = 0xffffffffu, omax = 0; /* over the keys that are not NaN */
     for (int c = lane; c < ck; c += 32) {
         const float k = __uint_as_float(kw[c].x), e = __expf(k - mx);
         if (ko[c + 1] > ko[c]) tot += e;
-        kw[c] = k == k ? make_uint2(ord_f(k), __float_as_uint(e)) : make_uint2(0u, 0u);
+        const unsigned o = ord_f(k);
+        kw[c] = k == k ? make_uint2(o, __float_as_uint(e)) : make_uint2(0u, 0u);
+        if (k == k) omin = min(omin, o), omax = max(omax, o);
     }
+    for (int c = ck + lane; c < ckp; c += 32)
+        kw[c] = make_uint2(0u, 0u);
     tot = warp_sum(tot);
+    for (int s = 16; s; s >>= 1) {
+        omin = min(omin, __shfl_xor_sync(0xffffffffu, omin, s));
+        omax = max(omax, __shfl_xor_sync(0xffffffffu, omax, s));
+    }
     /* every non-empty key cluster, as src/plan/select.c: with top_p = 1 (the
      * scan would stop short of clusters whose weight underflows), and with
      * NaN/Inf centroid scores (non-finite q or k), so that the non-finite
@@ -1020,31 +1033,34 @@ __global__ void __launch_bounds__(W * 32)
     const bool keep_all = top_p >= 1.0 || !(tot > 0 && isfinite(tot));
     __syncwarp();
     /* S(u) = mass of the clusters with ordered key >= u; C(u) their count */
-    /* (the weights are summed in index order, as when they were recomputed
-     * from the keys in every pass: the same sums bit for bit) */
+    /* The double sums add the weights in index order, as when they were
+     * recomputed from the keys in every pass: the same sums bit for bit (+0.0
+     * for a key below u leaves a sum >= +0 as it was). The float sums, which
+     * only decide with 1e-4 margins (their rounding error is below 3e-6),
+     * use two accumulators. */
     auto mass_ge_f = [&](unsigned u) {
-        float sum = 0.f;
+        float s0 = 0.f, s1 = 0.f;
 #pragma unroll 4
-        for (int c = lane; c < ck; c += 32) {
-            const uint2 o = kw[c];
-            if (o.x >= u) sum += __uint_as_float(o.y);
+        for (int c = lane; c < ckp; c += 64) {
+            const uint2 o = kw[c], o1 = kw[c + 32];
+            s0 += o.x >= u ? __uint_as_float(o.y) : 0.f;
+            s1 += o1.x >= u ? __uint_as_float(o1.y) : 0.f;
         }
-        sum = warp_sum(sum);
-        return sum;
+        return warp_sum(s0 + s1);
     };
     auto mass_ge = [&](unsigned u) {
         double sum = 0;
-#pragma unroll 4
-        for (int c = lane; c < ck; c += 32) {
+#pragma unroll 8
+        for (int c = lane; c < ckp; c += 32) {
             const uint2 o = kw[c];
-            if (o.x >= u) sum += (double)__uint_as_float(o.y);
+            sum += o.x >= u ? (double)__uint_as_float(o.y) : 0.0;
         }
         return warp_sum(sum);
     };
     auto count_ge = [&](unsigned u) {
         int n = 0;
-#pragma unroll 4
-        for (int c = lane; c < ck; c += 32)
+#pragma unroll 8
+        for (int c = lane; c < ckp; c += 32)
             n += kw[c].x >= u;
         return warp_sum(n);
     };
@@ -1053,8 +1069,13 @@ __global__ void __launch_bounds__(W * 32)
     int keep_j; /* ties at tau kept, in index order */
     int keep;
     {
-        /* S(lo) >= thr, S(hi) < thr (thr > 0); ord_f(+inf) + 1 is above every key */
+        /* S(lo) >= thr, S(hi) < thr (thr > 0); ord_f(+inf) + 1 is above every key.
+         * Unless keep_all (tau unused), every non-empty key is finite and
+         * top_p < 1: S(omin) = tot >= thr (the same sum) and S(omax + 1) = 0,
+         * and the boundary found is the same whatever the bracket (S is
+         * monotone in u, every decision exact or with a safe margin). */
         unsigned lo = 0, hi = 0xff800001u;
+        if (!keep_all) lo = omin, hi = omax + 1;
         if (!(thr > 0)) lo = hi = 0xff800001u;
         /* coarse search in float, then the last steps in double */
         const float thr_f = (float)thr;
@@ -1102,8 +1123,10 @@ __global__ void __launch_bounds__(W * 32)
     int fc = fl.floor_count[bh % H];
     if (fc > m) fc = m;
     if (keep < fc) {
-        /* the fc largest: largest u with C(u) >= fc */
+        /* the fc largest: largest u with C(u) >= fc (exact counts; unless
+         * keep_all, C(omin) = m >= fc and C(omax + 1) = 0 < fc) */
         unsigned lo = 0, hi = 0xff800001u;
+        if (!keep_all) lo = omin, hi = omax + 1;
         while (hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
             if (count_ge(mid) >= fc)
@@ -1146,14 +1169,16 @@ cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *
                            int cq, int ck, double top_p, const svoo_cu_floor *fl, int32_t *colbuf,
                            int32_t *cnt, double *dens, cudaStream_t st) {
     const int64_t rows = (int64_t)BH * cq;
-    /* 8 bytes per key cluster and warp: 4 warps per block up to ck = 2048 */
+    /* 8 bytes per key cluster (ck rounded up to 64) and warp: 4 warps per
+     * block up to ck = 2048 */
+    const int ckp = (ck + 63) & ~63;
     if (ck <= SEL_CK4) {
-        const size_t sm = (size_t)SEL_WARPS * ck * sizeof(uint2);
+        const size_t sm = (size_t)SEL_WARPS * ckp * sizeof(uint2);
         k_select<SEL_WARPS>
             <<<(unsigned)((rows + SEL_WARPS - 1) / SEL_WARPS), SEL_WARPS * 32, sm, st>>>(
                 A, q_off, k_off, BH, H, cq, ck, top_p, *fl, colbuf, cnt, dens);
     } else {
-        const size_t sm = (size_t)ck * sizeof(uint2);
+        const size_t sm = (size_t)ckp * sizeof(uint2);
         k_select<1><<<(unsigned)rows, 32, sm, st>>>(A, q_off, k_off, BH, H, cq, ck, top_p, *fl,
                                                     colbuf, cnt, dens);
     }
