@@ -38,13 +38,16 @@
                      : SVOO_ACC64(d)                                                               \
                      : "l"(da), "l"(db), "r"(accum));                                              \
     }
-#define SVOO_WGMMA_RS_N128(name, T)                                                                \
-    __device__ __forceinline__ void name(float(&d)[64], const uint32_t(&a)[4], uint64_t db) {      \
+/* rs N = 128 with B either MN-major (TB "1", V) or K-major (TB "0", the
+ * assignment's weights); accum = 0 starts D at zero */
+#define SVOO_WGMMA_RS_N128(name, T, TB)                                                            \
+    __device__ __forceinline__ void name(float(&d)[64], const uint32_t(&a)[4], uint64_t db,        \
+                                         int accum = 1) {                                          \
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                  \
                      "wgmma.mma_async.sync.aligned.m64n128k16.f32." T "." T " " SVOO_D64           \
-                     ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                               \
+                     ", {%64, %65, %66, %67}, %68, p, 1, 1, " TB ";\n}\n"                          \
                      : SVOO_ACC64(d)                                                               \
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));               \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accum));           \
     }
 #define SVOO_WGMMA_RS_N64(name, T)                                                                 \
     __device__ __forceinline__ void name(float(&d)[32], const uint32_t(&a)[4], uint64_t db) {      \
@@ -55,10 +58,11 @@
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));               \
     }
 SVOO_WGMMA_SS_N128(wgmma_ss_n128_bf16, "bf16")
-SVOO_WGMMA_RS_N128(wgmma_rs_n128_bf16, "bf16")
+SVOO_WGMMA_RS_N128(wgmma_rs_n128_bf16, "bf16", "1")
 SVOO_WGMMA_RS_N64(wgmma_rs_n64_bf16, "bf16")
 SVOO_WGMMA_SS_N128(wgmma_ss_n128_f16, "f16")
-SVOO_WGMMA_RS_N128(wgmma_rs_n128_f16, "f16")
+SVOO_WGMMA_RS_N128(wgmma_rs_n128_f16, "f16", "1")
+SVOO_WGMMA_RS_N128(wgmma_rs_kn128_f16, "f16", "0")
 SVOO_WGMMA_RS_N64(wgmma_rs_n64_f16, "f16")
 
 /* ---- sm_90 device helpers (assembled only where the kernel body is) ---- */
