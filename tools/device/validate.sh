@@ -12,6 +12,10 @@ nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv
 S=/usr/local/cuda/bin/compute-sanitizer
 t0=$(date +%s)
 ./$BUILD/test_cuda > $OUT/test_cuda.txt 2>&1; echo "test_cuda rc $? ($(( $(date +%s)-t0 )) s)"; tail -3 $OUT/test_cuda.txt
+# the mma.sync assignment (what sm_80 / 86 / 89 run) on this Hopper GPU too
+t0=$(date +%s)
+SVOO_CUDA_ASSIGN=sm80 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_a80.txt 2>&1
+echo "test_cuda quick, SVOO_CUDA_ASSIGN=sm80 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_a80.txt
 for tool in memcheck synccheck; do t0=$(date +%s)
   SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
   echo "$tool rc $? ($(( $(date +%s)-t0 )) s)"; tail -2 $OUT/$tool.txt; done
