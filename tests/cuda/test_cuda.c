@@ -1175,6 +1175,11 @@ int main(void) {
         {"svoo ear 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 1},
         {"svg2 ear", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 2e-2, 1},
         {"svg2 ear 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2, 1},
+        /* more items (bh x ceil(n / 192)) than an H200 has SMs (132): the persistent
+         * k_assign90's blocks take 2-3 items each, so its row copy one item ahead and
+         * its mbarrier ring wrap (6 uses of 4 stages on the k side: ck 200, 2 tiles)
+         * run; D = 64, ck not a multiple of 128, n not a multiple of 192 */
+        {"svoo 64/200 d64 b4 h3", SVOO_METHOD_SVOO, 4, 3, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0},
     };
     const scenario tiny[] = {
         {"dense tiny d128", SVOO_METHOD_DENSE, 1, 1, 700, 128, 0, 0, 0, {0}, 1, 1e-2, 0},
