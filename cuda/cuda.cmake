@@ -23,8 +23,9 @@ add_library(svoo_cuda OBJECT ${SVOO_CUDA_SOURCES})
 target_include_directories(svoo_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src
                                              ${PROJECT_SOURCE_DIR}/cuda)
 target_compile_definitions(svoo_cuda PRIVATE ${SVOO_DEFS} SVOO_WITH_CUDA)
-# the Hopper wgmma kernel is dispatched only when an sm_90a image is built
-# (cuda/attend_sm80.cu); "90" or "native" builds use the mma.sync kernel
+# the Hopper wgmma kernels (attention: dispatched in cuda/attend_sm80.cu;
+# assignment: svoo_cu_plan_setup) run only when an sm_90a image is built; "90"
+# or "native" builds use the mma.sync kernels
 if(CMAKE_CUDA_ARCHITECTURES MATCHES "90a")
   target_compile_definitions(svoo_cuda PRIVATE SVOO_HAVE_SM90A)
 endif()

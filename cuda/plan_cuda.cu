@@ -1151,10 +1151,10 @@ cudaError_t svoo_cu_plan_setup(void) {
     if (!e) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (!e) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
     const char *rt = getenv("SVOO_CUDA_ASSIGN_RT");
-    if (rt && rt[0] == '1') optin = 0;
+    const int optin_rt = rt && rt[0] == '1' ? 0 : optin;
     assign_cfg a64 = {}, a128 = {};
-    if (!e) e = setup_assign<64>(optin, nsm, &a64);
-    if (!e) e = setup_assign<128>(optin, nsm, &a128);
+    if (!e) e = setup_assign<64>(optin_rt, nsm, &a64);
+    if (!e) e = setup_assign<128>(optin_rt, nsm, &a128);
 #ifdef SVOO_HAVE_SM90A
     /* the wgmma kernel on compute capability 9.0 (SVOO_CUDA_ASSIGN=sm80 keeps
      * the mma.sync one, for comparisons) */
@@ -1170,6 +1170,15 @@ cudaError_t svoo_cu_plan_setup(void) {
             e = e90;
     }
 #endif
+    /* tests (validate.sh, racecheck.sh): a persistent grid of at most this many
+     * blocks, so that every block takes many items even on small inputs */
+    const char *gc = getenv("SVOO_CUDA_ASSIGN_GRID");
+    const int cap = gc ? atoi(gc) : 0;
+    if (cap > 0)
+        for (assign_cfg *a : {&a64, &a128}) {
+            a->blocks = a->blocks < cap ? a->blocks : cap;
+            a->sm90 = a->sm90 < cap ? a->sm90 : cap;
+        }
     if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) g_assign[dev][0] = a64, g_assign[dev][1] = a128;
     if (!e)
         e = cudaFuncSetAttribute(k_select<SEL_WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,

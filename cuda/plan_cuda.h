@@ -35,7 +35,8 @@ cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c,
                             cudaStream_t st);
 /* label[bh][i] = argmax_c (x_i . w_c + bias_c): fp16 tensor cores on wh/bias_h,
  * near ties re-scored in f32 from wf/bias (c x d unscaled; a second kernel,
- * k_refine, after the GEMM); first max on ties */
+ * k_refine, after the GEMM); of two scores equal within the fp16 error, the
+ * lower index (three or more such: the top two of the packed keys decide) */
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
                            int32_t *label, cudaStream_t st);

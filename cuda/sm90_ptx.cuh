@@ -1,7 +1,8 @@
-/* sm90_ptx.cuh : inline-PTX building blocks of the Hopper attention kernels
- * (cuda/attend_sm90.cu and its kept versions in dev/cuda/): wgmma wrappers,
- * mbarriers, named barriers, proxy fences, shared-memory descriptors with the
- * 128-byte swizzle, and the per-dtype MMA pair of the attention loop.
+/* sm90_ptx.cuh : inline-PTX building blocks of the Hopper kernels (attention:
+ * cuda/attend_sm90.cu and its kept versions in dev/cuda/; assignment:
+ * cuda/assign_sm90.cu): wgmma wrappers, mbarriers, named barriers, proxy
+ * fences, shared-memory descriptors with the 128-byte swizzle, and the
+ * per-dtype MMA pair of the attention loop.
  * Include only inside the sm_90a device pass (SVOO_SM90_WGMMA). */
 #ifndef SVOO_SM90_PTX_CUH
 #define SVOO_SM90_PTX_CUH
@@ -12,8 +13,9 @@
 
 /* ---- wgmma wrappers: D (f32, 64 x N over the warpgroup) += A (64 x 16) B (16 x N);
  * ss: A and B from shared-memory descriptors, K-major; rs: A from registers,
- * B MN-major (transposed). One macro per form, instantiated per input type
- * (bf16, f16): the PTX differs only in the type names. ---- */
+ * B MN-major (V) or K-major (the assignment's weights). One macro per form,
+ * instantiated per input type (bf16, f16): the PTX differs only in the type
+ * names. ---- */
 #define SVOO_ACC8(d, i)                                                                            \
     "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]),    \
         "+f"(d[i + 6]), "+f"(d[i + 7])

@@ -194,6 +194,7 @@ typedef struct {
     int steps[4], nsteps; /* steps run in order */
     double tol_out;       /* rel-L2 GPU vs CPU backend */
     int ear;              /* config.ear on both backends */
+    int f16;              /* the GPU gets f16 copies of the bf16 data (exact) */
 } scenario;
 
 static void base_cfg(svoo_config *c, const scenario *sc, svoo_device dev) {
@@ -240,7 +241,18 @@ static void run_scenario(const scenario *sc) {
                 }
     }
     void *dq, *dk, *dv, *dout;
-    dev_qkv(hq, hk, hv, bytes, bytes, &dq, &dk, &dv, &dout);
+    if (sc->f16) { /* bf16 -> f16 in place for the upload, then back (both exact) */
+        uint16_t *hs[3] = {hq, hk, hv};
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < cnt; i++)
+                hs[t][i] = svoo_f32_to_f16(svoo_bf16_to_f32(hs[t][i]));
+        dev_qkv(hq, hk, hv, bytes, bytes, &dq, &dk, &dv, &dout);
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < cnt; i++)
+                hs[t][i] = svoo_f32_to_bf16(svoo_f16_to_f32(hs[t][i]));
+    } else {
+        dev_qkv(hq, hk, hv, bytes, bytes, &dq, &dk, &dv, &dout);
+    }
 
     svoo_config cc, cg;
     base_cfg(&cc, sc, SVOO_DEVICE_CPU);
@@ -258,6 +270,7 @@ static void run_scenario(const scenario *sc) {
         svoo_tensor gq = view(dq, 1, B, H, N, D, sc->bnhd), gk = view(dk, 1, B, H, N, D, sc->bnhd),
                     gv = view(dv, 1, B, H, N, D, sc->bnhd),
                     go = view(dout, 1, B, H, N, D, sc->bnhd);
+        if (sc->f16) gq.dtype = gk.dtype = gv.dtype = go.dtype = SVOO_F16;
         svoo_stats stc, stg;
         svoo_stats_init(&stc);
         svoo_stats_init(&stg);
@@ -269,6 +282,9 @@ static void run_scenario(const scenario *sc) {
               svoo_last_error(ctx_g));
         if (s1 || s2) break;
         CU(cudaMemcpy(og, dout, bytes, cudaMemcpyDeviceToHost));
+        if (sc->f16)
+            for (size_t i = 0; i < cnt; i++)
+                og[i] = svoo_f32_to_bf16(svoo_f16_to_f32(og[i]));
         if (sc->bnhd) {
             to_bhnd(tmp, oc, B, H, N, D);
             to_bhnd(og, tmp, B, H, N, D);
@@ -386,7 +402,7 @@ static void test_graph(svoo_method m, int ear) {
     dev_qkv(q, k, v, bytes, bytes * L, &dq, &dk, &dv, &dout);
     cudaStream_t st;
     CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    scenario sc = {"graph", m, B, H, N, D, 0, 0, 0, {0}, 0, 0, ear};
+    scenario sc = {"graph", m, B, H, N, D, 0, 0, 0, {0}, 0, 0, ear, 0};
     svoo_ctx *ctx[2] = {NULL, NULL};
     for (int run = 0; run < 2; run++) {
         svoo_config c;
@@ -438,9 +454,9 @@ done:
 
 /* config.ear with f16 tensors (the bf16 test values, which f16 holds exactly but
  * for subnormals): GPU vs the CPU executor with EAR on the GPU plan */
-static void test_ear_f16(void) {
+static void test_ear_f16(int D) {
     const int64_t B = 1, H = 2, N = 3001;
-    const int D = 128, step = 12, layer = 1;
+    const int step = 12, layer = 1;
     const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2;
     uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *h16 = malloc(bytes * 3),
              *og = malloc(bytes), *ref = malloc(bytes);
@@ -451,7 +467,7 @@ static void test_ear_f16(void) {
             h16[t * cnt + i] = svoo_f32_to_f16(svoo_bf16_to_f32(src[t][i]));
     void *dq, *dk, *dv, *dout;
     dev_qkv(h16, h16 + cnt, h16 + 2 * cnt, bytes, bytes, &dq, &dk, &dv, &dout);
-    scenario sc = {"ear f16", SVOO_METHOD_SVOO, B, H, N, D, 0, 0, 0, {0}, 0, 0, 1};
+    scenario sc = {"ear f16", SVOO_METHOD_SVOO, B, H, N, D, 0, 0, 0, {0}, 0, 0, 1, 0};
     svoo_config cg;
     base_cfg(&cg, &sc, SVOO_DEVICE_CUDA);
     cg.log_fn = quiet;
@@ -478,7 +494,7 @@ static void test_ear_f16(void) {
         const double r = sqrt(num / (den > 0 ? den : 1));
         CHECK(!s && !bad && r <= 1e-2,
               "ear f16: rel-L2 vs the CPU executor with EAR on the GPU plan %.3g", r);
-        printf("  ear f16 d128          : vs cpu-exec %.1e\n", r);
+        printf("  ear f16 d%-3d          : vs cpu-exec %.1e\n", D, r);
     }
     svoo_ctx_free(ctx);
     dev_free4(dq, dk, dv, dout);
@@ -506,7 +522,7 @@ static void test_ear_nothing_dropped(svoo_method m, int64_t B, int D) {
     dev_qkv(q, k, v, bytes, bytes, &dq, &dk, &dv, &dout);
     int ok = 1;
     for (int ear = 0; ear < 2; ear++) {
-        scenario sc = {"ear top-p 1", m, B, H, N, D, 0, 0, 0, {0}, 0, 0, ear};
+        scenario sc = {"ear top-p 1", m, B, H, N, D, 0, 0, 0, {0}, 0, 0, ear, 0};
         svoo_config c;
         base_cfg(&c, &sc, SVOO_DEVICE_CUDA);
         c.top_p = 1.0;
@@ -553,7 +569,7 @@ static void test_nonfinite(svoo_method m) {
         k[(size_t)1234 * D + j] = 0x7fc0; /* bf16 NaN, head 0, key 1234 */
     void *dq, *dk, *dv, *dout;
     dev_qkv(q, k, v, bytes, bytes, &dq, &dk, &dv, &dout);
-    scenario sc = {"nonfinite", m, B, H, N, D, 0, 0, 0, {0}, 0, 0, 0};
+    scenario sc = {"nonfinite", m, B, H, N, D, 0, 0, 0, {0}, 0, 0, 0, 0};
     svoo_config cc, cg;
     base_cfg(&cc, &sc, SVOO_DEVICE_CPU);
     base_cfg(&cg, &sc, SVOO_DEVICE_CUDA);
@@ -603,7 +619,7 @@ static void test_bad_inputs(void) {
     const int64_t B = 1, H = 2, N = 512;
     const int D = 64;
     const size_t bytes = (size_t)B * H * N * D * 2;
-    scenario sc = {"bad", SVOO_METHOD_SVOO, B, H, N, D, 0, 0, 0, {0}, 0, 0, 0};
+    scenario sc = {"bad", SVOO_METHOD_SVOO, B, H, N, D, 0, 0, 0, {0}, 0, 0, 0, 0};
     svoo_config c;
     base_cfg(&c, &sc, SVOO_DEVICE_CUDA);
     c.log_fn = quiet;
@@ -1163,29 +1179,61 @@ int main(void) {
     /* the level itself (a bare `getenv && atoi` made SVOO_TEST_QUICK=2 run the =1 subset) */
     const int quick = getenv("SVOO_TEST_QUICK") ? atoi(getenv("SVOO_TEST_QUICK")) : 0;
     const scenario all[] = {
-        {"dense d128", SVOO_METHOD_DENSE, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 1e-2, 0},
-        {"dense d64 bnhd b2", SVOO_METHOD_DENSE, 2, 2, 1999, 64, 1, 0, 0, {3}, 1, 1e-2, 0},
-        {"svoo auto", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12, 31}, 4, 2e-2, 0},
-        {"svoo 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0},
-        {"svg2 auto", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2, 0},
-        {"svg2 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2, 0},
+        {"dense d128", SVOO_METHOD_DENSE, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 1e-2, 0, 0},
+        {"dense d64 bnhd b2", SVOO_METHOD_DENSE, 2, 2, 1999, 64, 1, 0, 0, {3}, 1, 1e-2, 0, 0},
+        {"svoo auto", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12, 31}, 4, 2e-2, 0, 0},
+        {"svoo 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0, 0},
+        {"svg2 auto", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2, 0, 0},
+        {"svg2 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2, 0, 0},
         /* config.ear: GPU EAR vs the CPU executor with EAR on the GPU plan, and below
          * the error of that plan without EAR */
-        {"svoo ear", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12}, 3, 2e-2, 1},
-        {"svoo ear 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 1},
-        {"svg2 ear", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 2e-2, 1},
-        {"svg2 ear 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2, 1},
+        {"svoo ear", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12}, 3, 2e-2, 1, 0},
+        {"svoo ear 64/200 d64 b2",
+         SVOO_METHOD_SVOO,
+         2,
+         2,
+         6007,
+         64,
+         1,
+         64,
+         200,
+         {5},
+         1,
+         2e-2,
+         1,
+         0},
+        {"svg2 ear", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 2e-2, 1, 0},
+        {"svg2 ear 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2, 1, 0},
         /* more items (bh x ceil(n / 192)) than an H200 has SMs (132): the persistent
          * k_assign90's blocks take 2-3 items each, so its row copy one item ahead and
          * its mbarrier ring wrap (6 uses of 4 stages on the k side: ck 200, 2 tiles)
          * run; D = 64, ck not a multiple of 128, n not a multiple of 192 */
-        {"svoo 64/200 d64 b4 h3", SVOO_METHOD_SVOO, 4, 3, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0},
+        {"svoo 64/200 d64 b4 h3", SVOO_METHOD_SVOO, 4, 3, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0, 0},
+        /* 376 items and 5 weight tiles per item on the k side (ck 600): the ring of 4
+         * stages wraps inside an item too */
+        {"svoo 64/600 b2 h4", SVOO_METHOD_SVOO, 2, 4, 9001, 128, 0, 64, 600, {5}, 1, 2e-2, 0, 0},
+        /* f16 rows: k_assign90<__half>, D = 64 and 128, labels vs the CPU planners */
+        {"svoo 64/200 d64 b2 f16",
+         SVOO_METHOD_SVOO,
+         2,
+         2,
+         6007,
+         64,
+         1,
+         64,
+         200,
+         {5},
+         1,
+         2e-2,
+         0,
+         1},
+        {"svg2 auto f16", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2, 0, 1},
     };
     const scenario tiny[] = {
-        {"dense tiny d128", SVOO_METHOD_DENSE, 1, 1, 700, 128, 0, 0, 0, {0}, 1, 1e-2, 0},
-        {"svoo tiny d128", SVOO_METHOD_SVOO, 1, 1, 1100, 128, 0, 16, 48, {5}, 1, 2e-2, 0},
-        {"svg2 tiny d64 b2", SVOO_METHOD_SVG2, 2, 1, 900, 64, 1, 12, 40, {2}, 1, 2e-2, 0},
-        {"svoo ear tiny d128", SVOO_METHOD_SVOO, 1, 1, 1100, 128, 0, 16, 48, {5}, 1, 2e-2, 1},
+        {"dense tiny d128", SVOO_METHOD_DENSE, 1, 1, 700, 128, 0, 0, 0, {0}, 1, 1e-2, 0, 0},
+        {"svoo tiny d128", SVOO_METHOD_SVOO, 1, 1, 1100, 128, 0, 16, 48, {5}, 1, 2e-2, 0, 0},
+        {"svg2 tiny d64 b2", SVOO_METHOD_SVG2, 2, 1, 900, 64, 1, 12, 40, {2}, 1, 2e-2, 0, 0},
+        {"svoo ear tiny d128", SVOO_METHOD_SVOO, 1, 1, 1100, 128, 0, 16, 48, {5}, 1, 2e-2, 1, 0},
     };
     const svg_case svgs[] = {
         {"svg d128 text last", 1, 4, 128, 8, 8, 12, 32, 0, 32, 0},
@@ -1202,7 +1250,7 @@ int main(void) {
         return g_fail ? 1 : 0;
     }
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        if (quick && i != 0 && i != 2 && i != 4 && i != 6) continue;
+        if (quick && i != 0 && i != 2 && i != 4 && i != 6 && i != 12) continue;
         run_scenario(&all[i]);
     }
     for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++) {
@@ -1219,7 +1267,8 @@ int main(void) {
         test_graph(SVOO_METHOD_SVG2, 0);
         test_graph(SVOO_METHOD_DENSE, 0);
     }
-    test_ear_f16();
+    test_ear_f16(128);
+    test_ear_f16(64);
     test_ear_direct(2, 128);
     if (!quick) test_ear_direct(1, 64);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);

@@ -17,7 +17,8 @@ t0=$(date +%s)
 SVOO_CUDA_ASSIGN=sm80 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_a80.txt 2>&1
 echo "test_cuda quick, SVOO_CUDA_ASSIGN=sm80 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_a80.txt
 for tool in memcheck synccheck; do t0=$(date +%s)
-  SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
+  # two persistent assignment blocks: each takes many items (next-item copies, ring wraps)
+  SVOO_CUDA_ASSIGN_GRID=2 SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
   echo "$tool rc $? ($(( $(date +%s)-t0 )) s)"; tail -2 $OUT/$tool.txt; done
 # racecheck: the tiny subset split by kernel into parallel processes (tools/device/racecheck.sh;
 # one process with every kernel instrumented did not finish in 150 s)
