@@ -1178,6 +1178,7 @@ int main(void) {
     printf("test_cuda on %s (sm_%d%d)\n", p.name, p.major, p.minor);
     /* the level itself (a bare `getenv && atoi` made SVOO_TEST_QUICK=2 run the =1 subset) */
     const int quick = getenv("SVOO_TEST_QUICK") ? atoi(getenv("SVOO_TEST_QUICK")) : 0;
+    /* clang-format off */
     const scenario all[] = {
         {"dense d128", SVOO_METHOD_DENSE, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 1e-2, 0, 0},
         {"dense d64 bnhd b2", SVOO_METHOD_DENSE, 2, 2, 1999, 64, 1, 0, 0, {3}, 1, 1e-2, 0, 0},
@@ -1188,20 +1189,7 @@ int main(void) {
         /* config.ear: GPU EAR vs the CPU executor with EAR on the GPU plan, and below
          * the error of that plan without EAR */
         {"svoo ear", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12}, 3, 2e-2, 1, 0},
-        {"svoo ear 64/200 d64 b2",
-         SVOO_METHOD_SVOO,
-         2,
-         2,
-         6007,
-         64,
-         1,
-         64,
-         200,
-         {5},
-         1,
-         2e-2,
-         1,
-         0},
+        {"svoo ear 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 1, 0},
         {"svg2 ear", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 2e-2, 1, 0},
         {"svg2 ear 40/150 d64", SVOO_METHOD_SVG2, 1, 2, 3000, 64, 0, 40, 150, {2}, 1, 2e-2, 1, 0},
         /* more items (bh x ceil(n / 192)) than an H200 has SMs (132): the persistent
@@ -1213,22 +1201,10 @@ int main(void) {
          * stages wraps inside an item too */
         {"svoo 64/600 b2 h4", SVOO_METHOD_SVOO, 2, 4, 9001, 128, 0, 64, 600, {5}, 1, 2e-2, 0, 0},
         /* f16 rows: k_assign90<__half>, D = 64 and 128, labels vs the CPU planners */
-        {"svoo 64/200 d64 b2 f16",
-         SVOO_METHOD_SVOO,
-         2,
-         2,
-         6007,
-         64,
-         1,
-         64,
-         200,
-         {5},
-         1,
-         2e-2,
-         0,
-         1},
+        {"svoo 64/200 d64 b2 f16", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0, 1},
         {"svg2 auto f16", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2, 0, 1},
     };
+    /* clang-format on */
     const scenario tiny[] = {
         {"dense tiny d128", SVOO_METHOD_DENSE, 1, 1, 700, 128, 0, 0, 0, {0}, 1, 1e-2, 0, 0},
         {"svoo tiny d128", SVOO_METHOD_SVOO, 1, 1, 1100, 128, 0, 16, 48, {5}, 1, 2e-2, 0, 0},
