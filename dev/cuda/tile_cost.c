@@ -1,0 +1,151 @@
+/* tile_cost.c : how much of the Hopper attention kernel's work is row-tile padding on a
+ * real calibrated plan, and what the tail schemes of docs/CUDA_KERNEL.md ("Left") could
+ * give. The plan is the CPU SVOO planner's (the GPU's agrees on 0.998-1.000 of the labels)
+ * on svoo_synth data of a preset, heads calibrated to a profile, one (step, layer) call
+ * re-planned from scratch as `svoo bench cuda --step S --layer L` does.
+ *
+ * Per query cluster r (s_r rows, K_r selected keys, K_r rounded up to 128-key tiles):
+ * useful work s_r K_r; the kernel runs floor(s_r / 128) full 128-row items and one tail
+ * item of t = s_r mod 128 rows, each over all K_r keys. Item cost in units of a full item
+ * (measured, docs/CUDA_KERNEL.md v4 attempt: a <= 64-row tail costs 0.73):
+ *   now     : tail <= 64 rows 0.73, 65-127 rows 1
+ *   half    : tail <= 64 rows 0.5 (perfect: e.g. two tails packed to an item, each
+ *             consumer on its own key stream)
+ *   packed  : s_r / 128 (rows of several clusters packed into items at no cost: the
+ *             bound of any row packing; 64-row granularity gives exactly `half`)
+ * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
+ * reference the measured dense TFLOP/s belongs to, so the predicted sparse rate of a
+ * model is dense_tflops x eff(model) / eff(dense).
+ *
+ * Build (CPU, after a CPU build in build-f):
+ *   cc -O2 -std=c11 -Iinclude -Isrc dev/cuda/tile_cost.c build-f/libsvoo.a \
+ *      -lopenblas -lgomp -ljson-c -lpng -lm -o build-f/tile_cost
+ * Run: build-f/tile_cost PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads] */
+#define SVOO_STATIC_LINKING_ONLY
+#include "svoo.h"
+
+#include "core/ctx.h"
+#include "plan/plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    double useful, now, half, packed;
+} cost;
+
+/* adds query cluster (s rows, K keys) to c */
+static void add_cluster(cost *c, int64_t s, int64_t K) {
+    if (s <= 0 || K <= 0) return;
+    const double keys = (double)((K + 127) / 128 * 128), full = (double)(s / 128);
+    const int64_t t = s % 128;
+    c->useful += (double)s * (double)K;
+    c->now += 128.0 * keys * (full + (t == 0 ? 0 : t <= 64 ? 0.73 : 1.0));
+    c->half += 128.0 * keys * (full + (t == 0 ? 0 : t <= 64 ? 0.5 : 1.0));
+    c->packed += keys * (double)s;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads]\n",
+                argv[0]);
+        return 2;
+    }
+    const char *preset = argc > 2 ? argv[2] : "wan2.1-1.3b-720p";
+    const int step = argc > 3 ? atoi(argv[3]) : 10, layer = argc > 4 ? atoi(argv[4]) : 5;
+    const double dense_tf = argc > 5 ? atof(argv[5]) : 550.0;
+    const int nth = argc > 6 ? atoi(argv[6]) : 2;
+    svoo_profile *src = NULL, *prof = NULL;
+    svoo_synth *syn = NULL;
+    svoo_synth_config sc;
+    svoo_synth_config_init(&sc);
+    svoo_status s = svoo_synth_preset(preset, &sc);
+    if (!s) s = svoo_profile_load(argv[1], &src);
+    sc.profile = src;
+    if (!s) s = svoo_synth_create(&sc, &syn);
+    if (!s) s = svoo_synth_profile(syn, &prof);
+    if (s) {
+        fprintf(stderr, "tile_cost: %s: %s\n", svoo_status_string(s), svoo_last_error(NULL));
+        return 1;
+    }
+    const int H = sc.heads, D = sc.head_dim;
+    const int64_t N = (int64_t)sc.frames * sc.height * sc.width + sc.text_tokens;
+    const size_t cnt = (size_t)H * N * D;
+    uint16_t *q16 = malloc(cnt * 2), *k16 = malloc(cnt * 2), *v16 = malloc(cnt * 2);
+    float *q = malloc((size_t)N * D * 4), *k = malloc((size_t)N * D * 4),
+          *v = malloc((size_t)N * D * 4);
+    if (!q16 || !k16 || !v16 || !q || !k || !v) return 1;
+    s = svoo_synth_generate(syn, step, layer, SVOO_BF16, q16, k16, v16); /* [1, H, N, D] */
+
+    svoo_config cfg;
+    svoo_config_init(&cfg, SVOO_METHOD_SVOO);
+    cfg.head_dim = D, cfg.num_heads = H, cfg.num_layers = sc.layers, cfg.num_steps = sc.steps;
+    cfg.frames = sc.frames, cfg.height = sc.height, cfg.width = sc.width;
+    cfg.text_tokens = sc.text_tokens, cfg.profile = prof, cfg.num_threads = nth;
+    svoo_ctx *ctx = NULL;
+    if (!s) s = svoo_ctx_create(&cfg, &ctx);
+    int cq = 0, ck = 0;
+    svoo_clusters_resolve(&cfg, N, &cq, &ck);
+    cost tot = {0}, dense = {0};
+    add_cluster(&dense, N, N);
+    int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0;
+    for (int h = 0; h < H && !s; h++) {
+        const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
+                                   v16 + (size_t)h * N * D};
+        float *dst3[3] = {q, k, v};
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < (size_t)N * D; i++)
+                dst3[t][i] = svoo_bf16_to_f32(src3[t][i]);
+        svoo_head_state st;
+        memset(&st, 0, sizeof st);
+        svoo_plan plan;
+        memset(&plan, 0, sizeof plan);
+        s = svoo_head_state_reserve(&st, N, cq, ck, D);
+        svoo_plan_input in = {&cfg, step, layer, h, q, k, v, N, D, cq, ck, &st, 1, 0, nth};
+        in.floor_ratio = svoo_floor_ratio(ctx, step, layer, h);
+        if (!s) s = svoo_plan_svoo(&in, &plan);
+        cost hc = {0};
+        for (int r = 0; r < plan.cq && !s; r++) {
+            int64_t K = 0;
+            for (int32_t e = plan.row_ptr[r]; e < plan.row_ptr[r + 1]; e++)
+                K += plan.k_off[plan.col[e] + 1] - plan.k_off[plan.col[e]];
+            const int64_t rows = plan.q_off[r + 1] - plan.q_off[r];
+            if (rows > 0 && K > 0) {
+                ncl++;
+                nfull += rows / 128;
+                if (rows % 128) *(rows % 128 <= 64 ? &ntail64 : &ntail128) += 1;
+            }
+            add_cluster(&hc, rows, K);
+        }
+        printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f\n",
+               h, svoo_plan_density(&plan), hc.useful / hc.now, hc.useful / hc.half,
+               hc.useful / hc.packed);
+        tot.useful += hc.useful, tot.now += hc.now, tot.half += hc.half, tot.packed += hc.packed;
+        svoo_plan_release(&plan);
+        svoo_head_state_release(&st);
+    }
+    if (s) {
+        fprintf(stderr, "tile_cost: %s: %s\n", svoo_status_string(s), svoo_last_error(ctx));
+        return 1;
+    }
+    const double ed = dense.useful / dense.now;
+    printf("%s step %d layer %d, %d x %lld x %d, clusters %d / %d: %lld query clusters with keys: "
+           "%lld full items, %lld tails <= 64 rows, %lld tails 65-127\n",
+           preset, step, layer, H, (long long)N, D, cq, ck, (long long)ncl, (long long)nfull,
+           (long long)ntail64, (long long)ntail128);
+    printf("efficiency (useful / executed): dense %.4f; sparse now %.4f, half-cost tails %.4f, "
+           "packed rows %.4f\n",
+           ed, tot.useful / tot.now, tot.useful / tot.half, tot.useful / tot.packed);
+    printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
+           "rows %.0f\n",
+           dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
+           dense_tf * tot.useful / tot.packed / ed);
+    svoo_ctx_free(ctx);
+    svoo_synth_free(syn);
+    svoo_profile_free(prof);
+    svoo_profile_free(src);
+    free(q16), free(k16), free(v16), free(q), free(k), free(v);
+    return 0;
+}
