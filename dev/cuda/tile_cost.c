@@ -13,6 +13,9 @@
  *             consumer on its own key stream)
  *   packed  : s_r / 128 (rows of several clusters packed into items at no cost: the
  *             bound of any row packing; 64-row granularity gives exactly `half`)
+ *   union   : 64-row slices at 0.5, each cluster's full slices alone, the remainders
+ *             (s_r mod 64 rows) of a head packed greedily into shared slices that run the
+ *             union of their key clusters (masked per row): a slice's keys are the union
  * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
  * reference the measured dense TFLOP/s belongs to, so the predicted sparse rate of a
  * model is dense_tflops x eff(model) / eff(dense).
@@ -33,8 +36,70 @@
 #include <string.h>
 
 typedef struct {
-    double useful, now, half, packed;
+    double useful, now, half, packed, uni;
 } cost;
+
+enum { MAXCK = 4096, WORDS = MAXCK / 64 };
+/* a slice of 64 rows shared by remainders: rows used, union of key clusters, its keys */
+typedef struct {
+    int rows;
+    int64_t keys;
+    uint64_t sel[WORDS];
+} slice;
+
+static int64_t pad128(int64_t k) {
+    return (k + 127) / 128 * 128;
+}
+
+/* keys of the union of a and b (key cluster sizes ksz) */
+static int64_t union_keys(const uint64_t *a, const uint64_t *b, const int32_t *ksz, int ck) {
+    int64_t k = 0;
+    for (int c = 0; c < ck; c++)
+        if (((a[c / 64] | b[c / 64]) >> (c % 64)) & 1) k += ksz[c];
+    return k;
+}
+
+/* the union model of one head: remainders in descending size, each into the open slice
+ * where it adds the least cost, or a new slice when that is cheaper */
+static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                         const int64_t *K, slice *sl) {
+    int order[MAXCK], n = 0, nsl = 0;
+    double c = 0;
+    for (int r = 0; r < p->cq; r++) {
+        const int64_t rows = p->q_off[r + 1] - p->q_off[r];
+        if (rows <= 0 || K[r] <= 0) continue;
+        c += 64.0 * (double)pad128(K[r]) * (double)(rows / 64);
+        if (rows % 64) order[n++] = r;
+    }
+    for (int i = 1; i < n; i++) /* insertion sort, remainders descending */
+        for (int j = i; j > 0; j--) {
+            const int a = order[j - 1], b = order[j];
+            if ((p->q_off[a + 1] - p->q_off[a]) % 64 >= (p->q_off[b + 1] - p->q_off[b]) % 64) break;
+            order[j - 1] = b, order[j] = a;
+        }
+    for (int i = 0; i < n; i++) {
+        const int r = order[i], t = (int)((p->q_off[r + 1] - p->q_off[r]) % 64);
+        int best = -1;
+        int64_t best_add = pad128(K[r]), best_keys = K[r];
+        for (int b = 0; b < nsl; b++) {
+            if (sl[b].rows + t > 64) continue;
+            const int64_t u = union_keys(sl[b].sel, sel[r], ksz, p->ck);
+            if (pad128(u) - pad128(sl[b].keys) < best_add)
+                best = b, best_add = pad128(u) - pad128(sl[b].keys), best_keys = u;
+        }
+        if (best < 0) {
+            best = nsl++;
+            memset(&sl[best], 0, sizeof sl[best]);
+        }
+        sl[best].rows += t;
+        sl[best].keys = best_keys;
+        for (int w = 0; w < WORDS; w++)
+            sl[best].sel[w] |= sel[r][w];
+    }
+    for (int b = 0; b < nsl; b++)
+        c += 64.0 * (double)pad128(sl[b].keys);
+    return c;
+}
 
 /* adds query cluster (s rows, K keys) to c */
 static void add_cluster(cost *c, int64_t s, int64_t K) {
@@ -88,6 +153,15 @@ int main(int argc, char **argv) {
     if (!s) s = svoo_ctx_create(&cfg, &ctx);
     int cq = 0, ck = 0;
     svoo_clusters_resolve(&cfg, N, &cq, &ck);
+    if (cq > MAXCK || ck > MAXCK) {
+        fprintf(stderr, "tile_cost: at most %d clusters a side\n", MAXCK);
+        return 1;
+    }
+    int32_t *ksz = malloc(sizeof(int32_t) * ck);
+    int64_t *Kr = malloc(sizeof(int64_t) * cq);
+    uint64_t(*sel)[WORDS] = malloc(sizeof(uint64_t) * WORDS * cq);
+    slice *slices = malloc(sizeof(slice) * cq);
+    if (!ksz || !Kr || !sel || !slices) return 1;
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
     int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0;
@@ -107,10 +181,16 @@ int main(int argc, char **argv) {
         in.floor_ratio = svoo_floor_ratio(ctx, step, layer, h);
         if (!s) s = svoo_plan_svoo(&in, &plan);
         cost hc = {0};
+        for (int c = 0; c < plan.ck && !s; c++)
+            ksz[c] = plan.k_off[c + 1] - plan.k_off[c];
+        memset(sel, 0, sizeof(uint64_t) * WORDS * (size_t)plan.cq);
         for (int r = 0; r < plan.cq && !s; r++) {
             int64_t K = 0;
-            for (int32_t e = plan.row_ptr[r]; e < plan.row_ptr[r + 1]; e++)
-                K += plan.k_off[plan.col[e] + 1] - plan.k_off[plan.col[e]];
+            for (int32_t e = plan.row_ptr[r]; e < plan.row_ptr[r + 1]; e++) {
+                K += ksz[plan.col[e]];
+                sel[r][plan.col[e] / 64] |= 1ull << (plan.col[e] % 64);
+            }
+            Kr[r] = K;
             const int64_t rows = plan.q_off[r + 1] - plan.q_off[r];
             if (rows > 0 && K > 0) {
                 ncl++;
@@ -119,10 +199,13 @@ int main(int argc, char **argv) {
             }
             add_cluster(&hc, rows, K);
         }
-        printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f\n",
+        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices);
+        printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f, "
+               "union %.3f\n",
                h, svoo_plan_density(&plan), hc.useful / hc.now, hc.useful / hc.half,
-               hc.useful / hc.packed);
+               hc.useful / hc.packed, hc.useful / hc.uni);
         tot.useful += hc.useful, tot.now += hc.now, tot.half += hc.half, tot.packed += hc.packed;
+        tot.uni += hc.uni;
         svoo_plan_release(&plan);
         svoo_head_state_release(&st);
     }
@@ -136,12 +219,14 @@ int main(int argc, char **argv) {
            preset, step, layer, H, (long long)N, D, cq, ck, (long long)ncl, (long long)nfull,
            (long long)ntail64, (long long)ntail128);
     printf("efficiency (useful / executed): dense %.4f; sparse now %.4f, half-cost tails %.4f, "
-           "packed rows %.4f\n",
-           ed, tot.useful / tot.now, tot.useful / tot.half, tot.useful / tot.packed);
+           "packed rows %.4f, union slices %.4f\n",
+           ed, tot.useful / tot.now, tot.useful / tot.half, tot.useful / tot.packed,
+           tot.useful / tot.uni);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
-           "rows %.0f\n",
+           "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
-           dense_tf * tot.useful / tot.packed / ed);
+           dense_tf * tot.useful / tot.packed / ed, dense_tf * tot.useful / tot.uni / ed);
+    free(ksz), free(Kr), free(sel), free(slices);
     svoo_ctx_free(ctx);
     svoo_synth_free(syn);
     svoo_profile_free(prof);
