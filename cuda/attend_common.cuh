@@ -172,6 +172,67 @@ __device__ __forceinline__ void mma_pv(float (&o)[2][D / 8][4], const float (&s)
 }
 
 /* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
+/* exclusive prefix of each thread's `run` over a block of NTHR threads (this
+ * thread: lane, warp), through warp shuffles and scan[NTHR / 32] in shared
+ * memory; `bar` synchronises the block; *total = the block's sum */
+template <int NTHR, class Bar>
+__device__ __forceinline__ int block_exscan(int run, int lane, int warp, int *scan, Bar bar,
+                                            int &total) {
+    int incl = run;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        int y = __shfl_up_sync(0xffffffffu, incl, d);
+        if (lane >= d) incl += y;
+    }
+    if (lane == 31) scan[warp] = incl;
+    bar();
+    int wbase = 0;
+    total = 0;
+#pragma unroll
+    for (int w = 0; w < NTHR / 32; w++) {
+        int y = scan[w];
+        wbase += w < warp ? y : 0;
+        total += y;
+    }
+    return wbase + incl - run;
+}
+
+/* BM rows of Q (permuted positions row0 + row, gathered through qperm; rows >=
+ * nrows zero-filled) -> the swizzled tile at qdst, one cp.async group: this
+ * thread copies rows lrow + it * RPI, 16-byte chunks lc + 8 j (j < CPT) */
+template <int D, int BM, int RPI, int CPT, typename T>
+__device__ __forceinline__ void load_q_tile(uint32_t qdst, int lrow, int lc, const T *qb,
+                                            const svoo_cuda_attend_params &p, const int32_t *qperm,
+                                            int row0, int nrows) {
+#pragma unroll
+    for (int it = 0; it < BM / RPI; it++) {
+        int row = lrow + it * RPI;
+        bool ok = row < nrows;
+        int orig = ok ? (qperm ? __ldg(qperm + row0 + row) : row0 + row) : 0;
+#pragma unroll
+        for (int j = 0; j < CPT; j++)
+            cp_async16(qdst + it * RPI * D * 2 + j * 128,
+                       qb + (int64_t)orig * p.q_stride_n + (lc + 8 * j) * 8, ok ? 16 : 0);
+    }
+    cp_commit();
+}
+
+/* the online softmax's start: o = 0, running max -inf, sum 0 (2 m-frags) */
+template <int D>
+__device__ __forceinline__ void init_acc(float (&o)[2][D / 8][4], float (&m)[2][2],
+                                         float (&l)[2][2]) {
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                o[mi][n][e] = 0.f;
+        m[mi][0] = m[mi][1] = -INFINITY;
+        l[mi][0] = l[mi][1] = 0.f;
+    }
+}
+
 template <int D> __device__ __forceinline__ int swz(int row, int c) {
     return row * D + ((c ^ (row & 7)) << 3);
 }
@@ -202,22 +263,8 @@ __device__ __forceinline__ int build_table(const int32_t *__restrict__ col,
         }
         run += sz[j];
     }
-    int incl = run;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-        int y = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d) incl += y;
-    }
-    if (lane == 31) scan[warp] = incl;
-    bar();
-    int wbase = 0, total = 0;
-#pragma unroll
-    for (int w = 0; w < NTHR / 32; w++) {
-        int y = scan[w];
-        wbase += w < warp ? y : 0;
-        total += y;
-    }
-    int ex = wbase + incl - run;
+    int total;
+    int ex = block_exscan<NTHR>(run, lane, warp, scan, bar, total);
 #pragma unroll
     for (int j = 0; j < PER; j++) {
         int i = tid * PER + j;

@@ -179,30 +179,11 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
     const int lrow = tid / TPR, lc = tid % TPR; /* chunks lc + 8j (j < CPT): +128j bytes */
     const uint32_t ldst = ks0 + lrow * D * 2 + ((lc ^ (lrow & 7)) << 4);
     /* Q tile, gathered */
-#pragma unroll
-    for (int it = 0; it < BM / RPI; it++) {
-        int row = lrow + it * RPI;
-        bool ok = row < nrows;
-        int orig = ok ? (qperm ? __ldg(qperm + row0 + row) : row0 + row) : 0;
-#pragma unroll
-        for (int j = 0; j < CPT; j++)
-            cp_async16(ldst - (uint32_t)(S::k - S::q) + it * RPI * D * 2 + j * 128,
-                       qb + (int64_t)orig * p.q_stride_n + (lc + 8 * j) * 8, ok ? 16 : 0);
-    }
-    cp_commit();
-
+    load_q_tile<D, BM, RPI, CPT>(ldst - (uint32_t)(S::k - S::q), lrow, lc, qb, p, qperm, row0,
+                                 nrows);
     float o[2][D / 8][4];
     float m[2][2], l[2][2];
-#pragma unroll
-    for (int mi = 0; mi < 2; mi++) {
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                o[mi][n][e] = 0.f;
-        m[mi][0] = m[mi][1] = -INFINITY;
-        l[mi][0] = l[mi][1] = 0.f;
-    }
+    init_acc<D>(o, m, l);
     const int nm = (warp * 16 < nrows) + (16 * NW + warp * 16 < nrows); /* active m-frags */
     const float sl2 = p.scale * 1.4426950408889634f;
     const int l7 = lane & 7, g = lane >> 3;
