@@ -17,9 +17,19 @@
 namespace svoo_attend {
 
 /* one work item: rows row0 .. row0+nrows-1 (permuted positions) of query
- * cluster r of head bh */
+ * cluster r of head bh; r < 0: union item m = -1 - r (worklist.cu) of nrows
+ * rows (row0 unused) */
 struct Tile {
     int bh, r, row0, nrows;
+};
+
+/* union items: at most MIX_ROWS rows of at most MIX_MEMBERS query clusters of
+ * a head whose selections take at most MIX_CK key clusters in all */
+constexpr int MIX_ROWS = 128, MIX_MEMBERS = 32, MIX_CK = 1024;
+struct MixView {
+    const int *nmem; /* [m] members of union item m; nullptr: no union items */
+    const int *mem;  /* [m * MIX_MEMBERS + k] query cluster of member k */
+    const int *row;  /* [m * MIX_ROWS + i] row i: permuted position << 5 | member */
 };
 
 /* the work list in the caller's workspace (built by build_worklist) */
@@ -27,14 +37,22 @@ struct WorkList {
     const Tile *tiles; /* device, ordered (bh, cost descending) */
     const int *ntiles; /* device, number of valid tiles */
     int64_t max_tiles; /* host, upper bound of *ntiles */
+    MixView mix;       /* the union items' data (mix.nmem null: none) */
+    const Tile *mix_tiles; /* device, the union items (r < 0), ordered as tiles */
+    const int *mix_ntiles; /* device, their number */
+    int64_t mix_max;       /* host, upper bound of *mix_ntiles */
 };
 
 /* records the message of svoo_cuda_attend_last_error(), returns st */
 svoo_status fail(svoo_status st, const char *fmt, ...);
 /* cudaGetLastError after a launch -> SVOO_ERR_CUDA with a message */
 svoo_status check_launch(const char *what);
-/* enqueues the work-list kernels (row tiles of <= bm rows, bm >= 64) */
-svoo_status build_worklist(const svoo_cuda_attend_params *p, int bm, void *workspace,
+/* false when the work list of BH heads would overflow its indices or need
+ * more than ws_bytes (*need: the bytes it needs) */
+bool worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_bytes, size_t *need);
+/* enqueues the work-list kernels (row tiles of <= bm rows, bm >= 64; pack:
+ * union items where the plan allows, bm = 128 only) */
+svoo_status build_worklist(const svoo_cuda_attend_params *p, int bm, int pack, void *workspace,
                            cudaStream_t s, WorkList *wl);
 /* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows) */
 svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s);

@@ -17,10 +17,8 @@
  * of key tile t+1 is in flight while tile t is computed, and the index list
  * of tile t+2 is computed (its k_perm loads in flight) during tile t too.
  *
- * The work list is built on the device: count (tiles and cost of every
- * query cluster) -> scan of a histogram keyed (bh, cost bucket descending) ->
- * scatter. Tiles of one head run together (its K/V stays in L2) and the
- * costly ones first (balance at the end of the grid). */
+ * The work list (worklist.cu) is built on the device into the caller's
+ * workspace; this kernel never gets union items. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -61,14 +59,11 @@ namespace {
 
 using namespace svoo_attend;
 
-constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list) */
-constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
 /* per configuration: NW warps, BM = 32 * NW rows per tile, CAP selected
  * clusters per table segment */
 template <int NW> struct Cfg {
     static constexpr int NT = 32 * NW, BM = 32 * NW, CAP = NW == 4 ? 1024 : 512;
 };
-constexpr int NB = 32; /* cost buckets per (b, h) */
 
 /* shared memory of the attention kernel */
 template <int D, int KN, int NW> struct Smem {
@@ -285,96 +280,6 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
     }
 }
 
-/* ---- work list ---- */
-struct WsLayout {
-    size_t hist, ntiles, cnt, key, tiles, total;
-    int64_t max_tiles;
-};
-size_t align256(size_t x) {
-    return (x + 255) & ~(size_t)255;
-}
-WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
-    WsLayout w;
-    w.max_tiles = BH * ((N_q + MIN_BM - 1) / MIN_BM + Cq);
-    w.hist = 0;
-    w.ntiles = align256(w.hist + (size_t)BH * NB * 4);
-    w.cnt = align256(w.ntiles + 4);
-    w.key = align256(w.cnt + (size_t)BH * Cq * 4);
-    w.tiles = align256(w.key + (size_t)BH * Cq * 4);
-    w.total = align256(w.tiles + (size_t)w.max_tiles * sizeof(Tile));
-    return w;
-}
-
-__global__ void wl_count(svoo_cuda_attend_params p, int BM, int *hist, int *cnt, int *key) {
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t n = (int64_t)p.B * p.H * p.Cq;
-    if (idx >= n) return;
-    const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
-    const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
-    const int rows = __ldg(qo + r + 1) - __ldg(qo + r);
-    const int nt = rows > 0 ? (rows + BM - 1) / BM : 0;
-    const int32_t *rp = p.row_ptr + (int64_t)bh * (p.Cq + 1);
-    const int32_t *ko = p.k_off + (int64_t)bh * (p.Ck + 1);
-    int64_t keys = 0;
-    for (int e = __ldg(rp + r), e1 = __ldg(rp + r + 1); e < e1; e++) {
-        int c = __ldg(p.col + e);
-        keys += __ldg(ko + c + 1) - __ldg(ko + c);
-    }
-    const int64_t kt = (keys + BN - 1) / BN, ktmax = (p.N_k + BN - 1) / BN;
-    int bucket = (int)(kt * NB / (ktmax + 1));
-    bucket = bucket < 0 ? 0 : (bucket >= NB ? NB - 1 : bucket);
-    const int k = bh * NB + (NB - 1 - bucket);
-    cnt[idx] = nt;
-    key[idx] = k;
-    if (nt) atomicAdd(hist + k, nt);
-}
-
-/* exclusive scan of hist[n] in place (one block of 1024), total -> *ntiles */
-__global__ void wl_scan(int *hist, int n, int *ntiles) {
-    __shared__ int part[1024];
-    const int tid = threadIdx.x, per = (n + 1023) / 1024;
-    const int b0 = tid * per, b1 = min(n, b0 + per);
-    int s = 0;
-    for (int i = b0; i < b1; i++)
-        s += hist[i];
-    part[tid] = s;
-    __syncthreads();
-    for (int d = 1; d < 1024; d <<= 1) {
-        int y = tid >= d ? part[tid - d] : 0;
-        __syncthreads();
-        part[tid] += y;
-        __syncthreads();
-    }
-    int run = part[tid] - s;
-    for (int i = b0; i < b1; i++) {
-        int x = hist[i];
-        hist[i] = run;
-        run += x;
-    }
-    if (tid == 1023) *ntiles = part[1023];
-}
-
-__global__ void wl_scatter(svoo_cuda_attend_params p, int BM, int *start, const int *cnt,
-                           const int *key, Tile *tiles) {
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t n = (int64_t)p.B * p.H * p.Cq;
-    if (idx >= n) return;
-    const int nt = cnt[idx];
-    if (!nt) return;
-    const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
-    const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
-    const int q0 = __ldg(qo + r), rows = __ldg(qo + r + 1) - q0;
-    const int pos = atomicAdd(start + key[idx], nt);
-    for (int t = 0; t < nt; t++) {
-        Tile x;
-        x.bh = bh;
-        x.r = r;
-        x.row0 = q0 + t * BM;
-        x.nrows = min(BM, rows - t * BM);
-        tiles[pos + t] = x;
-    }
-}
-
 template <int D, typename T, int KN, int NW>
 svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
                           int64_t grid, cudaStream_t s) {
@@ -415,42 +320,6 @@ __global__ void permute_kernel(const T *src, T *dst, int64_t sb, int64_t sh, int
 
 } // namespace
 
-WorkList svoo_attend::worklist_in(const svoo_cuda_attend_params *p, void *workspace) {
-    const WsLayout w = ws_layout((int64_t)p->B * p->H, p->N_q, p->Cq);
-    char *ws = (char *)workspace;
-    WorkList wl;
-    wl.tiles = (const Tile *)(ws + w.tiles);
-    wl.ntiles = (const int *)(ws + w.ntiles);
-    wl.max_tiles = w.max_tiles;
-    return wl;
-}
-
-svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm, void *workspace,
-                                        cudaStream_t s, WorkList *wl) {
-    const int64_t BH = (int64_t)p->B * p->H;
-    const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
-    char *ws = (char *)workspace;
-    int *hist = (int *)(ws + w.hist), *ntiles = (int *)(ws + w.ntiles);
-    int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
-    Tile *tiles = (Tile *)(ws + w.tiles);
-    const int64_t ncl = BH * p->Cq;
-    svoo_status st;
-    cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: memset: %s: %s", cudaGetErrorName(e),
-                    cudaGetErrorString(e));
-    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key);
-    if ((st = check_launch("work-list count"))) return st;
-    wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
-    if ((st = check_launch("work-list scan"))) return st;
-    wl_scatter<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, hist, cnt, key, tiles);
-    if ((st = check_launch("work-list scatter"))) return st;
-    wl->tiles = tiles;
-    wl->ntiles = ntiles;
-    wl->max_tiles = w.max_tiles;
-    return SVOO_OK;
-}
-
 /* dev hook: kernel variant for D = 128: rows x keys per tile, 0: 128 x 64 (4 warps),
  * 1: 128 x 32 (4 warps), 2: 64 x 32 (2 warps), 3: 64 x 64 (2 warps) */
 extern "C" int svoo_cuda_attend_variant;
@@ -459,11 +328,6 @@ int svoo_cuda_attend_variant = 0;
  * 2: sm90 (wgmma; compute capability 9.0 only) */
 extern "C" int svoo_cuda_attend_kernel;
 int svoo_cuda_attend_kernel = 0;
-
-extern "C" size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq) {
-    if (B < 1 || H < 1 || N_q < 1 || Cq < 1) return 0;
-    return ws_layout((int64_t)B * H, N_q, Cq).total;
-}
 
 extern "C" const char *svoo_cuda_attend_last_error(void) {
     return g_err;
@@ -498,16 +362,16 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: v rows not 16-byte aligned");
     if (!row_aligned(p->o, p->o_stride_b, p->o_stride_h, p->o_stride_n))
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: o rows not 16-byte aligned");
-    const int64_t BH = (int64_t)p->B * p->H;
-    const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
-    if (!workspace || ws_bytes < w.total)
+    size_t need = 0;
+    const bool fits = worklist_fits((int64_t)p->B * p->H, p->N_q, p->Cq,
+                                    workspace ? ws_bytes : 0, &need);
+    if (!workspace || ws_bytes < need)
         return fail(SVOO_ERR_WORKSPACE_TOO_SMALL,
                     "svoo_cuda_attend: workspace %zu bytes, %zu needed (B %d, H %d, N_q %d, Cq %d)",
-                    workspace ? ws_bytes : (size_t)0, w.total, p->B, p->H, p->N_q, p->Cq);
+                    workspace ? ws_bytes : (size_t)0, need, p->B, p->H, p->N_q, p->Cq);
     if ((uintptr_t)workspace & 255)
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: workspace not 256-byte aligned");
-    if (w.max_tiles > 0x7fffffff || BH * p->Cq > 0x7fffffff || BH * NB > 0x7fffffff)
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: problem too large");
+    if (!fits) return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: problem too large");
 
     svoo_status st = check_launch("earlier asynchronous error");
     if (st) return st;
@@ -535,8 +399,12 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
     }
     if (kern == 2 && ccmaj == 9 && ccmin == 0) {
+        /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with the
+         * row log-sum-exps (EAR reads the work list and knows no union items) */
+        const char *pk = getenv("SVOO_CUDA_PACK");
+        const int pack = !p->lse && !(pk && strcmp(pk, "0") == 0);
         WorkList wl;
-        if ((st = build_worklist(p, 128, workspace, s, &wl))) return st;
+        if ((st = build_worklist(p, 128, pack, workspace, s, &wl))) return st;
         if ((st = attend_sm90(p, wl, s))) return st;
         return check_launch("attention kernel (sm90)");
     }
@@ -554,7 +422,7 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     }
     const int bm = (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128;
     WorkList wl;
-    if ((st = build_worklist(p, bm, workspace, s, &wl))) return st;
+    if ((st = build_worklist(p, bm, 0, workspace, s, &wl))) return st;
     const Tile *tiles = wl.tiles;
     const int *ntiles = wl.ntiles;
 

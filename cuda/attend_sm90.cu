@@ -53,6 +53,8 @@ constexpr int BM = 128;   /* query rows per tile (2 consumer warpgroups x 64) */
 constexpr int BN = 128;   /* keys per key tile (= producer threads) */
 constexpr int CAP = 1024; /* selected clusters per table segment */
 constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
+constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
+static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
 template <int D> struct Smem90 {
     static constexpr int STAGES = D == 128 ? 2 : 4; /* per ring (K and V) */
@@ -63,8 +65,12 @@ template <int D> struct Smem90 {
     static constexpr size_t tstart = v + STAGES * kstage;
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
-    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys, -1 = end */
-    static constexpr size_t bar = meta + 8 * 4;
+    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys | MASKED, -1 = end */
+    static constexpr size_t umask = meta + 8 * 4;      /* union items: [MIX_CK] scratch */
+    static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
+    static constexpr size_t colw = tmask + (size_t)CAP * 4; /* [STAGES][MIX_MEMBERS][4] */
+    static constexpr size_t rowinfo = colw + (size_t)STAGES * MIX_MEMBERS * 16; /* [BM] */
+    static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
 };
@@ -87,11 +93,67 @@ constexpr int PROD_REGS = 88,
 
 #include "sm90_ptx.cuh"
 
-/* ---- producer warpgroup ---- */
-template <int D, typename T>
+/* Cluster table of a union item (Ck <= CAP key clusters): the union of its
+ * nmem members' selections, the clusters every member selected first (their
+ * keys: *common), then the others; tmask[i] = the members that selected
+ * table entry i (bit k: member k). umask[Ck] is scratch. 128 threads; `bar`
+ * synchronises them (the caller synchronises before, if the table is
+ * reused). Returns the total number of keys. */
+template <int CAP, class Bar>
+__device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, const int32_t *rp,
+                                           const int32_t *koff, const int *mem, int nmem, int tid,
+                                           uint32_t *umask, int *tstart, int *tcum,
+                                           uint32_t *tmask, int *scan, Bar bar, int &common) {
+    constexpr int PER = CAP / 128;
+    const int lane = tid & 31, warp = tid >> 5;
+    for (int c = tid; c < p.Ck; c += 128)
+        umask[c] = 0u;
+    bar();
+    for (int k = 0; k < nmem; k++) {
+        const int r = __ldg(mem + k);
+        for (int e = __ldg(rp + r) + tid, e1 = __ldg(rp + r + 1); e < e1; e += 128)
+            atomicOr(&umask[__ldg(p.col + e)], 1u << k);
+    }
+    bar();
+    const uint32_t all = nmem >= 32 ? ~0u : (1u << nmem) - 1u;
+    /* this thread's clusters tid*PER .. +PER-1, read twice (counts, then
+     * places) rather than held across the scans */
+    int nc = 0, kc = 0, no = 0, ko = 0;
+    for (int c = tid * PER; c < min(p.Ck, tid * PER + PER); c++) {
+        const uint32_t u = umask[c];
+        const int sz = u ? __ldg(koff + c + 1) - __ldg(koff + c) : 0;
+        if (u == all) nc++, kc += sz;
+        else if (u) no++, ko += sz;
+    }
+    int NC, KC, NO, KO;
+    int pc = block_exscan<128>(nc, lane, warp, scan, bar, NC);
+    bar();
+    int pk = block_exscan<128>(kc, lane, warp, scan, bar, KC);
+    bar();
+    int po = block_exscan<128>(no, lane, warp, scan, bar, NO) + NC;
+    bar();
+    int pko = block_exscan<128>(ko, lane, warp, scan, bar, KO) + KC;
+    for (int c = tid * PER; c < min(p.Ck, tid * PER + PER); c++) {
+        const uint32_t u = umask[c];
+        if (!u) continue;
+        const int st = __ldg(koff + c), sz = __ldg(koff + c + 1) - st;
+        int &i = u == all ? pc : po, &x = u == all ? pk : pko;
+        tstart[i] = st;
+        tcum[i] = x;
+        tmask[i] = u;
+        i++, x += sz;
+    }
+    if (tid == 0) tcum[NC + NO] = KC + KO;
+    bar();
+    common = KC;
+    return KC + KO;
+}
+
+/* ---- producer warpgroup (UNI: the union items, else the others) ---- */
+template <int D, typename T, bool UNI>
 __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
-                                         unsigned char *smem, uint32_t sbase) {
+                                         const MixView &mix, unsigned char *smem, uint32_t sbase) {
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;       /* 16-byte chunks per row */
@@ -101,6 +163,9 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     int *tstart = reinterpret_cast<int *>(smem + S::tstart);
     int *tcum = reinterpret_cast<int *>(smem + S::tcum);
     int *scan = reinterpret_cast<int *>(smem + S::scan);
+    uint32_t *umask = reinterpret_cast<uint32_t *>(smem + S::umask);
+    uint32_t *tmask = reinterpret_cast<uint32_t *>(smem + S::tmask);
+    uint32_t *colw = reinterpret_cast<uint32_t *>(smem + S::colw);
     volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
     const uint32_t bars = sbase + (uint32_t)S::bar;
     /* this lane's row within a pass and its chunk */
@@ -113,18 +178,16 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
         const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
         const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
         const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
-        const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
-        const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
-        for (int seg = e0; seg < e1; seg += CAP) {
-            const int nseg = min(CAP, e1 - seg);
-            named_bar(1, 128); /* the previous table's readers are done */
-            const int total = build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
-                                                    [] { named_bar(1, 128); });
+        /* the key tiles of one table of `total` keys; in a union item, tiles
+         * past the members' common keys carry per member the bits of the
+         * columns it selected: colw[stage][member][4 words] */
+        auto key_tiles = [&](int total, int common, int nmem) {
             const int ntk = (total + BN - 1) / BN;
             int cur = 0;
             for (int t = 0; t < ntk; t++) {
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
+                const bool masked = UNI && (t + 1) * BN > common; /* uniform */
                 const int bytes = kr >= 0 ? 16 : 0;
                 const int64_t r64 = kr >= 0 ? kr : 0;
                 const T *ksrc = kb + r64 * p.k_stride_n, *vsrc = vb + r64 * p.v_stride_n;
@@ -140,9 +203,17 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                     const int nb = __shfl_sync(0xffffffffu, bytes, src);
                     cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
                 }
+                if (masked) {
+                    const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
+                    for (int k = 0; k < nmem; k++) {
+                        const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
+                        if (lane == 0) colw[(st * MIX_MEMBERS + k) * 4 + warp] = w;
+                    }
+                    named_bar(1, 128); /* every warp's words before thread 0's arrival */
+                }
                 mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
                 if (tid == 0) {
-                    meta[st] = min(BN, total - t * BN);
+                    meta[st] = min(BN, total - t * BN) | (masked ? MASKED : 0);
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
                 }
                 kn++;
@@ -161,6 +232,25 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 vn++;
             }
+        };
+        if constexpr (UNI) { /* the union of the members' selections, one table */
+            const int m = -1 - tl.r, nmem = __ldg(mix.nmem + m);
+            named_bar(1, 128); /* the previous table's readers are done */
+            int common;
+            const int total = build_union<CAP>(
+                p, p.row_ptr + (int64_t)bh * (p.Cq + 1), koff, mix.mem + (int64_t)m * MIX_MEMBERS,
+                nmem, tid, umask, tstart, tcum, tmask, scan, [] { named_bar(1, 128); }, common);
+            key_tiles(total, common, nmem);
+        } else { /* the query cluster's selection in tables of <= CAP clusters */
+            const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
+            const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
+            for (int seg = e0; seg < e1; seg += CAP) {
+                const int nseg = min(CAP, e1 - seg);
+                named_bar(1, 128); /* the previous table's readers are done */
+                const int total = build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum,
+                                                        scan, [] { named_bar(1, 128); });
+                key_tiles(total, total, 0);
+            }
         }
         /* end of the work item (on the K ring) */
         const uint32_t st = kn % STAGES;
@@ -177,12 +267,29 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
 
 /* one key tile's softmax step on S (64 x BN of this warpgroup; this thread:
  * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv (only the item's
- * last key tile is partial), running max m (in log2 units), S <- exp2(S*sl2 - m)
- * as one FFMA per score (sl2 > 0, so the max commutes with the scaling),
- * l <- l*alpha + rowsum; returns alpha per row */
-__device__ __forceinline__ void softmax_step(float (&s)[64], int nv, int c4, float sl2,
-                                             float (&m)[2], float (&l)[2], float (&alpha)[2]) {
-    if (nv < BN) {
+ * last key tile is partial) or, in a masked tile of a union item (cw not
+ * null: the K stage's column words, [member][4]), the columns whose bit is
+ * clear in the words of the row's member (ri[0], ri[8]: rowinfo of rows g,
+ * g + 8); running max m (in log2 units),
+ * S <- exp2(S*sl2 - m) as one FFMA per score (sl2 > 0, so the max commutes
+ * with the scaling), l <- l*alpha + rowsum; returns alpha per row */
+__device__ __forceinline__ void softmax_step(float (&s)[64], int nv, const uint32_t *cw,
+                                             const int *ri,
+                                             int c4, float sl2, float (&m)[2],
+                                             float (&l)[2], float (&alpha)[2]) {
+    if (cw) { /* one word live at a time: the consumer is at its register limit */
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const uint32_t w = cw[(ri[8 * hi] & 31) * 4 + q] >> (2 * c4);
+#pragma unroll
+                for (int j = 4 * q; j < 4 * q + 4; j++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                        if (!((w >> (8 * (j & 3) + e)) & 1u)) s[4 * j + 2 * hi + e] = -INFINITY;
+            }
+    } else if (nv < BN) {
 #pragma unroll
         for (int j = 0; j < BN / 8; j++)
 #pragma unroll
@@ -258,17 +365,31 @@ __device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t 
     vn++;
 }
 
+/* the meta word of K stage kst -> nv (valid keys); the stage's column words
+ * when the tile is masked per member (the stage is then released only after
+ * the softmax has read them), else null */
+template <int D>
+__device__ __forceinline__ const uint32_t *column_words(const unsigned char *smem, uint32_t kst,
+                                                        int &nv) {
+    const bool msk = nv & MASKED;
+    nv &= MASKED - 1;
+    return msk ? reinterpret_cast<const uint32_t *>(smem + Smem90<D>::colw) + kst * MIX_MEMBERS * 4
+               : nullptr;
+}
+
 /* ---- consumer warpgroups ---- */
-template <int D, typename T, bool LSE>
+template <int D, typename T, bool LSE, bool UNI>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
-                                         unsigned char *smem, uint32_t sbase) {
+                                         const MixView &mix, unsigned char *smem, uint32_t sbase) {
+    static_assert(!(LSE && UNI), "EAR never gets union items (its row positions)");
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
     const int cw = threadIdx.x / 128 - 1; /* consumer 0 / 1: Q smem rows 64cw .. 64cw+63 */
     const int wt = threadIdx.x & 127, lane = wt & 31, wq = wt >> 5;
     volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
+    int *rowinfo = reinterpret_cast<int *>(smem + S::rowinfo);
     const uint32_t bars = sbase + (uint32_t)S::bar;
     const uint32_t qs = sbase + (uint32_t)S::q;
     const uint32_t qa = qs + (uint32_t)(64 * cw * 128);
@@ -291,13 +412,23 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
         const bool pp = kPingPong && tl.nrows > 64;
         const bool active = nr > 0;
         const int32_t *qperm = p.q_perm ? p.q_perm + (int64_t)bh * p.N_q : nullptr;
+        /* a union item's rows of this warpgroup (pos << 5 | member), copied
+         * to rowinfo at the Q load (registers are short in the key loop) */
         if (active) {
             const T *qb = reinterpret_cast<const T *>(p.q) + b * p.q_stride_b + h * p.q_stride_h;
+            const int *mrow = UNI ? mix.row + (int64_t)(-1 - tl.r) * MIX_ROWS + 64 * cw : nullptr;
 #pragma unroll
             for (int it = 0; it < 64 * CPR / 128; it++) {
                 const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
                 const bool ok = rr < nr;
-                const int orig = ok ? (qperm ? __ldg(qperm + row0 + rr) : row0 + rr) : 0;
+                int orig = ok ? (qperm ? __ldg(qperm + row0 + rr) : row0 + rr) : 0;
+                if constexpr (UNI) {
+                    if (ok) {
+                        const int x = __ldg(mrow + rr);
+                        if (ch == 0) rowinfo[64 * cw + rr] = x;
+                        orig = qperm ? __ldg(qperm + (x >> 5)) : x >> 5;
+                    }
+                }
                 cp_async16(qs + sw128<BM>(64 * cw + rr, ch),
                            qb + (int64_t)orig * p.q_stride_n + ch * 8, ok ? 16 : 0);
             }
@@ -328,7 +459,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
         for (;;) {
             const uint32_t kst = kn % STAGES;
             mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
-            const int nv = meta[kst];
+            int nv = meta[kst];
             if (nv < 0) break;
             if (!active) {
                 skip_tile<STAGES>(bars, kn, vn);
@@ -342,12 +473,14 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             issue_qk<T, D>(s, qa, ka);
             wgmma_commit();
             if (pp) named_arrive(6 - cw, 256); /* the other's turn */
+            const uint32_t *cwd = UNI ? column_words<D>(smem, kst, nv) : nullptr;
             wgmma_wait<0>();
             reg_fence(s);
-            mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+            if (!cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
             kn++;
             float alpha[2];
-            softmax_step(s, nv, c4, sl2, m, l, alpha);
+            softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sl2, m, l, alpha);
+            if (cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst); /* words read */
             pack_p<T>(s, pa);
             pvn = vn++;
             have = true;
@@ -357,7 +490,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             for (;;) {
                 const uint32_t kst = kn % STAGES;
                 mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
-                const int nv = meta[kst];
+                int nv = meta[kst];
                 if (nv < 0) break;
                 const uint32_t pvst = pvn % STAGES;
                 mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
@@ -374,12 +507,14 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 issue_pv<T, D>(o, pa, va);
                 wgmma_commit();
                 if (pp) named_arrive(6 - cw, 256);
+                const uint32_t *cwd = UNI ? column_words<D>(smem, kst, nv) : nullptr;
                 wgmma_wait<1>(); /* S is ready, P V may run on */
                 reg_fence(s);
-                mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+                if (!cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
                 kn++;
                 float alpha[2];
-                softmax_step(s, nv, c4, sl2, m, l, alpha);
+                softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sl2, m, l, alpha);
+                if (cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst); /* words read */
                 wgmma_wait<0>();
                 reg_fence(o);
                 reg_fence(pa);
@@ -442,7 +577,11 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
         for (int it = 0; it < 64 * CPR / 128; it++) {
             const int idx = it * 128 + wt, rr = idx / CPR, ch = idx % CPR;
             if (rr < nr) {
-                const int orig = qperm ? __ldg(qperm + row0 + rr) : row0 + rr;
+                int orig = qperm ? __ldg(qperm + row0 + rr) : row0 + rr;
+                if constexpr (UNI) {
+                    const int pos = rowinfo[64 * cw + rr] >> 5;
+                    orig = qperm ? __ldg(qperm + pos) : pos;
+                }
                 *reinterpret_cast<uint4 *>(ob + (int64_t)orig * p.o_stride_n + ch * 8) =
                     *reinterpret_cast<const uint4 *>(smem + S::q + sw128<BM>(64 * cw + rr, ch));
             }
@@ -453,10 +592,10 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T, bool LSE>
+template <int D, typename T, bool LSE, bool UNI>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
-                    const int *__restrict__ ntiles_p) {
+                    const int *__restrict__ ntiles_p, const MixView mix) {
 #ifdef SVOO_SM90_WGMMA
     using S = Smem90<D>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -478,25 +617,27 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D, T>(p, tiles, ntiles, smem, sbase);
+        producer<D, T, UNI>(p, tiles, ntiles, mix, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
-        consumer<D, T, LSE>(p, tiles, ntiles, smem, sbase);
+        consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
     }
 #else
     (void)p;
     (void)tiles;
     (void)ntiles_p;
+    (void)mix;
 #ifdef __CUDA_ARCH__
     __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
 #endif
 #endif
 }
 
-template <int D, typename T, bool LSE>
-svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+template <int D, typename T, bool LSE, bool UNI>
+svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
+                     int64_t max_tiles, const MixView &mix, cudaStream_t s) {
     const size_t sm = Smem90<D>::total;
-    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE>,
+    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE, UNI>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
@@ -507,9 +648,22 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaS
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
-    const int64_t grid = wl.max_tiles < nsm ? wl.max_tiles : nsm;
-    attend90_kernel<D, T, LSE><<<(unsigned)grid, NTHR, sm, s>>>(*p, wl.tiles, wl.ntiles);
+    const int64_t grid = max_tiles < nsm ? max_tiles : nsm;
+    if (grid < 1) return SVOO_OK;
+    attend90_kernel<D, T, LSE, UNI><<<(unsigned)grid, NTHR, sm, s>>>(*p, tiles, ntiles, mix);
     return SVOO_OK;
+}
+
+/* the work list's items, then its union items (their own instantiation: the
+ * plain kernel keeps its registers) */
+template <int D, typename T>
+svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+    if (p->lse) /* EAR: the row log-sum-exps too (never union items) */
+        return launch90<D, T, true, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+    svoo_status st = launch90<D, T, false, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+    if (st || !wl.mix.nmem) return st;
+    if ((st = check_launch("attention kernel (sm90)"))) return st;
+    return launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);
 }
 
 } // namespace
@@ -517,16 +671,7 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaS
 svoo_status svoo_attend::attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl,
                                      cudaStream_t s) {
     const bool bf = p->dtype == SVOO_CUDA_BF16;
-    if (p->lse) { /* EAR: the row log-sum-exps too */
-        if (p->D == 128)
-            return bf ? launch90<128, __nv_bfloat16, true>(p, wl, s)
-                      : launch90<128, __half, true>(p, wl, s);
-        return bf ? launch90<64, __nv_bfloat16, true>(p, wl, s)
-                  : launch90<64, __half, true>(p, wl, s);
-    }
     if (p->D == 128)
-        return bf ? launch90<128, __nv_bfloat16, false>(p, wl, s)
-                  : launch90<128, __half, false>(p, wl, s);
-    return bf ? launch90<64, __nv_bfloat16, false>(p, wl, s)
-              : launch90<64, __half, false>(p, wl, s);
+        return bf ? launch_all<128, __nv_bfloat16>(p, wl, s) : launch_all<128, __half>(p, wl, s);
+    return bf ? launch_all<64, __nv_bfloat16>(p, wl, s) : launch_all<64, __half>(p, wl, s);
 }

@@ -17,9 +17,10 @@ if [ "$1" = all ]; then
 fi
 FLAGS="-std=c++17 -O3 -Iinclude -Icuda -lineinfo -DSVOO_HAVE_SM90A $ARCH"
 $NVCC $FLAGS -Xptxas -v -c cuda/attend_sm80.cu -o $OUT/attend_sm80.o 2> $OUT/ptxas.txt || { cat $OUT/ptxas.txt; exit 1; }
+$NVCC $FLAGS -c cuda/worklist.cu -o $OUT/worklist.o
 grep -E "spill|Used" $OUT/ptxas.txt | paste - - | sort | uniq -c | sed 's/ptxas info    : //' | head -20
 $NVCC $FLAGS $SM90_FLAGS -Xptxas -v -c $SM90_SRC -o $OUT/attend_sm90$TAG.o 2> $OUT/ptxas90$TAG.txt || { cat $OUT/ptxas90$TAG.txt; exit 1; }
 grep -E "attend90|spill|Used|warn|C75" $OUT/ptxas90$TAG.txt | sed 's/ptxas info    : //' | cut -c1-160 | head -30
 $NVCC $FLAGS -Xcompiler -fopenmp -c dev/cuda/attend_test.cu -o $OUT/attend_test.o
-$NVCC $FLAGS -Xcompiler -fopenmp $OUT/attend_test.o $OUT/attend_sm80.o $OUT/attend_sm90$TAG.o -o $OUT/$BIN -lgomp
+$NVCC $FLAGS -Xcompiler -fopenmp $OUT/attend_test.o $OUT/attend_sm80.o $OUT/worklist.o $OUT/attend_sm90$TAG.o -o $OUT/$BIN -lgomp
 echo built $OUT/$BIN

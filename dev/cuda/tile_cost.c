@@ -36,7 +36,7 @@
 #include <string.h>
 
 typedef struct {
-    double useful, now, half, packed, uni;
+    double useful, now, half, packed, uni, u128, unf, pair;
 } cost;
 
 enum { MAXCK = 4096, WORDS = MAXCK / 64 };
@@ -44,8 +44,9 @@ enum { MAXCK = 4096, WORDS = MAXCK / 64 };
 typedef struct {
     int rows;
     int64_t keys;
-    uint64_t sel[WORDS];
+    uint64_t sel[WORDS], all[WORDS]; /* union, intersection of the members' key clusters */
 } slice;
+static double g_masked, g_masked_bf, g_masked_bf_tot, g_masked_nf; /* union-128: key-tile rows x keys past the members' common keys */
 
 static int64_t pad128(int64_t k) {
     return (k + 127) / 128 * 128;
@@ -59,45 +60,108 @@ static int64_t union_keys(const uint64_t *a, const uint64_t *b, const int32_t *k
     return k;
 }
 
-/* the union model of one head: remainders in descending size, each into the open slice
- * where it adds the least cost, or a new slice when that is cheaper */
+/* cost of an item of n rows over k keys (units of row x key, the measured tail rule) */
+static double item_cost(int64_t n, int64_t k) {
+    return 128.0 * (double)pad128(k) * (n <= 0 ? 0 : n <= 64 ? 0.73 : 1.0);
+}
+
+/* the union model of one head with slices of `rows` rows (64: two per item at half cost
+ * each; 128: whole items, tail rule of item_cost): each cluster's full slices alone, the
+ * remainders in descending size each into the open slice where it adds the least cost,
+ * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters. */
 static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
-                         const int64_t *K, slice *sl) {
-    int order[MAXCK], n = 0, nsl = 0;
+                         const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix) {
+    int order[MAXCK], n = 0, nsl = 0, mem[MAXCK];
     double c = 0;
+    const double full = rows_per == 64 ? 64.0 : 128.0;
+#define SLICE_COST(nr, k) (rows_per == 64 ? 64.0 * (double)pad128(k) : item_cost(nr, k))
     for (int r = 0; r < p->cq; r++) {
         const int64_t rows = p->q_off[r + 1] - p->q_off[r];
         if (rows <= 0 || K[r] <= 0) continue;
-        c += 64.0 * (double)pad128(K[r]) * (double)(rows / 64);
-        if (rows % 64) order[n++] = r;
+        c += full * (double)pad128(K[r]) * (double)(rows / rows_per);
+        if (rows % rows_per) order[n++] = r;
     }
-    for (int i = 1; i < n; i++) /* insertion sort, remainders descending */
+    for (int i = 1; i < n; i++) /* insertion sort: remainders descending (best fit) or
+                                  their clusters' keys descending (next fit) */
         for (int j = i; j > 0; j--) {
             const int a = order[j - 1], b = order[j];
-            if ((p->q_off[a + 1] - p->q_off[a]) % 64 >= (p->q_off[b + 1] - p->q_off[b]) % 64) break;
+            if (nextfit ? K[a] >= K[b]
+                        : (p->q_off[a + 1] - p->q_off[a]) % rows_per >=
+                              (p->q_off[b + 1] - p->q_off[b]) % rows_per)
+                break;
             order[j - 1] = b, order[j] = a;
         }
     for (int i = 0; i < n; i++) {
-        const int r = order[i], t = (int)((p->q_off[r + 1] - p->q_off[r]) % 64);
+        const int r = order[i], t = (int)((p->q_off[r + 1] - p->q_off[r]) % rows_per);
         int best = -1;
-        int64_t best_add = pad128(K[r]), best_keys = K[r];
-        for (int b = 0; b < nsl; b++) {
-            if (sl[b].rows + t > 64) continue;
+        double best_add = SLICE_COST(t, K[r]);
+        int64_t best_keys = K[r];
+        for (int b = nextfit && nsl ? nsl - 1 : 0; b < nsl; b++) {
+            if (sl[b].rows + t > rows_per) continue;
             const int64_t u = union_keys(sl[b].sel, sel[r], ksz, p->ck);
-            if (pad128(u) - pad128(sl[b].keys) < best_add)
-                best = b, best_add = pad128(u) - pad128(sl[b].keys), best_keys = u;
+            const double add = SLICE_COST(sl[b].rows + t, u) - SLICE_COST(sl[b].rows, sl[b].keys);
+            if (add < best_add) best = b, best_add = add, best_keys = u;
         }
         if (best < 0) {
             best = nsl++;
             memset(&sl[best], 0, sizeof sl[best]);
+            mem[best] = 0;
         }
         sl[best].rows += t;
         sl[best].keys = best_keys;
-        for (int w = 0; w < WORDS; w++)
+        for (int w = 0; w < WORDS; w++) {
             sl[best].sel[w] |= sel[r][w];
+            sl[best].all[w] = mem[best] ? sl[best].all[w] & sel[r][w] : sel[r][w];
+        }
+        mem[best]++;
     }
-    for (int b = 0; b < nsl; b++)
-        c += 64.0 * (double)pad128(sl[b].keys);
+    for (int b = 0; b < nsl; b++) {
+        c += SLICE_COST(sl[b].rows, sl[b].keys);
+        if (mem[b] > 1) {
+            ++*nmix;
+            int64_t common = 0;
+            for (int k = 0; k < p->ck; k++)
+                if ((sl[b].all[k / 64] >> (k % 64)) & 1) common += ksz[k];
+            if (rows_per == 128)
+                g_masked += 128.0 * (double)(pad128(sl[b].keys) - common / 128 * 128);
+        }
+    }
+#undef SLICE_COST
+    return c;
+}
+
+/* the pair model of one head: the permuted row stream cut into items of <= 128 rows
+ * that span at most two adjacent query clusters; an item holding the last a < 128 rows
+ * of cluster A takes the first rows of the next cluster B when that costs less than
+ * keeping them apart, and then runs the union of A's and B's key clusters (a row
+ * interval mask: keys ordered A only, both, B only). *nmix counts the mixed items. */
+static double pair_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                        const int64_t *K, int64_t *nmix) {
+    double c = 0;
+    int64_t done = 0; /* rows of cluster r already taken by a mixed item */
+    for (int r = 0; r < p->cq; r++) {
+        const int64_t rows = p->q_off[r + 1] - p->q_off[r] - done;
+        done = 0;
+        if (rows <= 0) continue;
+        const int64_t full = rows / 128, a = rows % 128;
+        c += (double)full * item_cost(128, K[r]);
+        if (!a) continue;
+        const int nx = r + 1;
+        const int64_t b = nx < p->cq ? p->q_off[nx + 1] - p->q_off[nx] : 0;
+        if (b > 0 && K[r] > 0 && K[nx] > 0) {
+            const int64_t take = b < 128 - a ? b : 128 - a, u = union_keys(sel[r], sel[nx], ksz, p->ck);
+            /* apart: A's tail alone, B's taken rows within B's own items */
+            const double apart = item_cost(a, K[r]) + (double)take / 128.0 * item_cost(128, K[nx]);
+            const double mixed = item_cost(a + take, u);
+            if (mixed < apart) {
+                c += mixed;
+                done = take;
+                ++*nmix;
+                continue;
+            }
+        }
+        c += item_cost(a, K[r]);
+    }
     return c;
 }
 
@@ -164,7 +228,7 @@ int main(int argc, char **argv) {
     if (!ksz || !Kr || !sel || !slices) return 1;
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
-    int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0;
+    int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0, nmixnf = 0;
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
                                    v16 + (size_t)h * N * D};
@@ -199,13 +263,18 @@ int main(int argc, char **argv) {
             }
             add_cluster(&hc, rows, K);
         }
-        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices);
+        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices, 64, 0, &nmix64);
+        if (!s) hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128);
+        g_masked_bf = g_masked, g_masked = 0;
+        if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf);
+        g_masked_nf += g_masked, g_masked = g_masked_bf_tot + g_masked_bf, g_masked_bf_tot = g_masked;
+        if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f, "
-               "union %.3f\n",
+               "union %.3f, union-128 %.3f, pairs %.3f\n",
                h, svoo_plan_density(&plan), hc.useful / hc.now, hc.useful / hc.half,
-               hc.useful / hc.packed, hc.useful / hc.uni);
+               hc.useful / hc.packed, hc.useful / hc.uni, hc.useful / hc.u128, hc.useful / hc.pair);
         tot.useful += hc.useful, tot.now += hc.now, tot.half += hc.half, tot.packed += hc.packed;
-        tot.uni += hc.uni;
+        tot.uni += hc.uni, tot.u128 += hc.u128, tot.unf += hc.unf, tot.pair += hc.pair;
         svoo_plan_release(&plan);
         svoo_head_state_release(&st);
     }
@@ -219,9 +288,14 @@ int main(int argc, char **argv) {
            preset, step, layer, H, (long long)N, D, cq, ck, (long long)ncl, (long long)nfull,
            (long long)ntail64, (long long)ntail128);
     printf("efficiency (useful / executed): dense %.4f; sparse now %.4f, half-cost tails %.4f, "
-           "packed rows %.4f, union slices %.4f\n",
+           "packed rows %.4f, union slices %.4f (%lld mixed), union items of 128 %.4f (%lld mixed), "
+           "pairs %.4f (%lld mixed)\n",
            ed, tot.useful / tot.now, tot.useful / tot.half, tot.useful / tot.packed,
-           tot.useful / tot.uni);
+           tot.useful / tot.uni, (long long)nmix64, tot.useful / tot.u128, (long long)nmix128,
+           tot.useful / tot.pair, (long long)nmix);
+    printf("union items of 128: key tiles past the common keys (masked) %.4f of the work "
+           "executed; next fit by keys: %.4f (%lld mixed), masked %.4f\n",
+           g_masked / tot.u128, tot.useful / tot.unf, (long long)nmixnf, g_masked_nf / tot.unf);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,

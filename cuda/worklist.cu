@@ -1,0 +1,420 @@
+/* worklist.cu : the attention kernels' work list, built on the device into the
+ * caller's workspace (attend.h: svoo_cuda_attend_workspace).
+ *
+ * Work item = a tile of <= BM rows of one query cluster of one (b, h): a
+ * cluster of R rows gives floor(R/BM) full tiles and one tail tile. Built as
+ * count (tiles and cost of every query cluster) -> scan of a histogram keyed
+ * (bh, cost bucket descending) -> scatter: tiles of one head run together (its
+ * K/V stays in L2) and the costly ones first (balance at the end of the grid).
+ *
+ * Union items (the Hopper kernel, BM = 128; docs/CUDA_KERNEL.md "union
+ * items"): with `pack`, the tails (R mod 128 rows) of a head's query clusters
+ * are packed into shared items of <= 128 rows that run the union of their
+ * members' key clusters, each row masked to its own cluster's selection.
+ * Query clusters of a head select largely the same key clusters, so a union
+ * item costs little more than its largest member, where each tail alone costs
+ * a whole item (0.73 of one at <= 64 rows). wl_pack packs one head per block,
+ * best fit: tails in descending size, each into the open item where it adds
+ * the least cost (keys rounded to 128-key tiles x the tail rule), or a new
+ * item when that is cheaper. On the calibrated 720p plan the useful share of
+ * the executed work goes from 0.865 to 0.950 (dev/cuda/tile_cost.c). */
+#include <cuda_runtime.h>
+
+#include <stdint.h>
+
+#include "attend_common.cuh"
+
+namespace {
+
+using namespace svoo_attend;
+
+constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list) */
+constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
+constexpr int NB = 32;     /* cost buckets per (b, h) */
+/* packing limits: at most PACK_CQ query clusters a head, PACK_SL open union
+ * items a head, positions below 2^26 (a row's entry is pos << 5 | member) */
+constexpr int PACK_CQ = 2048, PACK_SL = 256, PACK_THR = 1024;
+
+/* union items a head can have room for in the workspace */
+int64_t mix_per_head(int64_t Cq) {
+    if (Cq > PACK_CQ) return 0;
+    return Cq / 2 < PACK_SL ? Cq / 2 : PACK_SL;
+}
+
+struct WsLayout {
+    size_t hist, ntiles, cnt, key, tiles, flag, nmix, mkey, mnrows, mnmem, mmem, mrow, mhist,
+        mntiles, mtiles, total;
+    int64_t max_tiles, mm, nm; /* nm = BH * mm union items at most */
+};
+size_t align256(size_t x) {
+    return (x + 255) & ~(size_t)255;
+}
+WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
+    WsLayout w;
+    w.max_tiles = BH * ((N_q + MIN_BM - 1) / MIN_BM + Cq);
+    w.mm = mix_per_head(Cq);
+    w.nm = BH * w.mm;
+    const size_t nm = (size_t)w.nm;
+    w.hist = 0;
+    w.ntiles = align256(w.hist + (size_t)BH * NB * 4);
+    w.cnt = align256(w.ntiles + 4);
+    w.key = align256(w.cnt + (size_t)BH * Cq * 4);
+    w.tiles = align256(w.key + (size_t)BH * Cq * 4);
+    w.flag = align256(w.tiles + (size_t)w.max_tiles * sizeof(Tile));
+    w.nmix = align256(w.flag + (size_t)BH * Cq * 4);
+    w.mkey = align256(w.nmix + (size_t)BH * 4);
+    w.mnrows = align256(w.mkey + nm * 4);
+    w.mnmem = align256(w.mnrows + nm * 4);
+    w.mmem = align256(w.mnmem + nm * 4);
+    w.mrow = align256(w.mmem + nm * MIX_MEMBERS * 4);
+    w.mhist = align256(w.mrow + nm * MIX_ROWS * 4);
+    w.mntiles = align256(w.mhist + (size_t)BH * NB * 4);
+    w.mtiles = align256(w.mntiles + 4);
+    w.total = align256(w.mtiles + nm * sizeof(Tile));
+    return w;
+}
+
+/* the work list's cost bucket key of a tile over `keys` keys in head bh */
+__device__ int cost_key(int bh, int64_t keys, int N_k) {
+    const int64_t kt = (keys + BN - 1) / BN, ktmax = ((int64_t)N_k + BN - 1) / BN;
+    int bucket = (int)(kt * NB / (ktmax + 1));
+    bucket = bucket < 0 ? 0 : (bucket >= NB ? NB - 1 : bucket);
+    return bh * NB + (NB - 1 - bucket);
+}
+
+/* cost of an item of n rows over k keys, in 128-key tiles x 100 (a tail of
+ * <= 64 rows costs 0.73 of a full item: docs/CUDA_KERNEL.md, v4 attempt) */
+__device__ int64_t item_cost(int n, int64_t k) {
+    return (k + 127) / 128 * (n <= 64 ? 73 : 100);
+}
+
+/* shared memory of wl_pack */
+struct PackSmem {
+    int ksz[MIX_CK];    /* key cluster sizes */
+    int kr[PACK_CQ];    /* keys of a tail's cluster, -1: not packed */
+    int cand[PACK_CQ];  /* tails in descending size */
+    int assign[PACK_CQ], memidx[PACK_CQ];
+    uint32_t sbits[PACK_SL][MIX_CK / 32]; /* key clusters of an open item */
+    int srows[PACK_SL], snmem[PACK_SL], mixid[PACK_SL];
+    long long skeys[PACK_SL];
+    uint32_t selw[MIX_CK / 32]; /* key clusters of the tail being placed */
+    long long wadd[32], wextra[32];
+    int wslot[32], tailhist[MIX_ROWS + 1], ncand, nsl, dup, chosen, fresh;
+};
+
+/* one block per head (PACK_THR threads): packs the tails into union items.
+ * Writes flag[bh*Cq + r] (1: cluster r's tail is in a union item), nmix[bh]
+ * and per union item j: its cost key (counted in hist, the union items' own
+ * histogram), rows, members
+ * (cluster indices, in the order their rows follow each other) and per row
+ * pos << 5 | member. Ties go to the lowest item: the same plan packs the same
+ * way (CUDA graph replays are identical). */
+__global__ void __launch_bounds__(PACK_THR)
+    wl_pack(svoo_cuda_attend_params p, int mm, int *hist, int *flag, int *nmix, int *mkey,
+            int *mnrows, int *mnmem, int *mmem, int *mrow) {
+    extern __shared__ __align__(16) unsigned char pack_raw[];
+    PackSmem &sm = *reinterpret_cast<PackSmem *>(pack_raw);
+    const int bh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int Cq = p.Cq, Ck = p.Ck;
+    const int32_t *qo = p.q_off + (int64_t)bh * (Cq + 1);
+    const int32_t *ko = p.k_off + (int64_t)bh * (Ck + 1);
+    const int32_t *rp = p.row_ptr + (int64_t)bh * (Cq + 1);
+    for (int c = tid; c < MIX_CK; c += PACK_THR)
+        sm.ksz[c] = c < Ck ? __ldg(ko + c + 1) - __ldg(ko + c) : 0;
+    for (int i = tid; i <= MIX_ROWS; i += PACK_THR)
+        sm.tailhist[i] = 0;
+    __syncthreads();
+    for (int r = tid; r < Cq; r += PACK_THR) {
+        const int rows = __ldg(qo + r + 1) - __ldg(qo + r);
+        int64_t keys = 0;
+        for (int e = __ldg(rp + r), e1 = __ldg(rp + r + 1); e < e1; e++)
+            keys += sm.ksz[__ldg(p.col + e)];
+        const bool tail = rows > 0 && rows % MIX_ROWS != 0 && keys > 0 && keys < 0x7fffffff;
+        sm.kr[r] = tail ? (int)keys : -1;
+        sm.assign[r] = -1;
+        flag[(int64_t)bh * Cq + r] = 0;
+        if (tail) atomicAdd(&sm.tailhist[MIX_ROWS - rows % MIX_ROWS], 1);
+    }
+    __syncthreads();
+    if (tid == 0) { /* counting sort, tails descending */
+        int run = 0;
+        for (int i = 0; i <= MIX_ROWS; i++) {
+            const int x = sm.tailhist[i];
+            sm.tailhist[i] = run;
+            run += x;
+        }
+        for (int r = 0; r < Cq; r++)
+            if (sm.kr[r] >= 0) {
+                const int t = (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
+                sm.cand[sm.tailhist[MIX_ROWS - t]++] = r;
+            }
+        sm.ncand = run;
+        sm.nsl = 0;
+    }
+    __syncthreads();
+    const int ncand = sm.ncand;
+    for (int i = 0; i < ncand; i++) {
+        const int r = sm.cand[i];
+        const int t = (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
+        if (tid < MIX_CK / 32) sm.selw[tid] = 0u;
+        if (tid == 0) sm.dup = 0;
+        __syncthreads();
+        for (int e = __ldg(rp + r) + tid, e1 = __ldg(rp + r + 1); e < e1; e += PACK_THR) {
+            const int c = __ldg(p.col + e);
+            const uint32_t bit = 1u << (c & 31);
+            if (atomicOr(&sm.selw[c >> 5], bit) & bit) sm.dup = 1;
+        }
+        __syncthreads();
+        if (sm.dup) continue; /* a duplicate column counts twice alone: not packed */
+        /* warp w tries the open items w, w + 32, ... */
+        long long best = -1, bextra = 0;
+        int bslot = -1;
+        for (int s = warp; s < sm.nsl; s += 32) {
+            uint32_t bits = sm.selw[lane] & ~sm.sbits[s][lane];
+            long long extra = 0;
+            while (bits) {
+                const int b = __ffs(bits) - 1;
+                bits &= bits - 1;
+                extra += sm.ksz[32 * lane + b];
+            }
+#pragma unroll
+            for (int d = 16; d; d >>= 1)
+                extra += __shfl_xor_sync(0xffffffffu, extra, d);
+            if (sm.srows[s] + t > MIX_ROWS || sm.snmem[s] >= MIX_MEMBERS) continue;
+            const long long add = item_cost(sm.srows[s] + t, sm.skeys[s] + extra) -
+                                  item_cost(sm.srows[s], sm.skeys[s]);
+            if (best < 0 || add < best) best = add, bextra = extra, bslot = s;
+        }
+        if (lane == 0) sm.wadd[warp] = best, sm.wextra[warp] = bextra, sm.wslot[warp] = bslot;
+        __syncthreads();
+        if (tid == 0) {
+            long long b = item_cost(t, sm.kr[r]), extra = 0;
+            int s = -1;
+            for (int w = 0; w < 32; w++) /* lowest item on ties */
+                if (sm.wslot[w] >= 0 && (sm.wadd[w] < b || (sm.wadd[w] == b && s >= 0 && sm.wslot[w] < s)))
+                    b = sm.wadd[w], extra = sm.wextra[w], s = sm.wslot[w];
+            sm.fresh = s < 0;
+            if (s < 0 && sm.nsl < PACK_SL) {
+                s = sm.nsl++;
+                sm.srows[s] = 0, sm.snmem[s] = 0, sm.skeys[s] = sm.kr[r];
+            } else if (s >= 0) {
+                sm.skeys[s] += extra;
+            }
+            if (s >= 0) {
+                sm.assign[r] = s;
+                sm.memidx[r] = sm.snmem[s]++;
+                sm.srows[s] += t;
+            }
+            sm.chosen = s;
+        }
+        __syncthreads();
+        const int s = sm.chosen;
+        if (s >= 0 && tid < MIX_CK / 32)
+            sm.sbits[s][tid] = sm.fresh ? sm.selw[tid] : (sm.sbits[s][tid] | sm.selw[tid]);
+        /* the next round's first barrier orders these writes before their readers */
+    }
+    __syncthreads();
+    if (tid == 0) {
+        int j = 0;
+        for (int s = 0; s < sm.nsl; s++)
+            sm.mixid[s] = sm.snmem[s] >= 2 && j < mm ? j++ : -1;
+        nmix[bh] = j;
+    }
+    __syncthreads();
+    for (int s = tid; s < sm.nsl; s += PACK_THR) {
+        const int j = sm.mixid[s];
+        if (j < 0) continue;
+        const int64_t m = (int64_t)bh * mm + j;
+        const int k = cost_key(bh, sm.skeys[s], p.N_k);
+        mkey[m] = k;
+        mnrows[m] = sm.srows[s];
+        mnmem[m] = sm.snmem[s];
+        atomicAdd(hist + k, 1);
+    }
+    for (int r = tid; r < Cq; r += PACK_THR) {
+        const int s = sm.assign[r];
+        if (s < 0 || sm.mixid[s] < 0) continue;
+        flag[(int64_t)bh * Cq + r] = 1;
+        mmem[((int64_t)bh * mm + sm.mixid[s]) * MIX_MEMBERS + sm.memidx[r]] = r;
+    }
+    __syncthreads(); /* mmem of this block written */
+    for (int s = warp; s < sm.nsl; s += 32) {
+        const int j = sm.mixid[s];
+        if (j < 0) continue;
+        const int64_t m = (int64_t)bh * mm + j;
+        int off = 0;
+        for (int k = 0; k < sm.snmem[s]; k++) {
+            const int r = mmem[m * MIX_MEMBERS + k];
+            const int end = __ldg(qo + r + 1), t = (end - __ldg(qo + r)) % MIX_ROWS;
+            for (int x = lane; x < t; x += 32)
+                mrow[m * MIX_ROWS + off + x] = ((end - t + x) << 5) | k;
+            off += t;
+        }
+    }
+}
+
+/* tiles and cost key of every query cluster; with pack, a cluster whose tail
+ * is in a union item keeps only its full tiles */
+__global__ void wl_count(svoo_cuda_attend_params p, int BM, const int *flag, int *hist, int *cnt,
+                         int *key) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t n = (int64_t)p.B * p.H * p.Cq;
+    if (idx >= n) return;
+    const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
+    const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
+    const int rows = __ldg(qo + r + 1) - __ldg(qo + r);
+    const int nt = rows <= 0 ? 0 : (flag && flag[idx]) ? rows / BM : (rows + BM - 1) / BM;
+    const int32_t *rp = p.row_ptr + (int64_t)bh * (p.Cq + 1);
+    const int32_t *ko = p.k_off + (int64_t)bh * (p.Ck + 1);
+    int64_t keys = 0;
+    for (int e = __ldg(rp + r), e1 = __ldg(rp + r + 1); e < e1; e++) {
+        int c = __ldg(p.col + e);
+        keys += __ldg(ko + c + 1) - __ldg(ko + c);
+    }
+    const int k = cost_key(bh, keys, p.N_k);
+    cnt[idx] = nt;
+    key[idx] = k;
+    if (nt) atomicAdd(hist + k, nt);
+}
+
+/* exclusive scan of hist[n] in place (one block of 1024), total -> *ntiles */
+__global__ void wl_scan(int *hist, int n, int *ntiles) {
+    __shared__ int part[1024];
+    const int tid = threadIdx.x, per = (n + 1023) / 1024;
+    const int b0 = tid * per, b1 = min(n, b0 + per);
+    int s = 0;
+    for (int i = b0; i < b1; i++)
+        s += hist[i];
+    part[tid] = s;
+    __syncthreads();
+    for (int d = 1; d < 1024; d <<= 1) {
+        int y = tid >= d ? part[tid - d] : 0;
+        __syncthreads();
+        part[tid] += y;
+        __syncthreads();
+    }
+    int run = part[tid] - s;
+    for (int i = b0; i < b1; i++) {
+        int x = hist[i];
+        hist[i] = run;
+        run += x;
+    }
+    if (tid == 1023) *ntiles = part[1023];
+}
+
+/* the tiles of every query cluster, then (indices past BH * Cq, with pack)
+ * the union items, r = -1 - (bh * mm + j), into their own list mtiles */
+__global__ void wl_scatter(svoo_cuda_attend_params p, int BM, int mm, int *start, const int *cnt,
+                           const int *key, const int *nmix, const int *mkey, const int *mnrows,
+                           int *mstart, Tile *tiles, Tile *mtiles) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t n = (int64_t)p.B * p.H * p.Cq;
+    if (idx >= n) {
+        const int64_t m = idx - n;
+        if (m >= (int64_t)p.B * p.H * mm) return;
+        const int bh = (int)(m / mm), j = (int)(m % mm);
+        if (j >= nmix[bh]) return;
+        Tile x;
+        x.bh = bh;
+        x.r = -1 - (int)m;
+        x.row0 = 0;
+        x.nrows = mnrows[m];
+        mtiles[atomicAdd(mstart + mkey[m], 1)] = x;
+        return;
+    }
+    const int nt = cnt[idx];
+    if (!nt) return;
+    const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
+    const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
+    const int q0 = __ldg(qo + r), rows = __ldg(qo + r + 1) - q0;
+    const int pos = atomicAdd(start + key[idx], nt);
+    for (int t = 0; t < nt; t++) {
+        Tile x;
+        x.bh = bh;
+        x.r = r;
+        x.row0 = q0 + t * BM;
+        x.nrows = min(BM, rows - t * BM);
+        tiles[pos + t] = x;
+    }
+}
+
+WorkList worklist_at(const WsLayout &w, char *ws, bool packed) {
+    WorkList wl;
+    wl.tiles = (const Tile *)(ws + w.tiles);
+    wl.ntiles = (const int *)(ws + w.ntiles);
+    wl.max_tiles = w.max_tiles;
+    wl.mix.nmem = packed ? (const int *)(ws + w.mnmem) : nullptr;
+    wl.mix.mem = (const int *)(ws + w.mmem);
+    wl.mix.row = (const int *)(ws + w.mrow);
+    wl.mix_tiles = (const Tile *)(ws + w.mtiles);
+    wl.mix_ntiles = (const int *)(ws + w.mntiles);
+    wl.mix_max = packed ? w.nm : 0;
+    return wl;
+}
+
+} // namespace
+
+bool svoo_attend::worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_bytes,
+                                size_t *need) {
+    const WsLayout w = ws_layout(BH, N_q, Cq);
+    *need = w.total;
+    return w.max_tiles <= 0x7fffffff && BH * Cq <= 0x7fffffff && BH * NB <= 0x7fffffff &&
+           ws_bytes >= w.total;
+}
+
+WorkList svoo_attend::worklist_in(const svoo_cuda_attend_params *p, void *workspace) {
+    /* read by svoo_cuda_ear after an attention call with lse, which never packs */
+    return worklist_at(ws_layout((int64_t)p->B * p->H, p->N_q, p->Cq), (char *)workspace, false);
+}
+
+svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm, int pack,
+                                        void *workspace, cudaStream_t s, WorkList *wl) {
+    const int64_t BH = (int64_t)p->B * p->H;
+    const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
+    char *ws = (char *)workspace;
+    int *hist = (int *)(ws + w.hist), *ntiles = (int *)(ws + w.ntiles);
+    int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
+    int *flag = (int *)(ws + w.flag), *nmix = (int *)(ws + w.nmix), *mkey = (int *)(ws + w.mkey);
+    int *mnrows = (int *)(ws + w.mnrows), *mnmem = (int *)(ws + w.mnmem);
+    int *mhist = (int *)(ws + w.mhist), *mntiles = (int *)(ws + w.mntiles);
+    Tile *tiles = (Tile *)(ws + w.tiles), *mtiles = (Tile *)(ws + w.mtiles);
+    const int64_t ncl = BH * p->Cq;
+    /* union items need 128-row tiles, one table of <= MIX_CK key clusters and
+     * positions below 2^26 */
+    pack = pack && bm == MIX_ROWS && w.mm > 0 && p->Ck <= MIX_CK && p->N_q < (1 << 26);
+    const int64_t nmixslots = pack ? BH * w.mm : 0;
+    svoo_status st;
+    cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
+    if (e == cudaSuccess && pack) e = cudaMemsetAsync(mhist, 0, (size_t)BH * NB * 4, s);
+    if (e == cudaSuccess && pack)
+        e = cudaFuncSetAttribute(wl_pack, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)sizeof(PackSmem));
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: work list: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    if (pack) {
+        wl_pack<<<(unsigned)BH, PACK_THR, sizeof(PackSmem), s>>>(
+            *p, (int)w.mm, mhist, flag, nmix, mkey, mnrows, mnmem, (int *)(ws + w.mmem),
+            (int *)(ws + w.mrow));
+        if ((st = check_launch("work-list packing"))) return st;
+    }
+    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, pack ? flag : nullptr, hist, cnt,
+                                                           key);
+    if ((st = check_launch("work-list count"))) return st;
+    wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
+    if ((st = check_launch("work-list scan"))) return st;
+    if (pack) {
+        wl_scan<<<1, 1024, 0, s>>>(mhist, (int)(BH * NB), mntiles);
+        if ((st = check_launch("work-list scan (union items)"))) return st;
+    }
+    wl_scatter<<<(unsigned)((ncl + nmixslots + 255) / 256), 256, 0, s>>>(
+        *p, bm, pack ? (int)w.mm : 0, hist, cnt, key, nmix, mkey, mnrows, mhist, tiles, mtiles);
+    if ((st = check_launch("work-list scatter"))) return st;
+    *wl = worklist_at(w, ws, pack);
+    return SVOO_OK;
+}
+
+extern "C" size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq) {
+    if (B < 1 || H < 1 || N_q < 1 || Cq < 1) return 0;
+    return ws_layout((int64_t)B * H, N_q, Cq).total;
+}
