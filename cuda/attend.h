@@ -114,6 +114,14 @@ size_t svoo_cuda_ear_workspace(int B, int H, int Ck, int D);
 svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
                           void *ear_ws, size_t ear_bytes, void *stream);
 
+/*! svoo_cuda_attend_union_items() : dev hook for tests: the number of union
+ *  items (worklist.cu: query-cluster tails of a head packed into shared row
+ *  tiles) in the work list that this thread's last svoo_cuda_attend call
+ *  built in `workspace` for p, or -1 when that call did not pack (not the
+ *  Hopper kernel, p->lse set, SVOO_CUDA_PACK=0, or a plan past the limits).
+ *  Synchronises the device. */
+int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspace);
+
 /*! svoo_cuda_attend_last_error() : message of this thread's last failing
  *  svoo_cuda_attend call ("" if none). Valid until the next call. */
 const char *svoo_cuda_attend_last_error(void);

@@ -68,8 +68,10 @@ template <int D> struct Smem90 {
     static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys | MASKED, -1 = end */
     static constexpr size_t umask = meta + 8 * 4;      /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
-    static constexpr size_t colw = tmask + (size_t)CAP * 4; /* [STAGES][MIX_MEMBERS][4] */
-    static constexpr size_t rowinfo = colw + (size_t)STAGES * MIX_MEMBERS * 16; /* [BM] */
+    /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
+     * rewritten only after its readers released a later stage */
+    static constexpr size_t colw = tmask + (size_t)CAP * 4;
+    static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
@@ -82,6 +84,7 @@ template <int D> struct Bars {
     static constexpr uint32_t full_k = 0, full_v = 8 * STAGES, empty_k = 16 * STAGES,
                               empty_v = 24 * STAGES;
 };
+
 #ifdef SVOO_SM90_NOPINGPONG /* dev: measure without the ping-pong schedule */
 constexpr bool kPingPong = false;
 #else
@@ -92,6 +95,22 @@ constexpr int PROD_REGS = 88,
                                   + 208*256 <= 168*384 (the entry allocation) */
 
 #include "sm90_ptx.cuh"
+
+/* Work items of a block: rounds of the grid over the list (costly items
+ * first within a head). The plain items go with a stride of the grid. The
+ * union items, fewer (~9 a block) and of uneven cost, go in boustrophedon
+ * order (round u odd: the grid's items in reverse), which pairs a block's
+ * costly item of one round with a cheap one of the next: measured 1.1 ms
+ * less than the stride on a 43 ms call (docs/CUDA_KERNEL.md). The plain
+ * items keep the stride: the same order cost the dense plan 9%. */
+template <bool UNI> __device__ __forceinline__ int next_item(int ti, int &u) {
+    if constexpr (UNI) {
+        ++u;
+        return (int)((u & 1) ? (u + 1) * gridDim.x - 1 - blockIdx.x : u * gridDim.x + blockIdx.x);
+    } else {
+        return ti + (int)gridDim.x;
+    }
+}
 
 /* Cluster table of a union item (Ck <= CAP key clusters): the union of its
  * nmem members' selections, the clusters every member selected first (their
@@ -171,7 +190,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     /* this lane's row within a pass and its chunk */
     const int prow = lane / CPR, pch = lane % CPR;
     uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
-    for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
+    for (int ti = blockIdx.x, u = 0; ti < ntiles; ti = next_item<UNI>(ti, u)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
         const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
@@ -180,7 +199,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
         const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
         /* the key tiles of one table of `total` keys; in a union item, tiles
          * past the members' common keys carry per member the bits of the
-         * columns it selected: colw[stage][member][4 words] */
+         * columns it selected: colw[K use % 2 STAGES][member][4 words] */
         auto key_tiles = [&](int total, int common, int nmem) {
             const int ntk = (total + BN - 1) / BN;
             int cur = 0;
@@ -207,7 +226,8 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
                     for (int k = 0; k < nmem; k++) {
                         const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
-                        if (lane == 0) colw[(st * MIX_MEMBERS + k) * 4 + warp] = w;
+                        if (lane == 0)
+                            colw[((kn % (2 * STAGES)) * MIX_MEMBERS + k) * 4 + warp] = w;
                     }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
@@ -277,6 +297,9 @@ __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, const uint3
                                              const int *ri,
                                              int c4, float sl2, float (&m)[2],
                                              float (&l)[2], float (&alpha)[2]) {
+#ifdef SVOO_SM90_UNI_NOMASK /* dev: the union kernel's time without its masks (wrong results) */
+    cw = nullptr;
+#endif
     if (cw) { /* one word live at a time: the consumer is at its register limit */
 #pragma unroll
         for (int hi = 0; hi < 2; hi++)
@@ -365,15 +388,17 @@ __device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t 
     vn++;
 }
 
-/* the meta word of K stage kst -> nv (valid keys); the stage's column words
- * when the tile is masked per member (the stage is then released only after
- * the softmax has read them), else null */
+/* the meta word of K use kn -> nv (valid keys); the use's column words when
+ * the tile is masked per member, else null. The producer rewrites them for
+ * use kn + 2 STAGES, after this consumer released use kn + STAGES (later
+ * than this tile's softmax), so the K stage itself is released early. */
 template <int D>
-__device__ __forceinline__ const uint32_t *column_words(const unsigned char *smem, uint32_t kst,
+__device__ __forceinline__ const uint32_t *column_words(const unsigned char *smem, uint32_t kn,
                                                         int &nv) {
     const bool msk = nv & MASKED;
     nv &= MASKED - 1;
-    return msk ? reinterpret_cast<const uint32_t *>(smem + Smem90<D>::colw) + kst * MIX_MEMBERS * 4
+    return msk ? reinterpret_cast<const uint32_t *>(smem + Smem90<D>::colw) +
+                     (kn % (2 * Smem90<D>::STAGES)) * MIX_MEMBERS * 4
                : nullptr;
 }
 
@@ -402,7 +427,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
      * pp leaves the turn with consumer 0 again; one arrival stays pending at
      * exit) */
     if (kPingPong && cw == 1) named_arrive(5, 256);
-    for (int ti = blockIdx.x; ti < ntiles; ti += gridDim.x) {
+    for (int ti = blockIdx.x, u = 0; ti < ntiles; ti = next_item<UNI>(ti, u)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
         /* a tail of <= 64 rows leaves consumer 1 without rows (it only releases
@@ -473,14 +498,13 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             issue_qk<T, D>(s, qa, ka);
             wgmma_commit();
             if (pp) named_arrive(6 - cw, 256); /* the other's turn */
-            const uint32_t *cwd = UNI ? column_words<D>(smem, kst, nv) : nullptr;
+            const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
             wgmma_wait<0>();
             reg_fence(s);
-            if (!cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+            mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
             kn++;
             float alpha[2];
             softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sl2, m, l, alpha);
-            if (cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst); /* words read */
             pack_p<T>(s, pa);
             pvn = vn++;
             have = true;
@@ -507,14 +531,13 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 issue_pv<T, D>(o, pa, va);
                 wgmma_commit();
                 if (pp) named_arrive(6 - cw, 256);
-                const uint32_t *cwd = UNI ? column_words<D>(smem, kst, nv) : nullptr;
+                const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
                 wgmma_wait<1>(); /* S is ready, P V may run on */
                 reg_fence(s);
-                if (!cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+                mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
                 kn++;
                 float alpha[2];
                 softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sl2, m, l, alpha);
-                if (cwd) mbar_arrive(bars + Bars<D>::empty_k + 8 * kst); /* words read */
                 wgmma_wait<0>();
                 reg_fence(o);
                 reg_fence(pa);

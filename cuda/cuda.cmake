@@ -53,4 +53,7 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/cuda/test_cuda.c)
   target_compile_definitions(test_cuda PRIVATE ${SVOO_DEFS})
   target_compile_options(test_cuda PRIVATE ${SVOO_WARN} ${SVOO_FLAGS})
   target_link_libraries(test_cuda PRIVATE svoo_static CUDA::cudart_static)
+  if(CMAKE_CUDA_ARCHITECTURES MATCHES "90a") # the test expects the Hopper kernels' features
+    target_compile_definitions(test_cuda PRIVATE SVOO_HAVE_SM90A)
+  endif()
 endif()

@@ -165,7 +165,10 @@ __global__ void __launch_bounds__(PACK_THR)
             if (atomicOr(&sm.selw[c >> 5], bit) & bit) sm.dup = 1;
         }
         __syncthreads();
-        if (sm.dup) continue; /* a duplicate column counts twice alone: not packed */
+        if (sm.dup) { /* a duplicate column counts twice alone: not packed */
+            __syncthreads(); /* every thread has read dup before the next round resets it */
+            continue;
+        }
         /* warp w tries the open items w, w + 32, ... */
         long long best = -1, bextra = 0;
         int bslot = -1;
@@ -338,6 +341,8 @@ __global__ void wl_scatter(svoo_cuda_attend_params p, int BM, int mm, int *start
     }
 }
 
+thread_local int g_packed; /* whether this thread's last work list packed */
+
 WorkList worklist_at(const WsLayout &w, char *ws, bool packed) {
     WorkList wl;
     wl.tiles = (const Tile *)(ws + w.tiles);
@@ -411,7 +416,22 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
         *p, bm, pack ? (int)w.mm : 0, hist, cnt, key, nmix, mkey, mnrows, mhist, tiles, mtiles);
     if ((st = check_launch("work-list scatter"))) return st;
     *wl = worklist_at(w, ws, pack);
+    g_packed = pack;
     return SVOO_OK;
+}
+
+extern "C" int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspace) {
+    if (!g_packed || !p || !workspace) return -1;
+    const int64_t BH = (int64_t)p->B * p->H;
+    const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
+    int n = 0, x = 0;
+    for (int64_t bh = 0; bh < BH; bh++) {
+        if (cudaMemcpy(&x, (char *)workspace + w.nmix + bh * 4, 4, cudaMemcpyDeviceToHost) !=
+            cudaSuccess)
+            return -1;
+        n += x;
+    }
+    return n;
 }
 
 extern "C" size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq) {

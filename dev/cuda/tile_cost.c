@@ -23,7 +23,7 @@
  * Build (CPU, after a CPU build in build-f):
  *   cc -O2 -std=c11 -Iinclude -Isrc dev/cuda/tile_cost.c build-f/libsvoo.a \
  *      -lopenblas -lgomp -ljson-c -lpng -lm -o build-f/tile_cost
- * Run: build-f/tile_cost PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads] */
+ * Run: build-f/tile_cost PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads] [top_p] */
 #define SVOO_STATIC_LINKING_ONLY
 #include "svoo.h"
 
@@ -178,7 +178,7 @@ static void add_cluster(cost *c, int64_t s, int64_t K) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads]\n",
+        fprintf(stderr, "usage: %s PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads] [top_p]\n",
                 argv[0]);
         return 2;
     }
@@ -186,6 +186,7 @@ int main(int argc, char **argv) {
     const int step = argc > 3 ? atoi(argv[3]) : 10, layer = argc > 4 ? atoi(argv[4]) : 5;
     const double dense_tf = argc > 5 ? atof(argv[5]) : 550.0;
     const int nth = argc > 6 ? atoi(argv[6]) : 2;
+    const double top_p = argc > 7 ? atof(argv[7]) : 0.9;
     svoo_profile *src = NULL, *prof = NULL;
     svoo_synth *syn = NULL;
     svoo_synth_config sc;
@@ -213,6 +214,7 @@ int main(int argc, char **argv) {
     cfg.head_dim = D, cfg.num_heads = H, cfg.num_layers = sc.layers, cfg.num_steps = sc.steps;
     cfg.frames = sc.frames, cfg.height = sc.height, cfg.width = sc.width;
     cfg.text_tokens = sc.text_tokens, cfg.profile = prof, cfg.num_threads = nth;
+    cfg.top_p = top_p;
     svoo_ctx *ctx = NULL;
     if (!s) s = svoo_ctx_create(&cfg, &ctx);
     int cq = 0, ck = 0;

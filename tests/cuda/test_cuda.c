@@ -9,6 +9,8 @@
  *     top_p = 1 (nothing dropped) the same bytes as without EAR; the EAR
  *     kernels on a hand-made plan (Ck 2100: three 1024-cluster chunks, empty
  *     key clusters, an empty plan row);
+ *   - the Hopper kernel's union items (query-cluster tails packed into shared
+ *     row tiles) on a hand-made plan, with and without packing;
  *   - several layers' calls captured in a CUDA graph and replayed = the
  *     uncaptured output, bit for bit;
  *   - bad inputs: host pointers, misaligned rows, f32, too large a batch,
@@ -959,12 +961,14 @@ done:
  * uneven sizes otherwise, random permutations; query cluster 0 selects nothing (an
  * empty plan row: its rows get the pseudo-keys only), 1 selects every key cluster
  * (nothing dropped), 2 has no rows, the others ~1/8 of the key clusters (ascending,
- * as the planners write them). Ck > 1024 reaches ear_attend's second and third
- * 1024-cluster chunks, which no planner-made test case reaches. row_ptr is LOCAL
- * (starts at 0); returns nnz. */
+ * as the planners write them; with share > 0 also every key cluster c with
+ * c % share == 0, so that query clusters select largely the same keys, as real
+ * plans do). Ck > 1024 reaches ear_attend's second and third 1024-cluster
+ * chunks, which no planner-made test case reaches. row_ptr is LOCAL (starts at
+ * 0); returns nnz. */
 enum { EAR_R_EMPTY = 0, EAR_R_ALL = 1, EAR_R_NOROWS = 2 };
-static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int32_t *qperm, int32_t *kperm,
-                        int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
+static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
+                        int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
     uint64_t s = seed;
     int32_t *perm[2] = {qperm, kperm};
     for (int t = 0; t < 2; t++) {
@@ -1008,7 +1012,8 @@ static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int32_t *qperm
     rp[0] = 0;
     for (int r = 0; r < cq; r++) {
         for (int c = 0; c < ck && r != EAR_R_EMPTY; c++)
-            if (r == EAR_R_ALL || rng_next(&s) % 8 == 0) col[nnz++] = c;
+            if (r == EAR_R_ALL || (share && c % share == 0) || rng_next(&s) % 8 == 0)
+                col[nnz++] = c;
         rp[r + 1] = (int32_t)nnz;
     }
     return nnz;
@@ -1048,6 +1053,92 @@ static int ear_plan_cpu(int64_t N, int D, int cq, int ck, int32_t *qperm, int32_
     return s != SVOO_OK;
 }
 
+/* a hand-made plan of ear_plan's on B*H heads of N rows in device memory with
+ * its inputs, the CPU executor's result (with or without EAR) and the
+ * parameters and workspace of svoo_cuda_attend */
+typedef struct {
+    int64_t B, H, N, BH;
+    int D, cq, ck, bad;
+    size_t cnt, bytes, wsb;
+    uint16_t *q, *k, *v, *ref, *o;
+    int32_t *qperm, *kperm, *qoff, *koff, *rp, *col;
+    void *dq, *dk, *dv, *dout, *ws;
+    int32_t *dqp, *dkp, *dqo, *dko, *drp, *dcol;
+    svoo_cuda_attend_params p;
+} direct_case;
+
+static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, int ck, int share,
+                         int ear, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    const int64_t H = 2, BH = B * H;
+    c->B = B, c->H = H, c->N = N, c->BH = BH, c->D = D, c->cq = cq, c->ck = ck;
+    c->cnt = (size_t)BH * N * D, c->bytes = c->cnt * 2;
+    c->q = malloc(c->bytes), c->k = malloc(c->bytes), c->v = malloc(c->bytes);
+    c->ref = malloc(c->bytes), c->o = malloc(c->bytes);
+    make_qkv(c->q, c->k, c->v, B, H, N, D, seed + (uint64_t)D);
+    c->qperm = malloc(BH * N * 4), c->kperm = malloc(BH * N * 4);
+    c->qoff = malloc(BH * (cq + 1) * 4), c->koff = malloc(BH * (ck + 1) * 4);
+    c->rp = malloc(BH * (cq + 1) * 4), c->col = malloc((size_t)BH * cq * ck * 4);
+    int64_t nnz = 0;
+    for (int64_t bh = 0; bh < BH; bh++) {
+        int32_t *r = c->rp + bh * (cq + 1);
+        const int64_t n = ear_plan(4000 + (uint64_t)bh, N, cq, ck, share, c->qperm + bh * N,
+                                   c->kperm + bh * N, c->qoff + bh * (cq + 1),
+                                   c->koff + bh * (ck + 1), r, c->col + nnz);
+        c->bad |= ear_plan_cpu(N, D, cq, ck, c->qperm + bh * N, c->kperm + bh * N,
+                               c->qoff + bh * (cq + 1), c->koff + bh * (ck + 1), r, c->col + nnz,
+                               ear, c->q + bh * N * D, c->k + bh * N * D, c->v + bh * N * D,
+                               c->ref + bh * N * D);
+        for (int i = 0; i <= cq; i++)
+            r[i] += (int32_t)nnz; /* GLOBAL offsets into col for the kernel */
+        nnz += n;
+    }
+    CHECK(!c->bad, "direct plan: hand-made plan invalid or CPU executor failed");
+    dev_qkv(c->q, c->k, c->v, c->bytes, c->bytes, &c->dq, &c->dk, &c->dv, &c->dout);
+    c->wsb = svoo_cuda_attend_workspace((int)B, (int)H, (int)N, cq);
+    CU(cudaMalloc(&c->ws, c->wsb));
+    CU(cudaMalloc((void **)&c->dqp, BH * N * 4));
+    CU(cudaMalloc((void **)&c->dkp, BH * N * 4));
+    CU(cudaMalloc((void **)&c->dqo, BH * (cq + 1) * 4));
+    CU(cudaMalloc((void **)&c->dko, BH * (ck + 1) * 4));
+    CU(cudaMalloc((void **)&c->drp, BH * (cq + 1) * 4));
+    CU(cudaMalloc((void **)&c->dcol, (size_t)(nnz > 0 ? nnz : 1) * 4));
+    CU(cudaMemcpy(c->dqp, c->qperm, BH * N * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(c->dkp, c->kperm, BH * N * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(c->dqo, c->qoff, BH * (cq + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(c->dko, c->koff, BH * (ck + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(c->drp, c->rp, BH * (cq + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(c->dcol, c->col, (size_t)nnz * 4, cudaMemcpyHostToDevice));
+    svoo_cuda_attend_params *p = &c->p;
+    p->q = c->dq, p->k = c->dk, p->v = c->dv, p->o = c->dout;
+    p->q_stride_b = p->k_stride_b = p->v_stride_b = p->o_stride_b = H * N * D;
+    p->q_stride_h = p->k_stride_h = p->v_stride_h = p->o_stride_h = N * D;
+    p->q_stride_n = p->k_stride_n = p->v_stride_n = p->o_stride_n = D;
+    p->B = (int)B, p->H = (int)H, p->N_q = p->N_k = (int)N, p->D = D;
+    p->dtype = SVOO_CUDA_BF16;
+    p->scale = 1.0f / sqrtf((float)D);
+    p->q_perm = c->dqp, p->k_perm = c->dkp, p->q_off = c->dqo, p->k_off = c->dko;
+    p->row_ptr = c->drp, p->col = c->dcol;
+    p->Cq = cq, p->Ck = ck;
+}
+
+/* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows) */
+static svoo_status direct_run(direct_case *c) {
+    CU(cudaMemset(c->dout, 0xff, c->bytes));
+    const svoo_status s = svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
+    CU(cudaDeviceSynchronize());
+    CU(cudaMemcpy(c->o, c->dout, c->bytes, cudaMemcpyDeviceToHost));
+    return s;
+}
+
+static void direct_free(direct_case *c) {
+    cudaFree(c->ws), cudaFree(c->dqp), cudaFree(c->dkp), cudaFree(c->dqo), cudaFree(c->dko);
+    cudaFree(c->drp), cudaFree(c->dcol);
+    dev_free4(c->dq, c->dk, c->dv, c->dout);
+    free(c->q), free(c->k), free(c->v), free(c->o), free(c->ref);
+    free(c->qperm), free(c->kperm), free(c->qoff), free(c->koff), free(c->rp), free(c->col);
+}
+
 /* svoo_cuda_attend + svoo_cuda_ear on ear_plan's plans (B*H heads, Ck = 2100:
  * three 1024-cluster chunks, empty key clusters, an empty plan row, a query
  * cluster without rows, N not a multiple of any tile) against the CPU executor
@@ -1056,89 +1147,43 @@ static int ear_plan_cpu(int64_t N, int D, int cq, int ck, int32_t *qperm, int32_
  * EAR). Then svoo_cuda_ear refuses a misaligned k row stride (a status, no
  * launch). */
 static void test_ear_direct(int64_t B, int D) {
-    const int64_t H = 2, N = 3001, BH = B * H;
-    const int cq = 40, ck = 2100;
-    const size_t cnt = (size_t)BH * N * D, bytes = cnt * 2;
-    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *o[2],
-             *ref = malloc(bytes);
-    o[0] = malloc(bytes);
-    o[1] = malloc(bytes);
-    make_qkv(q, k, v, B, H, N, D, 777 + (uint64_t)D);
-    int32_t *qperm = malloc(BH * N * 4), *kperm = malloc(BH * N * 4),
-            *qoff = malloc(BH * (cq + 1) * 4), *koff = malloc(BH * (ck + 1) * 4),
-            *rp = malloc(BH * (cq + 1) * 4), *col = malloc((size_t)BH * cq * ck * 4);
-    int64_t nnz = 0;
-    int bad = 0;
-    for (int64_t bh = 0; bh < BH; bh++) {
-        int32_t *r = rp + bh * (cq + 1);
-        const int64_t n = ear_plan(4000 + (uint64_t)bh, N, cq, ck, qperm + bh * N, kperm + bh * N,
-                                   qoff + bh * (cq + 1), koff + bh * (ck + 1), r, col + nnz);
-        bad |= ear_plan_cpu(N, D, cq, ck, qperm + bh * N, kperm + bh * N, qoff + bh * (cq + 1),
-                            koff + bh * (ck + 1), r, col + nnz, 1, q + bh * N * D, k + bh * N * D,
-                            v + bh * N * D, ref + bh * N * D);
-        for (int i = 0; i <= cq; i++)
-            r[i] += (int32_t)nnz; /* GLOBAL offsets into col for the kernel */
-        nnz += n;
-    }
-    CHECK(!bad, "ear direct: hand-made plan invalid or CPU executor failed");
-    void *dq, *dk, *dv, *dout, *ws, *ews;
-    int32_t *dqp, *dkp, *dqo, *dko, *drp, *dcol;
+    direct_case c;
+    direct_setup(&c, B, D, 3001, 40, 2100, 0, 1, 777);
+    const int64_t BH = c.BH, N = c.N;
+    const int cq = c.cq, ck = c.ck;
+    uint16_t *o0 = malloc(c.bytes);
+    void *ews;
     float *dlse;
-    dev_qkv(q, k, v, bytes, bytes, &dq, &dk, &dv, &dout);
-    const size_t wsb = svoo_cuda_attend_workspace((int)B, (int)H, (int)N, cq),
-                 ewsb = svoo_cuda_ear_workspace((int)B, (int)H, ck, D);
-    CU(cudaMalloc(&ws, wsb));
+    const size_t ewsb = svoo_cuda_ear_workspace((int)B, (int)c.H, ck, D);
     CU(cudaMalloc(&ews, ewsb));
     CU(cudaMalloc((void **)&dlse, BH * N * 4));
-    CU(cudaMalloc((void **)&dqp, BH * N * 4));
-    CU(cudaMalloc((void **)&dkp, BH * N * 4));
-    CU(cudaMalloc((void **)&dqo, BH * (cq + 1) * 4));
-    CU(cudaMalloc((void **)&dko, BH * (ck + 1) * 4));
-    CU(cudaMalloc((void **)&drp, BH * (cq + 1) * 4));
-    CU(cudaMalloc((void **)&dcol, (size_t)(nnz > 0 ? nnz : 1) * 4));
-    CU(cudaMemcpy(dqp, qperm, BH * N * 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dkp, kperm, BH * N * 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dqo, qoff, BH * (cq + 1) * 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dko, koff, BH * (ck + 1) * 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(drp, rp, BH * (cq + 1) * 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dcol, col, (size_t)nnz * 4, cudaMemcpyHostToDevice));
-    svoo_cuda_attend_params p;
-    memset(&p, 0, sizeof p);
-    p.q = dq, p.k = dk, p.v = dv, p.o = dout;
-    p.q_stride_b = p.k_stride_b = p.v_stride_b = p.o_stride_b = H * N * D;
-    p.q_stride_h = p.k_stride_h = p.v_stride_h = p.o_stride_h = N * D;
-    p.q_stride_n = p.k_stride_n = p.v_stride_n = p.o_stride_n = D;
-    p.B = (int)B, p.H = (int)H, p.N_q = p.N_k = (int)N, p.D = D;
-    p.dtype = SVOO_CUDA_BF16;
-    p.scale = 1.0f / sqrtf((float)D);
-    p.q_perm = dqp, p.k_perm = dkp, p.q_off = dqo, p.k_off = dko, p.row_ptr = drp, p.col = dcol;
-    p.Cq = cq, p.Ck = ck;
+    svoo_cuda_attend_params *p = &c.p;
     svoo_status s[2] = {SVOO_OK, SVOO_OK};
     for (int ear = 0; ear < 2; ear++) {
-        p.lse = ear ? dlse : NULL;
-        CU(cudaMemset(dout, 0xff, bytes)); /* a row left unwritten shows (bf16 NaN) */
-        s[ear] = svoo_cuda_attend(&p, ws, wsb, NULL);
-        if (!s[ear] && ear) s[ear] = svoo_cuda_ear(&p, ws, wsb, ews, ewsb, NULL);
+        p->lse = ear ? dlse : NULL;
+        CU(cudaMemset(c.dout, 0xff, c.bytes)); /* a row left unwritten shows (bf16 NaN) */
+        s[ear] = svoo_cuda_attend(p, c.ws, c.wsb, NULL);
+        if (!s[ear] && ear) s[ear] = svoo_cuda_ear(p, c.ws, c.wsb, ews, ewsb, NULL);
         CHECK(s[ear] == SVOO_OK, "ear direct d%d b%lld (ear %d): %s", D, (long long)B, ear,
               svoo_cuda_attend_last_error());
         CU(cudaDeviceSynchronize());
-        CU(cudaMemcpy(o[ear], dout, bytes, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(ear ? c.o : o0, c.dout, c.bytes, cudaMemcpyDeviceToHost));
     }
-    if (!s[0] && !s[1] && !bad) {
-        const double r = rel_l2(o[1], ref, cnt);
+    if (!s[0] && !s[1] && !c.bad) {
+        const double r = rel_l2(c.o, c.ref, c.cnt);
         /* per head: rows of the cluster that drops nothing, of the empty plan row */
         int same_all = 1, zero_empty = 1;
         double num = 0, den = 0;
         for (int64_t bh = 0; bh < BH; bh++) {
-            const int32_t *qo = qoff + bh * (cq + 1), *qp = qperm + bh * N;
+            const int32_t *qo = c.qoff + bh * (cq + 1), *qp = c.qperm + bh * N;
             for (int32_t i = qo[EAR_R_ALL]; i < qo[EAR_R_ALL + 1]; i++)
-                same_all &= !memcmp(o[0] + ((size_t)bh * N + qp[i]) * D,
-                                    o[1] + ((size_t)bh * N + qp[i]) * D, (size_t)D * 2);
+                same_all &= !memcmp(o0 + ((size_t)bh * N + qp[i]) * D,
+                                    c.o + ((size_t)bh * N + qp[i]) * D, (size_t)D * 2);
             for (int32_t i = qo[EAR_R_EMPTY]; i < qo[EAR_R_EMPTY + 1]; i++)
                 for (int j = 0; j < D; j++) {
                     const size_t x = ((size_t)bh * N + qp[i]) * D + j;
-                    zero_empty &= (o[0][x] & 0x7fff) == 0;
-                    const double a = svoo_bf16_to_f32(o[1][x]), b = svoo_bf16_to_f32(ref[x]);
+                    zero_empty &= (o0[x] & 0x7fff) == 0;
+                    const double a = svoo_bf16_to_f32(c.o[x]), b = svoo_bf16_to_f32(c.ref[x]);
                     num += (a - b) * (a - b);
                     den += b * b;
                 }
@@ -1156,15 +1201,59 @@ static void test_ear_direct(int64_t B, int D) {
                D, (long long)B, ck, r, re, same_all ? "identical" : "DIFFERENT");
     }
     /* F1 of docs/REVIEW_2026-11-30_EAR.md: a status, not a misaligned-address fault */
-    p.lse = dlse;
-    p.k_stride_n = D + 4;
-    CHECK(svoo_cuda_ear(&p, ws, wsb, ews, ewsb, NULL) == SVOO_ERR_MISALIGNED,
+    p->lse = dlse;
+    p->k_stride_n = D + 4;
+    CHECK(svoo_cuda_ear(p, c.ws, c.wsb, ews, ewsb, NULL) == SVOO_ERR_MISALIGNED,
           "ear direct: misaligned k rows not refused: %s", svoo_cuda_attend_last_error());
-    cudaFree(ws), cudaFree(ews), cudaFree(dlse), cudaFree(dqp), cudaFree(dkp), cudaFree(dqo);
-    cudaFree(dko), cudaFree(drp), cudaFree(dcol);
-    dev_free4(dq, dk, dv, dout);
-    free(q), free(k), free(v), free(o[0]), free(o[1]), free(ref);
-    free(qperm), free(kperm), free(qoff), free(koff), free(rp), free(col);
+    cudaFree(ews), cudaFree(dlse);
+    free(o0);
+    direct_free(&c);
+}
+
+/* Union items of the Hopper kernel (worklist.cu): the query-cluster tails of a
+ * head packed into shared row tiles that run the union of their members' key
+ * clusters, each row masked to its own. ear_plan's plans with Ck = 300 (one
+ * table), cq clusters of 1-150 rows (N >= 350 + cq) (many tails, items of <= 64 rows, up to 32
+ * members), selections sharing every 4th key cluster (so that packing pays),
+ * an empty plan row (not packed) and a cluster without rows: against the CPU
+ * executor, with packing (union items must be there on a Hopper GPU) and
+ * with SVOO_CUDA_PACK=0. */
+static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
+    direct_case c;
+    direct_setup(&c, B, D, N, cq, 300, 4, 0, 991);
+    /* the Hopper kernel runs: an sm_90a image, a 9.0 device, not forced off */
+    struct cudaDeviceProp dp;
+    cudaGetDeviceProperties(&dp, 0);
+    const char *kern = getenv("SVOO_CUDA_KERNEL");
+#ifdef SVOO_HAVE_SM90A
+    const int hopper = dp.major == 9 && dp.minor == 0 && !(kern && !strcmp(kern, "sm80"));
+#else
+    const int hopper = 0;
+    (void)kern;
+#endif
+    const char *old = getenv("SVOO_CUDA_PACK");
+    char keep[16] = "";
+    if (old) snprintf(keep, sizeof keep, "%s", old);
+    for (int pack = 1; pack >= 0; pack--) {
+        if (pack) unsetenv("SVOO_CUDA_PACK");
+        else setenv("SVOO_CUDA_PACK", "0", 1);
+        const svoo_status s = direct_run(&c);
+        CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d: %s", D, (long long)B, pack,
+              svoo_cuda_attend_last_error());
+        const int items = svoo_cuda_attend_union_items(&c.p, c.ws);
+        if (pack && hopper)
+            CHECK(items > 0, "union direct d%d b%lld: no union items (%d)", D, (long long)B, items);
+        if (!pack) CHECK(items == -1, "union direct: SVOO_CUDA_PACK=0 packed (%d)", items);
+        if (s || c.bad) continue;
+        const double r = rel_l2(c.o, c.ref, c.cnt);
+        CHECK(r <= 1e-2, "union direct d%d b%lld pack %d: rel-L2 vs the CPU executor %.3g", D,
+              (long long)B, pack, r);
+        printf("  union direct d%-3d b%lld pack %d: %d union items, vs cpu-exec %.1e\n", D,
+               (long long)B, pack, items, r);
+    }
+    if (old) setenv("SVOO_CUDA_PACK", keep, 1);
+    else unsetenv("SVOO_CUDA_PACK");
+    direct_free(&c);
 }
 
 int main(void) {
@@ -1221,6 +1310,7 @@ int main(void) {
         for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
             run_scenario(&tiny[i]);
         run_svg(&svgs[1], 0, 0);
+        test_union_direct(1, 128, 1200, 24);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
         return g_fail ? 1 : 0;
@@ -1247,6 +1337,8 @@ int main(void) {
     test_ear_f16(64);
     test_ear_direct(2, 128);
     if (!quick) test_ear_direct(1, 64);
+    test_union_direct(2, 128, 3001, 60);
+    test_union_direct(1, 64, 3001, 60);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);
     if (!quick) test_ear_nothing_dropped(SVOO_METHOD_SVG2, 1, 64);
     test_nonfinite(SVOO_METHOD_SVOO);
