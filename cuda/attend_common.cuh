@@ -34,10 +34,10 @@ struct MixView {
 
 /* the work list in the caller's workspace (built by build_worklist) */
 struct WorkList {
-    const Tile *tiles; /* device, ordered (bh, cost descending) */
-    const int *ntiles; /* device, number of valid tiles */
-    int64_t max_tiles; /* host, upper bound of *ntiles */
-    MixView mix;       /* the union items' data (mix.nmem null: none) */
+    const Tile *tiles;     /* device, ordered (bh, cost descending) */
+    const int *ntiles;     /* device, number of valid tiles */
+    int64_t max_tiles;     /* host, upper bound of *ntiles */
+    MixView mix;           /* the union items' data (mix.nmem null: none) */
     const Tile *mix_tiles; /* device, the union items (r < 0), ordered as tiles */
     const int *mix_ntiles; /* device, their number */
     int64_t mix_max;       /* host, upper bound of *mix_ntiles */

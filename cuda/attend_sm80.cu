@@ -363,8 +363,8 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     if (!row_aligned(p->o, p->o_stride_b, p->o_stride_h, p->o_stride_n))
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: o rows not 16-byte aligned");
     size_t need = 0;
-    const bool fits = worklist_fits((int64_t)p->B * p->H, p->N_q, p->Cq,
-                                    workspace ? ws_bytes : 0, &need);
+    const bool fits =
+        worklist_fits((int64_t)p->B * p->H, p->N_q, p->Cq, workspace ? ws_bytes : 0, &need);
     if (!workspace || ws_bytes < need)
         return fail(SVOO_ERR_WORKSPACE_TOO_SMALL,
                     "svoo_cuda_attend: workspace %zu bytes, %zu needed (B %d, H %d, N_q %d, Cq %d)",

@@ -49,10 +49,10 @@ namespace {
 
 using namespace svoo_attend;
 
-constexpr int BM = 128;   /* query rows per tile (2 consumer warpgroups x 64) */
-constexpr int BN = 128;   /* keys per key tile (= producer threads) */
-constexpr int CAP = 1024; /* selected clusters per table segment */
-constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
+constexpr int BM = 128;       /* query rows per tile (2 consumer warpgroups x 64) */
+constexpr int BN = 128;       /* keys per key tile (= producer threads) */
+constexpr int CAP = 1024;     /* selected clusters per table segment */
+constexpr int NTHR = 384;     /* producer + 2 consumer warpgroups */
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
@@ -65,8 +65,8 @@ template <int D> struct Smem90 {
     static constexpr size_t tstart = v + STAGES * kstage;
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
-    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys | MASKED, -1 = end */
-    static constexpr size_t umask = meta + 8 * 4;      /* union items: [MIX_CK] scratch */
+    static constexpr size_t meta = scan + 8 * 4;  /* per K stage: valid keys | MASKED, -1 = end */
+    static constexpr size_t umask = meta + 8 * 4; /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
      * rewritten only after its readers released a later stage */
@@ -121,8 +121,8 @@ template <bool UNI> __device__ __forceinline__ int next_item(int ti, int &u) {
 template <int CAP, class Bar>
 __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, const int32_t *rp,
                                            const int32_t *koff, const int *mem, int nmem, int tid,
-                                           uint32_t *umask, int *tstart, int *tcum,
-                                           uint32_t *tmask, int *scan, Bar bar, int &common) {
+                                           uint32_t *umask, int *tstart, int *tcum, uint32_t *tmask,
+                                           int *scan, Bar bar, int &common) {
     constexpr int PER = CAP / 128;
     const int lane = tid & 31, warp = tid >> 5;
     for (int c = tid; c < p.Ck; c += 128)
@@ -141,8 +141,10 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
     for (int c = tid * PER; c < min(p.Ck, tid * PER + PER); c++) {
         const uint32_t u = umask[c];
         const int sz = u ? __ldg(koff + c + 1) - __ldg(koff + c) : 0;
-        if (u == all) nc++, kc += sz;
-        else if (u) no++, ko += sz;
+        if (u == all)
+            nc++, kc += sz;
+        else if (u)
+            no++, ko += sz;
     }
     int NC, KC, NO, KO;
     int pc = block_exscan<128>(nc, lane, warp, scan, bar, NC);
@@ -226,8 +228,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
                     for (int k = 0; k < nmem; k++) {
                         const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
-                        if (lane == 0)
-                            colw[((kn % (2 * STAGES)) * MIX_MEMBERS + k) * 4 + warp] = w;
+                        if (lane == 0) colw[((kn % (2 * STAGES)) * MIX_MEMBERS + k) * 4 + warp] = w;
                     }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
@@ -294,8 +295,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
  * S <- exp2(S*sl2 - m) as one FFMA per score (sl2 > 0, so the max commutes
  * with the scaling), l <- l*alpha + rowsum; returns alpha per row */
 __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, const uint32_t *cw,
-                                             const int *ri,
-                                             int c4, float sl2, float (&m)[2],
+                                             const int *ri, int c4, float sl2, float (&m)[2],
                                              float (&l)[2], float (&alpha)[2]) {
 #ifdef SVOO_SM90_UNI_NOMASK /* dev: the union kernel's time without its masks (wrong results) */
     cw = nullptr;

@@ -90,9 +90,9 @@ __device__ int64_t item_cost(int n, int64_t k) {
 
 /* shared memory of wl_pack */
 struct PackSmem {
-    int ksz[MIX_CK];    /* key cluster sizes */
-    int kr[PACK_CQ];    /* keys of a tail's cluster, -1: not packed */
-    int cand[PACK_CQ];  /* tails in descending size */
+    int ksz[MIX_CK];   /* key cluster sizes */
+    int kr[PACK_CQ];   /* keys of a tail's cluster, -1: not packed */
+    int cand[PACK_CQ]; /* tails in descending size */
     int assign[PACK_CQ], memidx[PACK_CQ];
     uint32_t sbits[PACK_SL][MIX_CK / 32]; /* key clusters of an open item */
     int srows[PACK_SL], snmem[PACK_SL], mixid[PACK_SL];
@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(PACK_THR)
             if (atomicOr(&sm.selw[c >> 5], bit) & bit) sm.dup = 1;
         }
         __syncthreads();
-        if (sm.dup) { /* a duplicate column counts twice alone: not packed */
+        if (sm.dup) {        /* a duplicate column counts twice alone: not packed */
             __syncthreads(); /* every thread has read dup before the next round resets it */
             continue;
         }
@@ -194,7 +194,8 @@ __global__ void __launch_bounds__(PACK_THR)
             long long b = item_cost(t, sm.kr[r]), extra = 0;
             int s = -1;
             for (int w = 0; w < 32; w++) /* lowest item on ties */
-                if (sm.wslot[w] >= 0 && (sm.wadd[w] < b || (sm.wadd[w] == b && s >= 0 && sm.wslot[w] < s)))
+                if (sm.wslot[w] >= 0 &&
+                    (sm.wadd[w] < b || (sm.wadd[w] == b && s >= 0 && sm.wslot[w] < s)))
                     b = sm.wadd[w], extra = sm.wextra[w], s = sm.wslot[w];
             sm.fresh = s < 0;
             if (s < 0 && sm.nsl < PACK_SL) {

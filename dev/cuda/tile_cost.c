@@ -46,7 +46,8 @@ typedef struct {
     int64_t keys;
     uint64_t sel[WORDS], all[WORDS]; /* union, intersection of the members' key clusters */
 } slice;
-static double g_masked, g_masked_bf, g_masked_bf_tot, g_masked_nf; /* union-128: key-tile rows x keys past the members' common keys */
+static double g_masked, g_masked_bf, g_masked_bf_tot,
+    g_masked_nf; /* union-128: key-tile rows x keys past the members' common keys */
 
 static int64_t pad128(int64_t k) {
     return (k + 127) / 128 * 128;
@@ -149,7 +150,8 @@ static double pair_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[
         const int nx = r + 1;
         const int64_t b = nx < p->cq ? p->q_off[nx + 1] - p->q_off[nx] : 0;
         if (b > 0 && K[r] > 0 && K[nx] > 0) {
-            const int64_t take = b < 128 - a ? b : 128 - a, u = union_keys(sel[r], sel[nx], ksz, p->ck);
+            const int64_t take = b < 128 - a ? b : 128 - a,
+                          u = union_keys(sel[r], sel[nx], ksz, p->ck);
             /* apart: A's tail alone, B's taken rows within B's own items */
             const double apart = item_cost(a, K[r]) + (double)take / 128.0 * item_cost(128, K[nx]);
             const double mixed = item_cost(a + take, u);
@@ -178,7 +180,8 @@ static void add_cluster(cost *c, int64_t s, int64_t K) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads] [top_p]\n",
+        fprintf(stderr,
+                "usage: %s PROFILE.csv [preset] [step] [layer] [dense_tflops] [threads] [top_p]\n",
                 argv[0]);
         return 2;
     }
@@ -230,7 +233,8 @@ int main(int argc, char **argv) {
     if (!ksz || !Kr || !sel || !slices) return 1;
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
-    int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0, nmixnf = 0;
+    int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0,
+            nmixnf = 0;
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
                                    v16 + (size_t)h * N * D};
@@ -269,7 +273,8 @@ int main(int argc, char **argv) {
         if (!s) hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128);
         g_masked_bf = g_masked, g_masked = 0;
         if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf);
-        g_masked_nf += g_masked, g_masked = g_masked_bf_tot + g_masked_bf, g_masked_bf_tot = g_masked;
+        g_masked_nf += g_masked, g_masked = g_masked_bf_tot + g_masked_bf,
+                                 g_masked_bf_tot = g_masked;
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f, "
                "union %.3f, union-128 %.3f, pairs %.3f\n",
@@ -289,12 +294,13 @@ int main(int argc, char **argv) {
            "%lld full items, %lld tails <= 64 rows, %lld tails 65-127\n",
            preset, step, layer, H, (long long)N, D, cq, ck, (long long)ncl, (long long)nfull,
            (long long)ntail64, (long long)ntail128);
-    printf("efficiency (useful / executed): dense %.4f; sparse now %.4f, half-cost tails %.4f, "
-           "packed rows %.4f, union slices %.4f (%lld mixed), union items of 128 %.4f (%lld mixed), "
-           "pairs %.4f (%lld mixed)\n",
-           ed, tot.useful / tot.now, tot.useful / tot.half, tot.useful / tot.packed,
-           tot.useful / tot.uni, (long long)nmix64, tot.useful / tot.u128, (long long)nmix128,
-           tot.useful / tot.pair, (long long)nmix);
+    printf(
+        "efficiency (useful / executed): dense %.4f; sparse now %.4f, half-cost tails %.4f, "
+        "packed rows %.4f, union slices %.4f (%lld mixed), union items of 128 %.4f (%lld mixed), "
+        "pairs %.4f (%lld mixed)\n",
+        ed, tot.useful / tot.now, tot.useful / tot.half, tot.useful / tot.packed,
+        tot.useful / tot.uni, (long long)nmix64, tot.useful / tot.u128, (long long)nmix128,
+        tot.useful / tot.pair, (long long)nmix);
     printf("union items of 128: key tiles past the common keys (masked) %.4f of the work "
            "executed; next fit by keys: %.4f (%lld mixed), masked %.4f\n",
            g_masked / tot.u128, tot.useful / tot.unf, (long long)nmixnf, g_masked_nf / tot.unf);

@@ -1082,9 +1082,9 @@ static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, in
     int64_t nnz = 0;
     for (int64_t bh = 0; bh < BH; bh++) {
         int32_t *r = c->rp + bh * (cq + 1);
-        const int64_t n = ear_plan(4000 + (uint64_t)bh, N, cq, ck, share, c->qperm + bh * N,
-                                   c->kperm + bh * N, c->qoff + bh * (cq + 1),
-                                   c->koff + bh * (ck + 1), r, c->col + nnz);
+        const int64_t n =
+            ear_plan(4000 + (uint64_t)bh, N, cq, ck, share, c->qperm + bh * N, c->kperm + bh * N,
+                     c->qoff + bh * (cq + 1), c->koff + bh * (ck + 1), r, c->col + nnz);
         c->bad |= ear_plan_cpu(N, D, cq, ck, c->qperm + bh * N, c->kperm + bh * N,
                                c->qoff + bh * (cq + 1), c->koff + bh * (ck + 1), r, c->col + nnz,
                                ear, c->q + bh * N * D, c->k + bh * N * D, c->v + bh * N * D,
@@ -1235,8 +1235,10 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
     char keep[16] = "";
     if (old) snprintf(keep, sizeof keep, "%s", old);
     for (int pack = 1; pack >= 0; pack--) {
-        if (pack) unsetenv("SVOO_CUDA_PACK");
-        else setenv("SVOO_CUDA_PACK", "0", 1);
+        if (pack)
+            unsetenv("SVOO_CUDA_PACK");
+        else
+            setenv("SVOO_CUDA_PACK", "0", 1);
         const svoo_status s = direct_run(&c);
         CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d: %s", D, (long long)B, pack,
               svoo_cuda_attend_last_error());
@@ -1251,8 +1253,10 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
         printf("  union direct d%-3d b%lld pack %d: %d union items, vs cpu-exec %.1e\n", D,
                (long long)B, pack, items, r);
     }
-    if (old) setenv("SVOO_CUDA_PACK", keep, 1);
-    else unsetenv("SVOO_CUDA_PACK");
+    if (old)
+        setenv("SVOO_CUDA_PACK", keep, 1);
+    else
+        unsetenv("SVOO_CUDA_PACK");
     direct_free(&c);
 }
 
