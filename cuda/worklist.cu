@@ -20,6 +20,7 @@
  * the executed work goes from 0.865 to 0.950 (dev/cuda/tile_cost.c). */
 #include <cuda_runtime.h>
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "attend_common.cuh"
@@ -32,8 +33,9 @@ constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list)
 constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
 constexpr int NB = 32;     /* cost buckets per (b, h) */
 /* packing limits: at most PACK_CQ query clusters a head, PACK_SL open union
- * items a head, positions below 2^26 (a row's entry is pos << 5 | member) */
-constexpr int PACK_CQ = 2048, PACK_SL = 256, PACK_THR = 1024;
+ * items and PACK_SM tails of <= 64 rows packed a head, positions below 2^26
+ * (a row's entry is pos << 5 | member) */
+constexpr int PACK_CQ = 2048, PACK_SL = 256, PACK_SM = 512, PACK_THR = 1024;
 
 /* union items a head can have room for in the workspace */
 int64_t mix_per_head(int64_t Cq) {
@@ -97,9 +99,10 @@ struct PackSmem {
     uint32_t sbits[PACK_SL][MIX_CK / 32]; /* key clusters of an open item */
     int srows[PACK_SL], snmem[PACK_SL], mixid[PACK_SL];
     long long skeys[PACK_SL];
-    uint32_t selw[MIX_CK / 32]; /* key clusters of the tail being placed */
+    uint32_t cbits[PACK_SM][MIX_CK / 32]; /* key clusters of the <= 64-row tails */
+    int ctail[PACK_SM];                   /* their rows, 0: left out */
     long long wadd[32], wextra[32];
-    int wslot[32], tailhist[MIX_ROWS + 1], ncand, nsl, dup, chosen, fresh;
+    int wslot[32], tailhist[MIX_ROWS + 1], ncand, nsl;
 };
 
 /* one block per head (PACK_THR threads): packs the tails into union items.
@@ -153,27 +156,58 @@ __global__ void __launch_bounds__(PACK_THR)
     }
     __syncthreads();
     const int ncand = sm.ncand;
-    for (int i = 0; i < ncand; i++) {
-        const int r = sm.cand[i];
-        const int t = (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
-        if (tid < MIX_CK / 32) sm.selw[tid] = 0u;
-        if (tid == 0) sm.dup = 0;
-        __syncthreads();
-        for (int e = __ldg(rp + r) + tid, e1 = __ldg(rp + r + 1); e < e1; e += PACK_THR) {
+    /* tails of > 64 rows come first and fit in no item opened before them (each
+     * has more than 64 rows): each opens its own, in parallel (warp w: items w,
+     * w + 32, ...); a duplicate column closes it (rows 128: nothing joins) */
+    int nbig = 0;
+    while (nbig < ncand && nbig < PACK_SL &&
+           (__ldg(qo + sm.cand[nbig] + 1) - __ldg(qo + sm.cand[nbig])) % MIX_ROWS > 64)
+        nbig++;
+    for (int s = warp; s < nbig; s += 32) {
+        const int r = sm.cand[s];
+        sm.sbits[s][lane] = 0u;
+        __syncwarp();
+        int dup = 0;
+        for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32) {
             const int c = __ldg(p.col + e);
             const uint32_t bit = 1u << (c & 31);
-            if (atomicOr(&sm.selw[c >> 5], bit) & bit) sm.dup = 1;
+            dup |= (atomicOr(&sm.sbits[s][c >> 5], bit) & bit) != 0;
         }
-        __syncthreads();
-        if (sm.dup) {        /* a duplicate column counts twice alone: not packed */
-            __syncthreads(); /* every thread has read dup before the next round resets it */
-            continue;
+        dup = __any_sync(0xffffffffu, dup);
+        if (lane == 0) {
+            const int t = (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
+            sm.srows[s] = dup ? MIX_ROWS : t, sm.snmem[s] = 1, sm.skeys[s] = sm.kr[r];
+            sm.assign[r] = s, sm.memidx[r] = 0;
         }
-        /* warp w tries the open items w, w + 32, ... */
+    }
+    /* the key clusters of the <= 64-row tails (at most PACK_SM of them), in
+     * parallel too; a duplicate column leaves a tail out (it counts twice alone) */
+    const int nsm = min(ncand - nbig, PACK_SM);
+    for (int j = warp; j < nsm; j += 32) {
+        const int r = sm.cand[nbig + j];
+        sm.cbits[j][lane] = 0u;
+        __syncwarp();
+        int dup = 0;
+        for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32) {
+            const int c = __ldg(p.col + e);
+            const uint32_t bit = 1u << (c & 31);
+            dup |= (atomicOr(&sm.cbits[j][c >> 5], bit) & bit) != 0;
+        }
+        dup = __any_sync(0xffffffffu, dup);
+        if (lane == 0) sm.ctail[j] = dup ? 0 : (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
+    }
+    if (tid == 0) sm.nsl = nbig;
+    __syncthreads();
+    /* then one by one, two barriers a round: warp w tries the open items w,
+     * w + 32, ...; warp 0 picks the cheapest (the lowest item on ties) or a
+     * new item and updates it */
+    for (int j = 0; j < nsm; j++) {
+        const int t = sm.ctail[j], r = sm.cand[nbig + j];
+        if (!t) continue; /* uniform: nothing changes this round */
         long long best = -1, bextra = 0;
         int bslot = -1;
         for (int s = warp; s < sm.nsl; s += 32) {
-            uint32_t bits = sm.selw[lane] & ~sm.sbits[s][lane];
+            uint32_t bits = sm.cbits[j][lane] & ~sm.sbits[s][lane];
             long long extra = 0;
             while (bits) {
                 const int b = __ffs(bits) - 1;
@@ -190,32 +224,35 @@ __global__ void __launch_bounds__(PACK_THR)
         }
         if (lane == 0) sm.wadd[warp] = best, sm.wextra[warp] = bextra, sm.wslot[warp] = bslot;
         __syncthreads();
-        if (tid == 0) {
-            long long b = item_cost(t, sm.kr[r]), extra = 0;
-            int s = -1;
-            for (int w = 0; w < 32; w++) /* lowest item on ties */
-                if (sm.wslot[w] >= 0 &&
-                    (sm.wadd[w] < b || (sm.wadd[w] == b && s >= 0 && sm.wslot[w] < s)))
-                    b = sm.wadd[w], extra = sm.wextra[w], s = sm.wslot[w];
-            sm.fresh = s < 0;
-            if (s < 0 && sm.nsl < PACK_SL) {
-                s = sm.nsl++;
-                sm.srows[s] = 0, sm.snmem[s] = 0, sm.skeys[s] = sm.kr[r];
-            } else if (s >= 0) {
-                sm.skeys[s] += extra;
+        if (warp == 0) {
+            /* lane w holds warp w's best; a new item costs item_cost(t, keys) */
+            long long add = sm.wslot[lane] >= 0 ? sm.wadd[lane] : LLONG_MAX;
+            long long extra = sm.wextra[lane];
+            int slot = sm.wslot[lane] >= 0 ? sm.wslot[lane] : INT_MAX;
+#pragma unroll
+            for (int d = 16; d; d >>= 1) {
+                const long long a2 = __shfl_xor_sync(0xffffffffu, add, d);
+                const long long e2 = __shfl_xor_sync(0xffffffffu, extra, d);
+                const int s2 = __shfl_xor_sync(0xffffffffu, slot, d);
+                if (a2 < add || (a2 == add && s2 < slot)) add = a2, extra = e2, slot = s2;
             }
+            const int nsl = sm.nsl;
+            int s = add < item_cost(t, sm.kr[r]) ? slot : -1;
+            const bool fresh = s < 0;
+            if (fresh && nsl < PACK_SL) s = nsl;
             if (s >= 0) {
-                sm.assign[r] = s;
-                sm.memidx[r] = sm.snmem[s]++;
-                sm.srows[s] += t;
+                sm.sbits[s][lane] =
+                    fresh ? sm.cbits[j][lane] : sm.sbits[s][lane] | sm.cbits[j][lane];
+                if (lane == 0) {
+                    if (fresh) sm.nsl = nsl + 1, sm.srows[s] = 0, sm.snmem[s] = 0, sm.skeys[s] = 0;
+                    sm.skeys[s] += fresh ? sm.kr[r] : extra;
+                    sm.assign[r] = s;
+                    sm.memidx[r] = sm.snmem[s]++;
+                    sm.srows[s] += t;
+                }
             }
-            sm.chosen = s;
         }
         __syncthreads();
-        const int s = sm.chosen;
-        if (s >= 0 && tid < MIX_CK / 32)
-            sm.sbits[s][tid] = sm.fresh ? sm.selw[tid] : (sm.sbits[s][tid] | sm.selw[tid]);
-        /* the next round's first barrier orders these writes before their readers */
     }
     __syncthreads();
     if (tid == 0) {
