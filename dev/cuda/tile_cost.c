@@ -16,6 +16,12 @@
  *   union   : 64-row slices at 0.5, each cluster's full slices alone, the remainders
  *             (s_r mod 64 rows) of a head packed greedily into shared slices that run the
  *             union of their key clusters (masked per row): a slice's keys are the union
+ *   union-128: the same with 128-row items and the tail rule (what cuda/worklist.cu's
+ *             wl_pack builds: best fit, tails descending); also the share of the executed
+ *             work in key tiles past the members' common keys (masked), and next fit with
+ *             the tails ordered by their keys instead (worse)
+ *   pairs   : the permuted row stream cut into items spanning at most two adjacent
+ *             clusters (keys ordered A only, both, B only: a row interval mask)
  * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
  * reference the measured dense TFLOP/s belongs to, so the predicted sparse rate of a
  * model is dense_tflops x eff(model) / eff(dense).
@@ -46,8 +52,6 @@ typedef struct {
     int64_t keys;
     uint64_t sel[WORDS], all[WORDS]; /* union, intersection of the members' key clusters */
 } slice;
-static double g_masked, g_masked_bf, g_masked_bf_tot,
-    g_masked_nf; /* union-128: key-tile rows x keys past the members' common keys */
 
 static int64_t pad128(int64_t k) {
     return (k + 127) / 128 * 128;
@@ -69,9 +73,11 @@ static double item_cost(int64_t n, int64_t k) {
 /* the union model of one head with slices of `rows` rows (64: two per item at half cost
  * each; 128: whole items, tail rule of item_cost): each cluster's full slices alone, the
  * remainders in descending size each into the open slice where it adds the least cost,
- * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters. */
+ * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters,
+ * *masked adds their rows x keys in key tiles past the members' common keys (128 only). */
 static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
-                         const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix) {
+                         const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix,
+                         double *masked) {
     int order[MAXCK], n = 0, nsl = 0, mem[MAXCK];
     double c = 0;
     const double full = rows_per == 64 ? 64.0 : 128.0;
@@ -124,7 +130,7 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
             for (int k = 0; k < p->ck; k++)
                 if ((sl[b].all[k / 64] >> (k % 64)) & 1) common += ksz[k];
             if (rows_per == 128)
-                g_masked += 128.0 * (double)(pad128(sl[b].keys) - common / 128 * 128);
+                *masked += 128.0 * (double)(pad128(sl[b].keys) - common / 128 * 128);
         }
     }
 #undef SLICE_COST
@@ -233,6 +239,7 @@ int main(int argc, char **argv) {
     if (!ksz || !Kr || !sel || !slices) return 1;
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
+    double masked_bf = 0, masked_nf = 0;
     int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0,
             nmixnf = 0;
     for (int h = 0; h < H && !s; h++) {
@@ -269,12 +276,10 @@ int main(int argc, char **argv) {
             }
             add_cluster(&hc, rows, K);
         }
-        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices, 64, 0, &nmix64);
-        if (!s) hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128);
-        g_masked_bf = g_masked, g_masked = 0;
-        if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf);
-        g_masked_nf += g_masked, g_masked = g_masked_bf_tot + g_masked_bf,
-                                 g_masked_bf_tot = g_masked;
+        double unused = 0;
+        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices, 64, 0, &nmix64, &unused);
+        if (!s) hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128, &masked_bf);
+        if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf, &masked_nf);
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f, "
                "union %.3f, union-128 %.3f, pairs %.3f\n",
@@ -303,7 +308,7 @@ int main(int argc, char **argv) {
         tot.useful / tot.pair, (long long)nmix);
     printf("union items of 128: key tiles past the common keys (masked) %.4f of the work "
            "executed; next fit by keys: %.4f (%lld mixed), masked %.4f\n",
-           g_masked / tot.u128, tot.useful / tot.unf, (long long)nmixnf, g_masked_nf / tot.unf);
+           masked_bf / tot.u128, tot.useful / tot.unf, (long long)nmixnf, masked_nf / tot.unf);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
