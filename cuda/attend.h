@@ -12,6 +12,13 @@
  * empty clusters) gets zeros. Query rows that are in no cluster are not
  * written.
  *
+ * Non-finite V on Hopper: the kernel packs the tails of a head's query
+ * clusters into shared row tiles ("union items", worklist.cu); a key there
+ * that a row's cluster did not select still enters that row's P V with
+ * weight 0, so a NaN or Inf in its V row turns the row NaN too (0 x NaN).
+ * The CPU executor, the mma.sync kernel and SVOO_CUDA_PACK=0 keep such a
+ * value to the rows that select it.
+ *
  * The call is graph-capturable: no allocation, no host synchronisation. The
  * work list (query row tiles, ordered by (b, h) then cost) is built on the
  * device into the caller's workspace by small kernels on the same stream.

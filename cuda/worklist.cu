@@ -39,7 +39,8 @@ constexpr int PACK_CQ = 2048, PACK_SL = 256, PACK_SM = 512, PACK_THR = 1024;
 
 /* union items a head can have room for in the workspace */
 int64_t mix_per_head(int64_t Cq) {
-    if (Cq > PACK_CQ) return 0;
+    /* for every Cq (packing is off above PACK_CQ): the workspace then grows with Cq,
+     * so a workspace sized for the largest Cq serves the smaller ones (review F1) */
     return Cq / 2 < PACK_SL ? Cq / 2 : PACK_SL;
 }
 
@@ -237,6 +238,7 @@ __global__ void __launch_bounds__(PACK_THR)
                 if (a2 < add || (a2 == add && s2 < slot)) add = a2, extra = e2, slot = s2;
             }
             const int nsl = sm.nsl;
+            __syncwarp(); /* every lane has read nsl before lane 0 writes it (review F3) */
             int s = add < item_cost(t, sm.kr[r]) ? slot : -1;
             const bool fresh = s < 0;
             if (fresh && nsl < PACK_SL) s = nsl;
@@ -422,9 +424,10 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     int *mhist = (int *)(ws + w.mhist), *mntiles = (int *)(ws + w.mntiles);
     Tile *tiles = (Tile *)(ws + w.tiles), *mtiles = (Tile *)(ws + w.mtiles);
     const int64_t ncl = BH * p->Cq;
-    /* union items need 128-row tiles, one table of <= MIX_CK key clusters and
-     * positions below 2^26 */
-    pack = pack && bm == MIX_ROWS && w.mm > 0 && p->Ck <= MIX_CK && p->N_q < (1 << 26);
+    /* union items need 128-row tiles, at most PACK_CQ query clusters (wl_pack's
+     * shared arrays), one table of <= MIX_CK key clusters and positions below 2^26 */
+    pack = pack && bm == MIX_ROWS && w.mm > 0 && p->Cq <= PACK_CQ && p->Ck <= MIX_CK &&
+           p->N_q < (1 << 26);
     const int64_t nmixslots = pack ? BH * w.mm : 0;
     svoo_status st;
     cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
