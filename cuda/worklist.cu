@@ -91,6 +91,26 @@ __device__ int64_t item_cost(int n, int64_t k) {
     return (k + 127) / 128 * (n <= 64 ? 73 : 100);
 }
 
+/* rows of query cluster r's tail (qo: the head's q_off) */
+__device__ __forceinline__ int tail_rows(const int32_t *qo, int r) {
+    return (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
+}
+
+/* a warp: bits[MIX_CK / 32] (lane = word) <- the key clusters query cluster r
+ * selects (rp: the head's row_ptr); true when its list names one twice */
+__device__ __forceinline__ bool warp_selection(const int32_t *col, const int32_t *rp, int r,
+                                               uint32_t *bits, int lane) {
+    bits[lane] = 0u;
+    __syncwarp();
+    int dup = 0;
+    for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32) {
+        const int c = __ldg(col + e);
+        const uint32_t bit = 1u << (c & 31);
+        dup |= (atomicOr(&bits[c >> 5], bit) & bit) != 0;
+    }
+    return __any_sync(0xffffffffu, dup);
+}
+
 /* shared memory of wl_pack */
 struct PackSmem {
     int ksz[MIX_CK];   /* key cluster sizes */
@@ -149,8 +169,7 @@ __global__ void __launch_bounds__(PACK_THR)
         }
         for (int r = 0; r < Cq; r++)
             if (sm.kr[r] >= 0) {
-                const int t = (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
-                sm.cand[sm.tailhist[MIX_ROWS - t]++] = r;
+                sm.cand[sm.tailhist[MIX_ROWS - tail_rows(qo, r)]++] = r;
             }
         sm.ncand = run;
         sm.nsl = 0;
@@ -161,23 +180,14 @@ __global__ void __launch_bounds__(PACK_THR)
      * has more than 64 rows): each opens its own, in parallel (warp w: items w,
      * w + 32, ...); a duplicate column closes it (rows 128: nothing joins) */
     int nbig = 0;
-    while (nbig < ncand && nbig < PACK_SL &&
-           (__ldg(qo + sm.cand[nbig] + 1) - __ldg(qo + sm.cand[nbig])) % MIX_ROWS > 64)
+    while (nbig < ncand && nbig < PACK_SL && tail_rows(qo, sm.cand[nbig]) > 64)
         nbig++;
     for (int s = warp; s < nbig; s += 32) {
         const int r = sm.cand[s];
-        sm.sbits[s][lane] = 0u;
-        __syncwarp();
-        int dup = 0;
-        for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32) {
-            const int c = __ldg(p.col + e);
-            const uint32_t bit = 1u << (c & 31);
-            dup |= (atomicOr(&sm.sbits[s][c >> 5], bit) & bit) != 0;
-        }
-        dup = __any_sync(0xffffffffu, dup);
+        const bool dup = warp_selection(p.col, rp, r, sm.sbits[s], lane);
         if (lane == 0) {
-            const int t = (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
-            sm.srows[s] = dup ? MIX_ROWS : t, sm.snmem[s] = 1, sm.skeys[s] = sm.kr[r];
+            sm.srows[s] = dup ? MIX_ROWS : tail_rows(qo, r), sm.snmem[s] = 1,
+            sm.skeys[s] = sm.kr[r];
             sm.assign[r] = s, sm.memidx[r] = 0;
         }
     }
@@ -186,16 +196,8 @@ __global__ void __launch_bounds__(PACK_THR)
     const int nsm = min(ncand - nbig, PACK_SM);
     for (int j = warp; j < nsm; j += 32) {
         const int r = sm.cand[nbig + j];
-        sm.cbits[j][lane] = 0u;
-        __syncwarp();
-        int dup = 0;
-        for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32) {
-            const int c = __ldg(p.col + e);
-            const uint32_t bit = 1u << (c & 31);
-            dup |= (atomicOr(&sm.cbits[j][c >> 5], bit) & bit) != 0;
-        }
-        dup = __any_sync(0xffffffffu, dup);
-        if (lane == 0) sm.ctail[j] = dup ? 0 : (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
+        const bool dup = warp_selection(p.col, rp, r, sm.cbits[j], lane);
+        if (lane == 0) sm.ctail[j] = dup ? 0 : tail_rows(qo, r);
     }
     if (tid == 0) sm.nsl = nbig;
     __syncthreads();
@@ -288,7 +290,7 @@ __global__ void __launch_bounds__(PACK_THR)
         int off = 0;
         for (int k = 0; k < sm.snmem[s]; k++) {
             const int r = mmem[m * MIX_MEMBERS + k];
-            const int end = __ldg(qo + r + 1), t = (end - __ldg(qo + r)) % MIX_ROWS;
+            const int end = __ldg(qo + r + 1), t = tail_rows(qo, r);
             for (int x = lane; x < t; x += 32)
                 mrow[m * MIX_ROWS + off + x] = ((end - t + x) << 5) | k;
             off += t;
