@@ -189,7 +189,6 @@ __device__ __forceinline__ void mma_pv(float (&o)[2][D / 8][4], const float (&s)
     }
 }
 
-/* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
 /* exclusive prefix of each thread's `run` over a block of NTHR threads (this
  * thread: lane, warp), through warp shuffles and scan[NTHR / 32] in shared
  * memory; `bar` synchronises the block; *total = the block's sum */
@@ -251,8 +250,22 @@ __device__ __forceinline__ void init_acc(float (&o)[2][D / 8][4], float (&m)[2][
     }
 }
 
+/* element offset of (row, 16-byte chunk c) in a swizzled [rows][D] tile */
 template <int D> __device__ __forceinline__ int swz(int row, int c) {
     return row * D + ((c ^ (row & 7)) << 3);
+}
+
+/* one row of an mma.sync O fragment (o: this m-frag's D/8 n-frags, the row's half hi),
+ * times scale, packed to T into row `row` of the swizzled tile Qs (this lane's columns) */
+template <int D, typename T>
+__device__ __forceinline__ void stage_o_row(T *Qs, int row, const float (&o)[D / 8][4], int hi,
+                                            int lane, float scale) {
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        const int col = n * 8 + 2 * (lane & 3);
+        *reinterpret_cast<uint32_t *>(Qs + swz<D>(row, col >> 3) + (col & 7)) =
+            pack2<T>(o[n][2 * hi] * scale, o[n][2 * hi + 1] * scale);
+    }
 }
 
 /* Cluster table of one segment (<= CAP selected key clusters, col[seg ..

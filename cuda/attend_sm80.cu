@@ -255,12 +255,7 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
             if constexpr (LSE) /* a separate instantiation: the default kernel is unchanged */
                 if ((lane & 3) == 0 && row < nrows)
                     p.lse[(int64_t)bh * p.N_q + row0 + row] = row_lse(m[mi][hi], ls);
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                const int col = n * 8 + 2 * (lane & 3);
-                *reinterpret_cast<uint32_t *>(Qs + swz<D>(row, col >> 3) + (col & 7)) =
-                    pack2<T>(o[mi][n][2 * hi] * inv, o[mi][n][2 * hi + 1] * inv);
-            }
+            stage_o_row<D, T>(Qs, row, o[mi], hi, lane, inv);
         }
     }
     __syncwarp();

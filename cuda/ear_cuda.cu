@@ -332,12 +332,7 @@ __global__ void __launch_bounds__(NTHR, 2)
             /* -1: nothing dropped, the row is left as the kernel wrote it (bit for
              * bit: the merge would turn -0 into +0 and rewrite NaN payloads) */
             if ((lane & 3) == 0) swa[row] = lb == -INFINITY ? -1.f : wa;
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                const int col = n * 8 + 2 * (lane & 3);
-                *reinterpret_cast<uint32_t *>(Qs + swz<D>(row, col >> 3) + (col & 7)) =
-                    pack2<T>(o[mi][n][2 * hi] * cb, o[mi][n][2 * hi + 1] * cb);
-            }
+            stage_o_row<D, T>(Qs, row, o[mi], hi, lane, cb);
         }
     }
     __syncwarp();
