@@ -91,11 +91,6 @@ __device__ int64_t item_cost(int n, int64_t k) {
     return (k + 127) / 128 * (n <= 64 ? 73 : 100);
 }
 
-/* rows of query cluster r's tail (qo: the head's q_off) */
-__device__ __forceinline__ int tail_rows(const int32_t *qo, int r) {
-    return (__ldg(qo + r + 1) - __ldg(qo + r)) % MIX_ROWS;
-}
-
 /* a warp: bits[MIX_CK / 32] (lane = word) <- the key clusters query cluster r
  * selects (rp: the head's row_ptr); true when its list names one twice */
 __device__ __forceinline__ bool warp_selection(const int32_t *col, const int32_t *rp, int r,
@@ -113,9 +108,10 @@ __device__ __forceinline__ bool warp_selection(const int32_t *col, const int32_t
 
 /* shared memory of wl_pack */
 struct PackSmem {
-    int ksz[MIX_CK];   /* key cluster sizes */
-    int kr[PACK_CQ];   /* keys of a tail's cluster, -1: not packed */
-    int cand[PACK_CQ]; /* tails in descending size */
+    int ksz[MIX_CK];                    /* key cluster sizes */
+    int kr[PACK_CQ];                    /* keys of a tail's cluster, -1: not packed */
+    int cend[PACK_CQ], ctrows[PACK_CQ]; /* a cluster's end position and tail rows */
+    int cand[PACK_CQ];                  /* tails in descending size */
     int assign[PACK_CQ], memidx[PACK_CQ];
     uint32_t sbits[PACK_SL][MIX_CK / 32]; /* key clusters of an open item */
     int srows[PACK_SL], snmem[PACK_SL], mixid[PACK_SL];
@@ -148,16 +144,25 @@ __global__ void __launch_bounds__(PACK_THR)
     for (int i = tid; i <= MIX_ROWS; i += PACK_THR)
         sm.tailhist[i] = 0;
     __syncthreads();
-    for (int r = tid; r < Cq; r += PACK_THR) {
-        const int rows = __ldg(qo + r + 1) - __ldg(qo + r);
-        int64_t keys = 0;
-        for (int e = __ldg(rp + r), e1 = __ldg(rp + r + 1); e < e1; e++)
+    /* a warp per query cluster: its keys (the lanes stride over its selection),
+     * its tail rows (kept in shared memory for the later phases) */
+    for (int r = warp; r < Cq; r += PACK_THR / 32) {
+        long long keys = 0;
+        for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32)
             keys += sm.ksz[__ldg(p.col + e)];
-        const bool tail = rows > 0 && rows % MIX_ROWS != 0 && keys > 0 && keys < 0x7fffffff;
-        sm.kr[r] = tail ? (int)keys : -1;
-        sm.assign[r] = -1;
-        flag[(int64_t)bh * Cq + r] = 0;
-        if (tail) atomicAdd(&sm.tailhist[MIX_ROWS - rows % MIX_ROWS], 1);
+#pragma unroll
+        for (int d = 16; d; d >>= 1)
+            keys += __shfl_xor_sync(0xffffffffu, keys, d);
+        if (lane == 0) {
+            const int end = __ldg(qo + r + 1), rows = end - __ldg(qo + r);
+            const bool tail = rows > 0 && rows % MIX_ROWS != 0 && keys > 0 && keys < 0x7fffffff;
+            sm.kr[r] = tail ? (int)keys : -1;
+            sm.cend[r] = end;
+            sm.ctrows[r] = rows > 0 ? rows % MIX_ROWS : 0;
+            sm.assign[r] = -1;
+            flag[(int64_t)bh * Cq + r] = 0;
+            if (tail) atomicAdd(&sm.tailhist[MIX_ROWS - rows % MIX_ROWS], 1);
+        }
     }
     __syncthreads();
     if (tid == 0) { /* counting sort, tails descending */
@@ -168,9 +173,7 @@ __global__ void __launch_bounds__(PACK_THR)
             run += x;
         }
         for (int r = 0; r < Cq; r++)
-            if (sm.kr[r] >= 0) {
-                sm.cand[sm.tailhist[MIX_ROWS - tail_rows(qo, r)]++] = r;
-            }
+            if (sm.kr[r] >= 0) sm.cand[sm.tailhist[MIX_ROWS - sm.ctrows[r]]++] = r;
         sm.ncand = run;
         sm.nsl = 0;
     }
@@ -180,14 +183,13 @@ __global__ void __launch_bounds__(PACK_THR)
      * has more than 64 rows): each opens its own, in parallel (warp w: items w,
      * w + 32, ...); a duplicate column closes it (rows 128: nothing joins) */
     int nbig = 0;
-    while (nbig < ncand && nbig < PACK_SL && tail_rows(qo, sm.cand[nbig]) > 64)
+    while (nbig < ncand && nbig < PACK_SL && sm.ctrows[sm.cand[nbig]] > 64)
         nbig++;
     for (int s = warp; s < nbig; s += 32) {
         const int r = sm.cand[s];
         const bool dup = warp_selection(p.col, rp, r, sm.sbits[s], lane);
         if (lane == 0) {
-            sm.srows[s] = dup ? MIX_ROWS : tail_rows(qo, r), sm.snmem[s] = 1,
-            sm.skeys[s] = sm.kr[r];
+            sm.srows[s] = dup ? MIX_ROWS : sm.ctrows[r], sm.snmem[s] = 1, sm.skeys[s] = sm.kr[r];
             sm.assign[r] = s, sm.memidx[r] = 0;
         }
     }
@@ -197,7 +199,7 @@ __global__ void __launch_bounds__(PACK_THR)
     for (int j = warp; j < nsm; j += 32) {
         const int r = sm.cand[nbig + j];
         const bool dup = warp_selection(p.col, rp, r, sm.cbits[j], lane);
-        if (lane == 0) sm.ctail[j] = dup ? 0 : tail_rows(qo, r);
+        if (lane == 0) sm.ctail[j] = dup ? 0 : sm.ctrows[r];
     }
     if (tid == 0) sm.nsl = nbig;
     __syncthreads();
@@ -290,7 +292,7 @@ __global__ void __launch_bounds__(PACK_THR)
         int off = 0;
         for (int k = 0; k < sm.snmem[s]; k++) {
             const int r = mmem[m * MIX_MEMBERS + k];
-            const int end = __ldg(qo + r + 1), t = tail_rows(qo, r);
+            const int end = sm.cend[r], t = sm.ctrows[r];
             for (int x = lane; x < t; x += 32)
                 mrow[m * MIX_ROWS + off + x] = ((end - t + x) << 5) | k;
             off += t;
