@@ -30,6 +30,7 @@ struct MixView {
     const int *nmem; /* [m] members of union item m; nullptr: no union items */
     const int *mem;  /* [m * MIX_MEMBERS + k] query cluster of member k */
     const int *row;  /* [m * MIX_ROWS + i] row i: permuted position << 5 | member */
+    int *next;       /* items taken past the first round (zeroed by wl_pack) */
 };
 
 /* the work list in the caller's workspace (built by build_worklist) */

@@ -37,6 +37,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <type_traits>
 
 #include "attend_common.cuh"
@@ -66,7 +68,8 @@ template <int D> struct Smem90 {
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
     static constexpr size_t meta = scan + 8 * 4;  /* per K stage: valid keys | MASKED, -1 = end */
-    static constexpr size_t umask = meta + 8 * 4; /* union items: [MIX_CK] scratch */
+    static constexpr size_t next = meta + 8 * 4;  /* union items: the next item taken */
+    static constexpr size_t umask = next + 16;    /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
      * rewritten only after its readers released a later stage */
@@ -96,20 +99,16 @@ constexpr int PROD_REGS = 88,
 
 #include "sm90_ptx.cuh"
 
-/* Work items of a block: rounds of the grid over the list (costly items
- * first within a head). The plain items go with a stride of the grid. The
- * union items, fewer (~9 a block) and of uneven cost, go in boustrophedon
- * order (round u odd: the grid's items in reverse), which pairs a block's
- * costly item of one round with a cheap one of the next: measured 1.1 ms
- * less than the stride on a 43 ms call (docs/CUDA_KERNEL.md). The plain
- * items keep the stride: the same order cost the dense plan 9%. */
-template <bool UNI> __device__ __forceinline__ int next_item(int ti, int &u) {
-    if constexpr (UNI) {
-        ++u;
-        return (int)((u & 1) ? (u + 1) * gridDim.x - 1 - blockIdx.x : u * gridDim.x + blockIdx.x);
-    } else {
-        return ti + (int)gridDim.x;
-    }
+/* Work items of a block (the list: costly items first within a head). The
+ * plain items go with a stride of the grid. The union items, fewer (~9 a
+ * block) and of uneven cost, are taken at run time: after its first item a
+ * block's producer takes the next from the counter mix.next and hands it to
+ * the consumers in the item's terminal meta word (nxt). The union launch
+ * starts on the SMs the plain one leaves (launch90), so the blocks that
+ * start early take more. The plain items keep the stride: run-time taking
+ * there cost the dense plan 10% (producer spills; docs/CUDA_KERNEL.md). */
+template <bool UNI> __device__ __forceinline__ int next_item(int ti, int nxt) {
+    return UNI ? nxt : ti + (int)gridDim.x;
 }
 
 /* Cluster table of a union item (Ck <= CAP key clusters): the union of its
@@ -192,7 +191,8 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     /* this lane's row within a pass and its chunk */
     const int prow = lane / CPR, pch = lane % CPR;
     uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
-    for (int ti = blockIdx.x, u = 0; ti < ntiles; ti = next_item<UNI>(ti, u)) {
+    int nxt = 0;             /* union items: the next item of this block */
+    for (int ti = blockIdx.x; ti < ntiles; ti = next_item<UNI>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
         const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
@@ -273,15 +273,26 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 key_tiles(total, total, 0);
             }
         }
-        /* end of the work item (on the K ring) */
+        /* end of the work item (on the K ring): meta -1, or in a union
+         * item -1 - the block's next item */
         const uint32_t st = kn % STAGES;
         mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
         mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+        volatile int *next = reinterpret_cast<volatile int *>(smem + S::next);
         if (tid == 0) {
-            meta[st] = -1;
+            int end = -1;
+            if constexpr (UNI) {
+                *next = (int)gridDim.x + atomicAdd(mix.next, 1);
+                end = -1 - *next;
+            }
+            meta[st] = end;
             mbar_arrive(bars + Bars<D>::full_k + 8 * st);
         }
         kn++;
+        if constexpr (UNI) {
+            named_bar(1, 128); /* thread 0's *next (rewritten only past the next item's barriers) */
+            nxt = *next;
+        }
     }
     cp_wait0();
 }
@@ -427,7 +438,8 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
      * pp leaves the turn with consumer 0 again; one arrival stays pending at
      * exit) */
     if (kPingPong && cw == 1) named_arrive(5, 256);
-    for (int ti = blockIdx.x, u = 0; ti < ntiles; ti = next_item<UNI>(ti, u)) {
+    int nxt = 0; /* union items: the next item, from the terminal meta word */
+    for (int ti = blockIdx.x; ti < ntiles; ti = next_item<UNI>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
         /* a tail of <= 64 rows leaves consumer 1 without rows (it only releases
@@ -571,6 +583,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
         }
         /* the terminal K stage */
+        if constexpr (UNI) nxt = -1 - meta[kn % STAGES];
         mbar_arrive(bars + Bars<D>::empty_k + 8 * (kn % STAGES));
         kn++;
         if (!active) continue;
@@ -626,6 +639,9 @@ __global__ void __launch_bounds__(NTHR, 1)
     unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     const uint32_t sbase = smem_u32(smem);
     const int ntiles = *ntiles_p;
+    if constexpr (!UNI) { /* the union launch may take the SMs this one leaves */
+        asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    }
     if ((int)blockIdx.x >= ntiles) return;
     if (threadIdx.x == 0) {
         const uint32_t bars = sbase + (uint32_t)S::bar;
@@ -645,6 +661,10 @@ __global__ void __launch_bounds__(NTHR, 1)
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
     }
+    if constexpr (UNI) { /* launched early (launch_all): end after the plain launch,
+                          * so that what follows in the stream sees both */
+        if (threadIdx.x == 0) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    }
 #else
     (void)p;
     (void)tiles;
@@ -654,6 +674,12 @@ __global__ void __launch_bounds__(NTHR, 1)
     __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
 #endif
 #endif
+}
+
+/* SVOO_CUDA_PDL=0: the union launch waits for the plain one (A/B) */
+bool pdl_on() {
+    const char *e = getenv("SVOO_CUDA_PDL");
+    return !(e && strcmp(e, "0") == 0);
 }
 
 template <int D, typename T, bool LSE, bool UNI>
@@ -673,7 +699,23 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, const 
                     cudaGetErrorString(e));
     const int64_t grid = max_tiles < nsm ? max_tiles : nsm;
     if (grid < 1) return SVOO_OK;
-    attend90_kernel<D, T, LSE, UNI><<<(unsigned)grid, NTHR, sm, s>>>(*p, tiles, ntiles, mix);
+    /* the union launch starts on each SM the plain launch leaves (programmatic
+     * dependent launch); its blocks wait for the plain launch's end before
+     * they exit */
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)grid);
+    cfg.blockDim = dim3(NTHR);
+    cfg.dynamicSmemBytes = sm;
+    cfg.stream = s;
+    cfg.attrs = at;
+    cfg.numAttrs = UNI && pdl_on() ? 1 : 0;
+    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI>, *p, tiles, ntiles, mix);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
     return SVOO_OK;
 }
 

@@ -72,7 +72,7 @@ WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     w.mrow = align256(w.mmem + nm * MIX_MEMBERS * 4);
     w.mhist = align256(w.mrow + nm * MIX_ROWS * 4);
     w.mntiles = align256(w.mhist + (size_t)BH * NB * 4);
-    w.mtiles = align256(w.mntiles + 4);
+    w.mtiles = align256(w.mntiles + 8); /* count, then the launch's item counter */
     w.total = align256(w.mtiles + nm * sizeof(Tile));
     return w;
 }
@@ -127,11 +127,12 @@ struct PackSmem {
  * and per union item j: its cost key (counted in hist, the union items' own
  * histogram), rows, members
  * (cluster indices, in the order their rows follow each other) and per row
- * pos << 5 | member. Ties go to the lowest item: the same plan packs the same
- * way (CUDA graph replays are identical). */
+ * pos << 5 | member; zeroes *next (the union launch's item counter). Ties go
+ * to the lowest item: the same plan packs the same way (CUDA graph replays are
+ * identical). */
 __global__ void __launch_bounds__(PACK_THR)
     wl_pack(svoo_cuda_attend_params p, int mm, int *hist, int *flag, int *nmix, int *mkey,
-            int *mnrows, int *mnmem, int *mmem, int *mrow) {
+            int *mnrows, int *mnmem, int *mmem, int *mrow, int *next) {
     extern __shared__ __align__(16) unsigned char pack_raw[];
     PackSmem &sm = *reinterpret_cast<PackSmem *>(pack_raw);
     const int bh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -143,6 +144,7 @@ __global__ void __launch_bounds__(PACK_THR)
         sm.ksz[c] = c < Ck ? __ldg(ko + c + 1) - __ldg(ko + c) : 0;
     for (int i = tid; i <= MIX_ROWS; i += PACK_THR)
         sm.tailhist[i] = 0;
+    if (bh == 0 && tid == 0) *next = 0; /* the union launch's item counter */
     __syncthreads();
     /* a warp per query cluster: its keys (the lanes stride over its selection),
      * its tail rows (kept in shared memory for the later phases) */
@@ -212,17 +214,17 @@ __global__ void __launch_bounds__(PACK_THR)
         long long best = -1, bextra = 0;
         int bslot = -1;
         for (int s = warp; s < sm.nsl; s += 32) {
+            /* full items first (uniform in the warp): most of the round's cost
+             * is the keys the tail would add */
+            if (sm.srows[s] + t > MIX_ROWS || sm.snmem[s] >= MIX_MEMBERS) continue;
             uint32_t bits = sm.cbits[j][lane] & ~sm.sbits[s][lane];
-            long long extra = 0;
+            int extra = 0; /* < N_k */
             while (bits) {
                 const int b = __ffs(bits) - 1;
                 bits &= bits - 1;
                 extra += sm.ksz[32 * lane + b];
             }
-#pragma unroll
-            for (int d = 16; d; d >>= 1)
-                extra += __shfl_xor_sync(0xffffffffu, extra, d);
-            if (sm.srows[s] + t > MIX_ROWS || sm.snmem[s] >= MIX_MEMBERS) continue;
+            extra = __reduce_add_sync(0xffffffffu, extra);
             const long long add = item_cost(sm.srows[s] + t, sm.skeys[s] + extra) -
                                   item_cost(sm.srows[s], sm.skeys[s]);
             if (best < 0 || add < best) best = add, bextra = extra, bslot = s;
@@ -395,6 +397,7 @@ WorkList worklist_at(const WsLayout &w, char *ws, bool packed) {
     wl.mix.nmem = packed ? (const int *)(ws + w.mnmem) : nullptr;
     wl.mix.mem = (const int *)(ws + w.mmem);
     wl.mix.row = (const int *)(ws + w.mrow);
+    wl.mix.next = (int *)(ws + w.mntiles) + 1;
     wl.mix_tiles = (const Tile *)(ws + w.mtiles);
     wl.mix_ntiles = (const int *)(ws + w.mntiles);
     wl.mix_max = packed ? w.nm : 0;
@@ -445,7 +448,7 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     if (pack) {
         wl_pack<<<(unsigned)BH, PACK_THR, sizeof(PackSmem), s>>>(
             *p, (int)w.mm, mhist, flag, nmix, mkey, mnrows, mnmem, (int *)(ws + w.mmem),
-            (int *)(ws + w.mrow));
+            (int *)(ws + w.mrow), (int *)(ws + w.mntiles) + 1);
         if ((st = check_launch("work-list packing"))) return st;
     }
     wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, pack ? flag : nullptr, hist, cnt,
