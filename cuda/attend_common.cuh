@@ -30,17 +30,16 @@ struct MixView {
     const int *nmem; /* [m] members of union item m; nullptr: no union items */
     const int *mem;  /* [m * MIX_MEMBERS + k] query cluster of member k */
     const int *row;  /* [m * MIX_ROWS + i] row i: permuted position << 5 | member */
-    int *next;       /* items taken past the first round (zeroed by wl_pack) */
 };
 
 /* the work list in the caller's workspace (built by build_worklist) */
 struct WorkList {
     const Tile *tiles;     /* device, ordered (bh, cost descending) */
-    const int *ntiles;     /* device, number of valid tiles */
+    int *ntiles;           /* device: number of valid tiles, then the launch's item counter */
     int64_t max_tiles;     /* host, upper bound of *ntiles */
     MixView mix;           /* the union items' data (mix.nmem null: none) */
     const Tile *mix_tiles; /* device, the union items (r < 0), ordered as tiles */
-    const int *mix_ntiles; /* device, their number */
+    int *mix_ntiles;       /* device: their number, then the item counter */
     int64_t mix_max;       /* host, upper bound of *mix_ntiles */
 };
 

@@ -68,7 +68,7 @@ template <int D> struct Smem90 {
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
     static constexpr size_t meta = scan + 8 * 4;  /* per K stage: valid keys | MASKED, -1 = end */
-    static constexpr size_t next = meta + 8 * 4;  /* union items: the next item taken */
+    static constexpr size_t next = meta + 8 * 4;  /* the next item taken */
     static constexpr size_t umask = next + 16;    /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
@@ -99,16 +99,18 @@ constexpr int PROD_REGS = 88,
 
 #include "sm90_ptx.cuh"
 
-/* Work items of a block (the list: costly items first within a head). The
- * plain items go with a stride of the grid. The union items, fewer (~9 a
- * block) and of uneven cost, are taken at run time: after its first item a
- * block's producer takes the next from the counter mix.next and hands it to
- * the consumers in the item's terminal meta word (nxt). The union launch
- * starts on the SMs the plain one leaves (launch90), so the blocks that
- * start early take more. The plain items keep the stride: run-time taking
- * there cost the dense plan 10% (producer spills; docs/CUDA_KERNEL.md). */
-template <bool UNI> __device__ __forceinline__ int next_item(int ti, int nxt) {
-    return UNI ? nxt : ti + (int)gridDim.x;
+/* Work items (the list: costly items first within a head). DYN (the union
+ * items and the EAR kernel's): taken at run time. A block's first item is
+ * blockIdx.x, then its producer takes the next from the launch's counter
+ * (ntiles[1], zeroed by wl_scan) when it has issued an item's loads, and
+ * hands it to the consumers in the item's terminal meta word. Uneven items
+ * end together, and the union launch, which starts on the SMs the plain one
+ * leaves (launch90), takes more items on the SMs that start early. The plain
+ * kernel keeps the stride of the grid: run-time taking there cost our dense
+ * call 4% (67.1-67.3 ms against 64.6-64.9, not understood) and gained
+ * nothing on the sparse calls (docs/CUDA_KERNEL.md). */
+template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
+    return DYN ? nxt : ti + (int)gridDim.x;
 }
 
 /* Cluster table of a union item (Ck <= CAP key clusters): the union of its
@@ -170,9 +172,9 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
 }
 
 /* ---- producer warpgroup (UNI: the union items, else the others) ---- */
-template <int D, typename T, bool UNI>
+template <int D, typename T, bool UNI, bool DYN>
 __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
-                                         const Tile *__restrict__ tiles, int ntiles,
+                                         const Tile *__restrict__ tiles, int ntiles, int *ctr,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
@@ -191,8 +193,8 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     /* this lane's row within a pass and its chunk */
     const int prow = lane / CPR, pch = lane % CPR;
     uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
-    int nxt = 0;             /* union items: the next item of this block */
-    for (int ti = blockIdx.x; ti < ntiles; ti = next_item<UNI>(ti, nxt)) {
+    int nxt = 0;             /* the block's next item */
+    for (int ti = blockIdx.x; ti < ntiles; ti = next_item<DYN>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
         const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
@@ -273,23 +275,23 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 key_tiles(total, total, 0);
             }
         }
-        /* end of the work item (on the K ring): meta -1, or in a union
-         * item -1 - the block's next item */
+        /* end of the work item (on the K ring): meta = -1, with DYN -1 - the
+         * block's next item */
         const uint32_t st = kn % STAGES;
         mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
         mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
         volatile int *next = reinterpret_cast<volatile int *>(smem + S::next);
         if (tid == 0) {
             int end = -1;
-            if constexpr (UNI) {
-                *next = (int)gridDim.x + atomicAdd(mix.next, 1);
+            if constexpr (DYN) {
+                *next = (int)gridDim.x + atomicAdd(ctr, 1);
                 end = -1 - *next;
             }
             meta[st] = end;
             mbar_arrive(bars + Bars<D>::full_k + 8 * st);
         }
         kn++;
-        if constexpr (UNI) {
+        if constexpr (DYN) {
             named_bar(1, 128); /* thread 0's *next (rewritten only past the next item's barriers) */
             nxt = *next;
         }
@@ -419,6 +421,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     static_assert(!(LSE && UNI), "EAR never gets union items (its row positions)");
+    constexpr bool DYN = LSE || UNI; /* items taken at run time (next_item) */
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -438,8 +441,8 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
      * pp leaves the turn with consumer 0 again; one arrival stays pending at
      * exit) */
     if (kPingPong && cw == 1) named_arrive(5, 256);
-    int nxt = 0; /* union items: the next item, from the terminal meta word */
-    for (int ti = blockIdx.x; ti < ntiles; ti = next_item<UNI>(ti, nxt)) {
+    int nxt = 0; /* the block's next item, from the terminal meta word */
+    for (int ti = blockIdx.x; ti < ntiles; ti = next_item<DYN>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
         /* a tail of <= 64 rows leaves consumer 1 without rows (it only releases
@@ -583,7 +586,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
         }
         /* the terminal K stage */
-        if constexpr (UNI) nxt = -1 - meta[kn % STAGES];
+        if constexpr (DYN) nxt = -1 - meta[kn % STAGES];
         mbar_arrive(bars + Bars<D>::empty_k + 8 * (kn % STAGES));
         kn++;
         if (!active) continue;
@@ -631,14 +634,14 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 template <int D, typename T, bool LSE, bool UNI>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
-                    const int *__restrict__ ntiles_p, const MixView mix) {
+                    int *ntiles_p, const MixView mix) {
 #ifdef SVOO_SM90_WGMMA
     using S = Smem90<D>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     /* 1024-byte aligned base (the 128-byte swizzle repeats every 1024 bytes) */
     unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     const uint32_t sbase = smem_u32(smem);
-    const int ntiles = *ntiles_p;
+    const int ntiles = __ldg(ntiles_p); /* ntiles_p[1]: the item counter (DYN) */
     if constexpr (!UNI) { /* the union launch may take the SMs this one leaves */
         asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
     }
@@ -656,7 +659,7 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D, T, UNI>(p, tiles, ntiles, mix, smem, sbase);
+        producer<D, T, UNI, LSE || UNI /* DYN */>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
@@ -683,7 +686,7 @@ bool pdl_on() {
 }
 
 template <int D, typename T, bool LSE, bool UNI>
-svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
+svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
                      int64_t max_tiles, const MixView &mix, cudaStream_t s) {
     const size_t sm = Smem90<D>::total;
     cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE, UNI>,

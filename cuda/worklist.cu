@@ -60,7 +60,7 @@ WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     const size_t nm = (size_t)w.nm;
     w.hist = 0;
     w.ntiles = align256(w.hist + (size_t)BH * NB * 4);
-    w.cnt = align256(w.ntiles + 4);
+    w.cnt = align256(w.ntiles + 8); /* count, item counter */
     w.key = align256(w.cnt + (size_t)BH * Cq * 4);
     w.tiles = align256(w.key + (size_t)BH * Cq * 4);
     w.flag = align256(w.tiles + (size_t)w.max_tiles * sizeof(Tile));
@@ -72,7 +72,7 @@ WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     w.mrow = align256(w.mmem + nm * MIX_MEMBERS * 4);
     w.mhist = align256(w.mrow + nm * MIX_ROWS * 4);
     w.mntiles = align256(w.mhist + (size_t)BH * NB * 4);
-    w.mtiles = align256(w.mntiles + 8); /* count, then the launch's item counter */
+    w.mtiles = align256(w.mntiles + 8); /* count, item counter */
     w.total = align256(w.mtiles + nm * sizeof(Tile));
     return w;
 }
@@ -127,12 +127,11 @@ struct PackSmem {
  * and per union item j: its cost key (counted in hist, the union items' own
  * histogram), rows, members
  * (cluster indices, in the order their rows follow each other) and per row
- * pos << 5 | member; zeroes *next (the union launch's item counter). Ties go
- * to the lowest item: the same plan packs the same way (CUDA graph replays are
- * identical). */
+ * pos << 5 | member. Ties go to the lowest item: the same plan packs the same
+ * way (CUDA graph replays are identical). */
 __global__ void __launch_bounds__(PACK_THR)
     wl_pack(svoo_cuda_attend_params p, int mm, int *hist, int *flag, int *nmix, int *mkey,
-            int *mnrows, int *mnmem, int *mmem, int *mrow, int *next) {
+            int *mnrows, int *mnmem, int *mmem, int *mrow) {
     extern __shared__ __align__(16) unsigned char pack_raw[];
     PackSmem &sm = *reinterpret_cast<PackSmem *>(pack_raw);
     const int bh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -144,7 +143,6 @@ __global__ void __launch_bounds__(PACK_THR)
         sm.ksz[c] = c < Ck ? __ldg(ko + c + 1) - __ldg(ko + c) : 0;
     for (int i = tid; i <= MIX_ROWS; i += PACK_THR)
         sm.tailhist[i] = 0;
-    if (bh == 0 && tid == 0) *next = 0; /* the union launch's item counter */
     __syncthreads();
     /* a warp per query cluster: its keys (the lanes stride over its selection),
      * its tail rows (kept in shared memory for the later phases) */
@@ -326,7 +324,8 @@ __global__ void wl_count(svoo_cuda_attend_params p, int BM, const int *flag, int
     if (nt) atomicAdd(hist + k, nt);
 }
 
-/* exclusive scan of hist[n] in place (one block of 1024), total -> *ntiles */
+/* exclusive scan of hist[n] in place (one block of 1024), total -> ntiles[0];
+ * ntiles[1] = 0 (the attention launch's item counter, attend_sm90.cu) */
 __global__ void wl_scan(int *hist, int n, int *ntiles) {
     __shared__ int part[1024];
     const int tid = threadIdx.x, per = (n + 1023) / 1024;
@@ -348,7 +347,7 @@ __global__ void wl_scan(int *hist, int n, int *ntiles) {
         hist[i] = run;
         run += x;
     }
-    if (tid == 1023) *ntiles = part[1023];
+    if (tid == 1023) ntiles[0] = part[1023], ntiles[1] = 0;
 }
 
 /* the tiles of every query cluster, then (indices past BH * Cq, with pack)
@@ -392,14 +391,13 @@ thread_local int g_packed; /* whether this thread's last work list packed */
 WorkList worklist_at(const WsLayout &w, char *ws, bool packed) {
     WorkList wl;
     wl.tiles = (const Tile *)(ws + w.tiles);
-    wl.ntiles = (const int *)(ws + w.ntiles);
+    wl.ntiles = (int *)(ws + w.ntiles);
     wl.max_tiles = w.max_tiles;
     wl.mix.nmem = packed ? (const int *)(ws + w.mnmem) : nullptr;
     wl.mix.mem = (const int *)(ws + w.mmem);
     wl.mix.row = (const int *)(ws + w.mrow);
-    wl.mix.next = (int *)(ws + w.mntiles) + 1;
     wl.mix_tiles = (const Tile *)(ws + w.mtiles);
-    wl.mix_ntiles = (const int *)(ws + w.mntiles);
+    wl.mix_ntiles = (int *)(ws + w.mntiles);
     wl.mix_max = packed ? w.nm : 0;
     return wl;
 }
@@ -448,7 +446,7 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     if (pack) {
         wl_pack<<<(unsigned)BH, PACK_THR, sizeof(PackSmem), s>>>(
             *p, (int)w.mm, mhist, flag, nmix, mkey, mnrows, mnmem, (int *)(ws + w.mmem),
-            (int *)(ws + w.mrow), (int *)(ws + w.mntiles) + 1);
+            (int *)(ws + w.mrow));
         if ((st = check_launch("work-list packing"))) return st;
     }
     wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, pack ? flag : nullptr, hist, cnt,
