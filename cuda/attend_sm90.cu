@@ -55,7 +55,6 @@ constexpr int BM = 128;       /* query rows per tile (2 consumer warpgroups x 64
 constexpr int BN = 128;       /* keys per key tile (= producer threads) */
 constexpr int CAP = 1024;     /* selected clusters per table segment */
 constexpr int NTHR = 384;     /* producer + 2 consumer warpgroups */
-constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
 template <int D> struct Smem90 {
@@ -81,6 +80,7 @@ template <int D> struct Smem90 {
 };
 
 #ifdef SVOO_SM90_WGMMA /* device code of the sm_90a pass only */
+constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 /* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
 template <int D> struct Bars {
     static constexpr int STAGES = Smem90<D>::STAGES;
