@@ -106,6 +106,21 @@ __device__ __forceinline__ bool warp_selection(const int32_t *col, const int32_t
     return __any_sync(0xffffffffu, dup);
 }
 
+/* a warp: the keys query cluster r selects (rp: the head's row_ptr), the
+ * lanes striding over its selection; size(c): key cluster c's keys. Every
+ * lane gets the sum. */
+template <class Size>
+__device__ __forceinline__ int64_t warp_keys(const int32_t *col, const int32_t *rp, int r, int lane,
+                                             Size size) {
+    int64_t keys = 0;
+    for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32)
+        keys += size(__ldg(col + e));
+#pragma unroll
+    for (int d = 16; d; d >>= 1)
+        keys += __shfl_xor_sync(0xffffffffu, keys, d);
+    return keys;
+}
+
 /* shared memory of wl_pack */
 struct PackSmem {
     int ksz[MIX_CK];                    /* key cluster sizes */
@@ -147,12 +162,7 @@ __global__ void __launch_bounds__(PACK_THR)
     /* a warp per query cluster: its keys (the lanes stride over its selection),
      * its tail rows (kept in shared memory for the later phases) */
     for (int r = warp; r < Cq; r += PACK_THR / 32) {
-        long long keys = 0;
-        for (int e = __ldg(rp + r) + lane, e1 = __ldg(rp + r + 1); e < e1; e += 32)
-            keys += sm.ksz[__ldg(p.col + e)];
-#pragma unroll
-        for (int d = 16; d; d >>= 1)
-            keys += __shfl_xor_sync(0xffffffffu, keys, d);
+        const int64_t keys = warp_keys(p.col, rp, r, lane, [&](int c) { return sm.ksz[c]; });
         if (lane == 0) {
             const int end = __ldg(qo + r + 1), rows = end - __ldg(qo + r);
             const bool tail = rows > 0 && rows % MIX_ROWS != 0 && keys > 0 && keys < 0x7fffffff;
@@ -300,24 +310,24 @@ __global__ void __launch_bounds__(PACK_THR)
     }
 }
 
-/* tiles and cost key of every query cluster; with pack, a cluster whose tail
- * is in a union item keeps only its full tiles */
+/* tiles and cost key of every query cluster (a warp each: its lanes sum the
+ * key cluster sizes of its selection); with pack, a cluster whose tail is in
+ * a union item keeps only its full tiles */
 __global__ void wl_count(svoo_cuda_attend_params p, int BM, const int *flag, int *hist, int *cnt,
                          int *key) {
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t idx = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
     const int64_t n = (int64_t)p.B * p.H * p.Cq;
-    if (idx >= n) return;
+    if (idx >= n) return; /* uniform in the warp */
     const int bh = (int)(idx / p.Cq), r = (int)(idx % p.Cq);
+    const int32_t *rp = p.row_ptr + (int64_t)bh * (p.Cq + 1);
+    const int32_t *ko = p.k_off + (int64_t)bh * (p.Ck + 1);
+    const int64_t keys =
+        warp_keys(p.col, rp, r, lane, [&](int c) { return __ldg(ko + c + 1) - __ldg(ko + c); });
+    if (lane) return;
     const int32_t *qo = p.q_off + (int64_t)bh * (p.Cq + 1);
     const int rows = __ldg(qo + r + 1) - __ldg(qo + r);
     const int nt = rows <= 0 ? 0 : (flag && flag[idx]) ? rows / BM : (rows + BM - 1) / BM;
-    const int32_t *rp = p.row_ptr + (int64_t)bh * (p.Cq + 1);
-    const int32_t *ko = p.k_off + (int64_t)bh * (p.Ck + 1);
-    int64_t keys = 0;
-    for (int e = __ldg(rp + r), e1 = __ldg(rp + r + 1); e < e1; e++) {
-        int c = __ldg(p.col + e);
-        keys += __ldg(ko + c + 1) - __ldg(ko + c);
-    }
     const int k = cost_key(bh, keys, p.N_k);
     cnt[idx] = nt;
     key[idx] = k;
@@ -449,8 +459,8 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
             (int *)(ws + w.mrow));
         if ((st = check_launch("work-list packing"))) return st;
     }
-    wl_count<<<(unsigned)((ncl + 255) / 256), 256, 0, s>>>(*p, bm, pack ? flag : nullptr, hist, cnt,
-                                                           key);
+    wl_count<<<(unsigned)((ncl * 32 + 255) / 256), 256, 0, s>>>(*p, bm, pack ? flag : nullptr, hist,
+                                                                cnt, key);
     if ((st = check_launch("work-list count"))) return st;
     wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
     if ((st = check_launch("work-list scan"))) return st;

@@ -4,7 +4,8 @@
 //   attend_test bench [reps] [g] [full] timing at H = 12, N = 75,600, D = 128 (bf16): the
 //                                      sm90 wgmma kernel (compute capability 9.0) and the
 //                                      sm80 128x64 kernel; `full` adds 64x32 and permute+contig.
-//                                      BENCH_CASES=i,j,... picks plans (default 0-4; 5-9 are
+//                                      BENCH_CASES=i,j,... picks plans (default 0-4 and 10-12:
+//                                      random 128x128 blocks, FlexAttention's workload; 5-9 are
 //                                      diagnostic: uniform 64/32/192-row query clusters with one
 //                                      key cluster, dense with random perms, all blocks without
 //                                      perms); BENCH_SM90_ONLY=1 skips the sm80 kernel;
@@ -79,9 +80,11 @@ static void cuts(std::mt19937_64 &rng, int n, int c, int *off, int nempty) {
 }
 
 // density < 0: all blocks; none_row: cluster 1 of each head selects nothing;
-// qrows > 0: query clusters of qrows rows each (the last one shorter) instead of random cuts
+// qrows / krows > 0: query / key clusters of that many rows each (the last one shorter)
+// instead of random cuts
 static Plan make_plan(int BH, int Nq, int Nk, int Cq, int Ck, double density, bool identity,
-                      bool none_row, bool shuffle_col, int nempty, uint64_t seed, int qrows = 0) {
+                      bool none_row, bool shuffle_col, int nempty, uint64_t seed, int qrows = 0,
+                      int krows = 0) {
     std::mt19937_64 rng(seed);
     Plan p{BH, Nq, Nk, Cq, Ck, identity, {}, {}, {}, {}, {}, {}};
     p.qoff.resize((size_t)BH * (Cq + 1));
@@ -107,6 +110,9 @@ static Plan make_plan(int BH, int Nq, int Nk, int Cq, int Ck, double density, bo
             for (int r = 0; r <= Cq; r++)
                 p.qoff[(size_t)bh * (Cq + 1) + r] = r == Cq ? Nq : std::min(Nq, r * qrows);
         cuts(rng, Nk, Ck, &p.koff[(size_t)bh * (Ck + 1)], nempty);
+        if (krows > 0)
+            for (int c = 0; c <= Ck; c++)
+                p.koff[(size_t)bh * (Ck + 1) + c] = c == Ck ? Nk : std::min(Nk, c * krows);
         for (int r = 0; r < Cq; r++) {
             p.rowptr[(size_t)bh * (Cq + 1) + r] = (int)p.col.size();
             size_t first = p.col.size();
@@ -570,6 +576,7 @@ static int do_bench(int reps) {
         double density;
         bool identity;
         int qrows; // > 0: query clusters of qrows rows (else random cuts)
+        int krows; // > 0: key clusters of krows keys
     } bc[] = {{"dense 1 cluster", 1, 1, -1, true, 0},
               {"dense all blocks 256x1024", 256, 1024, -1, false, 0},
               {"random 0.05", 256, 1024, 0.05, false, 0},
@@ -580,7 +587,12 @@ static int do_bench(int reps) {
               {"dense 1 cluster, perms", 1, 1, -1, false, 0},
               {"all blocks 256x1024 no perm", 256, 1024, -1, true, 0},
               {"dense q32 rows, 1 key cl.", (N + 31) / 32, 1, -1, true, 32},
-              {"dense q192 rows, 1 key cl.", (N + 191) / 192, 1, -1, true, 192}};
+              {"dense q192 rows, 1 key cl.", (N + 191) / 192, 1, -1, true, 192},
+              // FlexAttention's workload (attention_anchors.py): random 128 x 128 blocks of
+              // contiguous rows, no padding but the last block of a head
+              {"blocks128 random 0.05", (N + 127) / 128, (N + 127) / 128, 0.05, true, 128, 128},
+              {"blocks128 random 0.15", (N + 127) / 128, (N + 127) / 128, 0.15, true, 128, 128},
+              {"blocks128 random 0.30", (N + 127) / 128, (N + 127) / 128, 0.30, true, 128, 128}};
     // BENCH_CASES=i,j,...: only those cases (default 0-4)
     const char *sel = getenv("BENCH_CASES");
     std::vector<int> which;
@@ -592,7 +604,7 @@ static int do_bench(int reps) {
             if (*c == ',') c++;
         }
     } else {
-        which = {0, 1, 2, 3, 4};
+        which = {0, 1, 2, 3, 4, 10, 11, 12};
     }
     printf("\n%-28s %-22s %9s %8s %9s  %s\n", "plan", "variant", "ms", "density", "TFLOP/s",
            "sample rel_l2 (bf16-P f32 ref)");
@@ -600,7 +612,7 @@ static int do_bench(int reps) {
         if (ci < 0 || ci >= (int)(sizeof bc / sizeof bc[0])) continue;
         const BCase &c = bc[ci];
         Plan pl = make_plan(B * H, N, N, c.Cq, c.Ck, c.density, c.identity, false, false, 0, 777,
-                            c.qrows);
+                            c.qrows, c.krows);
         DevPlan dp = upload(pl);
         const double dens = pl.density();
         for (int var : {9, 0, 2, -1}) {
