@@ -20,6 +20,10 @@ echo "test_cuda quick, SVOO_CUDA_ASSIGN=sm80 rc $? ($(( $(date +%s)-t0 )) s)"; t
 t0=$(date +%s)
 SVOO_CUDA_PACK=0 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_nopack.txt 2>&1
 echo "test_cuda quick, SVOO_CUDA_PACK=0 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_nopack.txt
+# the union launch after the plain one (no programmatic dependent launch)
+t0=$(date +%s)
+SVOO_CUDA_PDL=0 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_nopdl.txt 2>&1
+echo "test_cuda quick, SVOO_CUDA_PDL=0 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_nopdl.txt
 for tool in memcheck synccheck; do t0=$(date +%s)
   # two persistent assignment blocks: each takes many items (next-item copies, ring wraps)
   SVOO_CUDA_ASSIGN_GRID=2 SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
