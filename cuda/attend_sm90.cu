@@ -67,7 +67,7 @@ template <int D> struct Smem90 {
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
     static constexpr size_t meta = scan + 8 * 4;  /* per K stage: valid keys | MASKED, -1 = end */
-    static constexpr size_t next = meta + 8 * 4;  /* the next item taken */
+    static constexpr size_t next = meta + 8 * 4;  /* the next item taken: 2 slots */
     static constexpr size_t umask = next + 16;    /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
@@ -194,6 +194,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     const int prow = lane / CPR, pch = lane % CPR;
     uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
     int nxt = 0;             /* the block's next item */
+    uint32_t nit = 0;        /* items so far: S::next slot nit & 1 */
     for (int ti = blockIdx.x; ti < ntiles; ti = next_item<DYN>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
@@ -280,7 +281,10 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
         const uint32_t st = kn % STAGES;
         mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
         mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
-        volatile int *next = reinterpret_cast<volatile int *>(smem + S::next);
+        /* two slots: thread 0 rewrites this one two items on, past the next
+         * item's closing barrier, which every thread reaches after its read
+         * (an item without keys has no other producer barrier) */
+        volatile int *next = reinterpret_cast<volatile int *>(smem + S::next) + (nit++ & 1);
         if (tid == 0) {
             int end = -1;
             if constexpr (DYN) {
@@ -292,7 +296,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
         }
         kn++;
         if constexpr (DYN) {
-            named_bar(1, 128); /* thread 0's *next (rewritten only past the next item's barriers) */
+            named_bar(1, 128); /* thread 0's *next */
             nxt = *next;
         }
     }
