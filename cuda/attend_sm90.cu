@@ -51,10 +51,10 @@ namespace {
 
 using namespace svoo_attend;
 
-constexpr int BM = 128;       /* query rows per tile (2 consumer warpgroups x 64) */
-constexpr int BN = 128;       /* keys per key tile (= producer threads) */
-constexpr int CAP = 1024;     /* selected clusters per table segment */
-constexpr int NTHR = 384;     /* producer + 2 consumer warpgroups */
+constexpr int BM = 128;   /* query rows per tile (2 consumer warpgroups x 64) */
+constexpr int BN = 128;   /* keys per key tile (= producer threads) */
+constexpr int CAP = 1024; /* selected clusters per table segment */
+constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
 static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
 template <int D> struct Smem90 {
@@ -66,9 +66,9 @@ template <int D> struct Smem90 {
     static constexpr size_t tstart = v + STAGES * kstage;
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
-    static constexpr size_t meta = scan + 8 * 4;  /* per K stage: valid keys | MASKED, -1 = end */
-    static constexpr size_t next = meta + 8 * 4;  /* the next item taken: 2 slots */
-    static constexpr size_t umask = next + 16;    /* union items: [MIX_CK] scratch */
+    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys | MASKED, -1 = end */
+    static constexpr size_t next = meta + 8 * 4; /* the next item taken: 2 slots */
+    static constexpr size_t umask = next + 16;   /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
      * rewritten only after its readers released a later stage */
@@ -79,7 +79,7 @@ template <int D> struct Smem90 {
     static_assert(STAGES <= 8, "meta slots");
 };
 
-#ifdef SVOO_SM90_WGMMA /* device code of the sm_90a pass only */
+#ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 /* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
 template <int D> struct Bars {
@@ -637,8 +637,8 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 template <int D, typename T, bool LSE, bool UNI>
 __global__ void __launch_bounds__(NTHR, 1)
-    attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles,
-                    int *ntiles_p, const MixView mix) {
+    attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles, int *ntiles_p,
+                    const MixView mix) {
 #ifdef SVOO_SM90_WGMMA
     using S = Smem90<D>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -646,7 +646,7 @@ __global__ void __launch_bounds__(NTHR, 1)
     unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     const uint32_t sbase = smem_u32(smem);
     const int ntiles = __ldg(ntiles_p); /* ntiles_p[1]: the item counter (DYN) */
-    if constexpr (!UNI) { /* the union launch may take the SMs this one leaves */
+    if constexpr (!UNI) {               /* the union launch may take the SMs this one leaves */
         asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
     }
     if ((int)blockIdx.x >= ntiles) return;
