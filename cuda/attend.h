@@ -93,7 +93,9 @@ size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq);
  *  cudaGetLastError after each launch. On Hopper with union items the second
  *  attention launch is a programmatic dependent launch (it starts on the SMs
  *  the first leaves and ends after it); SVOO_CUDA_PDL=0 in the environment
- *  launches it plainly.
+ *  launches it plainly. The Hopper kernel signals dependents at its start: a
+ *  caller's kernel launched next as a programmatic dependent must wait
+ *  (griddepcontrol.wait) before it reads o or lse.
  *  @return : SVOO_OK, or SVOO_ERR_NULL_POINTER, SVOO_ERR_INVALID_ARGUMENT,
  *            SVOO_ERR_UNSUPPORTED_HEAD_DIM (D not 64/128),
  *            SVOO_ERR_UNKNOWN_DTYPE, SVOO_ERR_MISALIGNED (a row start not

@@ -649,7 +649,17 @@ __global__ void __launch_bounds__(NTHR, 1)
     if constexpr (!UNI) {               /* the union launch may take the SMs this one leaves */
         asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
     }
-    if ((int)blockIdx.x >= ntiles) return;
+    /* a union block (launched early: launch90) ends after the plain launch,
+     * so that what follows in the stream sees both: every block, also one
+     * without items (with none at all the union grid would end first) */
+    auto end_after_plain = [] {
+        if constexpr (UNI)
+            if (threadIdx.x == 0) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    };
+    if ((int)blockIdx.x >= ntiles) {
+        end_after_plain();
+        return;
+    }
     if (threadIdx.x == 0) {
         const uint32_t bars = sbase + (uint32_t)S::bar;
         for (int s = 0; s < S::STAGES; s++) {
@@ -668,10 +678,7 @@ __global__ void __launch_bounds__(NTHR, 1)
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
     }
-    if constexpr (UNI) { /* launched early (launch_all): end after the plain launch,
-                          * so that what follows in the stream sees both */
-        if (threadIdx.x == 0) asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    }
+    end_after_plain();
 #else
     (void)p;
     (void)tiles;

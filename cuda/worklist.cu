@@ -418,8 +418,10 @@ bool svoo_attend::worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_b
                                 size_t *need) {
     const WsLayout w = ws_layout(BH, N_q, Cq);
     *need = w.total;
-    return w.max_tiles <= 0x7fffffff && BH * Cq <= 0x7fffffff && BH * NB <= 0x7fffffff &&
-           ws_bytes >= w.total;
+    /* items below 2^31 - 2^16: the run-time item counter (attend_sm90.cu) reaches
+     * the item count plus twice the grid */
+    return w.max_tiles <= 0x7fffffff - (1 << 16) && BH * Cq <= 0x7fffffff &&
+           BH * NB <= 0x7fffffff && ws_bytes >= w.total;
 }
 
 WorkList svoo_attend::worklist_in(const svoo_cuda_attend_params *p, void *workspace) {
