@@ -49,8 +49,8 @@ struct cu_ws {
     double *dens;
     void *att;
     size_t att_bytes;
-    float *lse;     /* config.ear: [BH][N] row log-sum-exps of the attention kernel */
-    void *ear;      /* config.ear: pseudo-keys, values, biases (svoo_cuda_ear) */
+    float *lse; /* config.ear: [BH][N] row log-sum-exps of the attention kernel */
+    void *ear;  /* config.ear: pseudo-keys, values, biases (svoo_cuda_ear) */
     size_t ear_bytes;
     svoo_cu_svg_dev svg; /* method svg: the two plans + classification buffers */
 };
@@ -71,7 +71,7 @@ struct cu_state {
     cu_ws ws;
     cu_layer *layers; /* [num_layers], NULL entries for dense-only layers */
     cudaEvent_t ev[3];
-    double *h_dens; /* pinned, [BH] */
+    double *h_dens;  /* pinned, [BH] */
     int32_t *h_kind; /* pinned, [BH] (svg) */
 };
 
@@ -86,7 +86,9 @@ struct carver {
     }
 };
 
-int ceil_frac(double frac, int n) { return (int)ceil(frac * n - 1e-9); }
+int ceil_frac(double frac, int n) {
+    return (int)ceil(frac * n - 1e-9);
+}
 
 svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     dm->maxB = B;
@@ -102,10 +104,12 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
         if (s) return s;
         dm->cq = dm->ck = dm->svgi.nb;
         if (c->head_dim != 64 && c->head_dim != 128)
-            return svoo_err(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "config.head_dim: %d (CUDA svg: 64 or 128)", c->head_dim);
+            return svoo_err(SVOO_ERR_UNSUPPORTED_HEAD_DIM,
+                            "config.head_dim: %d (CUDA svg: 64 or 128)", c->head_dim);
         if ((int64_t)B * c->num_heads * dm->svgi.stride > INT32_MAX)
-            return svoo_err(SVOO_ERR_UNSUPPORTED, "svg: %lld x %d heads x %d blocks of plan exceed 2^31",
-                            (long long)B, c->num_heads, dm->svgi.stride);
+            return svoo_err(SVOO_ERR_UNSUPPORTED,
+                            "svg: %lld x %d heads x %d blocks of plan exceed 2^31", (long long)B,
+                            c->num_heads, dm->svgi.stride);
     } else if (dm->sparse) {
         svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
     }
@@ -116,22 +120,26 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
         return svoo_err(SVOO_ERR_INVALID_ARGUMENT, "CUDA workspace: batch %lld, tokens %lld",
                         (long long)B, (long long)N);
     if (dm->H > SVOO_CU_MAX_HEADS)
-        return svoo_err(SVOO_ERR_UNSUPPORTED, "config.num_heads: %d (CUDA backend: at most %d)", dm->H,
-                        SVOO_CU_MAX_HEADS);
+        return svoo_err(SVOO_ERR_UNSUPPORTED, "config.num_heads: %d (CUDA backend: at most %d)",
+                        dm->H, SVOO_CU_MAX_HEADS);
     /* planner and svg kernels put (b, h) in a grid's y or z dimension */
     if (B * dm->H > 65535)
-        return svoo_err(SVOO_ERR_UNSUPPORTED, "batch x heads: %lld x %d (CUDA backend: at most 65535)",
-                        (long long)B, dm->H);
+        return svoo_err(SVOO_ERR_UNSUPPORTED,
+                        "batch x heads: %lld x %d (CUDA backend: at most 65535)", (long long)B,
+                        dm->H);
     if (dm->svg && N < dm->svgi.N)
-        return svoo_err(SVOO_ERR_GEOMETRY,
-                        "config.max_tokens: %lld, below the %lld tokens of the svg geometry (frames x height "
-                        "x width + text_tokens)",
-                        (long long)N, (long long)dm->svgi.N);
+        return svoo_err(
+            SVOO_ERR_GEOMETRY,
+            "config.max_tokens: %lld, below the %lld tokens of the svg geometry (frames x height "
+            "x width + text_tokens)",
+            (long long)N, (long long)dm->svgi.N);
     if (dm->sparse && !dm->svg && dm->ck > SVOO_CU_MAX_SELECT)
-        return svoo_err(SVOO_ERR_UNSUPPORTED, "config.k_clusters: %d at N = %lld (CUDA backend: at most %d)",
-                        dm->ck, (long long)N, SVOO_CU_MAX_SELECT);
+        return svoo_err(SVOO_ERR_UNSUPPORTED,
+                        "config.k_clusters: %d at N = %lld (CUDA backend: at most %d)", dm->ck,
+                        (long long)N, SVOO_CU_MAX_SELECT);
     if (dm->sparse && !dm->svg && dm->C > 6144)
-        return svoo_err(SVOO_ERR_UNSUPPORTED, "clusters: %d at N = %lld (CUDA backend: at most 6144)", dm->C,
+        return svoo_err(SVOO_ERR_UNSUPPORTED,
+                        "clusters: %d at N = %lld (CUDA backend: at most 6144)", dm->C,
                         (long long)N);
     return SVOO_OK;
 }
@@ -174,7 +182,8 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
         w.q_perm = c.take<int32_t>(BH * N);
         w.k_perm = c.take<int32_t>(BH * N);
     }
-    w.att_bytes = ATTEND_LINKED ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq) : 0;
+    w.att_bytes =
+        ATTEND_LINKED ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq) : 0;
     w.att = c.take<char>(w.att_bytes);
     if (cfg->ear && dm.sparse && ATTEND_LINKED) {
         w.lse = c.take<float>(BH * N);
@@ -198,15 +207,17 @@ svoo_status limits_of(const svoo_config *cfg, int64_t *B, int64_t *N) {
     *N = cfg->max_tokens > 0 ? cfg->max_tokens
                              : (int64_t)cfg->frames * cfg->height * cfg->width + cfg->text_tokens;
     if (*N <= 0)
-        return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
-                        "config.max_tokens: the CUDA backend sizes its workspace at context creation: "
-                        "set max_tokens (or frames/height/width)");
+        return svoo_err(
+            SVOO_ERR_INVALID_ARGUMENT,
+            "config.max_tokens: the CUDA backend sizes its workspace at context creation: "
+            "set max_tokens (or frames/height/width)");
     return SVOO_OK;
 }
 
 svoo_status cu_fail(svoo_ctx *ctx, cudaError_t e, const char *what) {
     cudaGetLastError(); /* reported here: a non-sticky error must not fail the next call too */
-    return svoo_ctx_err(ctx, SVOO_ERR_CUDA, "%s: %s: %s", what, cudaGetErrorName(e), cudaGetErrorString(e));
+    return svoo_ctx_err(ctx, SVOO_ERR_CUDA, "%s: %s: %s", what, cudaGetErrorName(e),
+                        cudaGetErrorString(e));
 }
 
 /* switches to the context's device for the scope, restores the caller's */
@@ -215,8 +226,10 @@ struct device_guard {
     cudaError_t err = cudaSuccess;
     explicit device_guard(int dev) {
         if ((err = cudaGetDevice(&prev))) return;
-        if (prev != dev) err = cudaSetDevice(dev);
-        else prev = -1;
+        if (prev != dev)
+            err = cudaSetDevice(dev);
+        else
+            prev = -1;
     }
     ~device_guard() {
         if (prev >= 0) cudaSetDevice(prev);
@@ -248,13 +261,15 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     /* refused rather than ignored: the check would read a device flag back, a host
      * synchronisation in every call */
     if (c->check_finite)
-        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "config.check_finite: not available on CUDA");
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED,
+                            "config.check_finite: not available on CUDA");
     int ndev = 0;
     cudaError_t e = cudaGetDeviceCount(&ndev);
     if (e) return cu_fail(ctx, e, "cudaGetDeviceCount"); /* cu_fail clears the error */
     if (c->device_index < 0 || c->device_index >= ndev)
-        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "config.device_index: %d, %d CUDA device(s) present",
-                            c->device_index, ndev);
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE,
+                            "config.device_index: %d, %d CUDA device(s) present", c->device_index,
+                            ndev);
     int64_t B, N;
     cu_dims dm;
     svoo_status s;
@@ -276,9 +291,10 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     if ((e = cudaMalloc(&cs->block, cs->bytes))) {
         cudaGetLastError();
         cs->block = nullptr;
-        return svoo_ctx_err(ctx, SVOO_ERR_OUT_OF_MEMORY,
-                            "CUDA workspace + layer state: %.1f MB for batch %lld x %lld tokens: %s",
-                            cs->bytes / 1e6, (long long)B, (long long)N, cudaGetErrorString(e));
+        return svoo_ctx_err(
+            ctx, SVOO_ERR_OUT_OF_MEMORY,
+            "CUDA workspace + layer state: %.1f MB for batch %lld x %lld tokens: %s",
+            cs->bytes / 1e6, (long long)B, (long long)N, cudaGetErrorString(e));
     }
     carver cv = {(char *)cs->block, 0};
     carve_all(c, dm, cv, &cs->ws, cs->layers);
@@ -310,20 +326,23 @@ svoo_status check_view(svoo_ctx *ctx, const svoo_tensor *t, const char *name, in
     cudaError_t e = cudaPointerGetAttributes(&a, t->data);
     if (e) {
         cudaGetLastError(); /* older runtimes: invalid value for plain host memory */
-        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: %p is not CUDA device memory", name, t->data);
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: %p is not CUDA device memory", name,
+                            t->data);
     }
     if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
-        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: %p is host memory, the context is on cuda:%d", name,
-                            t->data, dev);
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE,
+                            "%s: %p is host memory, the context is on cuda:%d", name, t->data, dev);
     if (a.type == cudaMemoryTypeDevice && a.device != dev)
-        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: memory of cuda:%d, the context is on cuda:%d", name,
-                            a.device, dev);
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE,
+                            "%s: memory of cuda:%d, the context is on cuda:%d", name, a.device,
+                            dev);
     if ((uintptr_t)t->data % 16 || t->stride[0] % 8 || t->stride[1] % 8 || t->stride[2] % 8)
-        return svoo_ctx_err(ctx, SVOO_ERR_MISALIGNED,
-                            "%s: rows must start on 16-byte boundaries (pointer %p, strides %lld, %lld, %lld "
-                            "elements must be multiples of 8)",
-                            name, t->data, (long long)t->stride[0], (long long)t->stride[1],
-                            (long long)t->stride[2]);
+        return svoo_ctx_err(
+            ctx, SVOO_ERR_MISALIGNED,
+            "%s: rows must start on 16-byte boundaries (pointer %p, strides %lld, %lld, %lld "
+            "elements must be multiples of 8)",
+            name, t->data, (long long)t->stride[0], (long long)t->stride[1],
+            (long long)t->stride[2]);
     return SVOO_OK;
 }
 
@@ -337,39 +356,41 @@ svoo_dview view_of(const svoo_tensor *t) {
     return v;
 }
 
-#define TRY(call, what)                                                                                     \
-    do {                                                                                                    \
-        cudaError_t e_ = (call);                                                                            \
-        if (e_ != cudaSuccess) {                                                                            \
-            *what_out = what;                                                                               \
-            return e_;                                                                                      \
-        }                                                                                                   \
+#define TRY(call, what)                                                                            \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            *what_out = what;                                                                      \
+            return e_;                                                                             \
+        }                                                                                          \
     } while (0)
 
 /* one side's assignment: mu_o (other side, Gram) or none (k-means) -> labels,
  * then sort + centroid update of this side */
-cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH, int64_t n, const float *mu_o,
-                        int co, float *mu_s, int cs_, int32_t *label, int32_t *perm, int32_t *off,
-                        cudaStream_t st, const char **what_out) {
+cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH, int64_t n,
+                        const float *mu_o, int co, float *mu_s, int cs_, int32_t *label,
+                        int32_t *perm, int32_t *off, cudaStream_t st, const char **what_out) {
     const cu_ws &w = cs->ws;
     const int d = cs->dm.d, cpad = (cs_ + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     if (gram) {
         /* G = mu_o^T mu_o (d x d), wf = mu_s G */
         TRY(svoo_cu_gram(mu_o, BH, co, d, w.G, st), "Gram matrix");
-        TRY(svoo_cu_gemm(0, 0, mu_s, w.G, w.wf, BH, cs_, d, d, 1.0f, (int64_t)cs_ * d, (int64_t)d * d,
-                         (int64_t)cs_ * d, st),
+        TRY(svoo_cu_gemm(0, 0, mu_s, w.G, w.wf, BH, cs_, d, d, 1.0f, (int64_t)cs_ * d,
+                         (int64_t)d * d, (int64_t)cs_ * d, st),
             "profile weights");
     }
-    TRY(svoo_cu_weights(gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h, st), "weights");
-    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, label, st), "assignment");
+    TRY(svoo_cu_weights(gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h, st),
+        "weights");
+    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, label, st),
+        "assignment");
     TRY(svoo_cu_sort(label, BH, n, cs_, w.hist, perm, off, st), "counting sort");
     TRY(svoo_cu_centroids(dtype, x, BH, n, d, cs_, perm, off, mu_s, st), "centroids");
     return cudaSuccess;
 }
 
-cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svoo_dview xq, svoo_dview xk,
-                         int dtype, int BH, int64_t n, int replan, int warm, cudaStream_t st,
-                         const char **what_out) {
+cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svoo_dview xq,
+                         svoo_dview xk, int dtype, int BH, int64_t n, int replan, int warm,
+                         cudaStream_t st, const char **what_out) {
     const svoo_config *c = &ctx->cfg;
     const cu_ws &w = cs->ws;
     const cu_layer &L = cs->layers[call->layer];
@@ -380,34 +401,37 @@ cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svo
     (void)ck;
     const uint64_t kx = 0x6b6579ull;
     if (c->method == SVOO_METHOD_SVOO && replan) {
-        TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0, L.mu_q, st),
+        TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0,
+                                 L.mu_q, st),
             "init");
-        TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx, L.mu_k, st),
+        TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx,
+                                 L.mu_k, st),
             "init");
         for (int it = 0; it < c->iters; it++) {
             cudaError_t e;
-            if ((e = assign_side(cs, 1, xk, dtype, BH, n, L.mu_q, rq, L.mu_k, rk, L.k_label, w.k_perm, w.k_off,
-                                 st, what_out)) ||
-                (e = assign_side(cs, 1, xq, dtype, BH, n, L.mu_k, rk, L.mu_q, rq, L.q_label, w.q_perm, w.q_off,
-                                 st, what_out)))
+            if ((e = assign_side(cs, 1, xk, dtype, BH, n, L.mu_q, rq, L.mu_k, rk, L.k_label,
+                                 w.k_perm, w.k_off, st, what_out)) ||
+                (e = assign_side(cs, 1, xq, dtype, BH, n, L.mu_k, rk, L.mu_q, rq, L.q_label,
+                                 w.q_perm, w.q_off, st, what_out)))
                 return e;
         }
     } else if (c->method == SVOO_METHOD_SVG2 && replan) {
         int iters = warm ? c->kmeans_iters : c->kmeans_iters_first;
         if (iters < 1) iters = 1;
         if (!warm) {
-            TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0, L.mu_q, st),
+            TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0,
+                                     L.mu_q, st),
                 "init");
-            TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx, L.mu_k,
-                                     st),
+            TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx,
+                                     L.mu_k, st),
                 "init");
         }
         for (int it = 0; it < iters; it++) {
             cudaError_t e;
-            if ((e = assign_side(cs, 0, xq, dtype, BH, n, nullptr, 0, L.mu_q, rq, L.q_label, w.q_perm, w.q_off,
-                                 st, what_out)) ||
-                (e = assign_side(cs, 0, xk, dtype, BH, n, nullptr, 0, L.mu_k, rk, L.k_label, w.k_perm, w.k_off,
-                                 st, what_out)))
+            if ((e = assign_side(cs, 0, xq, dtype, BH, n, nullptr, 0, L.mu_q, rq, L.q_label,
+                                 w.q_perm, w.q_off, st, what_out)) ||
+                (e = assign_side(cs, 0, xk, dtype, BH, n, nullptr, 0, L.mu_k, rk, L.k_label,
+                                 w.k_perm, w.k_off, st, what_out)))
                 return e;
         }
     } else {
@@ -419,38 +443,44 @@ cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svo
     /* selection: A = mu_q mu_k^T / sqrt(d), top-p + floor, CSR */
     svoo_cu_floor fl;
     for (int h = 0; h < H; h++) {
-        double ratio = c->method == SVOO_METHOD_SVOO ? svoo_floor_ratio(ctx, call->step, call->layer, h)
-                                                     : c->floor_ratio;
+        double ratio = c->method == SVOO_METHOD_SVOO
+                           ? svoo_floor_ratio(ctx, call->step, call->layer, h)
+                           : c->floor_ratio;
         fl.floor_count[h] = (int)floor(ratio * rk);
     }
     TRY(cudaMemsetAsync(w.dens, 0, (size_t)BH * sizeof(double), st), "memset");
     TRY(svoo_cu_gemm(0, 0, L.mu_q, L.mu_k, w.A, BH, rq, rk, d, (float)(1.0 / sqrt((double)d)),
                      (int64_t)rq * d, (int64_t)rk * d, (int64_t)rq * rk, st),
         "centroid scores");
-    TRY(svoo_cu_select(w.A, w.q_off, w.k_off, BH, H, rq, rk, c->top_p, &fl, w.colbuf, w.cnt, w.dens, st),
+    TRY(svoo_cu_select(w.A, w.q_off, w.k_off, BH, H, rq, rk, c->top_p, &fl, w.colbuf, w.cnt, w.dens,
+                       st),
         "selection");
     TRY(svoo_cu_csr(w.cnt, w.colbuf, BH, rq, rk, w.row_ptr, w.col, st), "block map");
     return cudaSuccess;
 }
 
-svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tensor *q, const svoo_tensor *k,
-                           const svoo_tensor *v, svoo_tensor *out, svoo_stats *stats) {
+svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tensor *q,
+                           const svoo_tensor *k, const svoo_tensor *v, svoo_tensor *out,
+                           svoo_stats *stats) {
     const svoo_config *c = &ctx->cfg;
     cu_state *cs = (cu_state *)ctx->backend_state;
     const int64_t B = q->shape[0], H = q->shape[1], NQ = q->shape[2], NK = k->shape[2];
     const int d = (int)q->shape[3];
     svoo_status s;
     if (q->dtype != SVOO_BF16 && q->dtype != SVOO_F16)
-        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "q: dtype %s (the CUDA backend takes bf16 and f16)",
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED,
+                            "q: dtype %s (the CUDA backend takes bf16 and f16)",
                             svoo_dtype_name(q->dtype));
     if (B > cs->dm.maxB || NQ > cs->dm.maxN || NK > cs->dm.maxN)
-        return svoo_ctx_err(ctx, SVOO_ERR_WORKSPACE_TOO_SMALL,
-                            "batch %lld x %lld queries x %lld keys: the context was sized for batch %lld x %lld "
-                            "tokens (config.max_batch / max_tokens)",
-                            (long long)B, (long long)NQ, (long long)NK, (long long)cs->dm.maxB,
-                            (long long)cs->dm.maxN);
+        return svoo_ctx_err(
+            ctx, SVOO_ERR_WORKSPACE_TOO_SMALL,
+            "batch %lld x %lld queries x %lld keys: the context was sized for batch %lld x %lld "
+            "tokens (config.max_batch / max_tokens)",
+            (long long)B, (long long)NQ, (long long)NK, (long long)cs->dm.maxB,
+            (long long)cs->dm.maxN);
     if (!ATTEND_LINKED)
-        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED, "CUDA attention kernel not built into this library");
+        return svoo_ctx_err(ctx, SVOO_ERR_UNSUPPORTED,
+                            "CUDA attention kernel not built into this library");
     const svoo_tensor *ts[4] = {q, k, v, out};
     const char *names[4] = {"q", "k", "v", "out"};
     for (int i = 0; i < 4; i++)
@@ -463,7 +493,8 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         svoo_clusters_resolve(c, NQ, &rq, &rk);
         if (rq > NQ || rk > NQ)
             return svoo_ctx_err(ctx, SVOO_ERR_INVALID_ARGUMENT,
-                                "config.q_clusters/k_clusters: %d / %d exceed N = %lld", rq, rk, (long long)NQ);
+                                "config.q_clusters/k_clusters: %d / %d exceed N = %lld", rq, rk,
+                                (long long)NQ);
     }
     device_guard g(cs->dev);
     if (g.err) return cu_fail(ctx, g.err, "cudaSetDevice");
@@ -486,8 +517,8 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     const int ear = c->ear && !call->dense;
     if (call->dense) {
         what = "dense plan";
-        e = svoo_cu_dense_plan(BH, NQ, NK, cs->ws.q_off, cs->ws.k_off, cs->ws.row_ptr, cs->ws.col, cs->ws.dens,
-                               st);
+        e = svoo_cu_dense_plan(BH, NQ, NK, cs->ws.q_off, cs->ws.k_off, cs->ws.row_ptr, cs->ws.col,
+                               cs->ws.dens, st);
         ap.Cq = ap.Ck = 1;
     } else {
         replan = svoo_layer_should_replan(ctx, ls, call->step, B, NQ);
@@ -498,16 +529,16 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         if (svg) {
             /* classification on the sampled rows, then the chosen kind's plan */
             what = "svg classification";
-            e = svoo_cu_svg_classify((int)q->dtype, view_of(q), view_of(k), view_of(v), BH, d, cs->dm.svgi,
-                                     cs->ws.svg, st);
+            e = svoo_cu_svg_classify((int)q->dtype, view_of(q), view_of(k), view_of(v), BH, d,
+                                     cs->dm.svgi, cs->ws.svg, st);
             if (!e) {
                 what = "svg plan";
-                e = svoo_cu_svg_write(BH, cs->dm.svgi, cs->ws.svg, cs->ws.q_perm, cs->ws.q_off, cs->ws.k_off,
-                                      cs->ws.row_ptr, cs->ws.col, cs->ws.dens, st);
+                e = svoo_cu_svg_write(BH, cs->dm.svgi, cs->ws.svg, cs->ws.q_perm, cs->ws.q_off,
+                                      cs->ws.k_off, cs->ws.row_ptr, cs->ws.col, cs->ws.dens, st);
             }
         } else {
-            e = enqueue_plan(ctx, cs, call, view_of(q), view_of(k), (int)q->dtype, BH, NQ, replan, warm, st,
-                             &what);
+            e = enqueue_plan(ctx, cs, call, view_of(q), view_of(k), (int)q->dtype, BH, NQ, replan,
+                             warm, st, &what);
         }
         ap.q_perm = cs->ws.q_perm;
         ap.k_perm = cs->ws.k_perm;
@@ -538,15 +569,14 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.col = cs->ws.col;
     ap.lse = ear ? cs->ws.lse : nullptr;
     s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
-    if (s)
-        return svoo_ctx_err(ctx, s, "attention kernel: %s",
-                            svoo_cuda_attend_last_error());
-    if (ear && (s = svoo_cuda_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes, st)))
+    if (s) return svoo_ctx_err(ctx, s, "attention kernel: %s", svoo_cuda_attend_last_error());
+    if (ear &&
+        (s = svoo_cuda_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes, st)))
         return svoo_ctx_err(ctx, s, "EAR: %s", svoo_cuda_attend_last_error());
     if (timed) {
         if ((e = cudaEventRecord(cs->ev[2], st)) ||
-            (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double), cudaMemcpyDeviceToHost,
-                                 st)) ||
+            (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double),
+                                 cudaMemcpyDeviceToHost, st)) ||
             (svg && !call->dense &&
              (e = cudaMemcpyAsync(cs->h_kind, cs->ws.svg.kind, (size_t)BH * sizeof(int32_t),
                                   cudaMemcpyDeviceToHost, st))) ||
@@ -559,7 +589,8 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         stats->ms_attend = ms1;
         stats->ms_permute = 0; /* fused into the kernel's gather/scatter */
         double dsum = 0;
-        for (int i = 0; i < BH; i++) dsum += cs->h_dens[i] / ((double)NQ * (double)NK);
+        for (int i = 0; i < BH; i++)
+            dsum += cs->h_dens[i] / ((double)NQ * (double)NK);
         stats->density = dsum / BH;
         if (svg && !call->dense)
             for (int i = 0; i < BH; i++) {
@@ -578,16 +609,22 @@ const svoo_backend k_backend = {"cuda", cuda_init, cuda_release, cuda_attention}
 
 } // namespace
 
-extern "C" const svoo_backend *svoo_backend_cuda(void) { return &k_backend; }
-extern "C" int svoo_has_cuda(void) { return 1; }
+extern "C" const svoo_backend *svoo_backend_cuda(void) {
+    return &k_backend;
+}
+extern "C" int svoo_has_cuda(void) {
+    return 1;
+}
 
-extern "C" svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B, int64_t N, size_t *bytes) {
+extern "C" svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B, int64_t N,
+                                           size_t *bytes) {
     if (!cfg || !bytes) return svoo_err(SVOO_ERR_NULL_POINTER, "cfg or bytes is NULL");
     *bytes = 0;
     if (cfg->device != SVOO_DEVICE_CUDA) return SVOO_OK;
     if (cfg->size != sizeof *cfg)
-        return svoo_err(SVOO_ERR_INVALID_ARGUMENT, "config.size: %zu, expected %zu: call svoo_config_init first",
-                        cfg->size, sizeof *cfg);
+        return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
+                        "config.size: %zu, expected %zu: call svoo_config_init first", cfg->size,
+                        sizeof *cfg);
     cu_dims dm;
     svoo_status s = dims_of(cfg, B, N, &dm);
     if (s) return s;
@@ -598,13 +635,16 @@ extern "C" svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B, in
 }
 
 /* ---- test hooks (static library only; not part of the API) ---- */
-extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n, int32_t *q_label,
-                                            int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
-                                            int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck) {
+extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n,
+                                            int32_t *q_label, int32_t *k_label, int32_t *q_perm,
+                                            int32_t *k_perm, int32_t *q_off, int32_t *k_off,
+                                            int32_t *row_ptr, int32_t *col, int *cq, int *ck) {
     cu_state *cs = (cu_state *)ctx->backend_state;
     int rq = 1, rk = 1;
-    if (cs->dm.svg) rq = rk = cs->dm.svgi.nb;
-    else svoo_clusters_resolve(&ctx->cfg, n, &rq, &rk);
+    if (cs->dm.svg)
+        rq = rk = cs->dm.svgi.nb;
+    else
+        svoo_clusters_resolve(&ctx->cfg, n, &rq, &rk);
     *cq = rq;
     *ck = rk;
     const size_t BH = (size_t)B * cs->dm.H;
@@ -616,11 +656,13 @@ extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B,
         void *dst;
         const void *src;
         size_t n;
-    } cp[] = {{q_label, L.q_label, BH * n}, {k_label, L.k_label, BH * n},   {q_perm, w.q_perm, BH * n},
-              {k_perm, w.k_perm, BH * n},   {q_off, w.q_off, BH * (rq + 1)}, {k_off, w.k_off, BH * (rk + 1)},
+    } cp[] = {{q_label, L.q_label, BH * n},       {k_label, L.k_label, BH * n},
+              {q_perm, w.q_perm, BH * n},         {k_perm, w.k_perm, BH * n},
+              {q_off, w.q_off, BH * (rq + 1)},    {k_off, w.k_off, BH * (rk + 1)},
               {row_ptr, w.row_ptr, BH * (rq + 1)}};
     for (size_t i = 0; i < sizeof cp / sizeof *cp && !e; i++)
-        if (cp[i].dst && cp[i].src) e = cudaMemcpy(cp[i].dst, cp[i].src, cp[i].n * 4, cudaMemcpyDeviceToHost);
+        if (cp[i].dst && cp[i].src)
+            e = cudaMemcpy(cp[i].dst, cp[i].src, cp[i].n * 4, cudaMemcpyDeviceToHost);
     if (!e && col) {
         int32_t last = 0;
         e = cudaMemcpy(&last, w.row_ptr + BH * (rq + 1) - 1, 4, cudaMemcpyDeviceToHost);
@@ -633,10 +675,12 @@ extern "C" svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B,
  * kind[bh] (1 temporal) and mse[bh][2] (spatial, temporal); NULL skips */
 extern "C" svoo_status svoo_cuda_debug_svg(svoo_ctx *ctx, int64_t B, int32_t *kind, double *mse) {
     cu_state *cs = (cu_state *)ctx->backend_state;
-    if (!cs || !cs->dm.svg) return svoo_ctx_err(ctx, SVOO_ERR_INVALID_ARGUMENT, "debug svg: not an svg context");
+    if (!cs || !cs->dm.svg)
+        return svoo_ctx_err(ctx, SVOO_ERR_INVALID_ARGUMENT, "debug svg: not an svg context");
     const size_t BH = (size_t)B * cs->dm.H;
     cudaError_t e = cudaStreamSynchronize((cudaStream_t)ctx->cfg.cuda_stream);
     if (!e && kind) e = cudaMemcpy(kind, cs->ws.svg.kind, BH * 4, cudaMemcpyDeviceToHost);
-    if (!e && mse) e = cudaMemcpy(mse, cs->ws.svg.mse, BH * 2 * sizeof(double), cudaMemcpyDeviceToHost);
+    if (!e && mse)
+        e = cudaMemcpy(mse, cs->ws.svg.mse, BH * 2 * sizeof(double), cudaMemcpyDeviceToHost);
     return e ? cu_fail(ctx, e, "debug svg copy") : SVOO_OK;
 }

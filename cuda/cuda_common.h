@@ -20,17 +20,25 @@ __device__ __forceinline__ const T *dv_row(const svoo_dview &v, int bh, int64_t 
     return (const T *)v.p + (int64_t)b * v.sb + (int64_t)h * v.sh + n * v.sn;
 }
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(float x) {
+    return x;
+}
+__device__ __forceinline__ float to_f(__half x) {
+    return __half2float(x);
+}
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) {
+    return __bfloat162float(x);
+}
 
 /* butterfly reductions over a full warp: every lane gets the same value */
 template <typename T> __device__ __forceinline__ T warp_sum(T x) {
-    for (int o = 16; o; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    for (int o = 16; o; o >>= 1)
+        x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
 __device__ __forceinline__ float warp_max(float x) {
-    for (int o = 16; o; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    for (int o = 16; o; o >>= 1)
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
     return x;
 }
 

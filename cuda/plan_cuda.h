@@ -45,8 +45,7 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
                          int32_t *perm, int32_t *off, cudaStream_t st);
 /* mu[bh][r] = mean of x rows of cluster r (empty clusters keep their row) */
 cudaError_t svoo_cu_centroids(int dtype, svoo_dview x, int BH, int64_t n, int d, int c,
-                              const int32_t *perm, const int32_t *off, float *mu,
-                              cudaStream_t st);
+                              const int32_t *perm, const int32_t *off, float *mu, cudaStream_t st);
 typedef struct {
     int floor_count[SVOO_CU_MAX_HEADS]; /* per head h */
 } svoo_cu_floor;
