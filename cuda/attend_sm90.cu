@@ -109,6 +109,7 @@ constexpr int PROD_REGS = 88,
  * kernel keeps the stride of the grid: run-time taking there cost our dense
  * call 4% (67.1-67.3 ms against 64.6-64.9, not understood) and gained
  * nothing on the sparse calls (docs/CUDA_KERNEL.md). */
+template <bool LSE, bool UNI> constexpr bool kDyn = LSE || UNI;
 template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
     return DYN ? nxt : ti + (int)gridDim.x;
 }
@@ -425,7 +426,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     static_assert(!(LSE && UNI), "EAR never gets union items (its row positions)");
-    constexpr bool DYN = LSE || UNI; /* items taken at run time (next_item) */
+    constexpr bool DYN = kDyn<LSE, UNI>;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -673,7 +674,7 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D, T, UNI, LSE || UNI /* DYN */>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
+        producer<D, T, UNI, kDyn<LSE, UNI>>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
