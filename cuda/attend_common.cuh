@@ -47,6 +47,8 @@ struct WorkList {
 svoo_status fail(svoo_status st, const char *fmt, ...);
 /* cudaGetLastError after a launch -> SVOO_ERR_CUDA with a message */
 svoo_status check_launch(const char *what);
+/* a dev switch: environment variable `name` set to "0" (A/B runs) */
+bool env_off(const char *name);
 /* false when the work list of BH heads would overflow its indices or need
  * more than ws_bytes (*need: the bytes it needs) */
 bool worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_bytes, size_t *need);

@@ -45,6 +45,11 @@ svoo_status fail(svoo_status st, const char *fmt, ...) {
     return st;
 }
 
+bool env_off(const char *name) {
+    const char *e = getenv(name);
+    return e && strcmp(e, "0") == 0;
+}
+
 svoo_status check_launch(const char *what) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
@@ -396,8 +401,7 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     if (kern == 2 && ccmaj == 9 && ccmin == 0) {
         /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with the
          * row log-sum-exps (EAR reads the work list and knows no union items) */
-        const char *pk = getenv("SVOO_CUDA_PACK");
-        const int pack = !p->lse && !(pk && strcmp(pk, "0") == 0);
+        const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
         WorkList wl;
         if ((st = build_worklist(p, 128, pack, workspace, s, &wl))) return st;
         if ((st = attend_sm90(p, wl, s))) return st;

@@ -37,8 +37,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include <type_traits>
 
 #include "attend_common.cuh"
@@ -691,12 +689,6 @@ __global__ void __launch_bounds__(NTHR, 1)
 #endif
 }
 
-/* SVOO_CUDA_PDL=0: the union launch waits for the plain one (A/B) */
-bool pdl_on() {
-    const char *e = getenv("SVOO_CUDA_PDL");
-    return !(e && strcmp(e, "0") == 0);
-}
-
 template <int D, typename T, bool LSE, bool UNI>
 svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
                      int64_t max_tiles, const MixView &mix, cudaStream_t s) {
@@ -726,7 +718,7 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *n
     cfg.dynamicSmemBytes = sm;
     cfg.stream = s;
     cfg.attrs = at;
-    cfg.numAttrs = UNI && pdl_on() ? 1 : 0;
+    cfg.numAttrs = UNI && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the plain one */
     e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI>, *p, tiles, ntiles, mix);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
