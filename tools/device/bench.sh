@@ -17,6 +17,7 @@ for tp in 0.8 0.7; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --s
 for tp in 0.7 0.6; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5 --top-p $tp --ear; done
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 30 --layer 15 --top-p 0.7 --ear
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 45 --layer 25 --top-p 0.7 --ear
+for s in "30 --layer 15" "45 --layer 25"; do b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step $s --top-p 0.6 --ear; done
 b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5
 b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5 --top-p 0.7 --ear
 # the kernel harness (dev/cuda/build.sh, carried in build-cuda-dev): check, then both kernels
