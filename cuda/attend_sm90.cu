@@ -31,9 +31,13 @@
  *
  * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
  * body is a trap and svoo_cuda_attend never launches it. */
+#include <cuda.h> /* CUtensorMap (the driver call itself through cudaGetDriverEntryPoint) */
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include <atomic>
 
 #include <math.h>
 #include <stdint.h>
@@ -55,6 +59,13 @@ constexpr int CAP = 1024; /* selected clusters per table segment */
 constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
 static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
+/* TMA descriptors of K and V, 3-d (D, N_k, B*H), boxes of 64 columns x BN
+ * rows with the 128-byte swizzle (the layout of a stage): kernel parameters
+ * (__grid_constant__), used by the TMA instantiation (keys without k_perm) */
+struct TmaMaps {
+    CUtensorMap k, v;
+};
+
 template <int D> struct Smem90 {
     static constexpr int STAGES = D == 128 ? 2 : 4; /* per ring (K and V) */
     static constexpr size_t q = 0;                  /* [D/64][BM][64], 128-byte swizzle */
@@ -73,7 +84,8 @@ template <int D> struct Smem90 {
     static constexpr size_t colw = tmask + (size_t)CAP * 4;
     static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
-    static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
+    static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
+    static constexpr size_t total = tmaps + 8 + 1024;  /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
 };
 
@@ -170,8 +182,27 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
     return KC + KO;
 }
 
+/* one stage of BN rows from row r0 of head bh by TMA: thread 0 arrives
+ * with the stage's bytes and issues the D/64 boxes; the other producer
+ * threads arrive plainly (the count of a cp.async stage: one per thread) */
+template <int D, int MAP>
+__device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst, int r0, int bh,
+                                         uint32_t bar, int tid) {
+    if (tid != 0) {
+        mbar_arrive(bar);
+        return;
+    }
+    /* the maps' address read here, not held: the producer is at its
+     * register limit (held, it spilled) */
+    const TmaMaps *tm = *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
+    mbar_expect_tx(bar, (uint32_t)(BN * D * 2));
+#pragma unroll
+    for (int j = 0; j < D / 64; j++)
+        tma_load3(dst + j * BN * 128, MAP ? &tm->v : &tm->k, 64 * j, r0, bh, bar);
+}
+
 /* ---- producer warpgroup (UNI: the union items, else the others) ---- */
-template <int D, typename T, bool UNI, bool DYN>
+template <int D, typename T, bool UNI, bool DYN, bool TMA>
 __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles, int *ctr,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
@@ -197,7 +228,8 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     for (int ti = blockIdx.x; ti < ntiles; ti = next_item<DYN>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
-        const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
+        /* (the TMA instantiation runs only without k_perm) */
+        const int32_t *kperm = !TMA && p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
         const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
         const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
         const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
@@ -211,20 +243,42 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
                 const bool masked = UNI && (t + 1) * BN > common; /* uniform */
+                /* TMA (no k_perm): thread 0 loads the tile as one box of rows
+                 * kr.. when its keys are one run of rows (cur: the table entry
+                 * of its first key) that ends at the tile or at the head's
+                 * last row: rows past the keys are then zero-filled or
+                 * another selected key's, never an unselected V row (NaN or
+                 * Inf there must not reach this item) */
+                bool bulk = false;
+                if constexpr (TMA) {
+                    const int nv = min(BN, total - t * BN);
+                    bool run = nv == BN || kr + nv == p.N_k;
+                    if (tid == 0)
+                        for (int c = cur; run && tcum[c + 1] < t * BN + nv; c++)
+                            run = tstart[c + 1] == tstart[c] + (tcum[c + 1] - tcum[c]);
+                    bulk = named_bar_and(1, 128, tid != 0 || run);
+                }
                 const int bytes = kr >= 0 ? 16 : 0;
                 const int64_t r64 = kr >= 0 ? kr : 0;
-                const T *ksrc = kb + r64 * p.k_stride_n, *vsrc = vb + r64 * p.v_stride_n;
+                /* (TMA: V's row pointer formed when needed: one register
+                 * less across the K copies, which the producer lacks) */
+                const T *ksrc = kb + r64 * p.k_stride_n;
+                const T *vsrc = TMA ? nullptr : vb + r64 * p.v_stride_n;
                 /* K */
                 uint32_t st = kn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
                 uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
+                if (bulk) {
+                    tile_tma<D, 0>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
+                } else {
 #pragma unroll
-                for (int ps = 0; ps < PASSES; ps++) {
-                    const int src = ps * RPP + prow; /* lane holding the row */
-                    const T *g = reinterpret_cast<const T *>(
-                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
-                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
-                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    for (int ps = 0; ps < PASSES; ps++) {
+                        const int src = ps * RPP + prow; /* lane holding the row */
+                        const T *g = reinterpret_cast<const T *>(
+                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
+                        const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                        cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    }
                 }
                 if (masked) {
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
@@ -234,7 +288,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                     }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
-                mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+                if (!bulk) mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
                 if (tid == 0) {
                     meta[st] = min(BN, total - t * BN) | (masked ? MASKED : 0);
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
@@ -244,15 +298,20 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 st = vn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
                 dst = sbase + (uint32_t)(S::v + st * S::kstage);
+                if (bulk) {
+                    tile_tma<D, 1>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+                } else {
+                    if constexpr (TMA) vsrc = vb + (int64_t)(kr >= 0 ? kr : 0) * p.v_stride_n;
 #pragma unroll
-                for (int ps = 0; ps < PASSES; ps++) {
-                    const int src = ps * RPP + prow;
-                    const T *g = reinterpret_cast<const T *>(
-                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
-                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
-                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    for (int ps = 0; ps < PASSES; ps++) {
+                        const int src = ps * RPP + prow;
+                        const T *g = reinterpret_cast<const T *>(
+                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
+                        const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                        cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    }
+                    mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 }
-                mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 vn++;
             }
         };
@@ -634,10 +693,10 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T, bool LSE, bool UNI>
+template <int D, typename T, bool LSE, bool UNI, bool TMA>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles, int *ntiles_p,
-                    const MixView mix) {
+                    const MixView mix, const __grid_constant__ TmaMaps tm) {
 #ifdef SVOO_SM90_WGMMA
     using S = Smem90<D>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -667,12 +726,13 @@ __global__ void __launch_bounds__(NTHR, 1)
             mbar_init(bars + Bars<D>::empty_k + 8 * s, 256);    /* consumers */
             mbar_init(bars + Bars<D>::empty_v + 8 * s, 256);
         }
+        if constexpr (TMA) *reinterpret_cast<const TmaMaps **>(smem + S::tmaps) = &tm;
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D, T, UNI, kDyn<LSE, UNI>>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
+        producer<D, T, UNI, kDyn<LSE, UNI>, TMA>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
@@ -683,17 +743,19 @@ __global__ void __launch_bounds__(NTHR, 1)
     (void)tiles;
     (void)ntiles_p;
     (void)mix;
+    (void)tm;
 #ifdef __CUDA_ARCH__
     __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
 #endif
 #endif
 }
 
-template <int D, typename T, bool LSE, bool UNI>
+template <int D, typename T, bool LSE, bool UNI, bool TMA = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
-                     int64_t max_tiles, const MixView &mix, cudaStream_t s) {
+                     int64_t max_tiles, const MixView &mix, cudaStream_t s,
+                     const TmaMaps &tm = TmaMaps{}) {
     const size_t sm = Smem90<D>::total;
-    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE, UNI>,
+    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE, UNI, TMA>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
@@ -719,20 +781,69 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *n
     cfg.stream = s;
     cfg.attrs = at;
     cfg.numAttrs = UNI && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the plain one */
-    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI>, *p, tiles, ntiles, mix);
+    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA>, *p, tiles, ntiles, mix, tm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
     return SVOO_OK;
 }
 
+/* cuTensorMapEncodeTiled, from the driver through the runtime (no -lcuda);
+ * null when the driver has none */
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+    static std::atomic<PFN_cuTensorMapEncodeTiled_v12000> fn{nullptr};
+    PFN_cuTensorMapEncodeTiled_v12000 f = fn.load(std::memory_order_acquire);
+    if (f) return f;
+    void *ptr = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault,
+                                         &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+        return nullptr;
+    f = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr);
+    fn.store(f, std::memory_order_release);
+    return f;
+}
+
+/* the TMA descriptor of one (B, H, N_k, D) tensor whose heads lie at one
+ * stride (b*H + h): false when TMA cannot describe it (strides,
+ * alignment), and the caller gathers instead */
+template <int D>
+bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *base, int dtype,
+             const svoo_cuda_attend_params *p, int64_t sb, int64_t sh, int64_t sn) {
+    if (p->H == 1) sh = sb;                        /* h is always 0 */
+    if (p->B * p->H == 1) sh = sn * p->N_k;        /* bh is always 0: any valid stride */
+    if (p->B > 1 && sb != sh * p->H) return false; /* (a view with gaps between batches) */
+    const cuuint64_t dims[3] = {(cuuint64_t)D, (cuuint64_t)p->N_k, (cuuint64_t)p->B * p->H};
+    const cuuint64_t strides[2] = {(cuuint64_t)sn * 2, (cuuint64_t)sh * 2};
+    const cuuint32_t box[3] = {64, (cuuint32_t)BN, 1}, estr[3] = {1, 1, 1};
+    if (sn <= 0 || sh <= 0) return false;
+    return enc(m,
+               dtype == SVOO_CUDA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                       : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+               3, const_cast<void *>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 /* the work list's items, then its union items (their own instantiation: the
- * plain kernel keeps its registers) */
+ * plain kernel keeps its registers). Keys without k_perm: the plain items
+ * load their key tiles of contiguous rows by TMA (SVOO_CUDA_TMA=0: never) */
 template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
     if (p->lse) /* EAR: the row log-sum-exps too (never union items) */
         return launch90<D, T, true, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
-    svoo_status st = launch90<D, T, false, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+    PFN_cuTensorMapEncodeTiled_v12000 enc =
+        p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
+    TmaMaps tm;
+    svoo_status st;
+    if (enc &&
+        tma_map<D>(&tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
+        tma_map<D>(&tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n))
+        st =
+            launch90<D, T, false, false, true>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
+    else
+        st = launch90<D, T, false, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
     if (st || !wl.mix.nmem) return st;
     if ((st = check_launch("attention kernel (sm90)"))) return st;
     return launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);
