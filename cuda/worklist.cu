@@ -443,9 +443,9 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     svoo_status st;
     cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
     if (e == cudaSuccess && pack) e = cudaMemsetAsync(mhist, 0, (size_t)BH * NB * 4, s);
-    if (e == cudaSuccess && pack)
-        e = cudaFuncSetAttribute(wl_pack, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)sizeof(PackSmem));
+    int dev = 0;
+    if (e == cudaSuccess && pack) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess && pack) e = smem_once<wl_pack, sizeof(PackSmem)>(dev); /* once a device */
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: work list: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
