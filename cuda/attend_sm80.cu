@@ -50,6 +50,34 @@ bool env_off(const char *name) {
     return e && strcmp(e, "0") == 0;
 }
 
+cudaError_t device_attrs(DevAttrs *a) {
+    /* the cache: nsm 0 = not yet queried (stored last, with release) */
+    static std::atomic<int> g_nsm[MAX_DEV], g_optin[MAX_DEV], g_major[MAX_DEV], g_minor[MAX_DEV];
+    cudaError_t e = cudaGetDevice(&a->dev);
+    if (e != cudaSuccess) return e;
+    const int d = a->dev;
+    const bool cache = d >= 0 && d < MAX_DEV;
+    if (cache && (a->nsm = g_nsm[d].load(std::memory_order_acquire)) > 0) {
+        a->optin = g_optin[d].load(std::memory_order_relaxed);
+        a->major = g_major[d].load(std::memory_order_relaxed);
+        a->minor = g_minor[d].load(std::memory_order_relaxed);
+        return cudaSuccess;
+    }
+    e = cudaDeviceGetAttribute(&a->nsm, cudaDevAttrMultiProcessorCount, d);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&a->optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, d);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&a->major, cudaDevAttrComputeCapabilityMajor, d);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&a->minor, cudaDevAttrComputeCapabilityMinor, d);
+    if (e != cudaSuccess || !cache || a->nsm <= 0) return e;
+    g_optin[d].store(a->optin, std::memory_order_relaxed);
+    g_major[d].store(a->major, std::memory_order_relaxed);
+    g_minor[d].store(a->minor, std::memory_order_relaxed);
+    g_nsm[d].store(a->nsm, std::memory_order_release);
+    return cudaSuccess;
+}
+
 svoo_status check_launch(const char *what) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
@@ -281,18 +309,18 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
 }
 
 template <int D, typename T, int KN, int NW>
-svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
-                          int64_t grid, cudaStream_t s) {
-    /* per call (cheap, host side, allowed during capture): the limit is per device */
-    const size_t sm = Smem<D, KN, NW>::total;
+svoo_status launch_attend(const svoo_cuda_attend_params *p, const WorkList &wl, int dev,
+                          cudaStream_t s) {
+    /* the shared-memory limit is per device: set once per device (smem_once) */
+    constexpr size_t sm = Smem<D, KN, NW>::total;
     /* p->lse (EAR): the instantiation that also writes the row log-sum-exps */
     auto kern = p->lse ? attend_kernel<D, T, KN, NW, true> : attend_kernel<D, T, KN, NW, false>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    cudaError_t e = p->lse ? smem_once<attend_kernel<D, T, KN, NW, true>, sm>(dev)
+                           : smem_once<attend_kernel<D, T, KN, NW, false>, sm>(dev);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: cudaFuncSetAttribute(%zu bytes): %s: %s", sm,
                     cudaGetErrorName(e), cudaGetErrorString(e));
-    kern<<<(unsigned)grid, 32 * NW, sm, s>>>(*p, tiles, ntiles);
+    kern<<<(unsigned)wl.max_tiles, 32 * NW, sm, s>>>(*p, wl.tiles, wl.ntiles);
     return SVOO_OK;
 }
 
@@ -376,14 +404,8 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     svoo_status st = check_launch("earlier asynchronous error");
     if (st) return st;
     cudaStream_t s = (cudaStream_t)stream;
-    int dev = 0, optin = 0, ccmaj = 0, ccmin = 0;
-    cudaError_t e2 = cudaGetDevice(&dev);
-    if (e2 == cudaSuccess)
-        e2 = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e2 == cudaSuccess)
-        e2 = cudaDeviceGetAttribute(&ccmaj, cudaDevAttrComputeCapabilityMajor, dev);
-    if (e2 == cudaSuccess)
-        e2 = cudaDeviceGetAttribute(&ccmin, cudaDevAttrComputeCapabilityMinor, dev);
+    DevAttrs da;
+    const cudaError_t e2 = device_attrs(&da);
     if (e2 != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e2),
                     cudaGetErrorString(e2));
@@ -398,7 +420,7 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         const char *env = getenv("SVOO_CUDA_KERNEL");
         kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
     }
-    if (kern == 2 && ccmaj == 9 && ccmin == 0) {
+    if (kern == 2 && da.major == 9 && da.minor == 0) {
         /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with the
          * row log-sum-exps (EAR reads the work list and knows no union items) */
         const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
@@ -416,32 +438,31 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         const size_t need[4] = {Smem<128, 64, 4>::total, Smem<128, 32, 4>::total,
                                 Smem<128, 32, 2>::total, Smem<128, 64, 2>::total};
         if (var < 0 || var > 3) var = 0;
-        if (need[var] > (size_t)optin) var = 1;
-        if (need[var] > (size_t)optin) var = 2;
+        if (need[var] > (size_t)da.optin) var = 1;
+        if (need[var] > (size_t)da.optin) var = 2;
     }
     const int bm = (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128;
     WorkList wl;
     if ((st = build_worklist(p, bm, 0, workspace, s, &wl))) return st;
-    const Tile *tiles = wl.tiles;
-    const int *ntiles = wl.ntiles;
 
     const bool bf = p->dtype == SVOO_CUDA_BF16;
+    const int dev = da.dev;
     if (p->D == 128) {
         if (var == 1)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 32, 4>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, wl, dev, s)
+                    : launch_attend<128, __half, 32, 4>(p, wl, dev, s);
         else if (var == 2)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 32, 2>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, wl, dev, s)
+                    : launch_attend<128, __half, 32, 2>(p, wl, dev, s);
         else if (var == 3)
-            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 64, 2>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, wl, dev, s)
+                    : launch_attend<128, __half, 64, 2>(p, wl, dev, s);
         else
-            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 64, 4>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, wl, dev, s)
+                    : launch_attend<128, __half, 64, 4>(p, wl, dev, s);
     } else {
-        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, tiles, ntiles, wl.max_tiles, s)
-                : launch_attend<64, __half, 64, 4>(p, tiles, ntiles, wl.max_tiles, s);
+        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, wl, dev, s)
+                : launch_attend<64, __half, 64, 4>(p, wl, dev, s);
     }
     if (st) return st;
     return check_launch("attention kernel");

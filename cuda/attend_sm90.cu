@@ -754,19 +754,18 @@ template <int D, typename T, bool LSE, bool UNI, bool TMA = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
                      int64_t max_tiles, const MixView &mix, cudaStream_t s,
                      const TmaMaps &tm = TmaMaps{}) {
-    const size_t sm = Smem90<D>::total;
-    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE, UNI, TMA>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
-                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
-    int dev = 0, nsm = 0;
-    e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+    constexpr size_t sm = Smem90<D>::total;
+    /* the SM count and the shared-memory attribute: once per device (attend_common.cuh) */
+    DevAttrs da;
+    cudaError_t e = device_attrs(&da);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
-    const int64_t grid = max_tiles < nsm ? max_tiles : nsm;
+    e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA>, sm>(da.dev);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
+                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
+    const int64_t grid = max_tiles < da.nsm ? max_tiles : da.nsm;
     if (grid < 1) return SVOO_OK;
     /* the union launch starts on each SM the plain launch leaves (programmatic
      * dependent launch); its blocks wait for the plain launch's end before

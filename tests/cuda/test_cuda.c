@@ -1122,10 +1122,12 @@ static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, in
     p->Cq = cq, p->Ck = ck;
 }
 
-/* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows) */
-static svoo_status direct_run(direct_case *c) {
+/* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows),
+ * then svoo_cuda_ear with the EAR workspace ews when c->p.lse is set */
+static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
     CU(cudaMemset(c->dout, 0xff, c->bytes));
-    const svoo_status s = svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
+    svoo_status s = svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
+    if (!s && c->p.lse) s = svoo_cuda_ear(&c->p, c->ws, c->wsb, ews, ewsb, NULL);
     CU(cudaDeviceSynchronize());
     CU(cudaMemcpy(c->o, c->dout, c->bytes, cudaMemcpyDeviceToHost));
     return s;
@@ -1161,13 +1163,10 @@ static void test_ear_direct(int64_t B, int D) {
     svoo_status s[2] = {SVOO_OK, SVOO_OK};
     for (int ear = 0; ear < 2; ear++) {
         p->lse = ear ? dlse : NULL;
-        CU(cudaMemset(c.dout, 0xff, c.bytes)); /* a row left unwritten shows (bf16 NaN) */
-        s[ear] = svoo_cuda_attend(p, c.ws, c.wsb, NULL);
-        if (!s[ear] && ear) s[ear] = svoo_cuda_ear(p, c.ws, c.wsb, ews, ewsb, NULL);
+        s[ear] = direct_run(&c, ews, ewsb);
         CHECK(s[ear] == SVOO_OK, "ear direct d%d b%lld (ear %d): %s", D, (long long)B, ear,
               svoo_cuda_attend_last_error());
-        CU(cudaDeviceSynchronize());
-        CU(cudaMemcpy(ear ? c.o : o0, c.dout, c.bytes, cudaMemcpyDeviceToHost));
+        if (!ear) memcpy(o0, c.o, c.bytes);
     }
     if (!s[0] && !s[1] && !c.bad) {
         const double r = rel_l2(c.o, c.ref, c.cnt);
@@ -1239,7 +1238,7 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
             unsetenv("SVOO_CUDA_PACK");
         else
             setenv("SVOO_CUDA_PACK", "0", 1);
-        const svoo_status s = direct_run(&c);
+        const svoo_status s = direct_run(&c, NULL, 0);
         CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d: %s", D, (long long)B, pack,
               svoo_cuda_attend_last_error());
         const int items = svoo_cuda_attend_union_items(&c.p, c.ws);
