@@ -134,6 +134,14 @@ svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *workspace, siz
  *  Synchronises the device. */
 int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspace);
 
+/*! svoo_cuda_attend_contiguous_keys() : 1 when svoo_cuda_attend on device
+ *  `device` loads a key tile whose keys are one run of rows with one TMA copy
+ *  (the Hopper kernel, k_perm NULL; else it gathers rows), 0 otherwise (other
+ *  devices, builds without sm_90a, SVOO_CUDA_KERNEL=sm80, SVOO_CUDA_TMA=0,
+ *  or the device cannot be queried). A caller that can lay K and V out in
+ *  key-cluster order and pass k_perm NULL then gets that path. */
+int svoo_cuda_attend_contiguous_keys(int device);
+
 /*! svoo_cuda_attend_last_error() : message of this thread's last failing
  *  svoo_cuda_attend call ("" if none). Valid until the next call. */
 const char *svoo_cuda_attend_last_error(void);

@@ -357,6 +357,21 @@ int svoo_cuda_attend_variant = 0;
 extern "C" int svoo_cuda_attend_kernel;
 int svoo_cuda_attend_kernel = 0;
 
+#ifdef SVOO_HAVE_SM90A
+/* Hopper (9.0) runs the wgmma kernel (attend_sm90.cu) unless SVOO_CUDA_KERNEL=sm80
+ * (or the dev hook) asks for this file's mma.sync kernel. Only in a build with
+ * an sm_90a image (cuda/cuda.cmake): an sm_90 or JIT image holds the wgmma
+ * kernel's trap body, which would poison the CUDA context. */
+static bool runs_sm90(int major, int minor) {
+    int kern = svoo_cuda_attend_kernel;
+    if (kern == 0) {
+        const char *env = getenv("SVOO_CUDA_KERNEL");
+        kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
+    }
+    return kern == 2 && major == 9 && minor == 0;
+}
+#endif
+
 extern "C" const char *svoo_cuda_attend_last_error(void) {
     return g_err;
 }
@@ -411,16 +426,7 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
                     cudaGetErrorString(e2));
 
 #ifdef SVOO_HAVE_SM90A
-    /* Hopper (9.0): the wgmma kernel (attend_sm90.cu) unless SVOO_CUDA_KERNEL=sm80
-     * (or the dev hook) asks for this file's mma.sync kernel. Only in a build
-     * with an sm_90a image (cuda/cuda.cmake): an sm_90 or JIT image holds the
-     * wgmma kernel's trap body, which would poison the CUDA context. */
-    int kern = svoo_cuda_attend_kernel;
-    if (kern == 0) {
-        const char *env = getenv("SVOO_CUDA_KERNEL");
-        kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
-    }
-    if (kern == 2 && da.major == 9 && da.minor == 0) {
+    if (runs_sm90(da.major, da.minor)) {
         /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with the
          * row log-sum-exps (EAR reads the work list and knows no union items) */
         const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
@@ -466,6 +472,21 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     }
     if (st) return st;
     return check_launch("attention kernel");
+}
+
+extern "C" int svoo_cuda_attend_contiguous_keys(int device) {
+#ifdef SVOO_HAVE_SM90A
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) {
+        cudaGetLastError(); /* a bad ordinal is not sticky: clear it */
+        return 0;
+    }
+    return runs_sm90(major, minor) && !env_off("SVOO_CUDA_TMA");
+#else
+    (void)device;
+    return 0;
+#endif
 }
 
 extern "C" svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b,

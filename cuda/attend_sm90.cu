@@ -201,6 +201,123 @@ __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst
         tma_load3(dst + j * BN * 128, MAP ? &tm->v : &tm->k, 64 * j, r0, bh, bar);
 }
 
+/* inclusive max-scan over 128 threads of x; scan[4] holds each warp's own
+ * maximum after it (the caller synchronises before, if scan is reused) */
+template <class Bar>
+__device__ __forceinline__ int block_maxscan(int x, int lane, int warp, int *scan, Bar bar) {
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, x, d);
+        if (lane >= d) x = max(x, y);
+    }
+    if (lane == 31) scan[warp] = x;
+    bar();
+#pragma unroll
+    for (int w = 0; w < 3; w++)
+        if (w < warp) x = max(x, scan[w]);
+    return x;
+}
+
+/* The table of a segment of <= SEG selected key clusters (col[seg ..
+ * seg+nseg-1]) for TMA, keys in cluster order (no k_perm): clusters whose
+ * rows follow each other form a run; entry i < nseg = cluster i's share of
+ * its run's whole key tiles (the run's first floor(size/BN)*BN rows), entry
+ * nseg + i = the rest of cluster i. The order of the keys does not change
+ * the attention; so each key tile of the first part is BN rows of one run
+ * (one TMA copy), and the rests fill the tiles after it without padding,
+ * gathered. tstart/tcum as build_table's, tcum[2 nseg] = total; `whole` =
+ * the first part's keys; wsc [SEG] is scratch. 128 threads. */
+template <int SEG, class Bar>
+__device__ __forceinline__ int build_split_table(const int32_t *__restrict__ col,
+                                                 const int32_t *__restrict__ koff, int seg,
+                                                 int nseg, int tid, int *tstart, int *tcum,
+                                                 int *wsc, int *scan, Bar bar, int &whole) {
+    static_assert(SEG % 128 == 0, "table capacity");
+    constexpr int PER = SEG / 128;
+    const int lane = tid & 31, warp = tid >> 5;
+    int sz[PER], run = 0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        sz[j] = 0;
+        if (i < nseg) {
+            const int c = __ldg(col + seg + i), st = __ldg(koff + c);
+            sz[j] = __ldg(koff + c + 1) - st;
+            tstart[i] = st;
+        }
+        run += sz[j];
+    }
+    int total;
+    int x = block_exscan<128>(run, lane, warp, scan, bar, total);
+#pragma unroll
+    for (int j = 0; j < PER; j++) { /* tcum: the prefix of the sizes, for now */
+        const int i = tid * PER + j;
+        if (i < nseg) tcum[i] = x;
+        x += sz[j];
+    }
+    if (tid == 0) tcum[nseg] = total;
+    bar();
+    /* entry i starts a run when its rows do not follow entry i-1's */
+    auto starts = [&](int i) {
+        return i == 0 || tstart[i] != tstart[i - 1] + (tcum[i] - tcum[i - 1]);
+    };
+    x = -1;
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        if (tid * PER + j < nseg && starts(tid * PER + j)) x = tid * PER + j;
+    x = block_maxscan(x, lane, warp, scan, bar);
+    /* rs0: the start of the run that this thread's first entry continues */
+    int rs0 = __shfl_up_sync(0xffffffffu, x, 1);
+    if (lane == 0) {
+        rs0 = -1;
+        for (int w = 0; w < warp; w++)
+            rs0 = max(rs0, scan[w]);
+    }
+    /* a run's last entry writes the keys of the run's whole tiles at its start */
+    int rs = rs0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        if (i >= nseg) continue;
+        if (starts(i)) rs = i;
+        if (i + 1 == nseg || starts(i + 1)) wsc[rs] = (tcum[i + 1] - tcum[rs]) / BN * BN;
+    }
+    bar();
+    int f[PER], rf = 0, rr = 0;
+    rs = rs0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        f[j] = 0;
+        if (i < nseg) {
+            if (starts(i)) rs = i;
+            f[j] = min(max(wsc[rs] - (tcum[i] - tcum[rs]), 0), sz[j]);
+        }
+        rf += f[j];
+        rr += sz[j] - f[j];
+    }
+    bar(); /* every read of tcum (and scan) before they are rewritten */
+    int F, R;
+    int ef = block_exscan<128>(rf, lane, warp, scan, bar, F);
+    bar(); /* scan is reused */
+    int er = block_exscan<128>(rr, lane, warp, scan, bar, R) + F;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        if (i < nseg) {
+            tstart[nseg + i] = tstart[i] + f[j];
+            tcum[i] = ef;
+            tcum[nseg + i] = er;
+        }
+        ef += f[j];
+        er += sz[j] - f[j];
+    }
+    if (tid == 0) tcum[2 * nseg] = F + R;
+    bar();
+    whole = F;
+    return F + R;
+}
+
 /* ---- producer warpgroup (UNI: the union items, else the others) ---- */
 template <int D, typename T, bool UNI, bool DYN, bool TMA>
 __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
@@ -236,28 +353,18 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
         /* the key tiles of one table of `total` keys; in a union item, tiles
          * past the members' common keys carry per member the bits of the
          * columns it selected: colw[K use % 2 STAGES][member][4 words] */
-        auto key_tiles = [&](int total, int common, int nmem) {
+        auto key_tiles = [&](int total, int common, int nmem, int whole) {
             const int ntk = (total + BN - 1) / BN;
             int cur = 0;
             for (int t = 0; t < ntk; t++) {
+                /* TMA: the tiles of the split table's first part (whole
+                 * tiles of one cluster each, uniform) are one run of rows,
+                 * loaded by thread 0 from its row */
+                const bool bulk = TMA && (t + 1) * BN <= whole;
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
-                const int kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
+                const int kr =
+                    bulk && tid != 0 ? 0 : key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
                 const bool masked = UNI && (t + 1) * BN > common; /* uniform */
-                /* TMA (no k_perm): thread 0 loads the tile as one box of rows
-                 * kr.. when its keys are one run of rows (cur: the table entry
-                 * of its first key) that ends at the tile or at the head's
-                 * last row: rows past the keys are then zero-filled or
-                 * another selected key's, never an unselected V row (NaN or
-                 * Inf there must not reach this item) */
-                bool bulk = false;
-                if constexpr (TMA) {
-                    const int nv = min(BN, total - t * BN);
-                    bool run = nv == BN || kr + nv == p.N_k;
-                    if (tid == 0)
-                        for (int c = cur; run && tcum[c + 1] < t * BN + nv; c++)
-                            run = tstart[c + 1] == tstart[c] + (tcum[c + 1] - tcum[c]);
-                    bulk = named_bar_and(1, 128, tid != 0 || run);
-                }
                 const int bytes = kr >= 0 ? 16 : 0;
                 const int64_t r64 = kr >= 0 ? kr : 0;
                 /* (TMA: V's row pointer formed when needed: one register
@@ -322,16 +429,22 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
             const int total = build_union<CAP>(
                 p, p.row_ptr + (int64_t)bh * (p.Cq + 1), koff, mix.mem + (int64_t)m * MIX_MEMBERS,
                 nmem, tid, umask, tstart, tcum, tmask, scan, [] { named_bar(1, 128); }, common);
-            key_tiles(total, common, nmem);
+            key_tiles(total, common, nmem, 0);
         } else { /* the query cluster's selection in tables of <= CAP clusters */
             const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
             const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
-            for (int seg = e0; seg < e1; seg += CAP) {
-                const int nseg = min(CAP, e1 - seg);
+            constexpr int SEG = TMA ? CAP / 2 : CAP; /* the split table: two entries a cluster */
+            for (int seg = e0; seg < e1; seg += SEG) {
+                const int nseg = min(SEG, e1 - seg);
                 named_bar(1, 128); /* the previous table's readers are done */
-                const int total = build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum,
-                                                        scan, [] { named_bar(1, 128); });
-                key_tiles(total, total, 0);
+                auto bar = [] { named_bar(1, 128); };
+                int whole = 0;
+                const int total =
+                    TMA ? build_split_table<SEG>(p.col, koff, seg, nseg, tid, tstart, tcum,
+                                                 reinterpret_cast<int *>(tmask), scan, bar, whole)
+                        : build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
+                                                bar);
+                key_tiles(total, total, 0, whole);
             }
         }
         /* end of the work item (on the K ring): meta = -1, with DYN -1 - the
@@ -826,12 +939,16 @@ bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *
 }
 
 /* the work list's items, then its union items (their own instantiation: the
- * plain kernel keeps its registers). Keys without k_perm: the plain items
- * load their key tiles of contiguous rows by TMA (SVOO_CUDA_TMA=0: never) */
+ * plain kernel keeps its registers). Keys without k_perm (in cluster order):
+ * the plain items load the whole key tiles of runs of rows by TMA
+ * (SVOO_CUDA_TMA=0: never); not with EAR's log-sum-exps (that
+ * instantiation spilled 12 bytes with TMA, and EAR calls are the fastest
+ * now without it) */
 template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+    const Tile *t = wl.tiles;
     if (p->lse) /* EAR: the row log-sum-exps too (never union items) */
-        return launch90<D, T, true, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+        return launch90<D, T, true, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
     PFN_cuTensorMapEncodeTiled_v12000 enc =
         p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
     TmaMaps tm;
@@ -839,10 +956,9 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
     if (enc &&
         tma_map<D>(&tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
         tma_map<D>(&tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n))
-        st =
-            launch90<D, T, false, false, true>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
+        st = launch90<D, T, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
     else
-        st = launch90<D, T, false, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+        st = launch90<D, T, false, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
     if (st || !wl.mix.nmem) return st;
     if ((st = check_launch("attention kernel (sm90)"))) return st;
     return launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);

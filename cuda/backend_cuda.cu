@@ -20,6 +20,8 @@ extern "C" {
 }
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* the attention kernel lives in its own files (cuda.cmake defines
  * SVOO_HAVE_CUDA_ATTEND when they are there); tolerate a build without it */
@@ -31,6 +33,8 @@ extern "C" {
 #pragma weak svoo_cuda_attend_last_error
 #pragma weak svoo_cuda_ear
 #pragma weak svoo_cuda_ear_workspace
+#pragma weak svoo_cuda_attend_contiguous_keys
+#pragma weak svoo_cuda_permute_rows
 #define ATTEND_LINKED (svoo_cuda_attend != nullptr)
 #endif
 
@@ -52,6 +56,7 @@ struct cu_ws {
     float *lse; /* config.ear: [BH][N] row log-sum-exps of the attention kernel */
     void *ear;  /* config.ear: pseudo-keys, values, biases (svoo_cuda_ear) */
     size_t ear_bytes;
+    uint16_t *kv;        /* dm.kvperm: K then V in key-cluster order, [2][BH][N][d] */
     svoo_cu_svg_dev svg; /* method svg: the two plans + classification buffers */
 };
 
@@ -59,6 +64,9 @@ struct cu_dims {
     int64_t maxB, maxN;
     int H, d, cq, ck, C, cpad, nch;
     int sparse, warm_layers;
+    /* K and V copied in key-cluster order before the attention (k_perm then
+     * NULL), where the kernel loads runs of key rows by TMA (Hopper) */
+    int kvperm;
     int svg; /* method svg: cq = ck = blocks, plans in svgi */
     svoo_cu_svg_info svgi;
 };
@@ -113,6 +121,10 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     } else if (dm->sparse) {
         svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
     }
+    const char *kve = getenv("SVOO_CUDA_KV_PERMUTE");
+    /* (not with EAR: the kernel with log-sum-exps gathers, docs/CUDA_KERNEL.md) */
+    dm->kvperm = dm->sparse && !c->ear && ATTEND_LINKED && !(kve && strcmp(kve, "0") == 0) &&
+                 svoo_cuda_attend_contiguous_keys(c->device_index);
     dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
     dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     dm->nch = (int)((N + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
@@ -190,6 +202,7 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
         w.ear_bytes = svoo_cuda_ear_workspace((int)dm.maxB, dm.H, dm.ck, dm.d);
         w.ear = c.take<char>(w.ear_bytes);
     }
+    if (dm.kvperm) w.kv = c.take<uint16_t>(2 * BH * N * d);
     if (ws) *ws = w;
     if (dm.sparse && !dm.svg)
         for (int l = dm.warm_layers; l < cfg->num_layers; l++) {
@@ -568,6 +581,23 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.row_ptr = cs->ws.row_ptr;
     ap.col = cs->ws.col;
     ap.lse = ear ? cs->ws.lse : nullptr;
+    if (cs->dm.kvperm && !call->dense) {
+        /* K and V in key-cluster order: a key tile of adjacent selected
+         * clusters is then one run of rows, one TMA copy (bf16 / f16 bits) */
+        const int64_t sh = NK * d, sb = H * sh;
+        uint16_t *kc = cs->ws.kv, *vc = kc + B * sb;
+        if ((s = svoo_cuda_permute_rows(k->data, kc, ap.k_stride_b, ap.k_stride_h, ap.k_stride_n,
+                                        ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)) ||
+            (s = svoo_cuda_permute_rows(v->data, vc, ap.v_stride_b, ap.v_stride_h, ap.v_stride_n,
+                                        ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)))
+            return svoo_ctx_err(ctx, s, "key-cluster order: %s", svoo_cuda_attend_last_error());
+        ap.k = kc;
+        ap.v = vc;
+        ap.k_stride_b = ap.v_stride_b = sb;
+        ap.k_stride_h = ap.v_stride_h = sh;
+        ap.k_stride_n = ap.v_stride_n = d;
+        ap.k_perm = nullptr;
+    }
     s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
     if (s) return svoo_ctx_err(ctx, s, "attention kernel: %s", svoo_cuda_attend_last_error());
     if (ear &&

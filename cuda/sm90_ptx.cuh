@@ -103,16 +103,6 @@ __device__ __forceinline__ void tma_load3(uint32_t dst, const void *map, int c0,
                  "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
                  : "memory");
 }
-/* named barrier `id` of n threads that also ANDs x over them */
-__device__ __forceinline__ bool named_bar_and(int id, int n, bool x) {
-    uint32_t r;
-    asm volatile("{\n.reg .pred p, q;\nsetp.ne.b32 q, %1, 0;\nbar.red.and.pred p, %2, %3, q;\n"
-                 "selp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(r)
-                 : "r"((uint32_t)x), "r"(id), "r"(n)
-                 : "memory");
-    return r != 0;
-}
 __device__ __forceinline__ void named_bar(int id, int n) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
 }

@@ -476,6 +476,11 @@ static int do_check() {
          false, 0, 0, 1.f},
         {"f16 d128 identity big clusters", 1, 2, 3000, 3000, 128, 1, 3, 7, 0.6, true, true, false,
          false, 0, 0, 1.f},
+        // more selected clusters than one split table holds (512): several segments
+        {"bf16 d128 identity Ck 1100", 1, 2, 700, 2000, 128, 0, 5, 1100, -1, true, false, false,
+         false, 5, 0, 1.f},
+        {"f16 d64 identity Ck 600 long", 1, 1, 300, 40000, 64, 1, 3, 600, 0.9, true, false, true,
+         false, 0, 0, 1.f},
     };
     uint64_t seed = 12345;
     for (const Case &c : cases) {
