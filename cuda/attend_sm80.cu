@@ -476,12 +476,16 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
 
 extern "C" int svoo_cuda_attend_contiguous_keys(int device) {
 #ifdef SVOO_HAVE_SM90A
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) {
-        cudaGetLastError(); /* a bad ordinal is not sticky: clear it */
+    /* the ordinal checked first: a failing query would set the caller's last error */
+    int n = 0, major = 0, minor = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* no device or driver: not sticky */
         return 0;
     }
+    if (device < 0 || device >= n ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device))
+        return 0;
     return runs_sm90(major, minor) && !env_off("SVOO_CUDA_TMA");
 #else
     (void)device;

@@ -185,7 +185,7 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
 /* one stage of BN rows from row r0 of head bh by TMA: thread 0 arrives
  * with the stage's bytes and issues the D/64 boxes; the other producer
  * threads arrive plainly (the count of a cp.async stage: one per thread) */
-template <int D, int MAP>
+template <int D, bool V>
 __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst, int r0, int bh,
                                          uint32_t bar, int tid) {
     if (tid != 0) {
@@ -198,10 +198,10 @@ __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst
     mbar_expect_tx(bar, (uint32_t)(BN * D * 2));
 #pragma unroll
     for (int j = 0; j < D / 64; j++)
-        tma_load3(dst + j * BN * 128, MAP ? &tm->v : &tm->k, 64 * j, r0, bh, bar);
+        tma_load3(dst + j * BN * 128, V ? &tm->v : &tm->k, 64 * j, r0, bh, bar);
 }
 
-/* inclusive max-scan over 128 threads of x; scan[4] holds each warp's own
+/* inclusive max-scan over 128 threads of x; scan[0..3] hold each warp's own
  * maximum after it (the caller synchronises before, if scan is reused) */
 template <class Bar>
 __device__ __forceinline__ int block_maxscan(int x, int lane, int warp, int *scan, Bar bar) {
@@ -357,9 +357,8 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
             const int ntk = (total + BN - 1) / BN;
             int cur = 0;
             for (int t = 0; t < ntk; t++) {
-                /* TMA: the tiles of the split table's first part (whole
-                 * tiles of one cluster each, uniform) are one run of rows,
-                 * loaded by thread 0 from its row */
+                /* TMA: each tile of the split table's first part (uniform)
+                 * is BN rows of one run, loaded by thread 0 from its row */
                 const bool bulk = TMA && (t + 1) * BN <= whole;
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr =
@@ -376,7 +375,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
                 uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
                 if (bulk) {
-                    tile_tma<D, 0>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
+                    tile_tma<D, false>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
                 } else {
 #pragma unroll
                     for (int ps = 0; ps < PASSES; ps++) {
@@ -406,7 +405,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
                 dst = sbase + (uint32_t)(S::v + st * S::kstage);
                 if (bulk) {
-                    tile_tma<D, 1>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+                    tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
                 } else {
                     if constexpr (TMA) vsrc = vb + (int64_t)(kr >= 0 ? kr : 0) * p.v_stride_n;
 #pragma unroll
@@ -901,20 +900,30 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *n
 }
 
 /* cuTensorMapEncodeTiled, from the driver through the runtime (no -lcuda);
- * null when the driver has none */
+ * null when the driver has none. Looked up once (a failure too: its error
+ * is cleared, so that the gather the caller falls back to reports none) */
 PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+    static std::atomic<int> state{0}; /* 0 unknown, 1 found, 2 none */
     static std::atomic<PFN_cuTensorMapEncodeTiled_v12000> fn{nullptr};
-    PFN_cuTensorMapEncodeTiled_v12000 f = fn.load(std::memory_order_acquire);
-    if (f) return f;
+    const int st = state.load(std::memory_order_acquire);
+    if (st) return st == 1 ? fn.load(std::memory_order_relaxed) : nullptr;
     void *ptr = nullptr;
-    cudaDriverEntryPointQueryResult q;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault,
-                                         &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess)
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000,
+                                                           cudaEnableDefault, &q);
+#else
+    const cudaError_t e =
+        cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &ptr, cudaEnableDefault, &q);
+#endif
+    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !ptr) {
+        cudaGetLastError();
+        state.store(2, std::memory_order_release);
         return nullptr;
-    f = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr);
-    fn.store(f, std::memory_order_release);
-    return f;
+    }
+    fn.store(reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr), std::memory_order_relaxed);
+    state.store(1, std::memory_order_release);
+    return fn.load(std::memory_order_relaxed);
 }
 
 /* the TMA descriptor of one (B, H, N_k, D) tensor whose heads lie at one
@@ -923,13 +932,13 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
 template <int D>
 bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *base, int dtype,
              const svoo_cuda_attend_params *p, int64_t sb, int64_t sh, int64_t sn) {
+    if (sn <= 0 || (p->H > 1 && sh <= 0) || (p->B > 1 && sb <= 0)) return false;
     if (p->H == 1) sh = sb;                        /* h is always 0 */
     if (p->B * p->H == 1) sh = sn * p->N_k;        /* bh is always 0: any valid stride */
     if (p->B > 1 && sb != sh * p->H) return false; /* (a view with gaps between batches) */
     const cuuint64_t dims[3] = {(cuuint64_t)D, (cuuint64_t)p->N_k, (cuuint64_t)p->B * p->H};
     const cuuint64_t strides[2] = {(cuuint64_t)sn * 2, (cuuint64_t)sh * 2};
     const cuuint32_t box[3] = {64, (cuuint32_t)BN, 1}, estr[3] = {1, 1, 1};
-    if (sn <= 0 || sh <= 0) return false;
     return enc(m,
                dtype == SVOO_CUDA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
