@@ -134,6 +134,16 @@ svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *workspace, siz
  *  Synchronises the device. */
 int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspace);
 
+/*! svoo_cuda_attend_contiguous_keys() : 1 when svoo_cuda_attend on device
+ *  `device` can load key tiles of 128 rows that follow each other with one TMA
+ *  copy: the Hopper kernel, for calls with k_perm NULL and lse NULL whose K and
+ *  V heads lie at one stride (k_stride_b = H k_stride_h); other calls and the
+ *  other key tiles gather rows. 0 otherwise: other devices, builds without
+ *  sm_90a, SVOO_CUDA_KERNEL=sm80, SVOO_CUDA_TMA=0, a bad ordinal (no error
+ *  left behind). A caller that can lay K and V out in key-cluster order and
+ *  pass k_perm NULL then gets that path. */
+int svoo_cuda_attend_contiguous_keys(int device);
+
 /*! svoo_cuda_attend_last_error() : message of this thread's last failing
  *  svoo_cuda_attend call ("" if none). Valid until the next call. */
 const char *svoo_cuda_attend_last_error(void);

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdint.h>
 #include <type_traits>
 
@@ -61,6 +62,31 @@ svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cu
 
 /* the work list svoo_cuda_attend built in `workspace` for p (read by svoo_cuda_ear) */
 WorkList worklist_in(const svoo_cuda_attend_params *p, void *workspace);
+
+/* ---- per-device state of the host side (kept off the per-call path) ---- */
+/* device ordinals below MAX_DEV are cached; others are queried on every call */
+constexpr int MAX_DEV = 64;
+/* the current device and the attributes the launches need */
+struct DevAttrs {
+    int dev, nsm, optin, major, minor; /* ordinal, SMs, opt-in shared memory per block, cc */
+};
+/* cudaGetDevice, then the attributes: queried once per device ordinal and
+ * cached (lock-free; two threads may both query, with the same result) */
+cudaError_t device_attrs(DevAttrs *a);
+/* cudaFuncSetAttribute(K, MaxDynamicSharedMemorySize, BYTES) on device dev,
+ * once per (device, K): a bit per device records where it succeeded (lock-free;
+ * two threads may both set it, which is harmless). The host sets it for the
+ * device's context: after cudaDeviceReset the cache would be stale, which this
+ * library never does. */
+template <auto K, size_t BYTES> cudaError_t smem_once(int dev) {
+    static std::atomic<uint64_t> done{0};
+    const uint64_t bit = dev >= 0 && dev < MAX_DEV ? 1ull << dev : 0;
+    if (bit && (done.load(std::memory_order_acquire) & bit)) return cudaSuccess;
+    const cudaError_t e =
+        cudaFuncSetAttribute(K, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)BYTES);
+    if (e == cudaSuccess && bit) done.fetch_or(bit, std::memory_order_release);
+    return e;
+}
 
 /* ---- device helpers ---- */
 __device__ __forceinline__ uint32_t smem_u32(const void *ptr) {

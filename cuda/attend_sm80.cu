@@ -50,6 +50,34 @@ bool env_off(const char *name) {
     return e && strcmp(e, "0") == 0;
 }
 
+cudaError_t device_attrs(DevAttrs *a) {
+    /* the cache: nsm 0 = not yet queried (stored last, with release) */
+    static std::atomic<int> g_nsm[MAX_DEV], g_optin[MAX_DEV], g_major[MAX_DEV], g_minor[MAX_DEV];
+    cudaError_t e = cudaGetDevice(&a->dev);
+    if (e != cudaSuccess) return e;
+    const int d = a->dev;
+    const bool cache = d >= 0 && d < MAX_DEV;
+    if (cache && (a->nsm = g_nsm[d].load(std::memory_order_acquire)) > 0) {
+        a->optin = g_optin[d].load(std::memory_order_relaxed);
+        a->major = g_major[d].load(std::memory_order_relaxed);
+        a->minor = g_minor[d].load(std::memory_order_relaxed);
+        return cudaSuccess;
+    }
+    e = cudaDeviceGetAttribute(&a->nsm, cudaDevAttrMultiProcessorCount, d);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&a->optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, d);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&a->major, cudaDevAttrComputeCapabilityMajor, d);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&a->minor, cudaDevAttrComputeCapabilityMinor, d);
+    if (e != cudaSuccess || !cache || a->nsm <= 0) return e;
+    g_optin[d].store(a->optin, std::memory_order_relaxed);
+    g_major[d].store(a->major, std::memory_order_relaxed);
+    g_minor[d].store(a->minor, std::memory_order_relaxed);
+    g_nsm[d].store(a->nsm, std::memory_order_release);
+    return cudaSuccess;
+}
+
 svoo_status check_launch(const char *what) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
@@ -281,18 +309,18 @@ __global__ void __launch_bounds__(32 * NW, 8 / NW)
 }
 
 template <int D, typename T, int KN, int NW>
-svoo_status launch_attend(const svoo_cuda_attend_params *p, const Tile *tiles, const int *ntiles,
-                          int64_t grid, cudaStream_t s) {
-    /* per call (cheap, host side, allowed during capture): the limit is per device */
-    const size_t sm = Smem<D, KN, NW>::total;
+svoo_status launch_attend(const svoo_cuda_attend_params *p, const WorkList &wl, int dev,
+                          cudaStream_t s) {
+    /* the shared-memory limit is per device: set once per device (smem_once) */
+    constexpr size_t sm = Smem<D, KN, NW>::total;
     /* p->lse (EAR): the instantiation that also writes the row log-sum-exps */
     auto kern = p->lse ? attend_kernel<D, T, KN, NW, true> : attend_kernel<D, T, KN, NW, false>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    cudaError_t e = p->lse ? smem_once<attend_kernel<D, T, KN, NW, true>, sm>(dev)
+                           : smem_once<attend_kernel<D, T, KN, NW, false>, sm>(dev);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: cudaFuncSetAttribute(%zu bytes): %s: %s", sm,
                     cudaGetErrorName(e), cudaGetErrorString(e));
-    kern<<<(unsigned)grid, 32 * NW, sm, s>>>(*p, tiles, ntiles);
+    kern<<<(unsigned)wl.max_tiles, 32 * NW, sm, s>>>(*p, wl.tiles, wl.ntiles);
     return SVOO_OK;
 }
 
@@ -328,6 +356,21 @@ int svoo_cuda_attend_variant = 0;
  * 2: sm90 (wgmma; compute capability 9.0 only) */
 extern "C" int svoo_cuda_attend_kernel;
 int svoo_cuda_attend_kernel = 0;
+
+#ifdef SVOO_HAVE_SM90A
+/* Hopper (9.0) runs the wgmma kernel (attend_sm90.cu) unless SVOO_CUDA_KERNEL=sm80
+ * (or the dev hook) asks for this file's mma.sync kernel. Only in a build with
+ * an sm_90a image (cuda/cuda.cmake): an sm_90 or JIT image holds the wgmma
+ * kernel's trap body, which would poison the CUDA context. */
+static bool runs_sm90(int major, int minor) {
+    int kern = svoo_cuda_attend_kernel;
+    if (kern == 0) {
+        const char *env = getenv("SVOO_CUDA_KERNEL");
+        kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
+    }
+    return kern == 2 && major == 9 && minor == 0;
+}
+#endif
 
 extern "C" const char *svoo_cuda_attend_last_error(void) {
     return g_err;
@@ -376,29 +419,14 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     svoo_status st = check_launch("earlier asynchronous error");
     if (st) return st;
     cudaStream_t s = (cudaStream_t)stream;
-    int dev = 0, optin = 0, ccmaj = 0, ccmin = 0;
-    cudaError_t e2 = cudaGetDevice(&dev);
-    if (e2 == cudaSuccess)
-        e2 = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e2 == cudaSuccess)
-        e2 = cudaDeviceGetAttribute(&ccmaj, cudaDevAttrComputeCapabilityMajor, dev);
-    if (e2 == cudaSuccess)
-        e2 = cudaDeviceGetAttribute(&ccmin, cudaDevAttrComputeCapabilityMinor, dev);
+    DevAttrs da;
+    const cudaError_t e2 = device_attrs(&da);
     if (e2 != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e2),
                     cudaGetErrorString(e2));
 
 #ifdef SVOO_HAVE_SM90A
-    /* Hopper (9.0): the wgmma kernel (attend_sm90.cu) unless SVOO_CUDA_KERNEL=sm80
-     * (or the dev hook) asks for this file's mma.sync kernel. Only in a build
-     * with an sm_90a image (cuda/cuda.cmake): an sm_90 or JIT image holds the
-     * wgmma kernel's trap body, which would poison the CUDA context. */
-    int kern = svoo_cuda_attend_kernel;
-    if (kern == 0) {
-        const char *env = getenv("SVOO_CUDA_KERNEL");
-        kern = (env && strcmp(env, "sm80") == 0) ? 1 : 2;
-    }
-    if (kern == 2 && ccmaj == 9 && ccmin == 0) {
+    if (runs_sm90(da.major, da.minor)) {
         /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with the
          * row log-sum-exps (EAR reads the work list and knows no union items) */
         const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
@@ -416,35 +444,53 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
         const size_t need[4] = {Smem<128, 64, 4>::total, Smem<128, 32, 4>::total,
                                 Smem<128, 32, 2>::total, Smem<128, 64, 2>::total};
         if (var < 0 || var > 3) var = 0;
-        if (need[var] > (size_t)optin) var = 1;
-        if (need[var] > (size_t)optin) var = 2;
+        if (need[var] > (size_t)da.optin) var = 1;
+        if (need[var] > (size_t)da.optin) var = 2;
     }
     const int bm = (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128;
     WorkList wl;
     if ((st = build_worklist(p, bm, 0, workspace, s, &wl))) return st;
-    const Tile *tiles = wl.tiles;
-    const int *ntiles = wl.ntiles;
 
     const bool bf = p->dtype == SVOO_CUDA_BF16;
+    const int dev = da.dev;
     if (p->D == 128) {
         if (var == 1)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 32, 4>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 4>(p, wl, dev, s)
+                    : launch_attend<128, __half, 32, 4>(p, wl, dev, s);
         else if (var == 2)
-            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 32, 2>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 32, 2>(p, wl, dev, s)
+                    : launch_attend<128, __half, 32, 2>(p, wl, dev, s);
         else if (var == 3)
-            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 64, 2>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 2>(p, wl, dev, s)
+                    : launch_attend<128, __half, 64, 2>(p, wl, dev, s);
         else
-            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, tiles, ntiles, wl.max_tiles, s)
-                    : launch_attend<128, __half, 64, 4>(p, tiles, ntiles, wl.max_tiles, s);
+            st = bf ? launch_attend<128, __nv_bfloat16, 64, 4>(p, wl, dev, s)
+                    : launch_attend<128, __half, 64, 4>(p, wl, dev, s);
     } else {
-        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, tiles, ntiles, wl.max_tiles, s)
-                : launch_attend<64, __half, 64, 4>(p, tiles, ntiles, wl.max_tiles, s);
+        st = bf ? launch_attend<64, __nv_bfloat16, 64, 4>(p, wl, dev, s)
+                : launch_attend<64, __half, 64, 4>(p, wl, dev, s);
     }
     if (st) return st;
     return check_launch("attention kernel");
+}
+
+extern "C" int svoo_cuda_attend_contiguous_keys(int device) {
+#ifdef SVOO_HAVE_SM90A
+    /* the ordinal checked first: a failing query would set the caller's last error */
+    int n = 0, major = 0, minor = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* no device or driver: not sticky */
+        return 0;
+    }
+    if (device < 0 || device >= n ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device))
+        return 0;
+    return runs_sm90(major, minor) && !env_off("SVOO_CUDA_TMA");
+#else
+    (void)device;
+    return 0;
+#endif
 }
 
 extern "C" svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b,

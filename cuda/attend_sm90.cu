@@ -31,9 +31,13 @@
  *
  * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
  * body is a trap and svoo_cuda_attend never launches it. */
+#include <cuda.h> /* CUtensorMap (the driver call itself through cudaGetDriverEntryPoint) */
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include <atomic>
 
 #include <math.h>
 #include <stdint.h>
@@ -55,6 +59,13 @@ constexpr int CAP = 1024; /* selected clusters per table segment */
 constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
 static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
+/* TMA descriptors of K and V, 3-d (D, N_k, B*H), boxes of 64 columns x BN
+ * rows with the 128-byte swizzle (the layout of a stage): kernel parameters
+ * (__grid_constant__), used by the TMA instantiation (keys without k_perm) */
+struct TmaMaps {
+    CUtensorMap k, v;
+};
+
 template <int D> struct Smem90 {
     static constexpr int STAGES = D == 128 ? 2 : 4; /* per ring (K and V) */
     static constexpr size_t q = 0;                  /* [D/64][BM][64], 128-byte swizzle */
@@ -73,7 +84,8 @@ template <int D> struct Smem90 {
     static constexpr size_t colw = tmask + (size_t)CAP * 4;
     static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
-    static constexpr size_t total = bar + 32 * STAGES + 1024; /* + alignment slack */
+    static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
+    static constexpr size_t total = tmaps + 8 + 1024;  /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
 };
 
@@ -170,8 +182,144 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
     return KC + KO;
 }
 
+/* one stage of BN rows from row r0 of head bh by TMA: thread 0 arrives
+ * with the stage's bytes and issues the D/64 boxes; the other producer
+ * threads arrive plainly (the count of a cp.async stage: one per thread) */
+template <int D, bool V>
+__device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst, int r0, int bh,
+                                         uint32_t bar, int tid) {
+    if (tid != 0) {
+        mbar_arrive(bar);
+        return;
+    }
+    /* the maps' address read here, not held: the producer is at its
+     * register limit (held, it spilled) */
+    const TmaMaps *tm = *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
+    mbar_expect_tx(bar, (uint32_t)(BN * D * 2));
+#pragma unroll
+    for (int j = 0; j < D / 64; j++)
+        tma_load3(dst + j * BN * 128, V ? &tm->v : &tm->k, 64 * j, r0, bh, bar);
+}
+
+/* inclusive max-scan over 128 threads of x; scan[0..3] hold each warp's own
+ * maximum after it (the caller synchronises before, if scan is reused) */
+template <class Bar>
+__device__ __forceinline__ int block_maxscan(int x, int lane, int warp, int *scan, Bar bar) {
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, x, d);
+        if (lane >= d) x = max(x, y);
+    }
+    if (lane == 31) scan[warp] = x;
+    bar();
+#pragma unroll
+    for (int w = 0; w < 3; w++)
+        if (w < warp) x = max(x, scan[w]);
+    return x;
+}
+
+/* The table of a segment of <= SEG selected key clusters (col[seg ..
+ * seg+nseg-1]) for TMA, keys in cluster order (no k_perm): clusters whose
+ * rows follow each other form a run; entry i < nseg = cluster i's share of
+ * its run's whole key tiles (the run's first floor(size/BN)*BN rows), entry
+ * nseg + i = the rest of cluster i. The order of the keys does not change
+ * the attention; so each key tile of the first part is BN rows of one run
+ * (one TMA copy), and the rests fill the tiles after it without padding,
+ * gathered. tstart/tcum as build_table's, tcum[2 nseg] = total; `whole` =
+ * the first part's keys; wsc [SEG] is scratch. 128 threads. */
+template <int SEG, class Bar>
+__device__ __forceinline__ int build_split_table(const int32_t *__restrict__ col,
+                                                 const int32_t *__restrict__ koff, int seg,
+                                                 int nseg, int tid, int *tstart, int *tcum,
+                                                 int *wsc, int *scan, Bar bar, int &whole) {
+    static_assert(SEG % 128 == 0, "table capacity");
+    constexpr int PER = SEG / 128;
+    const int lane = tid & 31, warp = tid >> 5;
+    int sz[PER], run = 0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        sz[j] = 0;
+        if (i < nseg) {
+            const int c = __ldg(col + seg + i), st = __ldg(koff + c);
+            sz[j] = __ldg(koff + c + 1) - st;
+            tstart[i] = st;
+        }
+        run += sz[j];
+    }
+    int total;
+    int x = block_exscan<128>(run, lane, warp, scan, bar, total);
+#pragma unroll
+    for (int j = 0; j < PER; j++) { /* tcum: the prefix of the sizes, for now */
+        const int i = tid * PER + j;
+        if (i < nseg) tcum[i] = x;
+        x += sz[j];
+    }
+    if (tid == 0) tcum[nseg] = total;
+    bar();
+    /* entry i starts a run when its rows do not follow entry i-1's */
+    auto starts = [&](int i) {
+        return i == 0 || tstart[i] != tstart[i - 1] + (tcum[i] - tcum[i - 1]);
+    };
+    x = -1;
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        if (tid * PER + j < nseg && starts(tid * PER + j)) x = tid * PER + j;
+    x = block_maxscan(x, lane, warp, scan, bar);
+    /* rs0: the start of the run that this thread's first entry continues */
+    int rs0 = __shfl_up_sync(0xffffffffu, x, 1);
+    if (lane == 0) {
+        rs0 = -1;
+        for (int w = 0; w < warp; w++)
+            rs0 = max(rs0, scan[w]);
+    }
+    /* a run's last entry writes the keys of the run's whole tiles at its start */
+    int rs = rs0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        if (i >= nseg) continue;
+        if (starts(i)) rs = i;
+        if (i + 1 == nseg || starts(i + 1)) wsc[rs] = (tcum[i + 1] - tcum[rs]) / BN * BN;
+    }
+    bar();
+    int f[PER], rf = 0, rr = 0;
+    rs = rs0;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        f[j] = 0;
+        if (i < nseg) {
+            if (starts(i)) rs = i;
+            f[j] = min(max(wsc[rs] - (tcum[i] - tcum[rs]), 0), sz[j]);
+        }
+        rf += f[j];
+        rr += sz[j] - f[j];
+    }
+    bar(); /* every read of tcum (and scan) before they are rewritten */
+    int F, R;
+    int ef = block_exscan<128>(rf, lane, warp, scan, bar, F);
+    bar(); /* scan is reused */
+    int er = block_exscan<128>(rr, lane, warp, scan, bar, R) + F;
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = tid * PER + j;
+        if (i < nseg) {
+            tstart[nseg + i] = tstart[i] + f[j];
+            tcum[i] = ef;
+            tcum[nseg + i] = er;
+        }
+        ef += f[j];
+        er += sz[j] - f[j];
+    }
+    if (tid == 0) tcum[2 * nseg] = F + R;
+    bar();
+    whole = F;
+    return F + R;
+}
+
 /* ---- producer warpgroup (UNI: the union items, else the others) ---- */
-template <int D, typename T, bool UNI, bool DYN>
+template <int D, typename T, bool UNI, bool DYN, bool TMA>
 __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles, int *ctr,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
@@ -197,34 +345,46 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     for (int ti = blockIdx.x; ti < ntiles; ti = next_item<DYN>(ti, nxt)) {
         const Tile tl = tiles[ti];
         const int bh = tl.bh, b = bh / p.H, h = bh - b * p.H;
-        const int32_t *kperm = p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
+        /* (the TMA instantiation runs only without k_perm) */
+        const int32_t *kperm = !TMA && p.k_perm ? p.k_perm + (int64_t)bh * p.N_k : nullptr;
         const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
         const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
         const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
         /* the key tiles of one table of `total` keys; in a union item, tiles
          * past the members' common keys carry per member the bits of the
          * columns it selected: colw[K use % 2 STAGES][member][4 words] */
-        auto key_tiles = [&](int total, int common, int nmem) {
+        auto key_tiles = [&](int total, int common, int nmem, int whole) {
             const int ntk = (total + BN - 1) / BN;
             int cur = 0;
             for (int t = 0; t < ntk; t++) {
+                /* TMA: each tile of the split table's first part (uniform)
+                 * is BN rows of one run, loaded by thread 0 from its row */
+                const bool bulk = TMA && (t + 1) * BN <= whole;
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
-                const int kr = key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
+                const int kr =
+                    bulk && tid != 0 ? 0 : key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
                 const bool masked = UNI && (t + 1) * BN > common; /* uniform */
                 const int bytes = kr >= 0 ? 16 : 0;
                 const int64_t r64 = kr >= 0 ? kr : 0;
-                const T *ksrc = kb + r64 * p.k_stride_n, *vsrc = vb + r64 * p.v_stride_n;
+                /* (TMA: V's row pointer formed when needed: one register
+                 * less across the K copies, which the producer lacks) */
+                const T *ksrc = kb + r64 * p.k_stride_n;
+                const T *vsrc = TMA ? nullptr : vb + r64 * p.v_stride_n;
                 /* K */
                 uint32_t st = kn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
                 uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
+                if (bulk) {
+                    tile_tma<D, false>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
+                } else {
 #pragma unroll
-                for (int ps = 0; ps < PASSES; ps++) {
-                    const int src = ps * RPP + prow; /* lane holding the row */
-                    const T *g = reinterpret_cast<const T *>(
-                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
-                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
-                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    for (int ps = 0; ps < PASSES; ps++) {
+                        const int src = ps * RPP + prow; /* lane holding the row */
+                        const T *g = reinterpret_cast<const T *>(
+                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
+                        const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                        cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    }
                 }
                 if (masked) {
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
@@ -234,7 +394,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                     }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
-                mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+                if (!bulk) mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
                 if (tid == 0) {
                     meta[st] = min(BN, total - t * BN) | (masked ? MASKED : 0);
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
@@ -244,15 +404,20 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 st = vn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
                 dst = sbase + (uint32_t)(S::v + st * S::kstage);
+                if (bulk) {
+                    tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+                } else {
+                    if constexpr (TMA) vsrc = vb + (int64_t)(kr >= 0 ? kr : 0) * p.v_stride_n;
 #pragma unroll
-                for (int ps = 0; ps < PASSES; ps++) {
-                    const int src = ps * RPP + prow;
-                    const T *g = reinterpret_cast<const T *>(
-                        __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
-                    const int nb = __shfl_sync(0xffffffffu, bytes, src);
-                    cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    for (int ps = 0; ps < PASSES; ps++) {
+                        const int src = ps * RPP + prow;
+                        const T *g = reinterpret_cast<const T *>(
+                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
+                        const int nb = __shfl_sync(0xffffffffu, bytes, src);
+                        cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
+                    }
+                    mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 }
-                mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 vn++;
             }
         };
@@ -263,16 +428,22 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
             const int total = build_union<CAP>(
                 p, p.row_ptr + (int64_t)bh * (p.Cq + 1), koff, mix.mem + (int64_t)m * MIX_MEMBERS,
                 nmem, tid, umask, tstart, tcum, tmask, scan, [] { named_bar(1, 128); }, common);
-            key_tiles(total, common, nmem);
+            key_tiles(total, common, nmem, 0);
         } else { /* the query cluster's selection in tables of <= CAP clusters */
             const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
             const int e1 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r + 1);
-            for (int seg = e0; seg < e1; seg += CAP) {
-                const int nseg = min(CAP, e1 - seg);
+            constexpr int SEG = TMA ? CAP / 2 : CAP; /* the split table: two entries a cluster */
+            for (int seg = e0; seg < e1; seg += SEG) {
+                const int nseg = min(SEG, e1 - seg);
                 named_bar(1, 128); /* the previous table's readers are done */
-                const int total = build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum,
-                                                        scan, [] { named_bar(1, 128); });
-                key_tiles(total, total, 0);
+                auto bar = [] { named_bar(1, 128); };
+                int whole = 0;
+                const int total =
+                    TMA ? build_split_table<SEG>(p.col, koff, seg, nseg, tid, tstart, tcum,
+                                                 reinterpret_cast<int *>(tmask), scan, bar, whole)
+                        : build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
+                                                bar);
+                key_tiles(total, total, 0, whole);
             }
         }
         /* end of the work item (on the K ring): meta = -1, with DYN -1 - the
@@ -634,10 +805,10 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T, bool LSE, bool UNI>
+template <int D, typename T, bool LSE, bool UNI, bool TMA>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles, int *ntiles_p,
-                    const MixView mix) {
+                    const MixView mix, const __grid_constant__ TmaMaps tm) {
 #ifdef SVOO_SM90_WGMMA
     using S = Smem90<D>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -667,12 +838,13 @@ __global__ void __launch_bounds__(NTHR, 1)
             mbar_init(bars + Bars<D>::empty_k + 8 * s, 256);    /* consumers */
             mbar_init(bars + Bars<D>::empty_v + 8 * s, 256);
         }
+        if constexpr (TMA) *reinterpret_cast<const TmaMaps **>(smem + S::tmaps) = &tm;
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D, T, UNI, kDyn<LSE, UNI>>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
+        producer<D, T, UNI, kDyn<LSE, UNI>, TMA>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
@@ -683,28 +855,29 @@ __global__ void __launch_bounds__(NTHR, 1)
     (void)tiles;
     (void)ntiles_p;
     (void)mix;
+    (void)tm;
 #ifdef __CUDA_ARCH__
     __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
 #endif
 #endif
 }
 
-template <int D, typename T, bool LSE, bool UNI>
+template <int D, typename T, bool LSE, bool UNI, bool TMA = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
-                     int64_t max_tiles, const MixView &mix, cudaStream_t s) {
-    const size_t sm = Smem90<D>::total;
-    cudaError_t e = cudaFuncSetAttribute(attend90_kernel<D, T, LSE, UNI>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
-                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
-    int dev = 0, nsm = 0;
-    e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+                     int64_t max_tiles, const MixView &mix, cudaStream_t s,
+                     const TmaMaps &tm = TmaMaps{}) {
+    constexpr size_t sm = Smem90<D>::total;
+    /* the SM count and the shared-memory attribute: once per device (attend_common.cuh) */
+    DevAttrs da;
+    cudaError_t e = device_attrs(&da);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
-    const int64_t grid = max_tiles < nsm ? max_tiles : nsm;
+    e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA>, sm>(da.dev);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
+                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
+    const int64_t grid = max_tiles < da.nsm ? max_tiles : da.nsm;
     if (grid < 1) return SVOO_OK;
     /* the union launch starts on each SM the plain launch leaves (programmatic
      * dependent launch); its blocks wait for the plain launch's end before
@@ -719,20 +892,82 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *n
     cfg.stream = s;
     cfg.attrs = at;
     cfg.numAttrs = UNI && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the plain one */
-    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI>, *p, tiles, ntiles, mix);
+    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA>, *p, tiles, ntiles, mix, tm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
     return SVOO_OK;
 }
 
+/* cuTensorMapEncodeTiled, from the driver through the runtime (no -lcuda);
+ * null when the driver has none. Looked up once (a failure too: its error
+ * is cleared, so that the gather the caller falls back to reports none) */
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+    static std::atomic<int> state{0}; /* 0 unknown, 1 found, 2 none */
+    static std::atomic<PFN_cuTensorMapEncodeTiled_v12000> fn{nullptr};
+    const int st = state.load(std::memory_order_acquire);
+    if (st) return st == 1 ? fn.load(std::memory_order_relaxed) : nullptr;
+    void *ptr = nullptr;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000,
+                                                           cudaEnableDefault, &q);
+#else
+    const cudaError_t e =
+        cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &ptr, cudaEnableDefault, &q);
+#endif
+    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !ptr) {
+        cudaGetLastError();
+        state.store(2, std::memory_order_release);
+        return nullptr;
+    }
+    fn.store(reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr), std::memory_order_relaxed);
+    state.store(1, std::memory_order_release);
+    return fn.load(std::memory_order_relaxed);
+}
+
+/* the TMA descriptor of one (B, H, N_k, D) tensor whose heads lie at one
+ * stride (b*H + h): false when TMA cannot describe it (strides,
+ * alignment), and the caller gathers instead */
+template <int D>
+bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *base, int dtype,
+             const svoo_cuda_attend_params *p, int64_t sb, int64_t sh, int64_t sn) {
+    if (sn <= 0 || (p->H > 1 && sh <= 0) || (p->B > 1 && sb <= 0)) return false;
+    if (p->H == 1) sh = sb;                        /* h is always 0 */
+    if (p->B * p->H == 1) sh = sn * p->N_k;        /* bh is always 0: any valid stride */
+    if (p->B > 1 && sb != sh * p->H) return false; /* (a view with gaps between batches) */
+    const cuuint64_t dims[3] = {(cuuint64_t)D, (cuuint64_t)p->N_k, (cuuint64_t)p->B * p->H};
+    const cuuint64_t strides[2] = {(cuuint64_t)sn * 2, (cuuint64_t)sh * 2};
+    const cuuint32_t box[3] = {64, (cuuint32_t)BN, 1}, estr[3] = {1, 1, 1};
+    return enc(m,
+               dtype == SVOO_CUDA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                       : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+               3, const_cast<void *>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 /* the work list's items, then its union items (their own instantiation: the
- * plain kernel keeps its registers) */
+ * plain kernel keeps its registers). Keys without k_perm (in cluster order):
+ * the plain items load the whole key tiles of runs of rows by TMA
+ * (SVOO_CUDA_TMA=0: never); not with EAR's log-sum-exps (that
+ * instantiation spilled 12 bytes with TMA, and EAR calls are the fastest
+ * now without it) */
 template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+    const Tile *t = wl.tiles;
     if (p->lse) /* EAR: the row log-sum-exps too (never union items) */
-        return launch90<D, T, true, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
-    svoo_status st = launch90<D, T, false, false>(p, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+        return launch90<D, T, true, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+    PFN_cuTensorMapEncodeTiled_v12000 enc =
+        p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
+    TmaMaps tm;
+    svoo_status st;
+    if (enc &&
+        tma_map<D>(&tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
+        tma_map<D>(&tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n))
+        st = launch90<D, T, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
+    else
+        st = launch90<D, T, false, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
     if (st || !wl.mix.nmem) return st;
     if ((st = check_launch("attention kernel (sm90)"))) return st;
     return launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);

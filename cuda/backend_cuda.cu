@@ -1,5 +1,7 @@
 /* backend_cuda.cu : the CUDA backend table. Same flow as the CPU backend
- * (plan -> attend, permutation fused into the kernel's gather/scatter), all
+ * (plan -> attend; the kernel gathers Q by the permutation and scatters O,
+ * and gathers K and V too, except on Hopper without EAR, where they are
+ * first copied in key-cluster order for its TMA key tiles), all
  * (b, h) of a call batched in each launch, on the context's stream.
  *
  * Everything the calls need is allocated on the device at svoo_ctx_create
@@ -20,6 +22,8 @@ extern "C" {
 }
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* the attention kernel lives in its own files (cuda.cmake defines
  * SVOO_HAVE_CUDA_ATTEND when they are there); tolerate a build without it */
@@ -31,6 +35,8 @@ extern "C" {
 #pragma weak svoo_cuda_attend_last_error
 #pragma weak svoo_cuda_ear
 #pragma weak svoo_cuda_ear_workspace
+#pragma weak svoo_cuda_attend_contiguous_keys
+#pragma weak svoo_cuda_permute_rows
 #define ATTEND_LINKED (svoo_cuda_attend != nullptr)
 #endif
 
@@ -52,6 +58,7 @@ struct cu_ws {
     float *lse; /* config.ear: [BH][N] row log-sum-exps of the attention kernel */
     void *ear;  /* config.ear: pseudo-keys, values, biases (svoo_cuda_ear) */
     size_t ear_bytes;
+    uint16_t *kv; /* dm.kvperm: the call's K, then its V, each [B][H][N][d], in key-cluster order */
     svoo_cu_svg_dev svg; /* method svg: the two plans + classification buffers */
 };
 
@@ -59,6 +66,9 @@ struct cu_dims {
     int64_t maxB, maxN;
     int H, d, cq, ck, C, cpad, nch;
     int sparse, warm_layers;
+    /* K and V copied in key-cluster order before the attention (k_perm then
+     * NULL), where the kernel loads runs of key rows by TMA (Hopper) */
+    int kvperm;
     int svg; /* method svg: cq = ck = blocks, plans in svgi */
     svoo_cu_svg_info svgi;
 };
@@ -69,10 +79,10 @@ struct cu_state {
     void *block;
     size_t bytes;
     cu_ws ws;
-    cu_layer *layers; /* [num_layers], NULL entries for dense-only layers */
-    cudaEvent_t ev[3];
-    double *h_dens;  /* pinned, [BH] */
-    int32_t *h_kind; /* pinned, [BH] (svg) */
+    cu_layer *layers;  /* [num_layers], NULL entries for dense-only layers */
+    cudaEvent_t ev[4]; /* call start, plan end, attention end, K/V copy end */
+    double *h_dens;    /* pinned, [BH] */
+    int32_t *h_kind;   /* pinned, [BH] (svg) */
 };
 
 /* 256-byte aligned sub-allocation of one device block (base NULL: sizing) */
@@ -113,6 +123,11 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     } else if (dm->sparse) {
         svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
     }
+    /* possible here (svoo_workspace_size: an upper bound, without touching the
+     * device); cuda_init keeps it only where the kernel has TMA key tiles. Not
+     * with EAR: the kernel with log-sum-exps gathers (docs/CUDA_KERNEL.md) */
+    const char *kve = getenv("SVOO_CUDA_KV_PERMUTE");
+    dm->kvperm = dm->sparse && !c->ear && ATTEND_LINKED && !(kve && strcmp(kve, "0") == 0);
     dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
     dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     dm->nch = (int)((N + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
@@ -190,6 +205,7 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
         w.ear_bytes = svoo_cuda_ear_workspace((int)dm.maxB, dm.H, dm.ck, dm.d);
         w.ear = c.take<char>(w.ear_bytes);
     }
+    if (dm.kvperm) w.kv = c.take<uint16_t>(2 * BH * N * d);
     if (ws) *ws = w;
     if (dm.sparse && !dm.svg)
         for (int l = dm.warm_layers; l < cfg->num_layers; l++) {
@@ -276,6 +292,7 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     if ((s = limits_of(c, &B, &N)) || (s = dims_of(c, B, N, &dm))) return svoo_ctx_take_err(ctx, s);
     device_guard g(c->device_index);
     if (g.err) return cu_fail(ctx, g.err, "cudaSetDevice");
+    dm.kvperm = dm.kvperm && svoo_cuda_attend_contiguous_keys(c->device_index);
     if ((e = svoo_cu_plan_setup())) return cu_fail(ctx, e, "kernel attributes");
 
     cu_state *cs = (cu_state *)svoo_calloc(1, sizeof *cs);
@@ -298,7 +315,7 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     }
     carver cv = {(char *)cs->block, 0};
     carve_all(c, dm, cv, &cs->ws, cs->layers);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if ((e = cudaEventCreate(&cs->ev[i]))) return cu_fail(ctx, e, "cudaEventCreate");
     if ((e = cudaMallocHost(&cs->h_dens, (size_t)B * dm.H * sizeof(double))) ||
         (e = cudaMallocHost(&cs->h_kind, (size_t)B * dm.H * sizeof(int32_t))))
@@ -312,7 +329,7 @@ void cuda_release(svoo_ctx *ctx) {
     if (!cs) return;
     device_guard g(cs->dev);
     if (cs->block) cudaFree(cs->block);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (cs->ev[i]) cudaEventDestroy(cs->ev[i]);
     if (cs->h_dens) cudaFreeHost(cs->h_dens);
     if (cs->h_kind) cudaFreeHost(cs->h_kind);
@@ -568,6 +585,24 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.row_ptr = cs->ws.row_ptr;
     ap.col = cs->ws.col;
     ap.lse = ear ? cs->ws.lse : nullptr;
+    if (cs->dm.kvperm && !call->dense) {
+        /* K and V in key-cluster order: a key tile of adjacent selected
+         * clusters is then one run of rows, one TMA copy (bf16 / f16 bits) */
+        const int64_t sh = NK * d, sb = H * sh;
+        uint16_t *kc = cs->ws.kv, *vc = kc + B * sb;
+        if ((s = svoo_cuda_permute_rows(k->data, kc, ap.k_stride_b, ap.k_stride_h, ap.k_stride_n,
+                                        ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)) ||
+            (s = svoo_cuda_permute_rows(v->data, vc, ap.v_stride_b, ap.v_stride_h, ap.v_stride_n,
+                                        ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)))
+            return svoo_ctx_err(ctx, s, "key-cluster order: %s", svoo_cuda_attend_last_error());
+        ap.k = kc;
+        ap.v = vc;
+        ap.k_stride_b = ap.v_stride_b = sb;
+        ap.k_stride_h = ap.v_stride_h = sh;
+        ap.k_stride_n = ap.v_stride_n = d;
+        ap.k_perm = nullptr;
+    }
+    if (timed && (e = cudaEventRecord(cs->ev[3], st))) return cu_fail(ctx, e, "event");
     s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
     if (s) return svoo_ctx_err(ctx, s, "attention kernel: %s", svoo_cuda_attend_last_error());
     if (ear &&
@@ -582,12 +617,15 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
                                   cudaMemcpyDeviceToHost, st))) ||
             (e = cudaEventSynchronize(cs->ev[2])) || (e = cudaStreamSynchronize(st)))
             return cu_fail(ctx, e, "stats");
-        float ms0 = 0, ms1 = 0;
+        float ms0 = 0, ms1 = 0, ms2 = 0;
         cudaEventElapsedTime(&ms0, cs->ev[0], cs->ev[1]);
-        cudaEventElapsedTime(&ms1, cs->ev[1], cs->ev[2]);
+        cudaEventElapsedTime(&ms1, cs->ev[3], cs->ev[2]);
+        cudaEventElapsedTime(&ms2, cs->ev[1], cs->ev[3]);
         stats->ms_plan = ms0;
         stats->ms_attend = ms1;
-        stats->ms_permute = 0; /* fused into the kernel's gather/scatter */
+        /* the K/V copy in key-cluster order (Hopper, without EAR); Q and O are
+         * gathered and scattered inside the kernel */
+        stats->ms_permute = ms2;
         double dsum = 0;
         for (int i = 0; i < BH; i++)
             dsum += cs->h_dens[i] / ((double)NQ * (double)NK);

@@ -365,16 +365,15 @@ __global__ void __launch_bounds__(NTHR, 2)
 
 template <int D, typename T, int KN>
 svoo_status launch_ear(const svoo_cuda_attend_params *p, const WorkList &wl, const EarLayout &el,
-                       char *ews, cudaStream_t s) {
+                       char *ews, int dev, cudaStream_t s) {
     T *mu = (T *)(ews + el.mu), *mv = (T *)(ews + el.mv);
     float *b2 = (float *)(ews + el.b2);
     const int64_t nblk = (int64_t)p->B * p->H * p->Ck;
     ear_means<D, T><<<(unsigned)nblk, NTHR, 0, s>>>(*p, mu, mv, b2);
     svoo_status st = check_launch("EAR means");
     if (st) return st;
-    const size_t sm = EarSmem<D, KN>::total;
-    cudaError_t e = cudaFuncSetAttribute(ear_attend<D, T, KN>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    constexpr size_t sm = EarSmem<D, KN>::total;
+    const cudaError_t e = smem_once<ear_attend<D, T, KN>, sm>(dev); /* once per device */
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_ear: cudaFuncSetAttribute(%zu bytes): %s: %s", sm,
                     cudaGetErrorName(e), cudaGetErrorString(e));
@@ -385,7 +384,7 @@ svoo_status launch_ear(const svoo_cuda_attend_params *p, const WorkList &wl, con
 
 template <int D, typename T>
 svoo_status launch_ear_d(const svoo_cuda_attend_params *p, const WorkList &wl, const EarLayout &el,
-                         char *ews, cudaStream_t s, int optin) {
+                         char *ews, cudaStream_t s, const DevAttrs &da) {
     /* pseudo-keys per tile: 32 at D = 128 (no spills; 64 spills 84 bytes), 64 at
      * D = 64 (no spills either). On an H200 the EAR part of a 720p call measured
      * 1.2 ms with 32 and 2.3 ms with 64 in one command, 2.5 ms with 32 in the
@@ -394,9 +393,9 @@ svoo_status launch_ear_d(const svoo_cuda_attend_params *p, const WorkList &wl, c
     const char *env = getenv("SVOO_CUDA_EAR_KN");
     int kn = D == 128 ? 32 : 64;
     if (env && (atoi(env) == 32 || atoi(env) == 64)) kn = atoi(env);
-    if (kn == 64 && EarSmem<D, 64>::total <= (size_t)optin)
-        return launch_ear<D, T, 64>(p, wl, el, ews, s);
-    return launch_ear<D, T, 32>(p, wl, el, ews, s);
+    if (kn == 64 && EarSmem<D, 64>::total <= (size_t)da.optin)
+        return launch_ear<D, T, 64>(p, wl, el, ews, da.dev, s);
+    return launch_ear<D, T, 32>(p, wl, el, ews, da.dev, s);
 }
 
 /* every row start 16-byte aligned (as svoo_cuda_attend requires) */
@@ -451,10 +450,8 @@ extern "C" svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *wor
                     ear_bytes, att, el.total);
     if ((uintptr_t)ear_ws & 255)
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_ear: EAR workspace not 256-byte aligned");
-    int dev = 0, optin = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    DevAttrs da;
+    const cudaError_t e = device_attrs(&da); /* queried once per device */
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_ear: device query: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
@@ -463,8 +460,8 @@ extern "C" svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *wor
     char *ews = (char *)ear_ws;
     const bool bf = p->dtype == SVOO_CUDA_BF16;
     if (p->D == 128)
-        return bf ? launch_ear_d<128, __nv_bfloat16>(p, wl, el, ews, s, optin)
-                  : launch_ear_d<128, __half>(p, wl, el, ews, s, optin);
-    return bf ? launch_ear_d<64, __nv_bfloat16>(p, wl, el, ews, s, optin)
-              : launch_ear_d<64, __half>(p, wl, el, ews, s, optin);
+        return bf ? launch_ear_d<128, __nv_bfloat16>(p, wl, el, ews, s, da)
+                  : launch_ear_d<128, __half>(p, wl, el, ews, s, da);
+    return bf ? launch_ear_d<64, __nv_bfloat16>(p, wl, el, ews, s, da)
+              : launch_ear_d<64, __half>(p, wl, el, ews, s, da);
 }

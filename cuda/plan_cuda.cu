@@ -5,14 +5,14 @@
  * sort, centroid sums in double in the same token order; assignments run on
  * tensor cores (fp16 mma, f32 accumulate, weights scaled to max |w| = 1),
  * fused with the argmax so the N x C score matrix is never written. */
-#include "plan_cuda.h"
 #include "assign_common.cuh"
 #include "assign_sm90.h"
+#include "plan_cuda.h"
 
 #include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 
 #define LAUNCH_CHECK() return cudaGetLastError()
 
@@ -112,9 +112,9 @@ cudaError_t svoo_cu_init_samples(int dtype, svoo_dview x, int BH, int64_t n, int
 /* small batched f32 GEMM (centroid-sized operands only)                   */
 /* ---------------------------------------------------------------------- */
 template <bool TA, bool TB>
-__global__ void __launch_bounds__(256) k_gemm(const float *__restrict__ A, const float *__restrict__ B,
-                                              float *__restrict__ C, int M, int N, int K, float alpha,
-                                              int64_t sa, int64_t sb, int64_t sc) {
+__global__ void __launch_bounds__(256)
+    k_gemm(const float *__restrict__ A, const float *__restrict__ B, float *__restrict__ C, int M,
+           int N, int K, float alpha, int64_t sa, int64_t sb, int64_t sc) {
     __shared__ float As[16][64 + 4], Bs[16][64 + 4];
     const int bh = blockIdx.z, m0 = blockIdx.y * 64, n0 = blockIdx.x * 64;
     A += bh * sa;
@@ -159,13 +159,16 @@ __global__ void __launch_bounds__(256) k_gemm(const float *__restrict__ A, const
         for (int kk = 0; kk < 16; kk++) {
             float a[4], b[4];
 #pragma unroll
-            for (int i = 0; i < 4; i++) a[i] = As[kk][ty + 16 * i];
+            for (int i = 0; i < 4; i++)
+                a[i] = As[kk][ty + 16 * i];
 #pragma unroll
-            for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx + 16 * j];
+            for (int j = 0; j < 4; j++)
+                b[j] = Bs[kk][tx + 16 * j];
 #pragma unroll
             for (int i = 0; i < 4; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+                for (int j = 0; j < 4; j++)
+                    acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
         }
         __syncthreads();
     }
@@ -197,8 +200,9 @@ cudaError_t svoo_cu_gemm(int ta, int tb, const float *A, const float *B, float *
 /* assignment weights                                                      */
 /* ---------------------------------------------------------------------- */
 /* one warp per cluster: normalise (Gram) or copy + bias (k-means), max |w| */
-__global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__restrict__ wf, int c,
-                               int d, unsigned *__restrict__ wmax, float *__restrict__ bias) {
+__global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__restrict__ wf,
+                               int c, int d, unsigned *__restrict__ wmax,
+                               float *__restrict__ bias) {
     const int bh = blockIdx.y, lane = threadIdx.x % 32;
     const int r = blockIdx.x * 8 + threadIdx.x / 32;
     float amax = 0.f;
@@ -207,9 +211,11 @@ __global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__
         float *w = wf + ((size_t)bh * c + r) * d;
         double nn = 0;
         if (gram) {
-            for (int i = lane; i < d; i += 32) nn += (double)m[i] * w[i];
+            for (int i = lane; i < d; i += 32)
+                nn += (double)m[i] * w[i];
         } else {
-            for (int i = lane; i < d; i += 32) nn += (double)m[i] * m[i];
+            for (int i = lane; i < d; i += 32)
+                nn += (double)m[i] * m[i];
         }
         nn = warp_sum(nn);
         if (gram) {
@@ -244,7 +250,8 @@ __global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, in
          i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / d;
         wh[(size_t)bh * total + i] = __float2half_rn(r < c ? wf[(size_t)bh * c * d + i] * s : 0.f);
-        if (i % d == 0) bias_h[(size_t)bh * cpad + r] = r < c ? bias[(size_t)bh * c + r] * s : -FLT_MAX;
+        if (i % d == 0)
+            bias_h[(size_t)bh * cpad + r] = r < c ? bias[(size_t)bh * c + r] * s : -FLT_MAX;
     }
 }
 
@@ -263,7 +270,8 @@ cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c,
 /* ---------------------------------------------------------------------- */
 /* fused GEMM + argmax on tensor cores                                     */
 /* ---------------------------------------------------------------------- */
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0,
+                                         uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
                  "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -296,11 +304,11 @@ static assign_cfg g_assign[ASSIGN_MAX_DEV][2];
 __constant__ float g_refine_gap = INFINITY;
 static float g_refine_gap_host = INFINITY;
 
-
 /* re-scores the marked rows: one warp per row, lanes over d */
 template <typename T>
-__global__ void __launch_bounds__(256) k_refine(svoo_dview x, int64_t n, int D, const float *__restrict__ wf,
-                                                const float *__restrict__ bias, int c, int32_t *__restrict__ label) {
+__global__ void __launch_bounds__(256)
+    k_refine(svoo_dview x, int64_t n, int D, const float *__restrict__ wf,
+             const float *__restrict__ bias, int c, int32_t *__restrict__ label) {
     const int bh = blockIdx.y, lane = threadIdx.x % 32;
     const int64_t base = ((int64_t)blockIdx.x * 8 + threadIdx.x / 32) * 32;
     if (base >= n) return;
@@ -528,10 +536,12 @@ __global__ void __launch_bounds__(256, 4 - RT)
 template <int D, int RT> static cudaError_t setup_assign_rt(int *per_sm) {
     cudaError_t e;
     size_t sm = assign_smem<D, RT>::bytes;
-    if ((e = cudaFuncSetAttribute(k_assign<float, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
-        (e = cudaFuncSetAttribute(k_assign<__half, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
-        (e = cudaFuncSetAttribute(k_assign<__nv_bfloat16, D, RT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)sm)))
+    if ((e = cudaFuncSetAttribute(k_assign<float, D, RT>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
+        (e = cudaFuncSetAttribute(k_assign<__half, D, RT>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)) ||
+        (e = cudaFuncSetAttribute(k_assign<__nv_bfloat16, D, RT>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm)))
         return e;
     return cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, k_assign<__nv_bfloat16, D, RT>,
                                                          256, sm);
@@ -577,11 +587,12 @@ cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, co
     const assign_cfg cfg =
         dev >= 0 && dev < ASSIGN_MAX_DEV ? g_assign[dev][d == 128] : assign_cfg{};
     const int blocks = cfg.blocks > 0 ? cfg.blocks : 1024; /* any grid is correct */
-    int ib = 5; /* slot bits: cpad / 4 slots per lane */
-    while ((1 << ib) < cpad / 4) ib++;
+    int ib = 5;                                            /* slot bits: cpad / 4 slots per lane */
+    while ((1 << ib) < cpad / 4)
+        ib++;
     const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
     if (cfg.sm90 > 0 && dtype != 0) {
-        const svoo_cu_assign90_args g = {x,  BH,  d,    cpad, ib,     c, n, trunc, g_refine_gap_host,
+        const svoo_cu_assign90_args g = {x,  BH,     d,  cpad, ib,   c, n, trunc, g_refine_gap_host,
                                          wh, bias_h, wf, bias, label};
         if ((e = svoo_cu_assign90(dtype, &g, cfg.sm90, st))) return e;
     } else if (d == 64) {
@@ -618,18 +629,22 @@ __global__ void k_hist(const int32_t *__restrict__ label, int64_t n, int c, int 
                        int32_t *__restrict__ hist) {
     extern __shared__ int32_t s_cnt[];
     const int bh = blockIdx.y, ch = blockIdx.x;
-    for (int i = threadIdx.x; i < c; i += blockDim.x) s_cnt[i] = 0;
+    for (int i = threadIdx.x; i < c; i += blockDim.x)
+        s_cnt[i] = 0;
     __syncthreads();
     const int64_t i0 = (int64_t)ch * SVOO_CU_SORT_CHUNK;
     const int64_t i1 = i0 + SVOO_CU_SORT_CHUNK < n ? i0 + SVOO_CU_SORT_CHUNK : n;
-    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) atomicAdd(&s_cnt[label[(size_t)bh * n + i]], 1);
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+        atomicAdd(&s_cnt[label[(size_t)bh * n + i]], 1);
     __syncthreads();
     int32_t *hrow = hist + ((size_t)bh * nch + ch) * c;
-    for (int i = threadIdx.x; i < c; i += blockDim.x) hrow[i] = s_cnt[i];
+    for (int i = threadIdx.x; i < c; i += blockDim.x)
+        hrow[i] = s_cnt[i];
 }
 
 /* per cluster: exclusive prefix over chunks; totals into off (scanned next) */
-__global__ void k_col_prefix(int c, int nch, int32_t *__restrict__ hist, int32_t *__restrict__ off) {
+__global__ void k_col_prefix(int c, int nch, int32_t *__restrict__ hist,
+                             int32_t *__restrict__ off) {
     const int bh = blockIdx.y, cc = blockIdx.x * blockDim.x + threadIdx.x;
     if (cc >= c) return;
     int32_t *hb = hist + (size_t)bh * nch * c + cc;
@@ -638,7 +653,8 @@ __global__ void k_col_prefix(int c, int nch, int32_t *__restrict__ hist, int32_t
     for (; ch + 8 <= nch; ch += 8) {
         int32_t h[8];
 #pragma unroll
-        for (int u = 0; u < 8; u++) h[u] = hb[(size_t)(ch + u) * c];
+        for (int u = 0; u < 8; u++)
+            h[u] = hb[(size_t)(ch + u) * c];
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             hb[(size_t)(ch + u) * c] = run;
@@ -695,7 +711,8 @@ __global__ void k_sort_scatter(const int32_t *__restrict__ label, int64_t n, int
     extern __shared__ int32_t s_cur[];
     const int bh = blockIdx.y, ch = blockIdx.x, lane = threadIdx.x;
     const int32_t *hrow = hist + ((size_t)bh * nch + ch) * c, *o = off + (size_t)bh * (c + 1);
-    for (int i = lane; i < c; i += 32) s_cur[i] = hrow[i] + o[i];
+    for (int i = lane; i < c; i += 32)
+        s_cur[i] = hrow[i] + o[i];
     __syncwarp();
     const int64_t i0 = (int64_t)ch * SVOO_CU_SORT_CHUNK;
     const int64_t i1 = i0 + SVOO_CU_SORT_CHUNK < n ? i0 + SVOO_CU_SORT_CHUNK : n;
@@ -711,8 +728,8 @@ __global__ void k_sort_scatter(const int32_t *__restrict__ label, int64_t n, int
     }
 }
 
-cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t *hist, int32_t *perm,
-                         int32_t *off, cudaStream_t st) {
+cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t *hist,
+                         int32_t *perm, int32_t *off, cudaStream_t st) {
     const int nch = (int)((n + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
     const size_t sm = (size_t)c * sizeof(int32_t);
     k_hist<<<dim3(nch, BH), 256, sm, st>>>(label, n, c, nch, hist);
@@ -728,8 +745,9 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
 /* in flight                                                               */
 /* ---------------------------------------------------------------------- */
 template <typename T, int D>
-__global__ void __launch_bounds__(256) k_centroids(svoo_dview x, int64_t n, int c, const int32_t *__restrict__ perm,
-                                                   const int32_t *__restrict__ off, float *__restrict__ mu) {
+__global__ void __launch_bounds__(256)
+    k_centroids(svoo_dview x, int64_t n, int c, const int32_t *__restrict__ perm,
+                const int32_t *__restrict__ off, float *__restrict__ mu) {
     constexpr int EV = 16 / sizeof(T), LPR = D / EV, G = 256 / LPR, U = 4;
     __shared__ double s_acc[G][D];
     const int bh = blockIdx.y, r = blockIdx.x, g = threadIdx.x / LPR, cc = threadIdx.x % LPR;
@@ -741,27 +759,32 @@ __global__ void __launch_bounds__(256) k_centroids(svoo_dview x, int64_t n, int 
     for (; i + (U - 1) * G < e; i += U * G) {
         uint4 v[U];
 #pragma unroll
-        for (int u = 0; u < U; u++) v[u] = *(const uint4 *)(dv_row<T>(x, bh, p[i + u * G]) + cc * EV);
+        for (int u = 0; u < U; u++)
+            v[u] = *(const uint4 *)(dv_row<T>(x, bh, p[i + u * G]) + cc * EV);
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const T *t = (const T *)&v[u];
 #pragma unroll
-            for (int k = 0; k < EV; k++) acc[k] += (double)to_f(t[k]);
+            for (int k = 0; k < EV; k++)
+                acc[k] += (double)to_f(t[k]);
         }
     }
     for (; i < e; i += G) {
         const uint4 v = *(const uint4 *)(dv_row<T>(x, bh, p[i]) + cc * EV);
         const T *t = (const T *)&v;
 #pragma unroll
-        for (int k = 0; k < EV; k++) acc[k] += (double)to_f(t[k]);
+        for (int k = 0; k < EV; k++)
+            acc[k] += (double)to_f(t[k]);
     }
 #pragma unroll
-    for (int k = 0; k < EV; k++) s_acc[g][cc * EV + k] = acc[k];
+    for (int k = 0; k < EV; k++)
+        s_acc[g][cc * EV + k] = acc[k];
     __syncthreads();
     for (int j = threadIdx.x; j < D; j += blockDim.x) {
         double t = 0;
 #pragma unroll
-        for (int w = 0; w < G; w++) t += s_acc[w][j];
+        for (int w = 0; w < G; w++)
+            t += s_acc[w][j];
         mu[((size_t)bh * c + r) * D + j] = (float)(t / (e - s));
     }
 }
@@ -820,11 +843,13 @@ __global__ void __launch_bounds__(256)
         for (int rr = 0; rr < CR; rr++) {
             float mj = s_mu[rr][j];
 #pragma unroll
-            for (int k = 0; k < RPT; k++) acc[k] = fmaf(s_mu[rr][i0 + ig * RPT + k], mj, acc[k]);
+            for (int k = 0; k < RPT; k++)
+                acc[k] = fmaf(s_mu[rr][i0 + ig * RPT + k], mj, acc[k]);
         }
     }
 #pragma unroll
-    for (int k = 0; k < RPT; k++) G[((size_t)bh * D + i0 + ig * RPT + k) * D + j] = acc[k];
+    for (int k = 0; k < RPT; k++)
+        G[((size_t)bh * D + i0 + ig * RPT + k) * D + j] = acc[k];
 }
 
 cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaStream_t st) {
@@ -963,15 +988,20 @@ __global__ void __launch_bounds__(W * 32)
         while (thr_f >= FLT_MIN && hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
             float S = mass_ge_f(mid);
-            if (S >= thr_f * 1.0001f) lo = mid;
-            else if (S < thr_f * 0.9999f) hi = mid;
-            else break; /* too close to tell in float */
+            if (S >= thr_f * 1.0001f)
+                lo = mid;
+            else if (S < thr_f * 0.9999f)
+                hi = mid;
+            else
+                break; /* too close to tell in float */
         }
         while (hi - lo > 1) {
             unsigned mid = lo + (hi - lo) / 2;
             const double S = mass_ge(mid);
-            if (S >= thr) lo = mid;
-            else hi = mid;
+            if (S >= thr)
+                lo = mid;
+            else
+                hi = mid;
         }
         tau = lo;
         const double Sg = mass_ge(tau + 1);
@@ -1010,7 +1040,8 @@ __global__ void __launch_bounds__(W * 32)
             unsigned mid = lo + (hi - lo) / 2;
             if (count_ge(mid) >= fc)
                 lo = mid;
-            else hi = mid;
+            else
+                hi = mid;
         }
         tau = lo;
         keep_j = fc - count_ge(tau + 1);
@@ -1026,8 +1057,9 @@ __global__ void __launch_bounds__(W * 32)
         const bool valid = bits != 0 && keep > 0;
         const bool tie = valid && bits == tau;
         const unsigned tb = __ballot_sync(0xffffffffu, tie);
-        const bool sel = keep_all ? (c < ck && ko[c + 1] > ko[c])
-                                  : valid && (bits > tau || (tie && run_tie + __popc(tb & lt) < keep_j));
+        const bool sel = keep_all
+                             ? (c < ck && ko[c + 1] > ko[c])
+                             : valid && (bits > tau || (tie && run_tie + __popc(tb & lt) < keep_j));
         const unsigned sb = __ballot_sync(0xffffffffu, sel);
         if (sel) {
             out[run_sel + __popc(sb & lt)] = c;
@@ -1044,9 +1076,9 @@ __global__ void __launch_bounds__(W * 32)
     }
 }
 
-cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *k_off, int BH, int H,
-                           int cq, int ck, double top_p, const svoo_cu_floor *fl, int32_t *colbuf,
-                           int32_t *cnt, double *dens, cudaStream_t st) {
+cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *k_off, int BH,
+                           int H, int cq, int ck, double top_p, const svoo_cu_floor *fl,
+                           int32_t *colbuf, int32_t *cnt, double *dens, cudaStream_t st) {
     const int64_t rows = (int64_t)BH * cq;
     /* 8 bytes per key cluster (ck rounded up to 64) and warp: 4 warps per
      * block up to ck = 2048 */
@@ -1065,8 +1097,8 @@ cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *
 }
 
 /* global exclusive scan of the row counts of every bh (one block) */
-__global__ void __launch_bounds__(1024) k_csr_scan(const int32_t *__restrict__ cnt, int BH, int cq,
-                                                   int32_t *__restrict__ row_ptr) {
+__global__ void __launch_bounds__(1024)
+    k_csr_scan(const int32_t *__restrict__ cnt, int BH, int cq, int32_t *__restrict__ row_ptr) {
     __shared__ int32_t s_warp[32];
     __shared__ int32_t s_carry;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -1103,13 +1135,15 @@ __global__ void __launch_bounds__(1024) k_csr_scan(const int32_t *__restrict__ c
     }
 }
 
-__global__ void k_csr_copy(const int32_t *__restrict__ cnt, const int32_t *__restrict__ colbuf, int cq,
-                           int ck, const int32_t *__restrict__ row_ptr, int32_t *__restrict__ col) {
+__global__ void k_csr_copy(const int32_t *__restrict__ cnt, const int32_t *__restrict__ colbuf,
+                           int cq, int ck, const int32_t *__restrict__ row_ptr,
+                           int32_t *__restrict__ col) {
     const int bh = blockIdx.y, r = blockIdx.x;
     const int k = cnt[(size_t)bh * cq + r];
     const int32_t *src = colbuf + ((size_t)bh * cq + r) * ck;
     int32_t *dst = col + row_ptr[(size_t)bh * (cq + 1) + r];
-    for (int i = threadIdx.x; i < k; i += blockDim.x) dst[i] = src[i];
+    for (int i = threadIdx.x; i < k; i += blockDim.x)
+        dst[i] = src[i];
 }
 
 cudaError_t svoo_cu_csr(const int32_t *cnt, const int32_t *colbuf, int BH, int cq, int ck,
@@ -1188,4 +1222,3 @@ cudaError_t svoo_cu_plan_setup(void) {
                                  64 * 1024);
     return e;
 }
-

@@ -337,27 +337,21 @@ __global__ void wl_count(svoo_cuda_attend_params p, int BM, const int *flag, int
 /* exclusive scan of hist[n] in place (one block of 1024), total -> ntiles[0];
  * ntiles[1] = 0 (the attention launch's item counter, attend_sm90.cu) */
 __global__ void wl_scan(int *hist, int n, int *ntiles) {
-    __shared__ int part[1024];
+    __shared__ int scan[32];
     const int tid = threadIdx.x, per = (n + 1023) / 1024;
     const int b0 = tid * per, b1 = min(n, b0 + per);
     int s = 0;
     for (int i = b0; i < b1; i++)
         s += hist[i];
-    part[tid] = s;
-    __syncthreads();
-    for (int d = 1; d < 1024; d <<= 1) {
-        int y = tid >= d ? part[tid - d] : 0;
-        __syncthreads();
-        part[tid] += y;
-        __syncthreads();
-    }
-    int run = part[tid] - s;
+    int total;
+    int run = block_exscan<1024>(
+        s, tid & 31, tid >> 5, scan, [] { __syncthreads(); }, total);
     for (int i = b0; i < b1; i++) {
         int x = hist[i];
         hist[i] = run;
         run += x;
     }
-    if (tid == 1023) ntiles[0] = part[1023], ntiles[1] = 0;
+    if (tid == 1023) ntiles[0] = total, ntiles[1] = 0;
 }
 
 /* the tiles of every query cluster, then (indices past BH * Cq, with pack)
@@ -449,9 +443,9 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     svoo_status st;
     cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
     if (e == cudaSuccess && pack) e = cudaMemsetAsync(mhist, 0, (size_t)BH * NB * 4, s);
-    if (e == cudaSuccess && pack)
-        e = cudaFuncSetAttribute(wl_pack, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)sizeof(PackSmem));
+    int dev = 0;
+    if (e == cudaSuccess && pack) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess && pack) e = smem_once<wl_pack, sizeof(PackSmem)>(dev); /* once a device */
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: work list: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));

@@ -296,7 +296,12 @@ SVOO_API svoo_status svoo_attention(svoo_ctx *ctx, int step, int layer,
                                     svoo_stats *stats);
 
 /*! svoo_workspace_size() : device bytes the CUDA backend preallocates for
- *  calls of batch B at sequence length N under `cfg` (0 on the CPU). */
+ *  calls of batch B at sequence length N under `cfg` (0 on the CPU); an upper
+ *  bound, found without touching the device: for a sparse method without
+ *  config.ear it counts a copy of K and V in key-cluster order (2 B H N
+ *  head_dim elements of 2 bytes), which a context allocates only on a Hopper
+ *  GPU (faster key tiles there); SVOO_CUDA_KV_PERMUTE=0 in the environment at
+ *  context creation leaves it out (then the kernel gathers K and V rows). */
 SVOO_API svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B,
                                          int64_t N, size_t *bytes);
 

@@ -465,6 +465,22 @@ static int do_check() {
          3, 0, 1.f},
         {"f16 d128 Ck 1100 (>CAP) dense", 1, 2, 700, 2000, 128, 1, 5, 1100, -1, false, false, false,
          false, 5, 0, 1.f},
+        // no permutation (the sm90 kernel's TMA key tiles where a tile is one run of rows, the
+        // gather elsewhere): random cuts with empty clusters, shuffled selections, a (B, N, H, D)
+        // layout of one batch, every block of several clusters (runs across their borders)
+        {"bf16 d128 identity random", 2, 3, 1500, 1500, 128, 0, 16, 40, 0.3, true, true, false,
+         false, 3, 0, 1.f},
+        {"f16 d64 identity shuffled bnhd", 1, 3, 2100, 1900, 64, 1, 7, 33, 0.5, true, false, true,
+         true, 2, 0, 1.f},
+        {"bf16 d128 identity all blocks", 2, 2, 3000, 2500, 128, 0, 8, 12, -1, true, false, false,
+         false, 0, 0, 1.f},
+        {"f16 d128 identity big clusters", 1, 2, 3000, 3000, 128, 1, 3, 7, 0.6, true, true, false,
+         false, 0, 0, 1.f},
+        // more selected clusters than one split table holds (512): several segments
+        {"bf16 d128 identity Ck 1100", 1, 2, 700, 2000, 128, 0, 5, 1100, -1, true, false, false,
+         false, 5, 0, 1.f},
+        {"f16 d64 identity Ck 600 long", 1, 1, 300, 40000, 64, 1, 3, 600, 0.9, true, false, true,
+         false, 0, 0, 1.f},
     };
     uint64_t seed = 12345;
     for (const Case &c : cases) {

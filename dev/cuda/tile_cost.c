@@ -184,6 +184,52 @@ static void add_cluster(cost *c, int64_t s, int64_t K) {
     c->packed += keys * (double)s;
 }
 
+/* TMA share: the keys (weighted by the query cluster's rows) that lie in whole 128-key tiles
+ * of one run of rows, with K and V copied in key-cluster order: per cluster alone (a
+ * cluster's floor(size / 128) tiles), per run of selected clusters adjacent in label order,
+ * and per run with the key clusters ordered by popularity (rows of the query clusters that
+ * select them, descending). out[0..2] += those keys x rows; *all += K_r x rows. */
+static const double *g_pop;
+static int by_pop(const void *a, const void *b) {
+    const double x = g_pop[*(const int *)a], y = g_pop[*(const int *)b];
+    return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;
+}
+static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                      double out[3], double *all) {
+    double pop[MAXCK] = {0};
+    int order[MAXCK];
+    for (int r = 0; r < pl->cq; r++) {
+        const double rows = pl->q_off[r + 1] - pl->q_off[r];
+        for (int c = 0; c < pl->ck; c++)
+            if (sel[r][c / 64] >> (c % 64) & 1) pop[c] += rows;
+    }
+    for (int c = 0; c < pl->ck; c++)
+        order[c] = c;
+    g_pop = pop;
+    qsort(order, (size_t)pl->ck, sizeof(int), by_pop);
+    for (int r = 0; r < pl->cq; r++) {
+        const double rows = pl->q_off[r + 1] - pl->q_off[r];
+        if (rows <= 0) continue;
+        int64_t K = 0, whole[3] = {0, 0, 0};
+        for (int m = 1; m < 3; m++) {
+            int64_t run = 0;
+            for (int i = 0; i <= pl->ck; i++) {
+                const int c = i < pl->ck ? (m == 1 ? i : order[i]) : -1;
+                if (c >= 0 && (sel[r][c / 64] >> (c % 64) & 1)) {
+                    run += ksz[c];
+                    if (m == 1) K += ksz[c], whole[0] += ksz[c] / 128 * 128;
+                } else {
+                    whole[m] += run / 128 * 128;
+                    run = 0;
+                }
+            }
+        }
+        for (int m = 0; m < 3; m++)
+            out[m] += rows * (double)whole[m];
+        *all += rows * (double)K;
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr,
@@ -242,6 +288,7 @@ int main(int argc, char **argv) {
     double masked_bf = 0, masked_nf = 0;
     int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0,
             nmixnf = 0;
+    double tma_tot[3] = {0, 0, 0}, tma_all = 0;
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
                                    v16 + (size_t)h * N * D};
@@ -281,6 +328,13 @@ int main(int argc, char **argv) {
         if (!s) hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128, &masked_bf);
         if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf, &masked_nf);
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
+        double tm[3] = {0, 0, 0}, tall = 0;
+        if (!s) tma_share(&plan, ksz, sel, tm, &tall);
+        printf("head %2d: TMA share: clusters %.3f, label runs %.3f, popularity runs %.3f\n", h,
+               tm[0] / tall, tm[1] / tall, tm[2] / tall);
+        for (int m = 0; m < 3; m++)
+            tma_tot[m] += tm[m];
+        tma_all += tall;
         printf("head %2d: density %.4f, efficiency now %.3f, half-cost tails %.3f, packed %.3f, "
                "union %.3f, union-128 %.3f, pairs %.3f\n",
                h, svoo_plan_density(&plan), hc.useful / hc.now, hc.useful / hc.half,
@@ -313,6 +367,9 @@ int main(int argc, char **argv) {
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
            dense_tf * tot.useful / tot.packed / ed, dense_tf * tot.useful / tot.uni / ed);
+    printf("TMA share (keys in whole 128-key tiles of one run, by work): clusters %.4f, label "
+           "runs %.4f, popularity runs %.4f\n",
+           tma_tot[0] / tma_all, tma_tot[1] / tma_all, tma_tot[2] / tma_all);
     free(ksz), free(Kr), free(sel), free(slices);
     svoo_ctx_free(ctx);
     svoo_synth_free(syn);

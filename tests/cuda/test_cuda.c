@@ -9,6 +9,7 @@
  *     top_p = 1 (nothing dropped) the same bytes as without EAR; the EAR
  *     kernels on a hand-made plan (Ck 2100: three 1024-cluster chunks, empty
  *     key clusters, an empty plan row);
+ *   - K and V in key-cluster order (Hopper TMA key tiles) = the gathered rows;
  *   - the Hopper kernel's union items (query-cluster tails packed into shared
  *     row tiles) on a hand-made plan, with and without packing;
  *   - several layers' calls captured in a CUDA graph and replayed = the
@@ -452,6 +453,76 @@ done:
     free(v);
     free(o1);
     free(o2);
+}
+
+/* K and V copied in key-cluster order (Hopper: the kernel's TMA key tiles,
+ * SVOO_CUDA_KV_PERMUTE, read at context creation) against the gather of the
+ * original rows: the same plan, the keys summed in another order, so equal to
+ * bf16 rounding; and svoo_cuda_attend_contiguous_keys on bad ordinals */
+static void test_kv_order(svoo_method m, int64_t B, int D) {
+    const int64_t H = 3, N = 4133;
+    const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2;
+    CHECK(svoo_cuda_attend_contiguous_keys(-1) == 0 &&
+              svoo_cuda_attend_contiguous_keys(1 << 20) == 0,
+          "contiguous keys on a bad ordinal");
+    CHECK(cudaGetLastError() == cudaSuccess, "contiguous keys left an error");
+    int dev = 0, major = 0, minor = 0;
+    CU(cudaGetDevice(&dev));
+    CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CU(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    const int tma = svoo_cuda_attend_contiguous_keys(dev);
+    CHECK(tma == 0 || (major == 9 && minor == 0), "contiguous keys on sm_%d%d", major, minor);
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *o = malloc(bytes * 2);
+    make_qkv(q, k, v, B, H, N, D, 91);
+    void *dq, *dk, *dv, *dout;
+    dev_qkv(q, k, v, bytes, bytes * 2, &dq, &dk, &dv, &dout);
+    /* 24 key clusters of ~170 keys: runs of selected clusters hold whole 128-key
+     * tiles (the TMA ones), the rest is gathered; the keys' order then differs */
+    scenario sc = {"kv order", m, B, H, N, D, 0, 16, 24, {0}, 0, 0, 0, 0};
+    const char *old = getenv("SVOO_CUDA_KV_PERMUTE");
+    char keep[16] = "";
+    if (old) snprintf(keep, sizeof keep, "%s", old);
+    double dens[2] = {0, 0};
+    for (int run = 0; run < 2; run++) {
+        if (run == 0)
+            unsetenv("SVOO_CUDA_KV_PERMUTE");
+        else
+            setenv("SVOO_CUDA_KV_PERMUTE", "0", 1);
+        svoo_config c;
+        base_cfg(&c, &sc, SVOO_DEVICE_CUDA);
+        c.log_fn = quiet;
+        svoo_ctx *ctx = NULL;
+        svoo_status s = svoo_ctx_create(&c, &ctx);
+        CHECK(s == SVOO_OK, "kv order ctx: %s", svoo_last_error(NULL));
+        if (s) break;
+        svoo_tensor gq = view(dq, 1, B, H, N, D, 0), gk = view(dk, 1, B, H, N, D, 0),
+                    gv = view(dv, 1, B, H, N, D, 0),
+                    go = view((char *)dout + bytes * run, 1, B, H, N, D, 0);
+        svoo_stats st;
+        svoo_stats_init(&st);
+        s = svoo_attention(ctx, 12, 1, &gq, &gk, &gv, &go, &st);
+        CHECK(s == SVOO_OK, "kv order call (run %d): %s", run, svoo_last_error(ctx));
+        dens[run] = st.density;
+        svoo_ctx_free(ctx);
+    }
+    if (old)
+        setenv("SVOO_CUDA_KV_PERMUTE", keep, 1);
+    else
+        unsetenv("SVOO_CUDA_KV_PERMUTE");
+    CU(cudaMemcpy(o, dout, bytes * 2, cudaMemcpyDeviceToHost));
+    const double rel = rel_l2(o, o + cnt, cnt);
+    CHECK(dens[0] == dens[1] && dens[0] > 0 && dens[0] < 1, "kv order: density %.4f vs %.4f",
+          dens[0], dens[1]);
+    CHECK(rel < 1e-2, "%s: keys in cluster order vs gathered: rel-L2 %.3g", svoo_method_name(m),
+          rel);
+    printf("  kv order %-6s d%d b%lld: density %.3f, cluster order (TMA %s) vs gather rel-L2 "
+           "%.2g\n",
+           svoo_method_name(m), D, (long long)B, dens[0], tma ? "on" : "off", rel);
+    dev_free4(dq, dk, dv, dout);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
 }
 
 /* config.ear with f16 tensors (the bf16 test values, which f16 holds exactly but
@@ -1122,10 +1193,12 @@ static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, in
     p->Cq = cq, p->Ck = ck;
 }
 
-/* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows) */
-static svoo_status direct_run(direct_case *c) {
+/* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows),
+ * then svoo_cuda_ear with the EAR workspace ews when c->p.lse is set */
+static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
     CU(cudaMemset(c->dout, 0xff, c->bytes));
-    const svoo_status s = svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
+    svoo_status s = svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
+    if (!s && c->p.lse) s = svoo_cuda_ear(&c->p, c->ws, c->wsb, ews, ewsb, NULL);
     CU(cudaDeviceSynchronize());
     CU(cudaMemcpy(c->o, c->dout, c->bytes, cudaMemcpyDeviceToHost));
     return s;
@@ -1161,13 +1234,10 @@ static void test_ear_direct(int64_t B, int D) {
     svoo_status s[2] = {SVOO_OK, SVOO_OK};
     for (int ear = 0; ear < 2; ear++) {
         p->lse = ear ? dlse : NULL;
-        CU(cudaMemset(c.dout, 0xff, c.bytes)); /* a row left unwritten shows (bf16 NaN) */
-        s[ear] = svoo_cuda_attend(p, c.ws, c.wsb, NULL);
-        if (!s[ear] && ear) s[ear] = svoo_cuda_ear(p, c.ws, c.wsb, ews, ewsb, NULL);
+        s[ear] = direct_run(&c, ews, ewsb);
         CHECK(s[ear] == SVOO_OK, "ear direct d%d b%lld (ear %d): %s", D, (long long)B, ear,
               svoo_cuda_attend_last_error());
-        CU(cudaDeviceSynchronize());
-        CU(cudaMemcpy(ear ? c.o : o0, c.dout, c.bytes, cudaMemcpyDeviceToHost));
+        if (!ear) memcpy(o0, c.o, c.bytes);
     }
     if (!s[0] && !s[1] && !c.bad) {
         const double r = rel_l2(c.o, c.ref, c.cnt);
@@ -1239,7 +1309,7 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
             unsetenv("SVOO_CUDA_PACK");
         else
             setenv("SVOO_CUDA_PACK", "0", 1);
-        const svoo_status s = direct_run(&c);
+        const svoo_status s = direct_run(&c, NULL, 0);
         CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d: %s", D, (long long)B, pack,
               svoo_cuda_attend_last_error());
         const int items = svoo_cuda_attend_union_items(&c.p, c.ws);
@@ -1343,6 +1413,8 @@ int main(void) {
     if (!quick) test_ear_direct(1, 64);
     test_union_direct(2, 128, 3001, 60);
     test_union_direct(1, 64, 3001, 60);
+    test_kv_order(SVOO_METHOD_SVOO, 2, 128);
+    if (!quick) test_kv_order(SVOO_METHOD_SVG2, 1, 64);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);
     if (!quick) test_ear_nothing_dropped(SVOO_METHOD_SVG2, 1, 64);
     test_nonfinite(SVOO_METHOD_SVOO);
