@@ -22,8 +22,6 @@ extern "C" {
 }
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* the attention kernel lives in its own files (cuda.cmake defines
  * SVOO_HAVE_CUDA_ATTEND when they are there); tolerate a build without it */
@@ -126,8 +124,7 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     /* possible here (svoo_workspace_size: an upper bound, without touching the
      * device); cuda_init keeps it only where the kernel has TMA key tiles. Not
      * with EAR: the kernel with log-sum-exps gathers (docs/CUDA_KERNEL.md) */
-    const char *kve = getenv("SVOO_CUDA_KV_PERMUTE");
-    dm->kvperm = dm->sparse && !c->ear && ATTEND_LINKED && !(kve && strcmp(kve, "0") == 0);
+    dm->kvperm = dm->sparse && !c->ear && c->cuda_kv_order && ATTEND_LINKED;
     dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
     dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     dm->nch = (int)((N + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);

@@ -246,6 +246,13 @@ typedef struct svoo_config {
      * SVOO_ERR_WORKSPACE_TOO_SMALL). 0 = 1 / frames*height*width+text_tokens. */
     int max_batch;
     int64_t max_tokens;
+    /* CUDA on Hopper, sparse calls without ear: 1 (default) copies K and V in
+     * key-cluster order before the attention, so that the kernel loads whole
+     * key tiles of runs of clusters by TMA (1-2% faster calls; the copy takes
+     * ~0.27 ms and 2 x max_batch x heads x max_tokens x head_dim x 2 bytes of
+     * workspace: 0.46 GB at Wan2.1-1.3B 720p); 0 = the kernel gathers K and V
+     * rows instead. Ignored elsewhere. */
+    int cuda_kv_order;
 } svoo_config;
 
 /*! svoo_config_init() : fills `cfg` with the reference defaults of `method`
@@ -297,11 +304,9 @@ SVOO_API svoo_status svoo_attention(svoo_ctx *ctx, int step, int layer,
 
 /*! svoo_workspace_size() : device bytes the CUDA backend preallocates for
  *  calls of batch B at sequence length N under `cfg` (0 on the CPU); an upper
- *  bound, found without touching the device: for a sparse method without
- *  config.ear it counts a copy of K and V in key-cluster order (2 B H N
- *  head_dim elements of 2 bytes), which a context allocates only on a Hopper
- *  GPU (faster key tiles there); SVOO_CUDA_KV_PERMUTE=0 in the environment at
- *  context creation leaves it out (then the kernel gathers K and V rows). */
+ *  bound, found without touching the device: with config.cuda_kv_order (a
+ *  sparse method without config.ear) it counts the copy of K and V in
+ *  key-cluster order, which a context allocates only on a Hopper GPU. */
 SVOO_API svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B,
                                          int64_t N, size_t *bytes);
 

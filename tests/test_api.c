@@ -97,6 +97,8 @@ static void log_quiet(void *u, const char *m) {
       "config.svg_block")                                                                          \
     X(recall_neg, "config.recall_rows = -1", c->recall_rows = -1, SVOO_ERR_INVALID_ARGUMENT,       \
       "config.recall_rows")                                                                        \
+    X(kvorder2, "config.cuda_kv_order = 2", c->cuda_kv_order = 2, SVOO_ERR_INVALID_ARGUMENT,       \
+      "config.cuda_kv_order")                                                                      \
     X(profile_heads, "config.profile with 3 heads, model with 2", c->profile = g_prof3,            \
       SVOO_ERR_PROFILE_MISMATCH, "config.profile")
 

@@ -191,6 +191,7 @@ class svoo_config(ctypes.Structure):
         # CUDA workspace sizing
         ("max_batch", ctypes.c_int),
         ("max_tokens", ctypes.c_int64),
+        ("cuda_kv_order", ctypes.c_int),
     ]
 
 

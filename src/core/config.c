@@ -43,6 +43,7 @@ void svoo_config_init(svoo_config *cfg, svoo_method method) {
     cfg->svg_sparsity = 0.3;
     cfg->svg_sample_rows = 64;
     cfg->svg_block = 128;
+    cfg->cuda_kv_order = 1;
 }
 
 void svoo_stats_init(svoo_stats *st) {
@@ -107,6 +108,8 @@ svoo_status svoo_config_validate(const svoo_config *c) {
     if (c->svg_block < 16 || c->svg_block % 16)
         return BAD("svg_block", "%d must be a positive multiple of 16", c->svg_block);
     if (c->recall_rows < 0) return BAD("recall_rows", "%d must be >= 0", c->recall_rows);
+    if (c->cuda_kv_order != 0 && c->cuda_kv_order != 1)
+        return BAD("cuda_kv_order", "%d must be 0 or 1", c->cuda_kv_order);
     if (c->profile) {
         int ps, pl, ph;
         svoo_profile_dims(c->profile, &ps, &pl, &ph);

@@ -456,9 +456,9 @@ done:
 }
 
 /* K and V copied in key-cluster order (Hopper: the kernel's TMA key tiles,
- * SVOO_CUDA_KV_PERMUTE, read at context creation) against the gather of the
- * original rows: the same plan, the keys summed in another order, so equal to
- * bf16 rounding; and svoo_cuda_attend_contiguous_keys on bad ordinals */
+ * config.cuda_kv_order = 1) against the gather of the original rows (0): the
+ * same plan, the keys summed in another order, so equal to bf16 rounding; the
+ * copy's workspace and time; svoo_cuda_attend_contiguous_keys on bad ordinals */
 static void test_kv_order(svoo_method m, int64_t B, int D) {
     const int64_t H = 3, N = 4133;
     const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2;
@@ -479,18 +479,14 @@ static void test_kv_order(svoo_method m, int64_t B, int D) {
     /* 24 key clusters of ~170 keys: runs of selected clusters hold whole 128-key
      * tiles (the TMA ones), the rest is gathered; the keys' order then differs */
     scenario sc = {"kv order", m, B, H, N, D, 0, 16, 24, {0}, 0, 0, 0, 0};
-    const char *old = getenv("SVOO_CUDA_KV_PERMUTE");
-    char keep[16] = "";
-    if (old) snprintf(keep, sizeof keep, "%s", old);
-    double dens[2] = {0, 0};
+    double dens[2] = {0, 0}, perm_ms = 0;
+    size_t ws[2] = {0, 0};
     for (int run = 0; run < 2; run++) {
-        if (run == 0)
-            unsetenv("SVOO_CUDA_KV_PERMUTE");
-        else
-            setenv("SVOO_CUDA_KV_PERMUTE", "0", 1);
         svoo_config c;
         base_cfg(&c, &sc, SVOO_DEVICE_CUDA);
         c.log_fn = quiet;
+        c.cuda_kv_order = run == 0;
+        CHECK(svoo_workspace_size(&c, B, N, &ws[run]) == SVOO_OK, "kv order: workspace size");
         svoo_ctx *ctx = NULL;
         svoo_status s = svoo_ctx_create(&c, &ctx);
         CHECK(s == SVOO_OK, "kv order ctx: %s", svoo_last_error(NULL));
@@ -503,12 +499,13 @@ static void test_kv_order(svoo_method m, int64_t B, int D) {
         s = svoo_attention(ctx, 12, 1, &gq, &gk, &gv, &go, &st);
         CHECK(s == SVOO_OK, "kv order call (run %d): %s", run, svoo_last_error(ctx));
         dens[run] = st.density;
+        if (run == 0) perm_ms = st.ms_permute;
         svoo_ctx_free(ctx);
     }
-    if (old)
-        setenv("SVOO_CUDA_KV_PERMUTE", keep, 1);
-    else
-        unsetenv("SVOO_CUDA_KV_PERMUTE");
+    /* the size query counts the copy (an upper bound: also where it is not made) */
+    CHECK(ws[0] >= ws[1] + 2 * bytes, "kv order: workspace %zu with the copy, %zu without", ws[0],
+          ws[1]);
+    CHECK(!tma || perm_ms > 0, "kv order: the copy took %g ms", perm_ms);
     CU(cudaMemcpy(o, dout, bytes * 2, cudaMemcpyDeviceToHost));
     const double rel = rel_l2(o, o + cnt, cnt);
     CHECK(dens[0] == dens[1] && dens[0] > 0 && dens[0] < 1, "kv order: density %.4f vs %.4f",

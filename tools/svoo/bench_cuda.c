@@ -52,6 +52,8 @@ static void help(void) {
            "  --method M      svoo | svg2 | svg | dense (default svoo)\n"
            "  --ear           error-aware routing: each dropped key cluster enters the softmax\n"
            "                  as one pseudo-key (config.ear; its kernels are part of attend)\n"
+           "  --kv-gather     config.cuda_kv_order = 0: no copy of K and V in key-cluster order\n"
+           "                  on Hopper, the kernel gathers their rows (A/B of the copy)\n"
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
            "  --heads H --seq N --dim D   shape without a preset (random data)\n"
@@ -124,11 +126,12 @@ int bench_cuda(int argc, char **argv) {
                                          {"dim", 1, 0, 'd'},    {"reps", 1, 0, 'r'},   {"random", 0, 0, 'R'},
                                          {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {"profile", 1, 0, 'P'},
                                          {"top-p", 1, 0, 't'},  {"iters", 1, 0, 'i'},
-                                         {"clusters", 1, 0, 'C'}, {"ear", 0, 0, 'E'}, {0, 0, 0, 0}};
+                                         {"clusters", 1, 0, 'C'}, {"ear", 0, 0, 'E'},
+                                         {"kv-gather", 0, 0, 'G'}, {0, 0, 0, 0}};
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
-    int random_data = 0, json = 0, ear = 0, c;
+    int random_data = 0, json = 0, ear = 0, kv_gather = 0, c;
     const char *profile_path = NULL;
     double top_p = 0;
     long long iters = 0, cq = 0, ck = 0;
@@ -159,6 +162,7 @@ int bench_cuda(int argc, char **argv) {
         }
         case 'J': json = 1; break;
         case 'E': ear = 1; break;
+        case 'G': kv_gather = 1; break;
         case 'h': help(); return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -238,6 +242,7 @@ int bench_cuda(int argc, char **argv) {
         if (iters && !pass) cfg.iters = cfg.kmeans_iters = (int)iters;
         if (cq && !pass) cfg.q_clusters = (int)cq, cfg.k_clusters = (int)ck;
         cfg.ear = ear && !pass;
+        cfg.cuda_kv_order = !kv_gather;
         if (!pass) { /* the values in effect, for the report */
             cq = cfg.q_clusters, ck = cfg.k_clusters, top_p = cfg.top_p;
             iters = method == SVOO_METHOD_SVG2 ? cfg.kmeans_iters : cfg.iters;
