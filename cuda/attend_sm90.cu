@@ -370,6 +370,18 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                  * less across the K copies, which the producer lacks) */
                 const T *ksrc = kb + r64 * p.k_stride_n;
                 const T *vsrc = TMA ? nullptr : vb + r64 * p.v_stride_n;
+                /* one stage of gathered rows: this thread's row starts at src
+                 * (bytes 0: zeros); a pass copies RPP rows of the warp */
+                auto gather = [&](uint32_t dst, const T *src) {
+#pragma unroll
+                    for (int ps = 0; ps < PASSES; ps++) {
+                        const int from = ps * RPP + prow; /* lane holding the row */
+                        const T *g = reinterpret_cast<const T *>(
+                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(src), from));
+                        const int nb = __shfl_sync(0xffffffffu, bytes, from);
+                        cp_async16(dst + sw128<BN>(warp * 32 + from, pch), g + pch * 8, nb);
+                    }
+                };
                 /* K */
                 uint32_t st = kn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
@@ -377,14 +389,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 if (bulk) {
                     tile_tma<D, false>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
                 } else {
-#pragma unroll
-                    for (int ps = 0; ps < PASSES; ps++) {
-                        const int src = ps * RPP + prow; /* lane holding the row */
-                        const T *g = reinterpret_cast<const T *>(
-                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(ksrc), src));
-                        const int nb = __shfl_sync(0xffffffffu, bytes, src);
-                        cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
-                    }
+                    gather(dst, ksrc);
                 }
                 if (masked) {
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
@@ -407,15 +412,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 if (bulk) {
                     tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
                 } else {
-                    if constexpr (TMA) vsrc = vb + (int64_t)(kr >= 0 ? kr : 0) * p.v_stride_n;
-#pragma unroll
-                    for (int ps = 0; ps < PASSES; ps++) {
-                        const int src = ps * RPP + prow;
-                        const T *g = reinterpret_cast<const T *>(
-                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(vsrc), src));
-                        const int nb = __shfl_sync(0xffffffffu, bytes, src);
-                        cp_async16(dst + sw128<BN>(warp * 32 + src, pch), g + pch * 8, nb);
-                    }
+                    gather(dst, TMA ? vb + r64 * p.v_stride_n : vsrc);
                     mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 }
                 vn++;
