@@ -33,6 +33,7 @@
 #include <type_traits>
 
 #include "attend_common.cuh"
+#include "cuda_common.h"
 
 namespace {
 
@@ -175,13 +176,6 @@ __device__ __forceinline__ void ear_tile(uint32_t qa, uint32_t ka, uint32_t va, 
             }
         }
     mma_pv<D, T, KN, NM>(o, s, va);
-}
-
-template <typename T> __device__ __forceinline__ float tof(T x) {
-    if constexpr (std::is_same<T, __nv_bfloat16>::value)
-        return __bfloat162float(x);
-    else
-        return __half2float(x);
 }
 
 template <int D, typename T, int KN>
@@ -355,8 +349,8 @@ __global__ void __launch_bounds__(NTHR, 2)
                 uint32_t *rw = reinterpret_cast<uint32_t *>(&r);
 #pragma unroll
                 for (int i = 0; i < 4; i++)
-                    rw[i] = pack2<T>(fmaf(wa, tof(xa[2 * i]), tof(xb[2 * i])),
-                                     fmaf(wa, tof(xa[2 * i + 1]), tof(xb[2 * i + 1])));
+                    rw[i] = pack2<T>(fmaf(wa, to_f(xa[2 * i]), to_f(xb[2 * i])),
+                                     fmaf(wa, to_f(xa[2 * i + 1]), to_f(xb[2 * i + 1])));
                 *dst = r;
             }
         }
