@@ -75,7 +75,8 @@ typedef struct {
      * without it). [B*H * N_q] floats: lse[bh*N_q + i] = ln sum_j exp(scale *
      * q_i . k_j) over the selected keys of permuted query position i (the
      * log-sum-exp of the scaled scores), -inf where the row selects no key;
-     * positions in no query cluster are not written. Read by svoo_cuda_ear. */
+     * positions in no query cluster are not written. (svoo_cuda_attend_ear
+     * keeps its own.) */
     float *lse;
 } svoo_cuda_attend_params;
 
@@ -106,25 +107,29 @@ size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq);
 svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
                              void *stream);
 
-/*! svoo_cuda_ear_workspace() : device bytes of the buffers svoo_cuda_ear
- *  needs for B*H heads of Ck key clusters of dimension D (pseudo-keys, their
- *  values and score biases), 256-byte aligned. */
-size_t svoo_cuda_ear_workspace(int B, int H, int Ck, int D);
+/*! svoo_cuda_ear_workspace() : device bytes of the buffers svoo_cuda_attend_ear
+ *  needs for B*H heads of N_q query rows, Ck key clusters of dimension D
+ *  (pseudo-keys, their values and score biases; row log-sum-exps where the
+ *  kernel takes two passes), 256-byte aligned. */
+size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D);
 
-/*! svoo_cuda_ear() : error-aware routing (config.ear, src/attend/sparse.c):
- *  every key cluster c that query cluster r did not select (and that is not
- *  empty) enters r's softmax as one pseudo-key: key = mean of the cluster's
- *  keys, value = mean of its values, score bias ln(size_c). Call it right
- *  after svoo_cuda_attend(p, workspace, ws_bytes, stream) on the same stream
- *  with the same p, whose lse must be set, and the same workspace (its work
- *  list is reused). It computes the means from p->k, p->v, the pseudo-keys'
- *  softmax partial of every permuted query row (mma.sync), and merges it into
- *  p->o with the two log-sum-exps: o = (e^lse_a o_a + e^lse_b o_b) /
- *  (e^lse_a + e^lse_b). Graph-capturable (no allocation, no host sync).
- *  @return : as svoo_cuda_attend; SVOO_ERR_NULL_POINTER without p->lse,
+/*! svoo_cuda_attend_ear() : svoo_cuda_attend with error-aware routing
+ *  (config.ear, src/attend/sparse.c): every key cluster c that query cluster r
+ *  did not select (and that is not empty) enters r's softmax as one pseudo-key:
+ *  key = mean of the cluster's keys, value = mean of its values, score bias
+ *  ln(size_c). Replaces the svoo_cuda_attend call (same p, with p->lse NULL,
+ *  same workspace). It first computes the means from p->k, p->v into ear_ws;
+ *  on Hopper the attention kernel then takes the pseudo-keys as key tiles after
+ *  each query cluster's own (one softmax over both); elsewhere the attention
+ *  kernel writes each row's log-sum-exp and a second pass (mma.sync) merges the
+ *  pseudo-keys' softmax partial into p->o:
+ *  o = (e^lse_a o_a + e^lse_b o_b) / (e^lse_a + e^lse_b). Rows whose cluster
+ *  drops nothing get exactly what svoo_cuda_attend gives them. Graph-capturable
+ *  (no allocation, no host sync).
+ *  @return : as svoo_cuda_attend; SVOO_ERR_INVALID_ARGUMENT with p->lse set,
  *            SVOO_ERR_WORKSPACE_TOO_SMALL if ear_bytes is short. */
-svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
-                          void *ear_ws, size_t ear_bytes, void *stream);
+svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
+                                 void *ear_ws, size_t ear_bytes, void *stream);
 
 /*! svoo_cuda_attend_union_items() : dev hook for tests: the number of union
  *  items (worklist.cu: query-cluster tails of a head packed into shared row
@@ -137,7 +142,8 @@ int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspa
 /*! svoo_cuda_attend_contiguous_keys() : 1 when svoo_cuda_attend on device
  *  `device` can load key tiles of 128 rows that follow each other with one TMA
  *  copy: the Hopper kernel, for calls with k_perm NULL and lse NULL whose K and
- *  V heads lie at one stride (k_stride_b = H k_stride_h); other calls and the
+ *  V heads lie at one stride (k_stride_b = H k_stride_h); other calls (and
+ *  svoo_cuda_attend_ear) and the
  *  other key tiles gather rows. 0 otherwise: other devices, builds without
  *  sm_90a, SVOO_CUDA_KERNEL=sm80, SVOO_CUDA_TMA=0, a bad ordinal (no error
  *  left behind). A caller that can lay K and V out in key-cluster order and

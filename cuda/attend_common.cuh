@@ -57,8 +57,22 @@ bool worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_bytes, size_t 
  * union items where the plan allows, bm = 128 only) */
 svoo_status build_worklist(const svoo_cuda_attend_params *p, int bm, int pack, void *workspace,
                            cudaStream_t s, WorkList *wl);
-/* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows) */
-svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s);
+/* EAR's pseudo-keys of every (b, h) (ear_cuda.cu: ear_means): mu, mv [BH][Ck][D] in
+ * the input dtype (the means of each key cluster's K and V rows), b2 [BH][Ck]
+ * log2 of the cluster's size (-inf: empty) */
+struct EarView {
+    const void *mu, *mv;
+    const float *b2;
+};
+/* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows); with ear,
+ * each work item's query cluster also attends to the pseudo-keys of the
+ * non-empty key clusters it did not select (extra key tiles, score bias b2) */
+svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
+                        const EarView *ear);
+/* attend_sm80.cu: svoo_cuda_attend's checks and launches; with ear (only where
+ * attend_fuses_ear), the pseudo-keys enter the attention kernel itself */
+svoo_status attend_enqueue(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
+                           cudaStream_t s, const EarView *ear);
 
 /* the work list svoo_cuda_attend built in `workspace` for p (read by svoo_cuda_ear) */
 WorkList worklist_in(const svoo_cuda_attend_params *p, void *workspace);
@@ -73,6 +87,9 @@ struct DevAttrs {
 /* cudaGetDevice, then the attributes: queried once per device ordinal and
  * cached (lock-free; two threads may both query, with the same result) */
 cudaError_t device_attrs(DevAttrs *a);
+/* attend_sm80.cu: whether svoo_cuda_attend runs the Hopper kernel on this device,
+ * which takes EAR's pseudo-keys as key tiles (attend_enqueue with ear) */
+bool attend_fuses_ear(const DevAttrs &a);
 /* cudaFuncSetAttribute(K, MaxDynamicSharedMemorySize, BYTES) on device dev,
  * once per (device, K): a bit per device records where it succeeded (lock-free;
  * two threads may both set it, which is harmless). The host sets it for the

@@ -376,9 +376,23 @@ extern "C" const char *svoo_cuda_attend_last_error(void) {
     return g_err;
 }
 
+bool svoo_attend::attend_fuses_ear(const DevAttrs &a) {
+#ifdef SVOO_HAVE_SM90A
+    return runs_sm90(a.major, a.minor);
+#else
+    (void)a;
+    return false;
+#endif
+}
+
 extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
                                         size_t ws_bytes, void *stream) {
     g_err[0] = 0;
+    return attend_enqueue(p, workspace, ws_bytes, (cudaStream_t)stream, nullptr);
+}
+
+svoo_status svoo_attend::attend_enqueue(const svoo_cuda_attend_params *p, void *workspace,
+                                        size_t ws_bytes, cudaStream_t s, const EarView *ear) {
     if (!p) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: params is NULL");
     if (!p->q || !p->k || !p->v || !p->o)
         return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: q, k, v or o is NULL");
@@ -418,7 +432,6 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
 
     svoo_status st = check_launch("earlier asynchronous error");
     if (st) return st;
-    cudaStream_t s = (cudaStream_t)stream;
     DevAttrs da;
     const cudaError_t e2 = device_attrs(&da);
     if (e2 != cudaSuccess)
@@ -427,15 +440,17 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
 
 #ifdef SVOO_HAVE_SM90A
     if (runs_sm90(da.major, da.minor)) {
-        /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with the
-         * row log-sum-exps (EAR reads the work list and knows no union items) */
-        const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
+        /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with EAR
+         * (the members of one item drop different key clusters) or the row
+         * log-sum-exps (the two-pass EAR reads the work list) */
+        const int pack = !p->lse && !ear && !env_off("SVOO_CUDA_PACK");
         WorkList wl;
         if ((st = build_worklist(p, 128, pack, workspace, s, &wl))) return st;
-        if ((st = attend_sm90(p, wl, s))) return st;
+        if ((st = attend_sm90(p, wl, s, ear))) return st;
         return check_launch("attention kernel (sm90)");
     }
 #endif
+    if (ear) return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles need sm_90a");
 
     int var = svoo_cuda_attend_variant;
     if (p->D == 128) {

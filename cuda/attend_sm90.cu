@@ -26,8 +26,13 @@
  *    softmax overlaps the other's GEMMs. A tail tile of <= 64 rows leaves
  *    consumer 1 idle (it only releases the stages). Epilogue: O / l staged in
  *    the warpgroup's own Q rows, 16-byte rows scattered to q_perm rows;
- *    with p.lse (EAR) also each row's log-sum-exp, in a separate
- *    instantiation (LSE = true), so the default kernel is the same code.
+ *    with p.lse also each row's log-sum-exp, in a separate instantiation
+ *    (LSE = true), so the default kernel is the same code.
+ *  - EAR (svoo_cuda_attend_ear, instantiation EAR = true): after an item's
+ *    own key tiles the producer (pseudo_tiles) loads the mean rows of the key
+ *    clusters its query cluster dropped as further key tiles, with a score
+ *    bias per column (log2 of the cluster's size) that the consumers add
+ *    before the softmax, in their own copy of the key-tile loop.
  *
  * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
  * body is a trap and svoo_cuda_attend never launches it. */
@@ -80,17 +85,20 @@ template <int D> struct Smem90 {
     static constexpr size_t umask = next + 16;   /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
-     * rewritten only after its readers released a later stage */
+     * rewritten only after its readers released a later stage; with EAR
+     * (never union items) [2 STAGES][BN] the score biases of pseudo-key tiles */
     static constexpr size_t colw = tmask + (size_t)CAP * 4;
     static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
     static constexpr size_t total = tmaps + 8 + 1024;  /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
+    static_assert(MIX_MEMBERS * 4 == BN, "a K use's column words hold BN biases");
 };
 
 #ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
+constexpr int BIASED = 0x200; /* meta flag: EAR pseudo-keys, a score bias per column */
 /* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
 template <int D> struct Bars {
     static constexpr int STAGES = Smem90<D>::STAGES;
@@ -110,7 +118,7 @@ constexpr int PROD_REGS = 88,
 #include "sm90_ptx.cuh"
 
 /* Work items (the list: costly items first within a head). DYN (the union
- * items and the EAR kernel's): taken at run time. A block's first item is
+ * items and the EAR instantiations'): taken at run time. A block's first item is
  * blockIdx.x, then its producer takes the next from the launch's counter
  * (ntiles[1], zeroed by wl_scan) when it has issued an item's loads, and
  * hands it to the consumers in the item's terminal meta word. Uneven items
@@ -119,7 +127,7 @@ constexpr int PROD_REGS = 88,
  * kernel keeps the stride of the grid: run-time taking there cost our dense
  * call 4% (67.1-67.3 ms against 64.6-64.9, not understood) and gained
  * nothing on the sparse calls (docs/CUDA_KERNEL.md). */
-template <bool LSE, bool UNI> constexpr bool kDyn = LSE || UNI;
+template <bool LSE, bool UNI, bool EAR> constexpr bool kDyn = LSE || UNI || EAR;
 template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
     return DYN ? nxt : ti + (int)gridDim.x;
 }
@@ -318,16 +326,108 @@ __device__ __forceinline__ int build_split_table(const int32_t *__restrict__ col
     return F + R;
 }
 
-/* ---- producer warpgroup (UNI: the union items, else the others) ---- */
-template <int D, typename T, bool UNI, bool DYN, bool TMA>
-__device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
-                                         const Tile *__restrict__ tiles, int ntiles, int *ctr,
-                                         const MixView &mix, unsigned char *smem, uint32_t sbase) {
+/* one stage of BN gathered rows, 128 threads: this thread's row starts at
+ * src (bytes 0: zeros); a warp copies its 32 rows in passes of 32 / (D / 8)
+ * rows, lane = (row in the pass) * (D / 8) + chunk (prow, pch) */
+template <int D, typename T>
+__device__ __forceinline__ void gather_rows(uint32_t dst, const T *src, int bytes, int prow,
+                                            int pch, int warp) {
+    constexpr int RPP = 32 / (D / 8), PASSES = 32 / RPP;
+#pragma unroll
+    for (int ps = 0; ps < PASSES; ps++) {
+        const int from = ps * RPP + prow; /* lane holding the row */
+        const T *g = reinterpret_cast<const T *>(
+            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(src), from));
+        const int nb = __shfl_sync(0xffffffffu, bytes, from);
+        cp_async16(dst + sw128<BN>(warp * 32 + from, pch), g + pch * 8, nb);
+    }
+}
+
+/* EAR, the producer's part (128 threads): the key clusters that a work
+ * item's query cluster did not select (col[rp[0] .. rp[1]-1]; empty ones
+ * too, whose bias -inf leaves them out), in chunks of CAP clusters: a bit per selected cluster (umask), the others
+ * compacted into a list (tstart), then key tiles of their mean rows (K: mu,
+ * V: mv) on the rings from uses kn and vn, each with its columns' score
+ * biases (log2 size, -inf past the end) in the K use's column words, flagged
+ * BIASED in the meta word. Returns the tiles (ring uses) it filled. Not
+ * inlined: inlined, it slowed the producer's loop over the item's own key
+ * tiles by 5% (ncu), executed or not. */
+template <int D, typename T>
+__device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *col, int Ck, int bh,
+                                              EarView ear, uint32_t sbase, uint32_t kn,
+                                              uint32_t vn) {
+    using S = Smem90<D>;
+    constexpr int STAGES = S::STAGES, PER = CAP / 128;
+    static_assert(32 % PER == 0, "a thread's clusters in one bit word");
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int prow = lane / (D / 8), pch = lane % (D / 8);
+    const uint32_t bars = sbase + (uint32_t)S::bar;
+    const uint32_t bits = sbase + (uint32_t)S::umask, list = sbase + (uint32_t)S::tstart;
+    int *scan = reinterpret_cast<int *>(__cvta_shared_to_generic(sbase + (uint32_t)S::scan));
+    const int e0 = __ldg(rp), e1 = __ldg(rp + 1);
+    uint32_t n = 0;
+    for (int c0 = 0; c0 < Ck; c0 += CAP) {
+        const int nc = min(CAP, Ck - c0);
+        named_bar(1, 128); /* the previous table's or list's readers are done */
+        if (tid < CAP / 32) sts32(bits + 4 * tid, 0u);
+        named_bar(1, 128);
+        for (int e = e0 + tid; e < e1; e += 128) {
+            const int c = __ldg(col + e) - c0;
+            if (c >= 0 && c < nc) atom_or_shared(bits + 4 * (c >> 5), 1u << (c & 31));
+        }
+        named_bar(1, 128);
+        /* this thread's clusters tid*PER .. +PER-1, those not selected (empty
+         * ones too: their bias is -inf, and reading the sizes here cost more
+         * than their share of a tile) */
+        const int nmine = min(max(nc - tid * PER, 0), PER);
+        const unsigned keep =
+            ~(lds32(bits + 4 * (tid * PER / 32)) >> (tid * PER % 32)) & ((1u << nmine) - 1u);
+        int total;
+        int pos = block_exscan<128>(
+            __popc(keep), lane, warp, scan, [] { named_bar(1, 128); }, total);
+#pragma unroll
+        for (int j = 0; j < PER; j++)
+            if ((keep >> j) & 1u) sts32(list + 4 * pos++, (uint32_t)(c0 + tid * PER + j));
+        named_bar(1, 128);
+        for (int t = 0; t * BN < total; t++, n++) {
+            const int x = t * BN + tid;
+            const int c = x < total ? (int)lds32(list + 4 * x) : -1;
+            const int bytes = c >= 0 ? 16 : 0;
+            const int64_t r = (int64_t)bh * Ck + (c >= 0 ? c : 0); /* row of mu, mv, b2 */
+            const uint32_t ku = kn + n, vu = vn + n;
+            uint32_t st = ku % STAGES;
+            mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((ku / STAGES) & 1) ^ 1);
+            gather_rows<D>(sbase + (uint32_t)(S::k + st * S::kstage),
+                           reinterpret_cast<const T *>(ear.mu) + r * D, bytes, prow, pch, warp);
+            const float b = c >= 0 ? __ldg(ear.b2 + r) : -INFINITY;
+            sts32(sbase + (uint32_t)S::colw + 4 * ((ku % (2 * STAGES)) * BN + tid),
+                  __float_as_uint(b));
+            named_bar(1, 128); /* every bias before thread 0's arrival */
+            mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+            if (tid == 0) {
+                sts32(sbase + (uint32_t)S::meta + 4 * st,
+                      (uint32_t)(min(BN, total - t * BN) | BIASED));
+                mbar_arrive(bars + Bars<D>::full_k + 8 * st);
+            }
+            st = vu % STAGES;
+            mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vu / STAGES) & 1) ^ 1);
+            gather_rows<D>(sbase + (uint32_t)(S::v + st * S::kstage),
+                           reinterpret_cast<const T *>(ear.mv) + r * D, bytes, prow, pch, warp);
+            mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
+        }
+    }
+    return n;
+}
+
+/* ---- producer warpgroup (UNI: the union items, else the others; EAR: then
+ * the pseudo-keys of the key clusters an item's query cluster dropped) ---- */
+template <int D, typename T, bool UNI, bool DYN, bool TMA, bool EAR>
+__device__ __forceinline__ void
+producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int ntiles, int *ctr,
+         const MixView &mix, const EarView &ear, unsigned char *smem, uint32_t sbase) {
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
-    constexpr int CPR = D / 8;       /* 16-byte chunks per row */
-    constexpr int RPP = 32 / CPR;    /* rows per warp pass */
-    constexpr int PASSES = 32 / RPP; /* a warp gathers 32 rows */
+    constexpr int CPR = D / 8; /* 16-byte chunks per row */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int *tstart = reinterpret_cast<int *>(smem + S::tstart);
     int *tcum = reinterpret_cast<int *>(smem + S::tcum);
@@ -339,6 +439,9 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
     const uint32_t bars = sbase + (uint32_t)S::bar;
     /* this lane's row within a pass and its chunk */
     const int prow = lane / CPR, pch = lane % CPR;
+    auto gather = [&](uint32_t dst, const T *src, int bytes) {
+        gather_rows<D>(dst, src, bytes, prow, pch, warp);
+    };
     uint32_t kn = 0, vn = 0; /* K / V ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
     int nxt = 0;             /* the block's next item */
     uint32_t nit = 0;        /* items so far: S::next slot nit & 1 */
@@ -370,18 +473,6 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                  * less across the K copies, which the producer lacks) */
                 const T *ksrc = kb + r64 * p.k_stride_n;
                 const T *vsrc = TMA ? nullptr : vb + r64 * p.v_stride_n;
-                /* one stage of gathered rows: this thread's row starts at src
-                 * (bytes 0: zeros); a pass copies RPP rows of the warp */
-                auto gather = [&](uint32_t dst, const T *src) {
-#pragma unroll
-                    for (int ps = 0; ps < PASSES; ps++) {
-                        const int from = ps * RPP + prow; /* lane holding the row */
-                        const T *g = reinterpret_cast<const T *>(
-                            __shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(src), from));
-                        const int nb = __shfl_sync(0xffffffffu, bytes, from);
-                        cp_async16(dst + sw128<BN>(warp * 32 + from, pch), g + pch * 8, nb);
-                    }
-                };
                 /* K */
                 uint32_t st = kn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
@@ -389,7 +480,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 if (bulk) {
                     tile_tma<D, false>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
                 } else {
-                    gather(dst, ksrc);
+                    gather(dst, ksrc, bytes);
                 }
                 if (masked) {
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
@@ -412,7 +503,7 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                 if (bulk) {
                     tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
                 } else {
-                    gather(dst, TMA ? vb + r64 * p.v_stride_n : vsrc);
+                    gather(dst, TMA ? vb + r64 * p.v_stride_n : vsrc, bytes);
                     mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 }
                 vn++;
@@ -441,6 +532,12 @@ __device__ __forceinline__ void producer(const svoo_cuda_attend_params &p,
                         : build_table<128, CAP>(p.col, koff, seg, nseg, tid, tstart, tcum, scan,
                                                 bar);
                 key_tiles(total, total, 0, whole);
+            }
+            if constexpr (EAR) {
+                const uint32_t n = pseudo_tiles<D, T>(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r,
+                                                      p.col, p.Ck, bh, ear, sbase, kn, vn);
+                kn += n;
+                vn += n;
             }
         }
         /* end of the work item (on the K ring): meta = -1, with DYN -1 - the
@@ -586,13 +683,40 @@ __device__ __forceinline__ const uint32_t *column_words(const unsigned char *sme
                : nullptr;
 }
 
+/* the meta word of K use kn -> nv (valid keys); the use's score biases when
+ * the tile holds EAR pseudo-keys, else null (kept past the K stage's release
+ * as column_words are) */
+template <int D>
+__device__ __forceinline__ const float *tile_bias(const unsigned char *smem, uint32_t kn, int &nv) {
+    const bool b = nv & BIASED;
+    nv &= MASKED - 1;
+    return b ? reinterpret_cast<const float *>(smem + Smem90<D>::colw) +
+                   (kn % (2 * Smem90<D>::STAGES)) * BN
+             : nullptr;
+}
+
+/* a pseudo-key tile's scores in log2 units with their biases: S <- S*sl2 +
+ * bias[column] (this thread's columns 8j + 2*c4 + {0,1}); the softmax then
+ * takes them at scale 1 */
+__device__ __forceinline__ void add_bias(float (&s)[64], const float *bias, int c4, float sl2) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        const float2 b = *reinterpret_cast<const float2 *>(bias + 8 * j + 2 * c4);
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            s[4 * j + 2 * hi] = fmaf(s[4 * j + 2 * hi], sl2, b.x);
+            s[4 * j + 2 * hi + 1] = fmaf(s[4 * j + 2 * hi + 1], sl2, b.y);
+        }
+    }
+}
+
 /* ---- consumer warpgroups ---- */
-template <int D, typename T, bool LSE, bool UNI>
+template <int D, typename T, bool LSE, bool UNI, bool EAR>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
-    static_assert(!(LSE && UNI), "EAR never gets union items (its row positions)");
-    constexpr bool DYN = kDyn<LSE, UNI>;
+    static_assert(!((LSE || EAR) && UNI), "EAR never gets union items (their members' drops)");
+    constexpr bool DYN = kDyn<LSE, UNI, EAR>;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -685,63 +809,79 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             wgmma_commit();
             if (pp) named_arrive(6 - cw, 256); /* the other's turn */
             const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
+            const float *bias = EAR ? tile_bias<D>(smem, kn, nv) : nullptr;
             wgmma_wait<0>();
             reg_fence(s);
             mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
             kn++;
-            float alpha[2];
-            softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sl2, m, l, alpha);
+            float alpha[2], sc = sl2;
+            if (EAR && bias) add_bias(s, bias, c4, sl2), sc = 1.f;
+            softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sc, m, l, alpha);
             pack_p<T>(s, pa);
             pvn = vn++;
             have = true;
             break;
         }
         if (have) {
-            for (;;) {
-                const uint32_t kst = kn % STAGES;
-                mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
-                int nv = meta[kst];
-                if (nv < 0) break;
-                const uint32_t pvst = pvn % STAGES;
-                mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
-                fence_proxy_async();
-                const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
-                const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
-                reg_fence(s);
-                reg_fence(o);
-                reg_fence(pa);
-                if (pp) named_bar(5 + cw, 256);
-                wgmma_fence();
-                issue_qk<T, D>(s, qa, ka);
-                wgmma_commit();
-                issue_pv<T, D>(o, pa, va);
-                wgmma_commit();
-                if (pp) named_arrive(6 - cw, 256);
-                const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
-                wgmma_wait<1>(); /* S is ready, P V may run on */
-                reg_fence(s);
-                mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
-                kn++;
-                float alpha[2];
-                softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sl2, m, l, alpha);
-                wgmma_wait<0>();
-                reg_fence(o);
-                reg_fence(pa);
-                mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
-                /* once the running maxima settle most tiles leave them as they
-                 * are: skip the rescale when no row of the warp changed */
-                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+            /* the item's key tiles after the first, BIAS: EAR's pseudo-key tiles
+             * (they come last); the loop over the item's own tiles leaves them
+             * to its own copy, so that its code is that of the other
+             * instantiations (with the bias in one loop, the EAR kernel ran
+             * its own tiles 10% slower) */
+            auto steady = [&](auto bias_tag) {
+                constexpr bool BIAS = decltype(bias_tag)::value;
+                for (;;) {
+                    const uint32_t kst = kn % STAGES;
+                    mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
+                    int nv = meta[kst];
+                    /* negative: the item's end; >= BIASED: its pseudo-key tiles */
+                    if (EAR && !BIAS ? (unsigned)nv >= (unsigned)BIASED : nv < 0) break;
+                    const uint32_t pvst = pvn % STAGES;
+                    mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
+                    fence_proxy_async();
+                    const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+                    const uint32_t va = sbase + (uint32_t)(S::v + pvst * S::kstage);
+                    reg_fence(s);
+                    reg_fence(o);
+                    reg_fence(pa);
+                    if (pp) named_bar(5 + cw, 256);
+                    wgmma_fence();
+                    issue_qk<T, D>(s, qa, ka);
+                    wgmma_commit();
+                    issue_pv<T, D>(o, pa, va);
+                    wgmma_commit();
+                    if (pp) named_arrive(6 - cw, 256);
+                    const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
+                    const float *bias = BIAS ? tile_bias<D>(smem, kn, nv) : nullptr;
+                    wgmma_wait<1>(); /* S is ready, P V may run on */
+                    reg_fence(s);
+                    mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+                    kn++;
+                    float alpha[2];
+                    if constexpr (BIAS) add_bias(s, bias, c4, sl2);
+                    softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, BIAS ? 1.f : sl2,
+                                 m, l, alpha);
+                    wgmma_wait<0>();
+                    reg_fence(o);
+                    reg_fence(pa);
+                    mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
+                    /* once the running maxima settle most tiles leave them as they
+                     * are: skip the rescale when no row of the warp changed */
+                    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-                    for (int j = 0; j < D / 8; j++) {
-                        o[4 * j + 0] *= alpha[0];
-                        o[4 * j + 1] *= alpha[0];
-                        o[4 * j + 2] *= alpha[1];
-                        o[4 * j + 3] *= alpha[1];
+                        for (int j = 0; j < D / 8; j++) {
+                            o[4 * j + 0] *= alpha[0];
+                            o[4 * j + 1] *= alpha[0];
+                            o[4 * j + 2] *= alpha[1];
+                            o[4 * j + 3] *= alpha[1];
+                        }
                     }
+                    pack_p<T>(s, pa);
+                    pvn = vn++;
                 }
-                pack_p<T>(s, pa);
-                pvn = vn++;
-            }
+            };
+            steady(std::false_type{});
+            if constexpr (EAR) steady(std::true_type{});
             /* P V of the last tile */
             const uint32_t pvst = pvn % STAGES;
             mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
@@ -802,10 +942,10 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T, bool LSE, bool UNI, bool TMA>
+template <int D, typename T, bool LSE, bool UNI, bool TMA, bool EAR>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles, int *ntiles_p,
-                    const MixView mix, const __grid_constant__ TmaMaps tm) {
+                    const MixView mix, const EarView ear, const __grid_constant__ TmaMaps tm) {
 #ifdef SVOO_SM90_WGMMA
     using S = Smem90<D>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -841,10 +981,11 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D, T, UNI, kDyn<LSE, UNI>, TMA>(p, tiles, ntiles, ntiles_p + 1, mix, smem, sbase);
+        producer<D, T, UNI, kDyn<LSE, UNI, EAR>, TMA, EAR>(p, tiles, ntiles, ntiles_p + 1, mix, ear,
+                                                           smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
-        consumer<D, T, LSE, UNI>(p, tiles, ntiles, mix, smem, sbase);
+        consumer<D, T, LSE, UNI, EAR>(p, tiles, ntiles, mix, smem, sbase);
     }
     end_after_plain();
 #else
@@ -852,6 +993,7 @@ __global__ void __launch_bounds__(NTHR, 1)
     (void)tiles;
     (void)ntiles_p;
     (void)mix;
+    (void)ear;
     (void)tm;
 #ifdef __CUDA_ARCH__
     __trap(); /* built without sm_90a: svoo_cuda_attend must not launch this */
@@ -859,10 +1001,10 @@ __global__ void __launch_bounds__(NTHR, 1)
 #endif
 }
 
-template <int D, typename T, bool LSE, bool UNI, bool TMA = false>
+template <int D, typename T, bool LSE, bool UNI, bool TMA = false, bool EAR = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
                      int64_t max_tiles, const MixView &mix, cudaStream_t s,
-                     const TmaMaps &tm = TmaMaps{}) {
+                     const TmaMaps &tm = TmaMaps{}, const EarView &ear = EarView{}) {
     constexpr size_t sm = Smem90<D>::total;
     /* the SM count and the shared-memory attribute: once per device (attend_common.cuh) */
     DevAttrs da;
@@ -870,7 +1012,7 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *n
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
-    e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA>, sm>(da.dev);
+    e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR>, sm>(da.dev);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
                     sm, cudaGetErrorName(e), cudaGetErrorString(e));
@@ -889,7 +1031,8 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *n
     cfg.stream = s;
     cfg.attrs = at;
     cfg.numAttrs = UNI && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the plain one */
-    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA>, *p, tiles, ntiles, mix, tm);
+    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA, EAR>, *p, tiles, ntiles, mix,
+                           ear, tm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
@@ -947,14 +1090,19 @@ bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *
 /* the work list's items, then its union items (their own instantiation: the
  * plain kernel keeps its registers). Keys without k_perm (in cluster order):
  * the plain items load the whole key tiles of runs of rows by TMA
- * (SVOO_CUDA_TMA=0: never); not with EAR's log-sum-exps (that
- * instantiation spilled 12 bytes with TMA, and EAR calls are the fastest
- * now without it) */
+ * (SVOO_CUDA_TMA=0: never). Not with the row log-sum-exps (that
+ * instantiation spilled 12 bytes with TMA) nor with ear (the EAR
+ * instantiation: pseudo-key tiles after each item's own, never union items;
+ * with TMA it spilled 48 bytes, gathering none) */
 template <int D, typename T>
-svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s) {
+svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
+                       const EarView *ear) {
     const Tile *t = wl.tiles;
-    if (p->lse) /* EAR: the row log-sum-exps too (never union items) */
+    if (p->lse) /* the row log-sum-exps too (never union items) */
         return launch90<D, T, true, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+    if (ear)
+        return launch90<D, T, false, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s,
+                                                         TmaMaps{}, *ear);
     PFN_cuTensorMapEncodeTiled_v12000 enc =
         p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
     TmaMaps tm;
@@ -973,9 +1121,11 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
 } // namespace
 
 svoo_status svoo_attend::attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl,
-                                     cudaStream_t s) {
+                                     cudaStream_t s, const EarView *ear) {
     const bool bf = p->dtype == SVOO_CUDA_BF16;
     if (p->D == 128)
-        return bf ? launch_all<128, __nv_bfloat16>(p, wl, s) : launch_all<128, __half>(p, wl, s);
-    return bf ? launch_all<64, __nv_bfloat16>(p, wl, s) : launch_all<64, __half>(p, wl, s);
+        return bf ? launch_all<128, __nv_bfloat16>(p, wl, s, ear)
+                  : launch_all<128, __half>(p, wl, s, ear);
+    return bf ? launch_all<64, __nv_bfloat16>(p, wl, s, ear)
+              : launch_all<64, __half>(p, wl, s, ear);
 }

@@ -31,7 +31,7 @@ extern "C" {
 #pragma weak svoo_cuda_attend
 #pragma weak svoo_cuda_attend_workspace
 #pragma weak svoo_cuda_attend_last_error
-#pragma weak svoo_cuda_ear
+#pragma weak svoo_cuda_attend_ear
 #pragma weak svoo_cuda_ear_workspace
 #pragma weak svoo_cuda_attend_contiguous_keys
 #pragma weak svoo_cuda_permute_rows
@@ -53,8 +53,7 @@ struct cu_ws {
     double *dens;
     void *att;
     size_t att_bytes;
-    float *lse; /* config.ear: [BH][N] row log-sum-exps of the attention kernel */
-    void *ear;  /* config.ear: pseudo-keys, values, biases (svoo_cuda_ear) */
+    void *ear; /* config.ear: pseudo-keys, values, biases (svoo_cuda_attend_ear) */
     size_t ear_bytes;
     uint16_t *kv; /* dm.kvperm: the call's K, then its V, each [B][H][N][d], in key-cluster order */
     svoo_cu_svg_dev svg; /* method svg: the two plans + classification buffers */
@@ -123,7 +122,7 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
     }
     /* possible here (svoo_workspace_size: an upper bound, without touching the
      * device); cuda_init keeps it only where the kernel has TMA key tiles. Not
-     * with EAR: the kernel with log-sum-exps gathers (docs/CUDA_KERNEL.md) */
+     * with EAR: its instantiation gathers (with TMA it spilled) */
     dm->kvperm = dm->sparse && !c->ear && c->cuda_kv_order && ATTEND_LINKED;
     dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
     dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
@@ -198,8 +197,7 @@ void carve_all(const svoo_config *cfg, const cu_dims &dm, carver &c, cu_ws *ws, 
         ATTEND_LINKED ? svoo_cuda_attend_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.cq) : 0;
     w.att = c.take<char>(w.att_bytes);
     if (cfg->ear && dm.sparse && ATTEND_LINKED) {
-        w.lse = c.take<float>(BH * N);
-        w.ear_bytes = svoo_cuda_ear_workspace((int)dm.maxB, dm.H, dm.ck, dm.d);
+        w.ear_bytes = svoo_cuda_ear_workspace((int)dm.maxB, dm.H, (int)dm.maxN, dm.ck, dm.d);
         w.ear = c.take<char>(w.ear_bytes);
     }
     if (dm.kvperm) w.kv = c.take<uint16_t>(2 * BH * N * d);
@@ -526,8 +524,8 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
 
     if (timed && (e = cudaEventRecord(cs->ev[0], st))) return cu_fail(ctx, e, what);
     svoo_cuda_attend_params ap = {};
-    /* config.ear: the kernel writes each row's log-sum-exp, svoo_cuda_ear adds
-     * the dropped clusters' pseudo-keys (cuda/ear_cuda.cu) */
+    /* config.ear: svoo_cuda_attend_ear adds the dropped clusters' pseudo-keys
+     * (cuda/ear_cuda.cu) */
     const int ear = c->ear && !call->dense;
     if (call->dense) {
         what = "dense plan";
@@ -581,7 +579,6 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.k_off = cs->ws.k_off;
     ap.row_ptr = cs->ws.row_ptr;
     ap.col = cs->ws.col;
-    ap.lse = ear ? cs->ws.lse : nullptr;
     if (cs->dm.kvperm && !call->dense) {
         /* K and V in key-cluster order: a key tile of adjacent selected
          * clusters is then one run of rows, one TMA copy (bf16 / f16 bits) */
@@ -600,11 +597,12 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         ap.k_perm = nullptr;
     }
     if (timed && (e = cudaEventRecord(cs->ev[3], st))) return cu_fail(ctx, e, "event");
-    s = svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
-    if (s) return svoo_ctx_err(ctx, s, "attention kernel: %s", svoo_cuda_attend_last_error());
-    if (ear &&
-        (s = svoo_cuda_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes, st)))
-        return svoo_ctx_err(ctx, s, "EAR: %s", svoo_cuda_attend_last_error());
+    s = ear ? svoo_cuda_attend_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes,
+                                   st)
+            : svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
+    if (s)
+        return svoo_ctx_err(ctx, s, "attention kernel%s: %s", ear ? " (EAR)" : "",
+                            svoo_cuda_attend_last_error());
     if (timed) {
         if ((e = cudaEventRecord(cs->ev[2], st)) ||
             (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double),

@@ -1,14 +1,17 @@
-/* ear_cuda.cu : error-aware routing (config.ear) on the GPU, after the attention
- * kernel. Semantics: src/attend/sparse.c (run_item's `if (ear)` branch and
+/* ear_cuda.cu : error-aware routing (config.ear) on the GPU: svoo_cuda_attend_ear.
+ * Semantics: src/attend/sparse.c (run_item's `if (ear)` branch and
  * ear_means): every key cluster c that query cluster r did not select, and that
  * is not empty, enters r's softmax as one pseudo-key, key = mean of c's keys,
  * value = mean of c's values, score bias ln(size_c).
  *
- * Two kernels, enqueued by svoo_cuda_ear right after svoo_cuda_attend:
- *  - ear_means: one block per (b, h, key cluster): the means of the cluster's K
- *    and V rows (gathered through k_perm, f32 sums, stored in the input dtype)
- *    and the bias log2(size) (-inf for an empty cluster);
- *  - ear_attend: one block per work item of svoo_cuda_attend's work list (<= 128
+ *  - ear_means, first: one block per (b, h, key cluster): the means of the
+ *    cluster's K and V rows (gathered through k_perm, f32 sums, stored in the
+ *    input dtype) and the bias log2(size) (-inf for an empty cluster).
+ *  - On Hopper the attention kernel itself then takes the pseudo-keys as key
+ *    tiles after each item's own (attend_sm90.cu, EAR instantiations): one
+ *    softmax over both, no second pass.
+ *  - Elsewhere the attention kernel writes each row's log-sum-exp, then
+ *    ear_attend: one block per work item of svoo_cuda_attend's work list (<= 128
  *    rows of one query cluster, 4 warps, 32 rows each as in attend_sm80.cu):
  *    the clusters r did not select are compacted into a list (bit mask of the
  *    CSR row in shared memory, block scan), the pseudo-keys and their values
@@ -47,16 +50,18 @@ size_t align256(size_t x) {
     return (x + 255) & ~(size_t)255;
 }
 
-/* ear workspace: mu [BH][Ck][D] T, mv [BH][Ck][D] T, b2 [BH][Ck] f32 */
+/* ear workspace: mu [BH][Ck][D] T, mv [BH][Ck][D] T, b2 [BH][Ck] f32, lse
+ * [BH][N_q] f32 (the two-pass path's row log-sum-exps) */
 struct EarLayout {
-    size_t mu, mv, b2, total;
+    size_t mu, mv, b2, lse, total;
 };
-EarLayout ear_layout(int64_t BH, int64_t Ck, int64_t D) {
+EarLayout ear_layout(int64_t BH, int64_t N_q, int64_t Ck, int64_t D) {
     EarLayout w;
     w.mu = 0;
     w.mv = align256(w.mu + (size_t)(BH * Ck * D) * 2);
     w.b2 = align256(w.mv + (size_t)(BH * Ck * D) * 2);
-    w.total = align256(w.b2 + (size_t)(BH * Ck) * 4);
+    w.lse = align256(w.b2 + (size_t)(BH * Ck) * 4);
+    w.total = align256(w.lse + (size_t)(BH * N_q) * 4);
     return w;
 }
 
@@ -357,20 +362,25 @@ __global__ void __launch_bounds__(NTHR, 2)
     }
 }
 
+template <int D, typename T>
+svoo_status launch_means(const svoo_cuda_attend_params *p, const EarLayout &el, char *ews,
+                         cudaStream_t s) {
+    const int64_t nblk = (int64_t)p->B * p->H * p->Ck;
+    ear_means<D, T><<<(unsigned)nblk, NTHR, 0, s>>>(*p, (T *)(ews + el.mu), (T *)(ews + el.mv),
+                                                    (float *)(ews + el.b2));
+    return check_launch("EAR means");
+}
+
 template <int D, typename T, int KN>
 svoo_status launch_ear(const svoo_cuda_attend_params *p, const WorkList &wl, const EarLayout &el,
                        char *ews, int dev, cudaStream_t s) {
-    T *mu = (T *)(ews + el.mu), *mv = (T *)(ews + el.mv);
-    float *b2 = (float *)(ews + el.b2);
-    const int64_t nblk = (int64_t)p->B * p->H * p->Ck;
-    ear_means<D, T><<<(unsigned)nblk, NTHR, 0, s>>>(*p, mu, mv, b2);
-    svoo_status st = check_launch("EAR means");
-    if (st) return st;
+    const T *mu = (const T *)(ews + el.mu), *mv = (const T *)(ews + el.mv);
+    const float *b2 = (const float *)(ews + el.b2);
     constexpr size_t sm = EarSmem<D, KN>::total;
     const cudaError_t e = smem_once<ear_attend<D, T, KN>, sm>(dev); /* once per device */
     if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_ear: cudaFuncSetAttribute(%zu bytes): %s: %s", sm,
-                    cudaGetErrorName(e), cudaGetErrorString(e));
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend_ear: cudaFuncSetAttribute(%zu bytes): %s: %s",
+                    sm, cudaGetErrorName(e), cudaGetErrorString(e));
     ear_attend<D, T, KN>
         <<<(unsigned)wl.max_tiles, NTHR, sm, s>>>(*p, wl.tiles, wl.ntiles, mu, mv, b2);
     return check_launch("EAR kernel");
@@ -399,63 +409,78 @@ bool rows16(const void *ptr, int64_t sb, int64_t sh, int64_t sn) {
 
 } // namespace
 
-extern "C" size_t svoo_cuda_ear_workspace(int B, int H, int Ck, int D) {
-    if (B < 1 || H < 1 || Ck < 1 || D < 1) return 0;
-    return ear_layout((int64_t)B * H, Ck, D).total;
+extern "C" size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D) {
+    if (B < 1 || H < 1 || N_q < 1 || Ck < 1 || D < 1) return 0;
+    return ear_layout((int64_t)B * H, N_q, Ck, D).total;
 }
 
-extern "C" svoo_status svoo_cuda_ear(const svoo_cuda_attend_params *p, void *workspace,
-                                     size_t ws_bytes, void *ear_ws, size_t ear_bytes,
-                                     void *stream) {
-    if (!p) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_ear: params is NULL");
-    if (!p->lse || !ear_ws || !workspace)
+extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, void *workspace,
+                                            size_t ws_bytes, void *ear_ws, size_t ear_bytes,
+                                            void *stream) {
+    if (!p) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend_ear: params is NULL");
+    if (p->lse)
+        return fail(SVOO_ERR_INVALID_ARGUMENT,
+                    "svoo_cuda_attend_ear: p->lse must be NULL (the log-sum-exps of the "
+                    "selected keys alone are not this call's)");
+    if (!ear_ws || !workspace)
         return fail(SVOO_ERR_NULL_POINTER,
-                    "svoo_cuda_ear: lse, workspace or ear workspace is NULL");
-    /* the pointers and alignments the kernels rely on, checked as svoo_cuda_attend
-     * does: a caller that skipped or changed p must get a status, not a fault */
-    if (!p->q || !p->k || !p->v || !p->o || !p->k_off || !p->row_ptr || !p->col)
+                    "svoo_cuda_attend_ear: workspace or EAR workspace is NULL");
+    /* what the means kernel, launched first, relies on, checked as
+     * svoo_cuda_attend does (it checks the rest): a status, not a fault */
+    if (!p->k || !p->v || !p->k_off || !p->row_ptr || !p->col)
         return fail(SVOO_ERR_NULL_POINTER,
-                    "svoo_cuda_ear: q, k, v, o, k_off, row_ptr or col is NULL");
-    if (!(p->scale > 0) || isinf(p->scale))
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_ear: scale %g must be finite and > 0",
-                    (double)p->scale);
-    if (!rows16(p->q, p->q_stride_b, p->q_stride_h, p->q_stride_n) ||
-        !rows16(p->k, p->k_stride_b, p->k_stride_h, p->k_stride_n) ||
-        !rows16(p->v, p->v_stride_b, p->v_stride_h, p->v_stride_n) ||
-        !rows16(p->o, p->o_stride_b, p->o_stride_h, p->o_stride_n))
-        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_ear: q, k, v or o rows not 16-byte aligned");
-    if ((uintptr_t)workspace & 255)
-        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_ear: workspace not 256-byte aligned");
+                    "svoo_cuda_attend_ear: k, v, k_off, row_ptr or col is NULL");
+    if (!rows16(p->k, p->k_stride_b, p->k_stride_h, p->k_stride_n) ||
+        !rows16(p->v, p->v_stride_b, p->v_stride_h, p->v_stride_n))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend_ear: k or v rows not 16-byte aligned");
     if (p->D != 64 && p->D != 128)
-        return fail(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "svoo_cuda_ear: D = %d (64 or 128)", p->D);
+        return fail(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "svoo_cuda_attend_ear: D = %d (64 or 128)",
+                    p->D);
     if (p->dtype != SVOO_CUDA_BF16 && p->dtype != SVOO_CUDA_F16)
-        return fail(SVOO_ERR_UNKNOWN_DTYPE, "svoo_cuda_ear: dtype %d (0 bf16, 1 f16)", p->dtype);
+        return fail(SVOO_ERR_UNKNOWN_DTYPE, "svoo_cuda_attend_ear: dtype %d (0 bf16, 1 f16)",
+                    p->dtype);
     if (p->B < 1 || p->H < 1 || p->N_q < 1 || p->N_k < 1 || p->Cq < 1 || p->Ck < 1)
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_ear: bad shape");
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend_ear: bad shape");
     const int64_t BH = (int64_t)p->B * p->H;
     if (BH * p->Ck > 0x7fffffff)
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_ear: %lld heads x %d clusters",
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend_ear: %lld heads x %d clusters",
                     (long long)BH, p->Ck);
-    const size_t att = svoo_cuda_attend_workspace(p->B, p->H, p->N_q, p->Cq);
-    const EarLayout el = ear_layout(BH, p->Ck, p->D);
-    if (ws_bytes < att || ear_bytes < el.total)
+    const EarLayout el = ear_layout(BH, p->N_q, p->Ck, p->D);
+    if (ear_bytes < el.total)
         return fail(SVOO_ERR_WORKSPACE_TOO_SMALL,
-                    "svoo_cuda_ear: workspace %zu / %zu bytes, %zu / %zu needed", ws_bytes,
-                    ear_bytes, att, el.total);
+                    "svoo_cuda_attend_ear: EAR workspace %zu bytes, %zu needed", ear_bytes,
+                    el.total);
     if ((uintptr_t)ear_ws & 255)
-        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_ear: EAR workspace not 256-byte aligned");
+        return fail(SVOO_ERR_MISALIGNED,
+                    "svoo_cuda_attend_ear: EAR workspace not 256-byte aligned");
     DevAttrs da;
     const cudaError_t e = device_attrs(&da); /* queried once per device */
     if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_ear: device query: %s: %s", cudaGetErrorName(e),
-                    cudaGetErrorString(e));
-    const WorkList wl = worklist_in(p, workspace);
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend_ear: device query: %s: %s",
+                    cudaGetErrorName(e), cudaGetErrorString(e));
+    svoo_status st = check_launch("earlier asynchronous error");
+    if (st) return st;
     cudaStream_t s = (cudaStream_t)stream;
     char *ews = (char *)ear_ws;
     const bool bf = p->dtype == SVOO_CUDA_BF16;
+    st = p->D == 128 ? (bf ? launch_means<128, __nv_bfloat16>(p, el, ews, s)
+                           : launch_means<128, __half>(p, el, ews, s))
+                     : (bf ? launch_means<64, __nv_bfloat16>(p, el, ews, s)
+                           : launch_means<64, __half>(p, el, ews, s));
+    if (st) return st;
+    if (attend_fuses_ear(da)) { /* Hopper: pseudo-key tiles in the attention kernel */
+        const EarView ev = {ews + el.mu, ews + el.mv, (const float *)(ews + el.b2)};
+        return attend_enqueue(p, workspace, ws_bytes, s, &ev);
+    }
+    /* elsewhere: the attention kernel with its row log-sum-exps, then the
+     * pseudo-keys' pass over its work list, merged into o */
+    svoo_cuda_attend_params pl = *p;
+    pl.lse = (float *)(ews + el.lse);
+    if ((st = attend_enqueue(&pl, workspace, ws_bytes, s, nullptr))) return st;
+    const WorkList wl = worklist_in(&pl, workspace);
     if (p->D == 128)
-        return bf ? launch_ear_d<128, __nv_bfloat16>(p, wl, el, ews, s, da)
-                  : launch_ear_d<128, __half>(p, wl, el, ews, s, da);
-    return bf ? launch_ear_d<64, __nv_bfloat16>(p, wl, el, ews, s, da)
-              : launch_ear_d<64, __half>(p, wl, el, ews, s, da);
+        return bf ? launch_ear_d<128, __nv_bfloat16>(&pl, wl, el, ews, s, da)
+                  : launch_ear_d<128, __half>(&pl, wl, el, ews, s, da);
+    return bf ? launch_ear_d<64, __nv_bfloat16>(&pl, wl, el, ews, s, da)
+              : launch_ear_d<64, __half>(&pl, wl, el, ews, s, da);
 }

@@ -20,7 +20,11 @@
  * (memcheck, synccheck), SVOO_TEST_QUICK=2 a few small calls of every kernel
  * (racecheck, which tracks each shared-memory access and needs minutes on
  * the quick subset's 4,133-token heads). */
-#include "../../cuda/attend.h" /* svoo_cuda_attend / svoo_cuda_ear (test_ear_direct) */
+#include "../../cuda/attend.h" /* svoo_cuda_attend(_ear) (test_ear_direct) */
+
+/* dev hook of cuda/attend_sm80.cu: 0 automatic, 1 the mma.sync kernel (on Hopper
+ * too: EAR's two-pass path), 2 the wgmma kernel */
+extern int svoo_cuda_attend_kernel;
 #include "attend/attend.h"
 #include "core/ctx.h"
 #include "plan/svg.h"
@@ -1191,11 +1195,11 @@ static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, in
 }
 
 /* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows),
- * then svoo_cuda_ear with the EAR workspace ews when c->p.lse is set */
+ * or svoo_cuda_attend_ear with the EAR workspace ews when it is not NULL */
 static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
     CU(cudaMemset(c->dout, 0xff, c->bytes));
-    svoo_status s = svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
-    if (!s && c->p.lse) s = svoo_cuda_ear(&c->p, c->ws, c->wsb, ews, ewsb, NULL);
+    const svoo_status s = ews ? svoo_cuda_attend_ear(&c->p, c->ws, c->wsb, ews, ewsb, NULL)
+                              : svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
     CU(cudaDeviceSynchronize());
     CU(cudaMemcpy(c->o, c->dout, c->bytes, cudaMemcpyDeviceToHost));
     return s;
@@ -1209,70 +1213,130 @@ static void direct_free(direct_case *c) {
     free(c->qperm), free(c->kperm), free(c->qoff), free(c->koff), free(c->rp), free(c->col);
 }
 
-/* svoo_cuda_attend + svoo_cuda_ear on ear_plan's plans (B*H heads, Ck = 2100:
- * three 1024-cluster chunks, empty key clusters, an empty plan row, a query
- * cluster without rows, N not a multiple of any tile) against the CPU executor
- * with EAR; the rows of the cluster that drops nothing equal the call without
- * EAR bit for bit, the empty plan row's are the pseudo-keys' (zeros without
- * EAR). Then svoo_cuda_ear refuses a misaligned k row stride (a status, no
- * launch). */
+/* test_ear_direct's checks of one path: o (EAR) against the CPU executor with
+ * EAR; the rows of the cluster that drops nothing equal o0 (the same kernel
+ * without EAR) bit for bit, the empty plan row's are the pseudo-keys' (zeros
+ * in o0) */
+static void ear_direct_check(const direct_case *c, const uint16_t *o0, const char *path) {
+    const int64_t BH = c->BH, N = c->N, D = c->D;
+    const int cq = c->cq;
+    const double r = rel_l2(c->o, c->ref, c->cnt);
+    int same_all = 1, zero_empty = 1;
+    double num = 0, den = 0;
+    for (int64_t bh = 0; bh < BH; bh++) {
+        const int32_t *qo = c->qoff + bh * (cq + 1), *qp = c->qperm + bh * N;
+        for (int32_t i = qo[EAR_R_ALL]; i < qo[EAR_R_ALL + 1]; i++)
+            same_all &= !memcmp(o0 + ((size_t)bh * N + qp[i]) * D,
+                                c->o + ((size_t)bh * N + qp[i]) * D, (size_t)D * 2);
+        for (int32_t i = qo[EAR_R_EMPTY]; i < qo[EAR_R_EMPTY + 1]; i++)
+            for (int j = 0; j < D; j++) {
+                const size_t x = ((size_t)bh * N + qp[i]) * D + j;
+                zero_empty &= (o0[x] & 0x7fff) == 0;
+                const double a = svoo_bf16_to_f32(c->o[x]), b = svoo_bf16_to_f32(c->ref[x]);
+                num += (a - b) * (a - b);
+                den += b * b;
+            }
+    }
+    const double re = sqrt(num / (den > 0 ? den : 1));
+    CHECK(r <= 1e-2, "ear direct %s d%lld b%lld: rel-L2 vs the CPU executor with EAR %.3g", path,
+          (long long)D, (long long)c->B, r);
+    CHECK(same_all, "ear direct %s d%lld b%lld: rows that drop nothing differ from no EAR", path,
+          (long long)D, (long long)c->B);
+    CHECK(zero_empty && den > 0 && re <= 1e-2,
+          "ear direct %s d%lld b%lld: empty plan row: zeros without EAR %d, EAR vs CPU %.3g", path,
+          (long long)D, (long long)c->B, zero_empty, re);
+    printf("  ear direct %-8s d%-3lld b%lld ck %d: vs cpu-exec %.1e, empty plan row %.1e, "
+           "nothing-dropped rows %s\n",
+           path, (long long)D, (long long)c->B, c->ck, r, re, same_all ? "identical" : "DIFFERENT");
+}
+
+/* svoo_cuda_attend_ear on ear_plan's plans (B*H heads, Ck = 2100: three
+ * 1024-cluster chunks, empty key clusters, an empty plan row, a query cluster
+ * without rows, N not a multiple of any tile) against the CPU executor with EAR
+ * (ear_direct_check), on both paths: the automatic kernel (Hopper: pseudo-key
+ * tiles in the wgmma kernel) and the mma.sync kernel with the two-pass EAR;
+ * the row log-sum-exps of svoo_cuda_attend (p->lse) of both kernels; then
+ * EAR with K and V in key-cluster order (k_perm NULL). Then the refusals: p->lse set, a misaligned
+ * k row stride, a short EAR workspace (statuses, no launch). */
 static void test_ear_direct(int64_t B, int D) {
     direct_case c;
     direct_setup(&c, B, D, 3001, 40, 2100, 0, 1, 777);
-    const int64_t BH = c.BH, N = c.N;
-    const int cq = c.cq, ck = c.ck;
+    const int64_t N = c.N;
     uint16_t *o0 = malloc(c.bytes);
-    void *ews;
-    float *dlse;
-    const size_t ewsb = svoo_cuda_ear_workspace((int)B, (int)c.H, ck, D);
+    void *ews, *kc, *vc;
+    const size_t ewsb = svoo_cuda_ear_workspace((int)B, (int)c.H, (int)N, c.ck, D);
     CU(cudaMalloc(&ews, ewsb));
-    CU(cudaMalloc((void **)&dlse, BH * N * 4));
+    CU(cudaMalloc(&kc, c.bytes));
+    CU(cudaMalloc(&vc, c.bytes));
     svoo_cuda_attend_params *p = &c.p;
-    svoo_status s[2] = {SVOO_OK, SVOO_OK};
-    for (int ear = 0; ear < 2; ear++) {
-        p->lse = ear ? dlse : NULL;
-        s[ear] = direct_run(&c, ews, ewsb);
-        CHECK(s[ear] == SVOO_OK, "ear direct d%d b%lld (ear %d): %s", D, (long long)B, ear,
+    static const char *const path[2] = {"auto", "two-pass"};
+    for (int kern = 0; kern < 2; kern++) {
+        svoo_cuda_attend_kernel = kern;
+        const svoo_status s0 = direct_run(&c, NULL, 0);
+        memcpy(o0, c.o, c.bytes);
+        const svoo_status s1 = direct_run(&c, ews, ewsb);
+        CHECK(!s0 && !s1, "ear direct %s d%d b%lld: %d %d %s", path[kern], D, (long long)B, s0, s1,
               svoo_cuda_attend_last_error());
-        if (!ear) memcpy(o0, c.o, c.bytes);
+        if (!s0 && !s1 && !c.bad) ear_direct_check(&c, o0, path[kern]);
     }
-    if (!s[0] && !s[1] && !c.bad) {
+    /* the row log-sum-exps (p->lse, an output of svoo_cuda_attend) of both
+     * kernels agree: the same -inf rows, finite ones within 1e-3 */
+    const size_t nl = (size_t)c.BH * N;
+    float *lse[2] = {malloc(nl * 4), malloc(nl * 4)}, *dl;
+    CU(cudaMalloc((void **)&dl, nl * 4));
+    p->lse = dl;
+    for (int kern = 0; kern < 2; kern++) {
+        svoo_cuda_attend_kernel = 2 - kern; /* sm90 where it runs (else sm80), then sm80 */
+        CU(cudaMemset(dl, 0, nl * 4));
+        CHECK(direct_run(&c, NULL, 0) == SVOO_OK, "lse d%d: %s", D, svoo_cuda_attend_last_error());
+        CU(cudaMemcpy(lse[kern], dl, nl * 4, cudaMemcpyDeviceToHost));
+    }
+    p->lse = NULL;
+    double maxd = 0;
+    int same_inf = 1, ninf = 0;
+    for (size_t i = 0; i < nl; i++) {
+        const int i0 = isinf(lse[0][i]), i1 = isinf(lse[1][i]);
+        same_inf &= i0 == i1;
+        ninf += i0;
+        if (!i0 && !i1) maxd = fmax(maxd, fabs((double)lse[0][i] - lse[1][i]));
+    }
+    CHECK(same_inf && maxd <= 1e-3 && ninf < (int)nl,
+          "lse d%d: kernels disagree: same -inf rows %d (%d), max |diff| %.3g", D, same_inf, ninf,
+          maxd);
+    printf("  lse d%-3d b%lld: sm90 vs sm80 kernel max |diff| %.1e, %d rows without keys\n", D,
+           (long long)B, maxd, ninf);
+    free(lse[0]), free(lse[1]), cudaFree(dl);
+    svoo_cuda_attend_kernel = 0;
+    /* K and V in key-cluster order, as the CUDA backend lays them out on Hopper */
+    const int64_t sb = p->k_stride_b, sh = p->k_stride_h, sn = p->k_stride_n;
+    svoo_status s = svoo_cuda_permute_rows(c.dk, kc, sb, sh, sn, (int)B, (int)c.H, (int)N, D,
+                                           SVOO_CUDA_BF16, c.dkp, 0, NULL);
+    if (!s)
+        s = svoo_cuda_permute_rows(c.dv, vc, sb, sh, sn, (int)B, (int)c.H, (int)N, D,
+                                   SVOO_CUDA_BF16, c.dkp, 0, NULL);
+    if (!s) {
+        p->k = kc, p->v = vc, p->k_perm = NULL;
+        s = direct_run(&c, ews, ewsb);
         const double r = rel_l2(c.o, c.ref, c.cnt);
-        /* per head: rows of the cluster that drops nothing, of the empty plan row */
-        int same_all = 1, zero_empty = 1;
-        double num = 0, den = 0;
-        for (int64_t bh = 0; bh < BH; bh++) {
-            const int32_t *qo = c.qoff + bh * (cq + 1), *qp = c.qperm + bh * N;
-            for (int32_t i = qo[EAR_R_ALL]; i < qo[EAR_R_ALL + 1]; i++)
-                same_all &= !memcmp(o0 + ((size_t)bh * N + qp[i]) * D,
-                                    c.o + ((size_t)bh * N + qp[i]) * D, (size_t)D * 2);
-            for (int32_t i = qo[EAR_R_EMPTY]; i < qo[EAR_R_EMPTY + 1]; i++)
-                for (int j = 0; j < D; j++) {
-                    const size_t x = ((size_t)bh * N + qp[i]) * D + j;
-                    zero_empty &= (o0[x] & 0x7fff) == 0;
-                    const double a = svoo_bf16_to_f32(c.o[x]), b = svoo_bf16_to_f32(c.ref[x]);
-                    num += (a - b) * (a - b);
-                    den += b * b;
-                }
-        }
-        const double re = sqrt(num / (den > 0 ? den : 1));
-        CHECK(r <= 1e-2, "ear direct d%d b%lld: rel-L2 vs the CPU executor with EAR %.3g", D,
-              (long long)B, r);
-        CHECK(same_all, "ear direct d%d b%lld: rows that drop nothing differ from no EAR", D,
-              (long long)B);
-        CHECK(zero_empty && den > 0 && re <= 1e-2,
-              "ear direct d%d b%lld: empty plan row: zeros without EAR %d, EAR vs CPU %.3g", D,
-              (long long)B, zero_empty, re);
-        printf("  ear direct d%-3d b%lld ck %d: vs cpu-exec %.1e, empty plan row %.1e, "
-               "nothing-dropped rows %s\n",
-               D, (long long)B, ck, r, re, same_all ? "identical" : "DIFFERENT");
+        CHECK(!s && r <= 1e-2, "ear direct, keys in cluster order d%d b%lld: %s, rel-L2 %.3g", D,
+              (long long)B, svoo_cuda_attend_last_error(), r);
+        printf("  ear direct keys in cluster order d%-3d b%lld: vs cpu-exec %.1e\n", D,
+               (long long)B, r);
+        p->k = c.dk, p->v = c.dv, p->k_perm = c.dkp;
     }
+    CHECK(!s, "ear direct: key-cluster order copy: %s", svoo_cuda_attend_last_error());
+    p->lse = (float *)ews;
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, NULL) == SVOO_ERR_INVALID_ARGUMENT,
+          "ear direct: p->lse set not refused");
+    p->lse = NULL;
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb - 256, NULL) ==
+              SVOO_ERR_WORKSPACE_TOO_SMALL,
+          "ear direct: short EAR workspace not refused: %s", svoo_cuda_attend_last_error());
     /* F1 of docs/REVIEW_2026-11-30_EAR.md: a status, not a misaligned-address fault */
-    p->lse = dlse;
     p->k_stride_n = D + 4;
-    CHECK(svoo_cuda_ear(p, c.ws, c.wsb, ews, ewsb, NULL) == SVOO_ERR_MISALIGNED,
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, NULL) == SVOO_ERR_MISALIGNED,
           "ear direct: misaligned k rows not refused: %s", svoo_cuda_attend_last_error());
-    cudaFree(ews), cudaFree(dlse);
+    cudaFree(ews), cudaFree(kc), cudaFree(vc);
     free(o0);
     direct_free(&c);
 }
