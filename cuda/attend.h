@@ -124,8 +124,10 @@ size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D);
  *  kernel writes each row's log-sum-exp and a second pass (mma.sync) merges the
  *  pseudo-keys' softmax partial into p->o:
  *  o = (e^lse_a o_a + e^lse_b o_b) / (e^lse_a + e^lse_b). Rows whose cluster
- *  drops nothing get exactly what svoo_cuda_attend gives them. Graph-capturable
- *  (no allocation, no host sync).
+ *  drops nothing get what svoo_cuda_attend gives them, up to the rounding of
+ *  a different key order (svoo_cuda_attend may pack union items or load runs
+ *  of keys first); bit for bit where both take the keys in the same order.
+ *  Graph-capturable (no allocation, no host sync).
  *  @return : as svoo_cuda_attend; SVOO_ERR_INVALID_ARGUMENT with p->lse set,
  *            SVOO_ERR_WORKSPACE_TOO_SMALL if ear_bytes is short. */
 svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,

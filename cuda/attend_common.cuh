@@ -69,12 +69,16 @@ struct EarView {
  * non-empty key clusters it did not select (extra key tiles, score bias b2) */
 svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
                         const EarView *ear);
+/* attend_sm80.cu: svoo_cuda_attend's argument checks (no device access; clears
+ * the last error first) */
+svoo_status attend_check(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes);
 /* attend_sm80.cu: svoo_cuda_attend's checks and launches; with ear (only where
- * attend_fuses_ear), the pseudo-keys enter the attention kernel itself */
+ * attend_fuses_ear, p->lse NULL), the pseudo-keys enter the attention kernel */
 svoo_status attend_enqueue(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
                            cudaStream_t s, const EarView *ear);
 
-/* the work list svoo_cuda_attend built in `workspace` for p (read by svoo_cuda_ear) */
+/* the work list svoo_cuda_attend built in `workspace` for p (read by the
+ * two-pass EAR of svoo_cuda_attend_ear) */
 WorkList worklist_in(const svoo_cuda_attend_params *p, void *workspace);
 
 /* ---- per-device state of the host side (kept off the per-call path) ---- */

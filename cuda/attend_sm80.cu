@@ -387,12 +387,12 @@ bool svoo_attend::attend_fuses_ear(const DevAttrs &a) {
 
 extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
                                         size_t ws_bytes, void *stream) {
-    g_err[0] = 0;
     return attend_enqueue(p, workspace, ws_bytes, (cudaStream_t)stream, nullptr);
 }
 
-svoo_status svoo_attend::attend_enqueue(const svoo_cuda_attend_params *p, void *workspace,
-                                        size_t ws_bytes, cudaStream_t s, const EarView *ear) {
+svoo_status svoo_attend::attend_check(const svoo_cuda_attend_params *p, void *workspace,
+                                      size_t ws_bytes) {
+    g_err[0] = 0;
     if (!p) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: params is NULL");
     if (!p->q || !p->k || !p->v || !p->o)
         return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend: q, k, v or o is NULL");
@@ -429,8 +429,16 @@ svoo_status svoo_attend::attend_enqueue(const svoo_cuda_attend_params *p, void *
     if ((uintptr_t)workspace & 255)
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend: workspace not 256-byte aligned");
     if (!fits) return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: problem too large");
+    return SVOO_OK;
+}
 
-    svoo_status st = check_launch("earlier asynchronous error");
+svoo_status svoo_attend::attend_enqueue(const svoo_cuda_attend_params *p, void *workspace,
+                                        size_t ws_bytes, cudaStream_t s, const EarView *ear) {
+    svoo_status st = attend_check(p, workspace, ws_bytes);
+    if (st) return st;
+    if (ear && p->lse) /* (the EAR instantiation writes no log-sum-exps) */
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles with lse set");
+    st = check_launch("earlier asynchronous error");
     if (st) return st;
     DevAttrs da;
     const cudaError_t e2 = device_attrs(&da);

@@ -94,6 +94,7 @@ template <int D> struct Smem90 {
     static constexpr size_t total = tmaps + 8 + 1024;  /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
     static_assert(MIX_MEMBERS * 4 == BN, "a K use's column words hold BN biases");
+    static_assert(colw % 16 == 0, "add_bias reads float2");
 };
 
 #ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
@@ -345,13 +346,14 @@ __device__ __forceinline__ void gather_rows(uint32_t dst, const T *src, int byte
 
 /* EAR, the producer's part (128 threads): the key clusters that a work
  * item's query cluster did not select (col[rp[0] .. rp[1]-1]; empty ones
- * too, whose bias -inf leaves them out), in chunks of CAP clusters: a bit per selected cluster (umask), the others
- * compacted into a list (tstart), then key tiles of their mean rows (K: mu,
- * V: mv) on the rings from uses kn and vn, each with its columns' score
- * biases (log2 size, -inf past the end) in the K use's column words, flagged
- * BIASED in the meta word. Returns the tiles (ring uses) it filled. Not
- * inlined: inlined, it slowed the producer's loop over the item's own key
- * tiles by 5% (ncu), executed or not. */
+ * too, whose bias -inf leaves them out), in chunks of CAP clusters: a bit per
+ * selected cluster (umask), the others compacted into a list (tstart), then
+ * key tiles of their mean rows (K: mu, V: mv) on the rings from uses kn and
+ * vn, each with its columns' score biases (log2 size, -inf past the end) in
+ * the K use's column words, flagged BIASED in the meta word. Returns the
+ * tiles (ring uses) it filled. Not inlined: inlined, it slowed the
+ * producer's loop over the item's own key tiles by 5% (ncu), executed or not
+ * (docs/CUDA_KERNEL.md, "Ninth stop"). */
 template <int D, typename T>
 __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *col, int Ck, int bh,
                                               EarView ear, uint32_t sbase, uint32_t kn,

@@ -23,9 +23,11 @@
  *    w_b = 1 - w_a; rows with no dropped cluster keep o_a as it is.
  * Cost at 12 x 75,600 x 128, Ck = 1024: one N x Ck_dropped x D GEMM pair (0.48
  * TFLOP if every cluster were dropped; only the dropped ones are computed) plus
- * one read of K and V;
- * measured on an H200 (calibrated synthetic heads, top-p 0.8): 1.2-2.5 ms added
- * to a 32 ms attention call, LSE writes included (docs/CUDA.md, "EAR on the GPU"). */
+ * one read of K and V (the means). The two-pass path measured 2.3 ms of
+ * ear_attend beside 21.8 ms of attention on an H200 (ncu, top-p 0.6), where the
+ * pseudo-key tiles now take ~1.2 ms inside the kernel (docs/CUDA_KERNEL.md,
+ * "Ninth stop"); pseudo_tiles in attend_sm90.cu builds the same list, keeping
+ * the empty clusters (bias -inf) that ear_attend skips. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -402,11 +404,6 @@ svoo_status launch_ear_d(const svoo_cuda_attend_params *p, const WorkList &wl, c
     return launch_ear<D, T, 32>(p, wl, el, ews, da.dev, s);
 }
 
-/* every row start 16-byte aligned (as svoo_cuda_attend requires) */
-bool rows16(const void *ptr, int64_t sb, int64_t sh, int64_t sn) {
-    return ((uintptr_t)ptr & 15) == 0 && sb % 8 == 0 && sh % 8 == 0 && sn % 8 == 0;
-}
-
 } // namespace
 
 extern "C" size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D) {
@@ -417,30 +414,14 @@ extern "C" size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D) 
 extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, void *workspace,
                                             size_t ws_bytes, void *ear_ws, size_t ear_bytes,
                                             void *stream) {
-    if (!p) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend_ear: params is NULL");
+    /* every check before the first launch (the means): a status, no launch */
+    svoo_status st = attend_check(p, workspace, ws_bytes);
+    if (st) return st;
     if (p->lse)
         return fail(SVOO_ERR_INVALID_ARGUMENT,
                     "svoo_cuda_attend_ear: p->lse must be NULL (the log-sum-exps of the "
                     "selected keys alone are not this call's)");
-    if (!ear_ws || !workspace)
-        return fail(SVOO_ERR_NULL_POINTER,
-                    "svoo_cuda_attend_ear: workspace or EAR workspace is NULL");
-    /* what the means kernel, launched first, relies on, checked as
-     * svoo_cuda_attend does (it checks the rest): a status, not a fault */
-    if (!p->k || !p->v || !p->k_off || !p->row_ptr || !p->col)
-        return fail(SVOO_ERR_NULL_POINTER,
-                    "svoo_cuda_attend_ear: k, v, k_off, row_ptr or col is NULL");
-    if (!rows16(p->k, p->k_stride_b, p->k_stride_h, p->k_stride_n) ||
-        !rows16(p->v, p->v_stride_b, p->v_stride_h, p->v_stride_n))
-        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend_ear: k or v rows not 16-byte aligned");
-    if (p->D != 64 && p->D != 128)
-        return fail(SVOO_ERR_UNSUPPORTED_HEAD_DIM, "svoo_cuda_attend_ear: D = %d (64 or 128)",
-                    p->D);
-    if (p->dtype != SVOO_CUDA_BF16 && p->dtype != SVOO_CUDA_F16)
-        return fail(SVOO_ERR_UNKNOWN_DTYPE, "svoo_cuda_attend_ear: dtype %d (0 bf16, 1 f16)",
-                    p->dtype);
-    if (p->B < 1 || p->H < 1 || p->N_q < 1 || p->N_k < 1 || p->Cq < 1 || p->Ck < 1)
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend_ear: bad shape");
+    if (!ear_ws) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_attend_ear: EAR workspace is NULL");
     const int64_t BH = (int64_t)p->B * p->H;
     if (BH * p->Ck > 0x7fffffff)
         return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend_ear: %lld heads x %d clusters",
@@ -458,8 +439,7 @@ extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, vo
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend_ear: device query: %s: %s",
                     cudaGetErrorName(e), cudaGetErrorString(e));
-    svoo_status st = check_launch("earlier asynchronous error");
-    if (st) return st;
+    if ((st = check_launch("earlier asynchronous error"))) return st;
     cudaStream_t s = (cudaStream_t)stream;
     char *ews = (char *)ear_ws;
     const bool bf = p->dtype == SVOO_CUDA_BF16;

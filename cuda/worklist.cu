@@ -419,7 +419,8 @@ bool svoo_attend::worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_b
 }
 
 WorkList svoo_attend::worklist_in(const svoo_cuda_attend_params *p, void *workspace) {
-    /* read by svoo_cuda_ear after an attention call with lse, which never packs */
+    /* read by svoo_cuda_attend_ear's two-pass path after an attention call with
+     * lse, which never packs */
     return worklist_at(ws_layout((int64_t)p->B * p->H, p->N_q, p->Cq), (char *)workspace, false);
 }
 

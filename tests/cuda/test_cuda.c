@@ -581,9 +581,11 @@ static void test_ear_f16(int D) {
 }
 
 /* config.ear where nothing is dropped (top_p = 1 keeps every non-empty key
- * cluster): the output equals the same call without EAR, bit for bit (the
- * attention kernel's LSE instantiation writes the same o as the default one,
- * and ear_attend leaves the rows without a dropped cluster as they are) */
+ * cluster): the output equals the same call without EAR, bit for bit (on
+ * Hopper the EAR instantiation's pseudo-key tiles, of empty clusters only,
+ * have bias -inf and leave the softmax state as it is; elsewhere the LSE
+ * instantiation writes the same o as the default one, and ear_attend leaves
+ * the rows without a dropped cluster as they are) */
 static void test_ear_nothing_dropped(svoo_method m, int64_t B, int D) {
     const int64_t H = 2, N = 3001;
     const int step = 12, layer = 1;
@@ -1035,8 +1037,8 @@ done:
  * (nothing dropped), 2 has no rows, the others ~1/8 of the key clusters (ascending,
  * as the planners write them; with share > 0 also every key cluster c with
  * c % share == 0, so that query clusters select largely the same keys, as real
- * plans do). Ck > 1024 reaches ear_attend's second and third 1024-cluster
- * chunks, which no planner-made test case reaches. row_ptr is LOCAL (starts at
+ * plans do). Ck > 1024 reaches the second and third 1024-cluster chunks of
+ * pseudo_tiles / ear_attend, which no planner-made test case reaches. row_ptr is LOCAL (starts at
  * 0); returns nnz. */
 enum { EAR_R_EMPTY = 0, EAR_R_ALL = 1, EAR_R_NOROWS = 2 };
 static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
@@ -1295,7 +1297,7 @@ static void test_ear_direct(int64_t B, int D) {
     double maxd = 0;
     int same_inf = 1, ninf = 0;
     for (size_t i = 0; i < nl; i++) {
-        const int i0 = isinf(lse[0][i]), i1 = isinf(lse[1][i]);
+        const int i0 = isinf(lse[0][i]) != 0, i1 = isinf(lse[1][i]) != 0; /* (glibc: -1 for -inf) */
         same_inf &= i0 == i1;
         ninf += i0;
         if (!i0 && !i1) maxd = fmax(maxd, fabs((double)lse[0][i] - lse[1][i]));
