@@ -64,11 +64,14 @@ constexpr int CAP = 1024; /* selected clusters per table segment */
 constexpr int NTHR = 384; /* producer + 2 consumer warpgroups */
 static_assert(CAP >= MIX_CK, "a union item's table is one segment");
 
-/* TMA descriptors of K and V, 3-d (D, N_k, B*H), boxes of 64 columns x BN
- * rows with the 128-byte swizzle (the layout of a stage): kernel parameters
- * (__grid_constant__), used by the TMA instantiation (keys without k_perm) */
+/* TMA descriptors of K and V, 3-d (D, N_k, B*H), boxes of 64 columns with
+ * the 128-byte swizzle (the layout of a stage), map i < PIECE_MAPS of 2^i rows
+ * (the pieces of gathered tiles: tile_pieces), map WHOLE of BN rows: kernel
+ * parameters (__grid_constant__), used by the TMA instantiations (keys
+ * without k_perm) */
+constexpr int PIECE_MAPS = 6, WHOLE = PIECE_MAPS; /* pieces of <= 32 rows (a warp's) */
 struct TmaMaps {
-    CUtensorMap k, v;
+    CUtensorMap k[PIECE_MAPS + 1], v[PIECE_MAPS + 1];
 };
 
 template <int D> struct Smem90 {
@@ -207,7 +210,47 @@ __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst
     mbar_expect_tx(bar, (uint32_t)(BN * D * 2));
 #pragma unroll
     for (int j = 0; j < D / 64; j++)
-        tma_load3(dst + j * BN * 128, V ? &tm->v : &tm->k, 64 * j, r0, bh, bar);
+        tma_load3(dst + j * BN * 128, V ? &tm->v[WHOLE] : &tm->k[WHOLE], 64 * j, r0, bh, bar);
+}
+
+/* one stage of BN keys by TMA where they are not one run (keys without
+ * k_perm): this thread's key row kr (-1 past the table's end) goes to stage
+ * row tid. A warp's rows fall into pieces of consecutive rows; a piece's
+ * first thread loads its L rows as two boxes of the largest power of two
+ * h <= L rows, at 0 and at L - h (they overlap with the same data; one box
+ * when L = h), and arrives with their bytes; the other threads arrive
+ * plainly. A 128-byte-swizzled box may start at any row of the stage
+ * (dev/cuda/tma_probe.cu). V rows past the end are zeroed: their P is 0,
+ * but a stale non-finite value times 0 would be NaN. */
+template <int D, bool V>
+__device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t dst, int kr, int bh,
+                                            uint32_t bar, int tid) {
+    const int lane = tid & 31;
+    const int prev = __shfl_up_sync(0xffffffffu, kr, 1);
+    const bool head = kr >= 0 && (lane == 0 || kr != prev + 1);
+    const uint32_t stops = __ballot_sync(0xffffffffu, head || kr < 0);
+    if (!head) {
+        if (V && kr < 0)
+#pragma unroll
+            for (int j = 0; j < D / 64; j++)
+#pragma unroll
+                for (int c = 0; c < 8; c++)
+                    sts128_zero(dst + j * BN * 128 + tid * 128 + c * 16);
+        mbar_arrive(bar);
+        return;
+    }
+    const uint32_t after = stops & (0xfffffffeu << lane);
+    const int len = (after ? __ffs(after) - 1 : 32) - lane;
+    const int lg = 31 - __clz(len), h = 1 << lg;
+    const TmaMaps *tm = *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
+    const CUtensorMap *m = V ? &tm->v[lg] : &tm->k[lg];
+    mbar_expect_tx(bar, (uint32_t)((len == h ? 1 : 2) * h * D * 2));
+#pragma unroll
+    for (int j = 0; j < D / 64; j++) {
+        const uint32_t d = dst + j * BN * 128 + tid * 128;
+        tma_load3(d, m, 64 * j, kr, bh, bar);
+        if (len != h) tma_load3(d + (len - h) * 128, m, 64 * j, kr + len - h, bh, bar);
+    }
 }
 
 /* inclusive max-scan over 128 threads of x; scan[0..3] hold each warp's own
@@ -471,18 +514,16 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                 const bool masked = UNI && (t + 1) * BN > common; /* uniform */
                 const int bytes = kr >= 0 ? 16 : 0;
                 const int64_t r64 = kr >= 0 ? kr : 0;
-                /* (TMA: V's row pointer formed when needed: one register
-                 * less across the K copies, which the producer lacks) */
-                const T *ksrc = kb + r64 * p.k_stride_n;
-                const T *vsrc = TMA ? nullptr : vb + r64 * p.v_stride_n;
                 /* K */
                 uint32_t st = kn % STAGES;
                 mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((kn / STAGES) & 1) ^ 1);
                 uint32_t dst = sbase + (uint32_t)(S::k + st * S::kstage);
                 if (bulk) {
                     tile_tma<D, false>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
+                } else if constexpr (TMA) {
+                    tile_pieces<D, false>(smem, dst, kr, bh, bars + Bars<D>::full_k + 8 * st, tid);
                 } else {
-                    gather(dst, ksrc, bytes);
+                    gather(dst, kb + r64 * p.k_stride_n, bytes);
                 }
                 if (masked) {
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
@@ -492,7 +533,7 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
-                if (!bulk) mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+                if (!TMA) mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
                 if (tid == 0) {
                     meta[st] = min(BN, total - t * BN) | (masked ? MASKED : 0);
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
@@ -504,8 +545,10 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                 dst = sbase + (uint32_t)(S::v + st * S::kstage);
                 if (bulk) {
                     tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+                } else if constexpr (TMA) {
+                    tile_pieces<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
                 } else {
-                    gather(dst, TMA ? vb + r64 * p.v_stride_n : vsrc, bytes);
+                    gather(dst, vb + r64 * p.v_stride_n, bytes);
                     mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
                 }
                 vn++;
@@ -1068,56 +1111,66 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
     return fn.load(std::memory_order_relaxed);
 }
 
-/* the TMA descriptor of one (B, H, N_k, D) tensor whose heads lie at one
- * stride (b*H + h): false when TMA cannot describe it (strides,
- * alignment), and the caller gathers instead */
+/* the TMA descriptors of one (B, H, N_k, D) tensor whose heads lie at one
+ * stride (b*H + h), boxes of each height (TmaMaps): false when TMA cannot
+ * describe it (strides, alignment), and the caller gathers instead */
 template <int D>
-bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *base, int dtype,
-             const svoo_cuda_attend_params *p, int64_t sb, int64_t sh, int64_t sn) {
+bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v12000 enc,
+              const void *base, int dtype, const svoo_cuda_attend_params *p, int64_t sb, int64_t sh,
+              int64_t sn) {
     if (sn <= 0 || (p->H > 1 && sh <= 0) || (p->B > 1 && sb <= 0)) return false;
     if (p->H == 1) sh = sb;                        /* h is always 0 */
     if (p->B * p->H == 1) sh = sn * p->N_k;        /* bh is always 0: any valid stride */
     if (p->B > 1 && sb != sh * p->H) return false; /* (a view with gaps between batches) */
     const cuuint64_t dims[3] = {(cuuint64_t)D, (cuuint64_t)p->N_k, (cuuint64_t)p->B * p->H};
     const cuuint64_t strides[2] = {(cuuint64_t)sn * 2, (cuuint64_t)sh * 2};
-    const cuuint32_t box[3] = {64, (cuuint32_t)BN, 1}, estr[3] = {1, 1, 1};
-    return enc(m,
-               dtype == SVOO_CUDA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-                                       : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-               3, const_cast<void *>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    const cuuint32_t estr[3] = {1, 1, 1};
+    for (int i = 0; i <= PIECE_MAPS; i++) {
+        const cuuint32_t box[3] = {64, i == WHOLE ? (cuuint32_t)BN : 1u << i, 1};
+        if (enc(&m[i],
+                dtype == SVOO_CUDA_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                3, const_cast<void *>(base), dims, strides, box, estr,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+            return false;
+    }
+    return true;
 }
 
 /* the work list's items, then its union items (their own instantiation: the
  * plain kernel keeps its registers). Keys without k_perm (in cluster order):
- * the plain items load the whole key tiles of runs of rows by TMA
- * (SVOO_CUDA_TMA=0: never). Not with the row log-sum-exps (that
- * instantiation spilled 12 bytes with TMA) nor with ear (the EAR
- * instantiation: pseudo-key tiles after each item's own, never union items;
- * with TMA it spilled 48 bytes, gathering none) */
+ * the key tiles are loaded by TMA, whole tiles of runs of rows as one box,
+ * the others in pieces (SVOO_CUDA_TMA=0: gathered). Not with the row
+ * log-sum-exps (that instantiation spilled 12 bytes with TMA). EAR (ear):
+ * pseudo-key tiles after each item's own, never union items. */
 template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
                        const EarView *ear) {
     const Tile *t = wl.tiles;
     if (p->lse) /* the row log-sum-exps too (never union items) */
         return launch90<D, T, true, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
-    if (ear)
-        return launch90<D, T, false, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s,
-                                                         TmaMaps{}, *ear);
     PFN_cuTensorMapEncodeTiled_v12000 enc =
         p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
     TmaMaps tm;
-    svoo_status st;
-    if (enc &&
-        tma_map<D>(&tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
-        tma_map<D>(&tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n))
-        st = launch90<D, T, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
-    else
-        st = launch90<D, T, false, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+    const bool tma =
+        enc &&
+        tma_maps<D>(tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
+        tma_maps<D>(tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n);
+    if (ear)
+        return tma ? launch90<D, T, false, false, true, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix,
+                                                              s, tm, *ear)
+                   : launch90<D, T, false, false, false, true>(p, t, wl.ntiles, wl.max_tiles,
+                                                               wl.mix, s, TmaMaps{}, *ear);
+    svoo_status st =
+        tma ? launch90<D, T, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm)
+            : launch90<D, T, false, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
     if (st || !wl.mix.nmem) return st;
     if ((st = check_launch("attention kernel (sm90)"))) return st;
-    return launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);
+    return tma ? launch90<D, T, false, true, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max,
+                                                   wl.mix, s, tm)
+               : launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);
 }
 
 } // namespace

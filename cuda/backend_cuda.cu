@@ -121,9 +121,8 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
         svoo_clusters_resolve(c, N, &dm->cq, &dm->ck);
     }
     /* possible here (svoo_workspace_size: an upper bound, without touching the
-     * device); cuda_init keeps it only where the kernel has TMA key tiles. Not
-     * with EAR: its instantiation gathers (with TMA it spilled) */
-    dm->kvperm = dm->sparse && !c->ear && c->cuda_kv_order && ATTEND_LINKED;
+     * device); cuda_init keeps it only where the kernel has TMA key tiles */
+    dm->kvperm = dm->sparse && c->cuda_kv_order && ATTEND_LINKED;
     dm->C = dm->cq > dm->ck ? dm->cq : dm->ck;
     dm->cpad = (dm->C + SVOO_CU_TILE - 1) / SVOO_CU_TILE * SVOO_CU_TILE;
     dm->nch = (int)((N + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);

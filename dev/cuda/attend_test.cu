@@ -608,7 +608,11 @@ static int do_bench(int reps) {
               // contiguous rows, no padding but the last block of a head
               {"blocks128 random 0.05", (N + 127) / 128, (N + 127) / 128, 0.05, true, 128, 128},
               {"blocks128 random 0.15", (N + 127) / 128, (N + 127) / 128, 0.15, true, 128, 128},
-              {"blocks128 random 0.30", (N + 127) / 128, (N + 127) / 128, 0.30, true, 128, 128}};
+              {"blocks128 random 0.30", (N + 127) / 128, (N + 127) / 128, 0.30, true, 128, 128},
+              // the library's sparse calls on Hopper: keys in cluster order (no k_perm), random
+              // cuts of ~74 keys a cluster as at Wan 720p (TMA pieces where tiles are not runs)
+              {"random 0.15 keys in order", 256, 1024, 0.15, true, 0},
+              {"random 0.30 keys in order", 256, 1024, 0.30, true, 0}};
     // BENCH_CASES=i,j,...: only those cases (default 0-4)
     const char *sel = getenv("BENCH_CASES");
     std::vector<int> which;
@@ -620,7 +624,7 @@ static int do_bench(int reps) {
             if (*c == ',') c++;
         }
     } else {
-        which = {0, 1, 2, 3, 4, 10, 11, 12};
+        which = {0, 1, 2, 3, 4, 10, 11, 12, 13, 14};
     }
     printf("\n%-28s %-22s %9s %8s %9s  %s\n", "plan", "variant", "ms", "density", "TFLOP/s",
            "sample rel_l2 (bf16-P f32 ref)");
