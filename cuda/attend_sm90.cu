@@ -15,6 +15,10 @@
  *    wgmma reads). Each producer thread signals a stage's "full" mbarrier
  *    with cp.async.mbarrier.arrive.noinc (fires when its copies land);
  *    thread 0 also writes the K stage's valid key count (-1: end of item).
+ *    Keys without k_perm (the TMA instantiations): tiles loaded by TMA, a
+ *    tile of one run of rows as one box (tile_tma), any other in boxes of a
+ *    warp's consecutive rows (tile_pieces); the threads arrive with the
+ *    boxes' bytes.
  *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208): 64 query
  *    rows each. Q is gathered once per item (cp.async, swizzled). Per key
  *    tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared

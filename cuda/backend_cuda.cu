@@ -617,8 +617,8 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         cudaEventElapsedTime(&ms2, cs->ev[1], cs->ev[3]);
         stats->ms_plan = ms0;
         stats->ms_attend = ms1;
-        /* the K/V copy in key-cluster order (Hopper, without EAR); Q and O are
-         * gathered and scattered inside the kernel */
+        /* the K/V copy in key-cluster order (Hopper); Q and O are gathered and
+         * scattered inside the kernel */
         stats->ms_permute = ms2;
         double dsum = 0;
         for (int i = 0; i < BH; i++)
