@@ -222,9 +222,9 @@ __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst
  * row tid. A warp's rows fall into pieces of consecutive rows; a piece's
  * first thread loads its L rows as two boxes of the largest power of two
  * h <= L rows, at 0 and at L - h (they overlap with the same data; one box
- * when L = h), and arrives with their bytes; the other threads arrive
- * plainly. A 128-byte-swizzled box may start at any row of the stage
- * (dev/cuda/tma_probe.cu). V rows past the end are zeroed: their P is 0,
+ * when L = h), after adding their bytes to the stage's transactions. Every
+ * thread then arrives on its own (the caller), as after a gather. A 128-byte-swizzled box may start
+ * at any row of the stage (dev/cuda/tma_probe.cu). V rows past the end are zeroed: their P is 0,
  * but a stale non-finite value times 0 would be NaN. */
 template <int D, bool V>
 __device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t dst, int kr, int bh,
@@ -240,7 +240,6 @@ __device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t 
 #pragma unroll
                 for (int c = 0; c < 8; c++)
                     sts128_zero(dst + j * BN * 128 + tid * 128 + c * 16);
-        mbar_arrive(bar);
         return;
     }
     const uint32_t after = stops & (0xfffffffeu << lane);
@@ -248,7 +247,7 @@ __device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t 
     const int lg = 31 - __clz(len), h = 1 << lg;
     const TmaMaps *tm = *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
     const CUtensorMap *m = V ? &tm->v[lg] : &tm->k[lg];
-    mbar_expect_tx(bar, (uint32_t)((len == h ? 1 : 2) * h * D * 2));
+    mbar_add_tx(bar, (uint32_t)((len == h ? 1 : 2) * h * D * 2));
 #pragma unroll
     for (int j = 0; j < D / 64; j++) {
         const uint32_t d = dst + j * BN * 128 + tid * 128;
@@ -537,7 +536,16 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
-                if (!TMA) mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+                /* each thread arrives after its column words, as after a gather
+                 * (arriving before them, racecheck reported the words read by the
+                 * consumers as a race: it does not follow the writes through the
+                 * named barrier to thread 0's arrival) */
+                if (!bulk) {
+                    if constexpr (TMA)
+                        mbar_arrive(bars + Bars<D>::full_k + 8 * st);
+                    else
+                        mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
+                }
                 if (tid == 0) {
                     meta[st] = min(BN, total - t * BN) | (masked ? MASKED : 0);
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
@@ -551,6 +559,7 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
                 } else if constexpr (TMA) {
                     tile_pieces<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+                    mbar_arrive(bars + Bars<D>::full_v + 8 * st);
                 } else {
                     gather(dst, vb + r64 * p.v_stride_n, bytes);
                     mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);

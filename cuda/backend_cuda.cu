@@ -578,9 +578,12 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.k_off = cs->ws.k_off;
     ap.row_ptr = cs->ws.row_ptr;
     ap.col = cs->ws.col;
-    if (cs->dm.kvperm && !call->dense) {
-        /* K and V in key-cluster order: a key tile of adjacent selected
-         * clusters is then one run of rows, one TMA copy (bf16 / f16 bits) */
+    /* K and V in key-cluster order: the kernel loads key tiles by TMA (a tile
+     * of adjacent selected clusters is one run of rows, one box). With EAR
+     * the means pass makes the copy (svoo_cuda_attend_ear's kv_copy), which
+     * reads K and V anyway */
+    const int kvcopy = cs->dm.kvperm && !call->dense;
+    if (kvcopy && !ear) { /* (bf16 / f16 bits) */
         const int64_t sh = NK * d, sb = H * sh;
         uint16_t *kc = cs->ws.kv, *vc = kc + B * sb;
         if ((s = svoo_cuda_permute_rows(k->data, kc, ap.k_stride_b, ap.k_stride_h, ap.k_stride_n,
@@ -597,7 +600,7 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     }
     if (timed && (e = cudaEventRecord(cs->ev[3], st))) return cu_fail(ctx, e, "event");
     s = ear ? svoo_cuda_attend_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes,
-                                   st)
+                                   kvcopy ? cs->ws.kv : nullptr, st)
             : svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
     if (s)
         return svoo_ctx_err(ctx, s, "attention kernel%s: %s", ear ? " (EAR)" : "",
@@ -617,8 +620,9 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         cudaEventElapsedTime(&ms2, cs->ev[1], cs->ev[3]);
         stats->ms_plan = ms0;
         stats->ms_attend = ms1;
-        /* the K/V copy in key-cluster order (Hopper); Q and O are gathered and
-         * scattered inside the kernel */
+        /* the K/V copy in key-cluster order (Hopper; with EAR in ms_attend: the
+         * means pass makes it); Q and O are gathered and scattered inside the
+         * kernel */
         stats->ms_permute = ms2;
         double dsum = 0;
         for (int i = 0; i < BH; i++)

@@ -78,10 +78,12 @@ template <typename T> __device__ __forceinline__ void add8(float (&a)[8], const 
     }
 }
 
-/* means of key cluster c of head bh: blockIdx.x = bh * Ck + c */
+/* means of key cluster c of head bh: blockIdx.x = bh * Ck + c; with kc (and
+ * vc) the rows read are also copied there, [B*H][N_k][D] in key-cluster order
+ * (the copy the attention then reads without k_perm) */
 template <int D, typename T>
 __global__ void __launch_bounds__(NTHR)
-    ear_means(const svoo_cuda_attend_params p, T *mu, T *mv, float *b2) {
+    ear_means(const svoo_cuda_attend_params p, T *mu, T *mv, float *b2, T *kc, T *vc) {
     constexpr int CPR = D / 8, RG = NTHR / CPR; /* chunks per row, rows in flight */
     __shared__ float red[2][RG][D];
     const int64_t idx = blockIdx.x;
@@ -98,6 +100,11 @@ __global__ void __launch_bounds__(NTHR)
         const int64_t r = kperm ? __ldg(kperm + j) : j;
         const uint4 uk = __ldg(reinterpret_cast<const uint4 *>(kb + r * p.k_stride_n + ch * 8));
         const uint4 uv = __ldg(reinterpret_cast<const uint4 *>(vb + r * p.v_stride_n + ch * 8));
+        if (kc) {
+            const int64_t x = ((int64_t)bh * p.N_k + j) * D + ch * 8;
+            *reinterpret_cast<uint4 *>(kc + x) = uk;
+            *reinterpret_cast<uint4 *>(vc + x) = uv;
+        }
         add8<T>(ak, uk);
         add8<T>(av, uv);
     }
@@ -365,11 +372,12 @@ __global__ void __launch_bounds__(NTHR, 2)
 }
 
 template <int D, typename T>
-svoo_status launch_means(const svoo_cuda_attend_params *p, const EarLayout &el, char *ews,
+svoo_status launch_means(const svoo_cuda_attend_params *p, const EarLayout &el, char *ews, void *kv,
                          cudaStream_t s) {
     const int64_t nblk = (int64_t)p->B * p->H * p->Ck;
+    T *kc = (T *)kv, *vc = kc ? kc + (int64_t)p->B * p->H * p->N_k * D : nullptr;
     ear_means<D, T><<<(unsigned)nblk, NTHR, 0, s>>>(*p, (T *)(ews + el.mu), (T *)(ews + el.mv),
-                                                    (float *)(ews + el.b2));
+                                                    (float *)(ews + el.b2), kc, vc);
     return check_launch("EAR means");
 }
 
@@ -413,7 +421,7 @@ extern "C" size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D) 
 
 extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, void *workspace,
                                             size_t ws_bytes, void *ear_ws, size_t ear_bytes,
-                                            void *stream) {
+                                            void *kv_copy, void *stream) {
     /* every check before the first launch (the means): a status, no launch */
     svoo_status st = attend_check(p, workspace, ws_bytes);
     if (st) return st;
@@ -434,6 +442,8 @@ extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, vo
     if ((uintptr_t)ear_ws & 255)
         return fail(SVOO_ERR_MISALIGNED,
                     "svoo_cuda_attend_ear: EAR workspace not 256-byte aligned");
+    if ((uintptr_t)kv_copy & 15)
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend_ear: kv_copy not 16-byte aligned");
     DevAttrs da;
     const cudaError_t e = device_attrs(&da); /* queried once per device */
     if (e != cudaSuccess)
@@ -443,11 +453,22 @@ extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, vo
     cudaStream_t s = (cudaStream_t)stream;
     char *ews = (char *)ear_ws;
     const bool bf = p->dtype == SVOO_CUDA_BF16;
-    st = p->D == 128 ? (bf ? launch_means<128, __nv_bfloat16>(p, el, ews, s)
-                           : launch_means<128, __half>(p, el, ews, s))
-                     : (bf ? launch_means<64, __nv_bfloat16>(p, el, ews, s)
-                           : launch_means<64, __half>(p, el, ews, s));
+    st = p->D == 128 ? (bf ? launch_means<128, __nv_bfloat16>(p, el, ews, kv_copy, s)
+                           : launch_means<128, __half>(p, el, ews, kv_copy, s))
+                     : (bf ? launch_means<64, __nv_bfloat16>(p, el, ews, kv_copy, s)
+                           : launch_means<64, __half>(p, el, ews, kv_copy, s));
     if (st) return st;
+    svoo_cuda_attend_params pk = *p; /* with kv_copy: the keys in cluster order */
+    if (kv_copy) {
+        const int64_t sh = (int64_t)p->N_k * p->D, sb = p->H * sh;
+        pk.k = kv_copy;
+        pk.v = (char *)kv_copy + (size_t)(p->B * sb) * 2;
+        pk.k_stride_b = pk.v_stride_b = sb;
+        pk.k_stride_h = pk.v_stride_h = sh;
+        pk.k_stride_n = pk.v_stride_n = p->D;
+        pk.k_perm = nullptr;
+        p = &pk;
+    }
     if (attend_fuses_ear(da)) { /* Hopper: pseudo-key tiles in the attention kernel */
         const EarView ev = {ews + el.mu, ews + el.mv, (const float *)(ews + el.b2)};
         return attend_enqueue(p, workspace, ws_bytes, s, &ev);

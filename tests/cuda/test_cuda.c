@@ -1197,14 +1197,17 @@ static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, in
 }
 
 /* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows),
- * or svoo_cuda_attend_ear with the EAR workspace ews when it is not NULL */
-static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
+ * or svoo_cuda_attend_ear with the EAR workspace ews when it is not NULL (and kv_copy) */
+static svoo_status direct_run_kv(direct_case *c, void *ews, size_t ewsb, void *kv_copy) {
     CU(cudaMemset(c->dout, 0xff, c->bytes));
-    const svoo_status s = ews ? svoo_cuda_attend_ear(&c->p, c->ws, c->wsb, ews, ewsb, NULL)
+    const svoo_status s = ews ? svoo_cuda_attend_ear(&c->p, c->ws, c->wsb, ews, ewsb, kv_copy, NULL)
                               : svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
     CU(cudaDeviceSynchronize());
     CU(cudaMemcpy(c->o, c->dout, c->bytes, cudaMemcpyDeviceToHost));
     return s;
+}
+static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
+    return direct_run_kv(c, ews, ewsb, NULL);
 }
 
 static void direct_free(direct_case *c) {
@@ -1325,18 +1328,40 @@ static void test_ear_direct(int64_t B, int D) {
         printf("  ear direct keys in cluster order d%-3d b%lld: vs cpu-exec %.1e\n", D,
                (long long)B, r);
         p->k = c.dk, p->v = c.dv, p->k_perm = c.dkp;
+        /* the same copy made by the means pass (kv_copy): the same copy, the
+         * same output bit for bit */
+        uint16_t *o1 = malloc(c.bytes), *h0 = malloc(2 * c.bytes), *h1 = malloc(2 * c.bytes);
+        void *kvc = NULL;
+        memcpy(o1, c.o, c.bytes);
+        CU(cudaMalloc(&kvc, 2 * c.bytes));
+        CU(cudaMemset(kvc, 0xff, 2 * c.bytes));
+        s = direct_run_kv(&c, ews, ewsb, kvc);
+        CU(cudaMemcpy(h0, kc, c.bytes, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy((char *)h0 + c.bytes, vc, c.bytes, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(h1, kvc, 2 * c.bytes, cudaMemcpyDeviceToHost));
+        const int same_copy = !memcmp(h0, h1, 2 * c.bytes), same_o = !memcmp(o1, c.o, c.bytes);
+        CHECK(!s && same_copy && same_o, "ear direct, kv_copy d%d b%lld: %s, copy %s, output %s", D,
+              (long long)B, svoo_cuda_attend_last_error(), same_copy ? "same" : "DIFFERENT",
+              same_o ? "same" : "DIFFERENT");
+        printf("  ear direct kv_copy d%-3d b%lld: copy and output as with the separate copy: %s\n",
+               D, (long long)B, same_copy && same_o ? "yes" : "NO");
+        cudaFree(kvc);
+        free(o1), free(h0), free(h1);
     }
     CHECK(!s, "ear direct: key-cluster order copy: %s", svoo_cuda_attend_last_error());
     p->lse = (float *)ews;
-    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, NULL) == SVOO_ERR_INVALID_ARGUMENT,
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, NULL, NULL) == SVOO_ERR_INVALID_ARGUMENT,
           "ear direct: p->lse set not refused");
     p->lse = NULL;
-    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb - 256, NULL) ==
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb - 256, NULL, NULL) ==
               SVOO_ERR_WORKSPACE_TOO_SMALL,
           "ear direct: short EAR workspace not refused: %s", svoo_cuda_attend_last_error());
     /* F1 of docs/REVIEW_2026-11-30_EAR.md: a status, not a misaligned-address fault */
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, (char *)kc + 8, NULL) ==
+              SVOO_ERR_MISALIGNED,
+          "ear direct: misaligned kv_copy not refused: %s", svoo_cuda_attend_last_error());
     p->k_stride_n = D + 4;
-    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, NULL) == SVOO_ERR_MISALIGNED,
+    CHECK(svoo_cuda_attend_ear(p, c.ws, c.wsb, ews, ewsb, NULL, NULL) == SVOO_ERR_MISALIGNED,
           "ear direct: misaligned k rows not refused: %s", svoo_cuda_attend_last_error());
     cudaFree(ews), cudaFree(kc), cudaFree(vc);
     free(o0);
