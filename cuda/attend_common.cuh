@@ -72,10 +72,6 @@ svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cu
 /* attend_sm80.cu: svoo_cuda_attend's argument checks (no device access; clears
  * the last error first) */
 svoo_status attend_check(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes);
-/* attend_sm80.cu: svoo_cuda_attend's checks and launches; with ear (only where
- * attend_fuses_ear, p->lse NULL), the pseudo-keys enter the attention kernel */
-svoo_status attend_enqueue(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
-                           cudaStream_t s, const EarView *ear);
 
 /* the work list svoo_cuda_attend built in `workspace` for p (read by the
  * two-pass EAR of svoo_cuda_attend_ear) */
@@ -92,8 +88,14 @@ struct DevAttrs {
  * cached (lock-free; two threads may both query, with the same result) */
 cudaError_t device_attrs(DevAttrs *a);
 /* attend_sm80.cu: whether svoo_cuda_attend runs the Hopper kernel on this device,
- * which takes EAR's pseudo-keys as key tiles (attend_enqueue with ear) */
+ * which takes EAR's pseudo-keys as key tiles (attend_launch with ear) */
 bool attend_fuses_ear(const DevAttrs &a);
+/* attend_sm80.cu: svoo_cuda_attend's launches (the work list, the kernel) on
+ * device da, after its checks (attend_check, an earlier error, da queried);
+ * with ear (only where attend_fuses_ear, p->lse NULL), the pseudo-keys enter
+ * the attention kernel */
+svoo_status attend_launch(const svoo_cuda_attend_params *p, void *workspace, cudaStream_t s,
+                          const EarView *ear, const DevAttrs &da);
 /* cudaFuncSetAttribute(K, MaxDynamicSharedMemorySize, BYTES) on device dev,
  * once per (device, K): a bit per device records where it succeeded (lock-free;
  * two threads may both set it, which is harmless). The host sets it for the

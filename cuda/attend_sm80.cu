@@ -387,7 +387,16 @@ bool svoo_attend::attend_fuses_ear(const DevAttrs &a) {
 
 extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
                                         size_t ws_bytes, void *stream) {
-    return attend_enqueue(p, workspace, ws_bytes, (cudaStream_t)stream, nullptr);
+    svoo_status st = attend_check(p, workspace, ws_bytes);
+    if (st) return st;
+    st = check_launch("earlier asynchronous error");
+    if (st) return st;
+    DevAttrs da;
+    const cudaError_t e = device_attrs(&da);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    return attend_launch(p, workspace, (cudaStream_t)stream, nullptr, da);
 }
 
 svoo_status svoo_attend::attend_check(const svoo_cuda_attend_params *p, void *workspace,
@@ -432,19 +441,9 @@ svoo_status svoo_attend::attend_check(const svoo_cuda_attend_params *p, void *wo
     return SVOO_OK;
 }
 
-svoo_status svoo_attend::attend_enqueue(const svoo_cuda_attend_params *p, void *workspace,
-                                        size_t ws_bytes, cudaStream_t s, const EarView *ear) {
-    svoo_status st = attend_check(p, workspace, ws_bytes);
-    if (st) return st;
-    if (ear && p->lse) /* (the EAR instantiation writes no log-sum-exps) */
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles with lse set");
-    st = check_launch("earlier asynchronous error");
-    if (st) return st;
-    DevAttrs da;
-    const cudaError_t e2 = device_attrs(&da);
-    if (e2 != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e2),
-                    cudaGetErrorString(e2));
+svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *workspace,
+                                       cudaStream_t s, const EarView *ear, const DevAttrs &da) {
+    svoo_status st;
 
 #ifdef SVOO_HAVE_SM90A
     if (runs_sm90(da.major, da.minor)) {

@@ -471,13 +471,13 @@ extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, vo
     }
     if (attend_fuses_ear(da)) { /* Hopper: pseudo-key tiles in the attention kernel */
         const EarView ev = {ews + el.mu, ews + el.mv, (const float *)(ews + el.b2)};
-        return attend_enqueue(p, workspace, ws_bytes, s, &ev);
+        return attend_launch(p, workspace, s, &ev, da);
     }
     /* elsewhere: the attention kernel with its row log-sum-exps, then the
      * pseudo-keys' pass over its work list, merged into o */
     svoo_cuda_attend_params pl = *p;
     pl.lse = (float *)(ews + el.lse);
-    if ((st = attend_enqueue(&pl, workspace, ws_bytes, s, nullptr))) return st;
+    if ((st = attend_launch(&pl, workspace, s, nullptr, da))) return st;
     const WorkList wl = worklist_in(&pl, workspace);
     if (p->D == 128)
         return bf ? launch_ear_d<128, __nv_bfloat16>(&pl, wl, el, ews, s, da)
