@@ -128,11 +128,11 @@ size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D);
  *  a different key order (svoo_cuda_attend may pack union items or load runs
  *  of keys first); bit for bit where both take the keys in the same order.
  *  kv_copy: NULL, or device memory of 2 x B x H x N_k x D elements (16-byte
- *  aligned) into which the means pass also copies K, then V, each
- *  [B][H][N_k][D] in key-cluster order (row j of a head = key k_perm[j]; rows
- *  in no key cluster are not written); the attention then reads that copy
- *  without k_perm (on Hopper: TMA key tiles), which saves a caller the
- *  separate copy (svoo_cuda_permute_rows).
+ *  aligned, overlapping no other buffer of the call) into which the means
+ *  pass also copies K, then V, each [B][H][N_k][D] in key-cluster order (row
+ *  j of a head = key k_perm[j]; rows in no key cluster are not written); the
+ *  attention then reads that copy without k_perm (on Hopper: TMA key tiles),
+ *  which saves a caller the separate copy (svoo_cuda_permute_rows).
  *  Graph-capturable (no allocation, no host sync).
  *  @return : as svoo_cuda_attend; SVOO_ERR_INVALID_ARGUMENT with p->lse set,
  *            SVOO_ERR_WORKSPACE_TOO_SMALL if ear_bytes is short,

@@ -443,6 +443,8 @@ svoo_status svoo_attend::attend_check(const svoo_cuda_attend_params *p, void *wo
 
 svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *workspace,
                                        cudaStream_t s, const EarView *ear, const DevAttrs &da) {
+    if (ear && p->lse) /* (the EAR instantiation writes no log-sum-exps) */
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles with lse set");
     svoo_status st;
 
 #ifdef SVOO_HAVE_SM90A

@@ -17,8 +17,8 @@
  *    thread 0 also writes the K stage's valid key count (-1: end of item).
  *    Keys without k_perm (the TMA instantiations): tiles loaded by TMA, a
  *    tile of one run of rows as one box (tile_tma), any other in boxes of a
- *    warp's consecutive rows (tile_pieces); the threads arrive with the
- *    boxes' bytes.
+ *    warp's consecutive rows (tile_pieces); the threads issuing boxes add
+ *    their bytes to the stage's transactions, then every thread arrives.
  *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208): 64 query
  *    rows each. Q is gathered once per item (cp.async, swizzled). Per key
  *    tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
@@ -231,7 +231,7 @@ __device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t 
                                             uint32_t bar, int tid) {
     const int lane = tid & 31;
     const int prev = __shfl_up_sync(0xffffffffu, kr, 1);
-    const bool head = kr >= 0 && (lane == 0 || kr != prev + 1);
+    const bool head = kr >= 0 && (lane == 0 || prev < 0 || kr != prev + 1);
     const uint32_t stops = __ballot_sync(0xffffffffu, head || kr < 0);
     if (!head) {
         if (V && kr < 0)

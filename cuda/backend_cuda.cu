@@ -1,7 +1,7 @@
 /* backend_cuda.cu : the CUDA backend table. Same flow as the CPU backend
  * (plan -> attend; the kernel gathers Q by the permutation and scatters O,
- * and gathers K and V too, except on Hopper without EAR, where they are
- * first copied in key-cluster order for its TMA key tiles), all
+ * and gathers K and V too, except on Hopper, where they are first copied in
+ * key-cluster order for its TMA key tiles, with EAR by the means pass), all
  * (b, h) of a call batched in each launch, on the context's stream.
  *
  * Everything the calls need is allocated on the device at svoo_ctx_create

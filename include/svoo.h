@@ -246,12 +246,12 @@ typedef struct svoo_config {
      * SVOO_ERR_WORKSPACE_TOO_SMALL). 0 = 1 / frames*height*width+text_tokens. */
     int max_batch;
     int64_t max_tokens;
-    /* CUDA on Hopper, sparse calls without ear: 1 (default) copies K and V in
-     * key-cluster order before the attention, so that the kernel loads whole
-     * key tiles of runs of clusters by TMA (1-2% faster calls; the copy takes
-     * ~0.27 ms and 2 x max_batch x heads x max_tokens x head_dim x 2 bytes of
-     * workspace: 0.46 GB at Wan2.1-1.3B 720p); 0 = the kernel gathers K and V
-     * rows instead. Ignored elsewhere. */
+    /* CUDA on Hopper, sparse calls: 1 (default) copies K and V in key-cluster
+     * order before the attention (with ear the means pass makes the copy), so
+     * that the kernel loads every key tile by TMA (3-7% faster calls at Wan
+     * 720p; the copy takes ~0.27 ms and 2 x max_batch x heads x max_tokens x
+     * head_dim x 2 bytes of workspace: 0.46 GB at Wan2.1-1.3B 720p); 0 = the
+     * kernel gathers K and V rows instead. Ignored elsewhere. */
     int cuda_kv_order;
 } svoo_config;
 

@@ -1210,6 +1210,24 @@ static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
     return direct_run_kv(c, ews, ewsb, NULL);
 }
 
+/* K and V of c copied in key-cluster order into kc, vc (as the CUDA backend
+ * lays them out on Hopper) and c->p pointed at them without k_perm; undone by
+ * direct_kv_restore */
+static svoo_status direct_kv_order(direct_case *c, void *kc, void *vc) {
+    svoo_cuda_attend_params *p = &c->p;
+    const int64_t sb = p->k_stride_b, sh = p->k_stride_h, sn = p->k_stride_n;
+    svoo_status s = svoo_cuda_permute_rows(c->dk, kc, sb, sh, sn, p->B, p->H, p->N_k, p->D,
+                                           p->dtype, c->dkp, 0, NULL);
+    if (!s)
+        s = svoo_cuda_permute_rows(c->dv, vc, sb, sh, sn, p->B, p->H, p->N_k, p->D, p->dtype,
+                                   c->dkp, 0, NULL);
+    if (!s) p->k = kc, p->v = vc, p->k_perm = NULL;
+    return s;
+}
+static void direct_kv_restore(direct_case *c) {
+    c->p.k = c->dk, c->p.v = c->dv, c->p.k_perm = c->dkp;
+}
+
 static void direct_free(direct_case *c) {
     cudaFree(c->ws), cudaFree(c->dqp), cudaFree(c->dkp), cudaFree(c->dqo), cudaFree(c->dko);
     cudaFree(c->drp), cudaFree(c->dcol);
@@ -1313,21 +1331,15 @@ static void test_ear_direct(int64_t B, int D) {
     free(lse[0]), free(lse[1]), cudaFree(dl);
     svoo_cuda_attend_kernel = 0;
     /* K and V in key-cluster order, as the CUDA backend lays them out on Hopper */
-    const int64_t sb = p->k_stride_b, sh = p->k_stride_h, sn = p->k_stride_n;
-    svoo_status s = svoo_cuda_permute_rows(c.dk, kc, sb, sh, sn, (int)B, (int)c.H, (int)N, D,
-                                           SVOO_CUDA_BF16, c.dkp, 0, NULL);
-    if (!s)
-        s = svoo_cuda_permute_rows(c.dv, vc, sb, sh, sn, (int)B, (int)c.H, (int)N, D,
-                                   SVOO_CUDA_BF16, c.dkp, 0, NULL);
+    svoo_status s = direct_kv_order(&c, kc, vc);
     if (!s) {
-        p->k = kc, p->v = vc, p->k_perm = NULL;
         s = direct_run(&c, ews, ewsb);
         const double r = rel_l2(c.o, c.ref, c.cnt);
         CHECK(!s && r <= 1e-2, "ear direct, keys in cluster order d%d b%lld: %s, rel-L2 %.3g", D,
               (long long)B, svoo_cuda_attend_last_error(), r);
         printf("  ear direct keys in cluster order d%-3d b%lld: vs cpu-exec %.1e\n", D,
                (long long)B, r);
-        p->k = c.dk, p->v = c.dv, p->k_perm = c.dkp;
+        direct_kv_restore(&c);
         /* the same copy made by the means pass (kv_copy): the same copy, the
          * same output bit for bit */
         uint16_t *o1 = malloc(c.bytes), *h0 = malloc(2 * c.bytes), *h1 = malloc(2 * c.bytes);
@@ -1335,13 +1347,13 @@ static void test_ear_direct(int64_t B, int D) {
         memcpy(o1, c.o, c.bytes);
         CU(cudaMalloc(&kvc, 2 * c.bytes));
         CU(cudaMemset(kvc, 0xff, 2 * c.bytes));
-        s = direct_run_kv(&c, ews, ewsb, kvc);
+        const svoo_status sk = direct_run_kv(&c, ews, ewsb, kvc);
         CU(cudaMemcpy(h0, kc, c.bytes, cudaMemcpyDeviceToHost));
         CU(cudaMemcpy((char *)h0 + c.bytes, vc, c.bytes, cudaMemcpyDeviceToHost));
         CU(cudaMemcpy(h1, kvc, 2 * c.bytes, cudaMemcpyDeviceToHost));
         const int same_copy = !memcmp(h0, h1, 2 * c.bytes), same_o = !memcmp(o1, c.o, c.bytes);
-        CHECK(!s && same_copy && same_o, "ear direct, kv_copy d%d b%lld: %s, copy %s, output %s", D,
-              (long long)B, svoo_cuda_attend_last_error(), same_copy ? "same" : "DIFFERENT",
+        CHECK(!sk && same_copy && same_o, "ear direct, kv_copy d%d b%lld: %s, copy %s, output %s",
+              D, (long long)B, svoo_cuda_attend_last_error(), same_copy ? "same" : "DIFFERENT",
               same_o ? "same" : "DIFFERENT");
         printf("  ear direct kv_copy d%-3d b%lld: copy and output as with the separate copy: %s\n",
                D, (long long)B, same_copy && same_o ? "yes" : "NO");
@@ -1392,25 +1404,40 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
     const char *old = getenv("SVOO_CUDA_PACK");
     char keep[16] = "";
     if (old) snprintf(keep, sizeof keep, "%s", old);
-    for (int pack = 1; pack >= 0; pack--) {
+    void *kc, *vc;
+    CU(cudaMalloc(&kc, c.bytes));
+    CU(cudaMalloc(&vc, c.bytes));
+    /* packed, packed with keys in cluster order (Hopper: the union items'
+     * key tiles by TMA, masked tiles as pieces), not packed */
+    for (int pass = 0; pass < 3; pass++) {
+        const int pack = pass < 2, ordered = pass == 1;
         if (pack)
             unsetenv("SVOO_CUDA_PACK");
         else
             setenv("SVOO_CUDA_PACK", "0", 1);
+        if (ordered) {
+            const svoo_status so = direct_kv_order(&c, kc, vc);
+            CHECK(so == SVOO_OK, "union direct: key-cluster order copy: %s",
+                  svoo_cuda_attend_last_error());
+            if (so) continue;
+        }
         const svoo_status s = direct_run(&c, NULL, 0);
-        CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d: %s", D, (long long)B, pack,
-              svoo_cuda_attend_last_error());
+        CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d%s: %s", D, (long long)B, pack,
+              ordered ? " ordered" : "", svoo_cuda_attend_last_error());
         const int items = svoo_cuda_attend_union_items(&c.p, c.ws);
+        if (ordered) direct_kv_restore(&c);
         if (pack && hopper)
-            CHECK(items > 0, "union direct d%d b%lld: no union items (%d)", D, (long long)B, items);
+            CHECK(items > 0, "union direct d%d b%lld%s: no union items (%d)", D, (long long)B,
+                  ordered ? " ordered" : "", items);
         if (!pack) CHECK(items == -1, "union direct: SVOO_CUDA_PACK=0 packed (%d)", items);
         if (s || c.bad) continue;
         const double r = rel_l2(c.o, c.ref, c.cnt);
-        CHECK(r <= 1e-2, "union direct d%d b%lld pack %d: rel-L2 vs the CPU executor %.3g", D,
-              (long long)B, pack, r);
-        printf("  union direct d%-3d b%lld pack %d: %d union items, vs cpu-exec %.1e\n", D,
-               (long long)B, pack, items, r);
+        CHECK(r <= 1e-2, "union direct d%d b%lld pack %d%s: rel-L2 vs the CPU executor %.3g", D,
+              (long long)B, pack, ordered ? " ordered" : "", r);
+        printf("  union direct d%-3d b%lld pack %d%s: %d union items, vs cpu-exec %.1e\n", D,
+               (long long)B, pack, ordered ? " keys in cluster order" : "", items, r);
     }
+    cudaFree(kc), cudaFree(vc);
     if (old)
         setenv("SVOO_CUDA_PACK", keep, 1);
     else
