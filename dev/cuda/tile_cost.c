@@ -20,6 +20,9 @@
  *             wl_pack builds: best fit, tails descending); also the share of the executed
  *             work in key tiles past the members' common keys (masked), and next fit with
  *             the tails ordered by their keys instead (worse)
+ *             and of the union items of 128, the masked columns a row did not select
+ *             (executed, then masked out) and the masked tiles a consumer warpgroup could
+ *             skip because none of its 64 rows' members selected them (union_skip)
  *   pairs   : the permuted row stream cut into items spanning at most two adjacent
  *             clusters (keys ordered A only, both, B only: a row interval mask)
  * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
@@ -47,11 +50,22 @@ typedef struct {
 
 enum { MAXCK = 4096, WORDS = MAXCK / 64 };
 /* a slice of 64 rows shared by remainders: rows used, union of key clusters, its keys */
+enum { SLMEM = 64 }; /* members a slice records (for the skip model; more: not modelled) */
 typedef struct {
     int rows;
     int64_t keys;
     uint64_t sel[WORDS], all[WORDS]; /* union, intersection of the members' key clusters */
+    int nm, mr[SLMEM], mt[SLMEM];    /* members in row order: cluster, rows */
 } slice;
+/* union items of 128 (cuda/worklist.cu, cuda/attend_sm90.cu build_union): keys of the
+ * clusters every member selected first, then the others, each group in cluster order, cut
+ * into 128-key tiles; the tiles past the common keys are masked per row. skip: rows x keys of
+ * the masked tiles where no member with rows in a consumer warpgroup's 64 rows selected any
+ * of the tile's clusters (that warpgroup could skip the tile); waste: rows x keys of masked
+ * tiles' columns that the row's own cluster did not select (executed, masked out) */
+typedef struct {
+    double skip, waste, unmodelled;
+} union_detail;
 
 static int64_t pad128(int64_t k) {
     return (k + 127) / 128 * 128;
@@ -75,9 +89,12 @@ static double item_cost(int64_t n, int64_t k) {
  * remainders in descending size each into the open slice where it adds the least cost,
  * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters,
  * *masked adds their rows x keys in key tiles past the members' common keys (128 only). */
+static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
+                       union_detail *u);
+
 static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
                          const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix,
-                         double *masked) {
+                         double *masked, union_detail *ud) {
     int order[MAXCK], n = 0, nsl = 0, mem[MAXCK];
     double c = 0;
     const double full = rows_per == 64 ? 64.0 : 128.0;
@@ -114,6 +131,8 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
             memset(&sl[best], 0, sizeof sl[best]);
             mem[best] = 0;
         }
+        if (sl[best].nm < SLMEM) sl[best].mr[sl[best].nm] = r, sl[best].mt[sl[best].nm] = t;
+        sl[best].nm++;
         sl[best].rows += t;
         sl[best].keys = best_keys;
         for (int w = 0; w < WORDS; w++) {
@@ -131,10 +150,54 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
                 if ((sl[b].all[k / 64] >> (k % 64)) & 1) common += ksz[k];
             if (rows_per == 128)
                 *masked += 128.0 * (double)(pad128(sl[b].keys) - common / 128 * 128);
+            if (rows_per == 128 && ud) union_skip(&sl[b], ksz, sel, p->ck, ud);
         }
     }
 #undef SLICE_COST
     return c;
+}
+
+static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
+                       union_detail *u) {
+    if (b->nm > SLMEM) {
+        u->unmodelled += 128.0 * (double)pad128(b->keys);
+        return;
+    }
+    uint64_t wg[2][WORDS]; /* key clusters selected by a member with rows in warpgroup g */
+    memset(wg, 0, sizeof wg);
+    for (int m = 0, off = 0; m < b->nm; off += b->mt[m], m++)
+        for (int g = 0; g < 2; g++)
+            if (off < 64 * g + 64 && off + b->mt[m] > 64 * g)
+                for (int w = 0; w < WORDS; w++)
+                    wg[g][w] |= sel[b->mr[m]][w];
+    int64_t common = 0;
+    for (int c = 0; c < ck; c++)
+        if ((b->all[c / 64] >> (c % 64)) & 1) common += ksz[c];
+    const int64_t mstart = common / 128 * 128; /* the first masked tile's first key */
+    const int64_t ntile = (b->keys + 127) / 128;
+    unsigned char *has = calloc((size_t)(2 * ntile + 2), 1);
+    if (!has) return;
+    /* the keys in the kernel's order: the common clusters, then the others */
+    int64_t pos = 0;
+    for (int grp = 0; grp < 2; grp++)
+        for (int c = 0; c < ck; c++) {
+            const int com = (int)((b->all[c / 64] >> (c % 64)) & 1);
+            if (!((b->sel[c / 64] >> (c % 64)) & 1) || (grp == 0) != com || ksz[c] <= 0) continue;
+            const int64_t e = pos + ksz[c],
+                          nmask = e > mstart ? e - (pos > mstart ? pos : mstart) : 0;
+            int rows_not = 0; /* rows of members that did not select c */
+            for (int m = 0; m < b->nm; m++)
+                if (!((sel[b->mr[m]][c / 64] >> (c % 64)) & 1)) rows_not += b->mt[m];
+            u->waste += (double)nmask * rows_not;
+            for (int64_t t = pos / 128; t <= (e - 1) / 128; t++)
+                for (int g = 0; g < 2; g++)
+                    has[2 * t + g] |= (unsigned char)((wg[g][c / 64] >> (c % 64)) & 1);
+            pos = e;
+        }
+    for (int64_t t = mstart / 128; t < ntile; t++)
+        for (int g = 0; g < 2; g++)
+            if (b->rows > 64 * g && !has[2 * t + g]) u->skip += 64.0 * 128.0;
+    free(has);
 }
 
 /* the pair model of one head: the permuted row stream cut into items of <= 128 rows
@@ -286,6 +349,7 @@ int main(int argc, char **argv) {
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
     double masked_bf = 0, masked_nf = 0;
+    union_detail udet = {0, 0, 0};
     int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0,
             nmixnf = 0;
     double tma_tot[3] = {0, 0, 0}, tma_all = 0;
@@ -324,9 +388,10 @@ int main(int argc, char **argv) {
             add_cluster(&hc, rows, K);
         }
         double unused = 0;
-        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices, 64, 0, &nmix64, &unused);
-        if (!s) hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128, &masked_bf);
-        if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf, &masked_nf);
+        if (!s) hc.uni = union_cost(&plan, ksz, sel, Kr, slices, 64, 0, &nmix64, &unused, NULL);
+        if (!s)
+            hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128, &masked_bf, &udet);
+        if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf, &masked_nf, NULL);
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         double tm[3] = {0, 0, 0}, tall = 0;
         if (!s) tma_share(&plan, ksz, sel, tm, &tall);
@@ -363,6 +428,10 @@ int main(int argc, char **argv) {
     printf("union items of 128: key tiles past the common keys (masked) %.4f of the work "
            "executed; next fit by keys: %.4f (%lld mixed), masked %.4f\n",
            masked_bf / tot.u128, tot.useful / tot.unf, (long long)nmixnf, masked_nf / tot.unf);
+    printf("union items of 128, of the work executed: masked columns the row did not select "
+           "%.4f; masked tiles a consumer warpgroup could skip (none of its members selected "
+           "them) %.4f; items of > %d members, not modelled: %.4f\n",
+           udet.waste / tot.u128, udet.skip / tot.u128, SLMEM, udet.unmodelled / tot.u128);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
