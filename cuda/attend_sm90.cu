@@ -198,6 +198,12 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
     return KC + KO;
 }
 
+/* the maps' address, read where a box is issued, not held: the producer is
+ * at its register limit (held, it spilled) */
+template <int D> __device__ __forceinline__ const TmaMaps *maps_of(const unsigned char *smem) {
+    return *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
+}
+
 /* one stage of BN rows from row r0 of head bh by TMA: thread 0 arrives
  * with the stage's bytes and issues the D/64 boxes; the other producer
  * threads arrive plainly (the count of a cp.async stage: one per thread) */
@@ -208,9 +214,7 @@ __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst
         mbar_arrive(bar);
         return;
     }
-    /* the maps' address read here, not held: the producer is at its
-     * register limit (held, it spilled) */
-    const TmaMaps *tm = *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
+    const TmaMaps *tm = maps_of<D>(smem);
     mbar_expect_tx(bar, (uint32_t)(BN * D * 2));
 #pragma unroll
     for (int j = 0; j < D / 64; j++)
@@ -223,9 +227,10 @@ __device__ __forceinline__ void tile_tma(const unsigned char *smem, uint32_t dst
  * first thread loads its L rows as two boxes of the largest power of two
  * h <= L rows, at 0 and at L - h (they overlap with the same data; one box
  * when L = h), after adding their bytes to the stage's transactions. Every
- * thread then arrives on its own (the caller), as after a gather. A 128-byte-swizzled box may start
- * at any row of the stage (dev/cuda/tma_probe.cu). V rows past the end are zeroed: their P is 0,
- * but a stale non-finite value times 0 would be NaN. */
+ * thread then arrives on its own (the caller), as after a gather. A
+ * 128-byte-swizzled box may start at any row of the stage
+ * (dev/cuda/tma_probe.cu). V rows past the end are zeroed: their P is 0, but
+ * a stale non-finite value times 0 would be NaN. */
 template <int D, bool V>
 __device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t dst, int kr, int bh,
                                             uint32_t bar, int tid) {
@@ -245,7 +250,7 @@ __device__ __forceinline__ void tile_pieces(const unsigned char *smem, uint32_t 
     const uint32_t after = stops & (0xfffffffeu << lane);
     const int len = (after ? __ffs(after) - 1 : 32) - lane;
     const int lg = 31 - __clz(len), h = 1 << lg;
-    const TmaMaps *tm = *reinterpret_cast<const TmaMaps *const volatile *>(smem + Smem90<D>::tmaps);
+    const TmaMaps *tm = maps_of<D>(smem);
     const CUtensorMap *m = V ? &tm->v[lg] : &tm->k[lg];
     mbar_add_tx(bar, (uint32_t)((len == h ? 1 : 2) * h * D * 2));
 #pragma unroll
@@ -279,8 +284,8 @@ __device__ __forceinline__ int block_maxscan(int x, int lane, int warp, int *sca
  * its run's whole key tiles (the run's first floor(size/BN)*BN rows), entry
  * nseg + i = the rest of cluster i. The order of the keys does not change
  * the attention; so each key tile of the first part is BN rows of one run
- * (one TMA copy), and the rests fill the tiles after it without padding,
- * gathered. tstart/tcum as build_table's, tcum[2 nseg] = total; `whole` =
+ * (one TMA copy), and the rests fill the tiles after it without padding
+ * (tile_pieces). tstart/tcum as build_table's, tcum[2 nseg] = total; `whole` =
  * the first part's keys; wsc [SEG] is scratch. 128 threads. */
 template <int SEG, class Bar>
 __device__ __forceinline__ int build_split_table(const int32_t *__restrict__ col,
