@@ -140,6 +140,19 @@ size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D);
 svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
                                  void *ear_ws, size_t ear_bytes, void *kv_copy, void *stream);
 
+/*! svoo_cuda_attend_params_kv_copy() : points p's keys and values at kv, a
+ *  copy laid out as svoo_cuda_attend_ear's kv_copy (K, then V, each
+ *  [B][H][N_k][D] contiguous, in key-cluster order), and clears k_perm. */
+static inline void svoo_cuda_attend_params_kv_copy(svoo_cuda_attend_params *p, void *kv) {
+    const int64_t sh = (int64_t)p->N_k * p->D, sb = p->H * sh;
+    p->k = kv;
+    p->v = (char *)kv + (size_t)(p->B * sb) * 2;
+    p->k_stride_b = p->v_stride_b = sb;
+    p->k_stride_h = p->v_stride_h = sh;
+    p->k_stride_n = p->v_stride_n = p->D;
+    p->k_perm = NULL;
+}
+
 /*! svoo_cuda_attend_union_items() : dev hook for tests: the number of union
  *  items (worklist.cu: query-cluster tails of a head packed into shared row
  *  tiles) in the work list that this thread's last svoo_cuda_attend call

@@ -584,19 +584,13 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
      * reads K and V anyway */
     const int kvcopy = cs->dm.kvperm && !call->dense;
     if (kvcopy && !ear) { /* (bf16 / f16 bits) */
-        const int64_t sh = NK * d, sb = H * sh;
-        uint16_t *kc = cs->ws.kv, *vc = kc + B * sb;
+        uint16_t *kc = cs->ws.kv, *vc = kc + B * H * NK * d;
         if ((s = svoo_cuda_permute_rows(k->data, kc, ap.k_stride_b, ap.k_stride_h, ap.k_stride_n,
                                         ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)) ||
             (s = svoo_cuda_permute_rows(v->data, vc, ap.v_stride_b, ap.v_stride_h, ap.v_stride_n,
                                         ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)))
             return svoo_ctx_err(ctx, s, "key-cluster order: %s", svoo_cuda_attend_last_error());
-        ap.k = kc;
-        ap.v = vc;
-        ap.k_stride_b = ap.v_stride_b = sb;
-        ap.k_stride_h = ap.v_stride_h = sh;
-        ap.k_stride_n = ap.v_stride_n = d;
-        ap.k_perm = nullptr;
+        svoo_cuda_attend_params_kv_copy(&ap, kc);
     }
     if (timed && (e = cudaEventRecord(cs->ev[3], st))) return cu_fail(ctx, e, "event");
     s = ear ? svoo_cuda_attend_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes,

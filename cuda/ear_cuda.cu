@@ -460,13 +460,7 @@ extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, vo
     if (st) return st;
     svoo_cuda_attend_params pk = *p; /* with kv_copy: the keys in cluster order */
     if (kv_copy) {
-        const int64_t sh = (int64_t)p->N_k * p->D, sb = p->H * sh;
-        pk.k = kv_copy;
-        pk.v = (char *)kv_copy + (size_t)(p->B * sb) * 2;
-        pk.k_stride_b = pk.v_stride_b = sb;
-        pk.k_stride_h = pk.v_stride_h = sh;
-        pk.k_stride_n = pk.v_stride_n = p->D;
-        pk.k_perm = nullptr;
+        svoo_cuda_attend_params_kv_copy(&pk, kv_copy);
         p = &pk;
     }
     if (attend_fuses_ear(da)) { /* Hopper: pseudo-key tiles in the attention kernel */
