@@ -1038,8 +1038,8 @@ done:
  * as the planners write them; with share > 0 also every key cluster c with
  * c % share == 0, so that query clusters select largely the same keys, as real
  * plans do). Ck > 1024 reaches the second and third 1024-cluster chunks of
- * pseudo_tiles / ear_attend, which no planner-made test case reaches. row_ptr is LOCAL (starts at
- * 0); returns nnz. */
+ * pseudo_tiles / ear_attend, which no planner-made test case reaches. row_ptr
+ * is LOCAL (starts at 0); returns nnz. */
 enum { EAR_R_EMPTY = 0, EAR_R_ALL = 1, EAR_R_NOROWS = 2 };
 static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
                         int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
@@ -1279,8 +1279,10 @@ static void ear_direct_check(const direct_case *c, const uint16_t *o0, const cha
  * (ear_direct_check), on both paths: the automatic kernel (Hopper: pseudo-key
  * tiles in the wgmma kernel) and the mma.sync kernel with the two-pass EAR;
  * the row log-sum-exps of svoo_cuda_attend (p->lse) of both kernels; then
- * EAR with K and V in key-cluster order (k_perm NULL). Then the refusals: p->lse set, a misaligned
- * k row stride, a short EAR workspace (statuses, no launch). */
+ * EAR with K and V in key-cluster order (k_perm NULL), and with the copy made
+ * by the means pass (kv_copy: the same copy and output). Then the refusals:
+ * p->lse set, a short EAR workspace, a misaligned kv_copy, a misaligned k row
+ * stride (statuses, no launch). */
 static void test_ear_direct(int64_t B, int D) {
     direct_case c;
     direct_setup(&c, B, D, 3001, 40, 2100, 0, 1, 777);
