@@ -90,7 +90,7 @@ static double item_cost(int64_t n, int64_t k) {
  * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters,
  * *masked adds their rows x keys in key tiles past the members' common keys (128 only). */
 static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
-                       union_detail *u);
+                       int64_t common, union_detail *u);
 
 static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
                          const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix,
@@ -150,15 +150,16 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
                 if ((sl[b].all[k / 64] >> (k % 64)) & 1) common += ksz[k];
             if (rows_per == 128)
                 *masked += 128.0 * (double)(pad128(sl[b].keys) - common / 128 * 128);
-            if (rows_per == 128 && ud) union_skip(&sl[b], ksz, sel, p->ck, ud);
+            if (rows_per == 128 && ud) union_skip(&sl[b], ksz, sel, p->ck, common, ud);
         }
     }
 #undef SLICE_COST
     return c;
 }
 
+/* common: the keys of the clusters every member selected */
 static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
-                       union_detail *u) {
+                       int64_t common, union_detail *u) {
     if (b->nm > SLMEM) {
         u->unmodelled += 128.0 * (double)pad128(b->keys);
         return;
@@ -170,9 +171,6 @@ static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS
             if (off < 64 * g + 64 && off + b->mt[m] > 64 * g)
                 for (int w = 0; w < WORDS; w++)
                     wg[g][w] |= sel[b->mr[m]][w];
-    int64_t common = 0;
-    for (int c = 0; c < ck; c++)
-        if ((b->all[c / 64] >> (c % 64)) & 1) common += ksz[c];
     const int64_t mstart = common / 128 * 128; /* the first masked tile's first key */
     const int64_t ntile = (b->keys + 127) / 128;
     unsigned char *has = calloc((size_t)(2 * ntile + 2), 1);
