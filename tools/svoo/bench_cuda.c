@@ -310,7 +310,7 @@ int bench_cuda(int argc, char **argv) {
                : printf("  clusters auto, %lld iterations, top-p %.3f%s\n", iters, top_p, ear ? ", EAR" : "");
         printf("  density          %.4f\n", stats.density);
         printf("  plan             %8.3f ms  (clustering + selection + permutation indices)\n", pm);
-        printf("  K/V copy         %8.3f ms  (key-cluster order for TMA key tiles; 0: gathered)\n", km);
+        printf("  K/V copy         %8.3f ms  (key-cluster order for TMA key tiles; 0: gathered, or with --ear made inside attend)\n", km);
         printf("  attend           %8.3f ms  (%.1f effective TFLOP/s)\n", am, flops * stats.density / am / 1e9);
         printf("  whole call       %8.3f ms  (median of %lld, no stats)\n", call_ms, reps);
         printf("  own dense        %8.3f ms  (%.1f TFLOP/s)  -> sparse call %.2fx faster\n", dense_ms,
