@@ -98,7 +98,8 @@ template <int D> struct Smem90 {
     static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
-    static constexpr size_t total = tmaps + 8 + 1024;  /* + alignment slack */
+    static constexpr size_t pin = tmaps + 8;           /* [256]: consumer(), kLean */
+    static constexpr size_t total = pin + 1024 + 1024; /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
     static_assert(MIX_MEMBERS * 4 == BN, "a K use's column words hold BN biases");
     static_assert(colw % 16 == 0, "add_bias reads float2");
@@ -119,9 +120,14 @@ constexpr bool kPingPong = false;
 #else
 constexpr bool kPingPong = true;
 #endif
-constexpr int PROD_REGS = 88,
-              CONS_REGS = 208; /* setmaxnreg.inc takes registers from those released by .dec: 88*128
-                                  + 208*256 <= 168*384 (the entry allocation) */
+/* setmaxnreg: .inc takes registers from those released by .dec, so producer
+ * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: a
+ * producer that loads every tile by TMA (not EAR's, which gathers its
+ * pseudo-key tiles) fits in 56 registers without spilling, and the consumers'
+ * 224 then hold the softmax between the two wgmma waits (consumer()) */
+template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
+template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
+template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 208;
 
 #include "sm90_ptx.cuh"
 
@@ -506,12 +512,31 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
         const int32_t *koff = p.k_off + (int64_t)bh * (p.Ck + 1);
         const T *kb = reinterpret_cast<const T *>(p.k) + b * p.k_stride_b + h * p.k_stride_h;
         const T *vb = reinterpret_cast<const T *>(p.v) + b * p.v_stride_b + h * p.v_stride_h;
+        /* V of a key tile (kr, bulk: as for its K). The K tiles run one ahead
+         * of the V tiles (K0 K1 V0 K2 V1 ..., as the consumers use them), so
+         * that the wait for a free V stage never holds up the next K tile */
+        auto load_v = [&](int kr, bool bulk) {
+            const uint32_t st = vn % STAGES;
+            mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
+            const uint32_t dst = sbase + (uint32_t)(S::v + st * S::kstage);
+            if (bulk) {
+                tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+            } else if constexpr (TMA) {
+                tile_pieces<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
+                mbar_arrive(bars + Bars<D>::full_v + 8 * st);
+            } else {
+                gather(dst, vb + (int64_t)(kr >= 0 ? kr : 0) * p.v_stride_n, kr >= 0 ? 16 : 0);
+                mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
+            }
+            vn++;
+        };
         /* the key tiles of one table of `total` keys; in a union item, tiles
          * past the members' common keys carry per member the bits of the
          * columns it selected: colw[K use % 2 STAGES][member][4 words] */
         auto key_tiles = [&](int total, int common, int nmem, int whole) {
             const int ntk = (total + BN - 1) / BN;
-            int cur = 0;
+            int cur = 0, pkr = 0; /* pkr, pbulk: the previous tile's, for its V */
+            bool pbulk = false;
             for (int t = 0; t < ntk; t++) {
                 /* TMA: each tile of the split table's first part (uniform)
                  * is BN rows of one run, loaded by thread 0 from its row */
@@ -556,21 +581,11 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
                 }
                 kn++;
-                /* V */
-                st = vn % STAGES;
-                mbar_wait(bars + Bars<D>::empty_v + 8 * st, ((vn / STAGES) & 1) ^ 1);
-                dst = sbase + (uint32_t)(S::v + st * S::kstage);
-                if (bulk) {
-                    tile_tma<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
-                } else if constexpr (TMA) {
-                    tile_pieces<D, true>(smem, dst, kr, bh, bars + Bars<D>::full_v + 8 * st, tid);
-                    mbar_arrive(bars + Bars<D>::full_v + 8 * st);
-                } else {
-                    gather(dst, vb + r64 * p.v_stride_n, bytes);
-                    mbar_arrive_cpasync(bars + Bars<D>::full_v + 8 * st);
-                }
-                vn++;
+                if (t > 0) load_v(pkr, pbulk);
+                pkr = kr;
+                pbulk = bulk;
             }
+            if (ntk > 0) load_v(pkr, pbulk);
         };
         if constexpr (UNI) { /* the union of the members' selections, one table */
             const int m = -1 - tl.r, nmem = __ldg(mix.nmem + m);
@@ -774,7 +789,7 @@ __device__ __forceinline__ void add_bias(float (&s)[64], const float *bias, int 
 }
 
 /* ---- consumer warpgroups ---- */
-template <int D, typename T, bool LSE, bool UNI, bool EAR>
+template <int D, typename T, bool LSE, bool UNI, bool EAR, bool TMA>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
@@ -924,6 +939,19 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     if constexpr (BIAS) add_bias(s, bias, c4, sl2);
                     softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, BIAS ? 1.f : sl2,
                                  m, l, alpha);
+                    /* ptxas hoists the P V wait (WARPGROUP.DEPBAR) above
+                     * register-only work, which runs the softmax after this
+                     * warpgroup's own P V instead of beside it; it keeps
+                     * shared-memory operations on their side of the wait, so
+                     * a store of the row sums (never read) pins the softmax.
+                     * Lean instantiations only (eleventh stop, docs/CUDA_KERNEL.md:
+                     * dense +3-5%, sparse calls unchanged; at 208 registers, or
+                     * without the producer's K-ahead order, sparse calls -1-3%) */
+                    if constexpr (kLean<TMA, EAR>)
+                        asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(sbase + (uint32_t)S::pin +
+                                                                       4u * (threadIdx.x - 128)),
+                                     "f"(l[0] + l[1])
+                                     : "memory");
                     wgmma_wait<0>();
                     reg_fence(o);
                     reg_fence(pa);
@@ -1043,12 +1071,12 @@ __global__ void __launch_bounds__(NTHR, 1)
     }
     __syncthreads();
     if (threadIdx.x < 128) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProdRegs<TMA, EAR>));
         producer<D, T, UNI, kDyn<LSE, UNI, EAR>, TMA, EAR>(p, tiles, ntiles, ntiles_p + 1, mix, ear,
                                                            smem, sbase);
     } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
-        consumer<D, T, LSE, UNI, EAR>(p, tiles, ntiles, mix, smem, sbase);
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA, EAR>));
+        consumer<D, T, LSE, UNI, EAR, TMA>(p, tiles, ntiles, mix, smem, sbase);
     }
     end_after_plain();
 #else
