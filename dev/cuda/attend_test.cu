@@ -4,11 +4,13 @@
 //   attend_test bench [reps] [g] [full] timing at H = 12, N = 75,600, D = 128 (bf16): the
 //                                      sm90 wgmma kernel (compute capability 9.0) and the
 //                                      sm80 128x64 kernel; `full` adds 64x32 and permute+contig.
-//                                      BENCH_CASES=i,j,... picks plans (default 0-4 and 10-12:
-//                                      random 128x128 blocks, FlexAttention's workload; 5-9 are
-//                                      diagnostic: uniform 64/32/192-row query clusters with one
-//                                      key cluster, dense with random perms, all blocks without
-//                                      perms); BENCH_SM90_ONLY=1 skips the sm80 kernel;
+//                                      BENCH_CASES=i,j,... picks plans (default 0-4, 10-12:
+//                                      random 128x128 blocks, FlexAttention's workload, 13-14:
+//                                      random clusters with keys in cluster order; 5-9 and 15-17
+//                                      are diagnostic: uniform 64/32/192-row query clusters with
+//                                      one key cluster, dense with random perms, all blocks
+//                                      without perms; Flex's workload with 64/37/16-key blocks);
+//                                      BENCH_SM90_ONLY=1 skips the sm80 kernel;
 //                                      BENCH_LSE=1 has the kernels write the row LSE (EAR)
 // Build: dev/cuda/build.sh (binary in build-cuda-dev/).
 #include <cuda_bf16.h>
@@ -612,7 +614,12 @@ static int do_bench(int reps) {
               // the library's sparse calls on Hopper: keys in cluster order (no k_perm), random
               // cuts of ~74 keys a cluster as at Wan 720p (TMA pieces where tiles are not runs)
               {"random 0.15 keys in order", 256, 1024, 0.15, true, 0},
-              {"random 0.30 keys in order", 256, 1024, 0.30, true, 0}};
+              {"random 0.30 keys in order", 256, 1024, 0.30, true, 0},
+              // diagnostic: FlexAttention's workload with smaller key blocks, so that the
+              // Hopper kernel loads its key tiles as TMA pieces (cost of a piece)
+              {"blocks128x64 random 0.15", (N + 127) / 128, (N + 63) / 64, 0.15, true, 128, 64},
+              {"blocks128x37 random 0.15", (N + 127) / 128, (N + 36) / 37, 0.15, true, 128, 37},
+              {"blocks128x16 random 0.15", (N + 127) / 128, (N + 15) / 16, 0.15, true, 128, 16}};
     // BENCH_CASES=i,j,...: only those cases (default 0-4)
     const char *sel = getenv("BENCH_CASES");
     std::vector<int> which;
