@@ -7,31 +7,33 @@
  *
  * One block = 3 warpgroups, 1 block per SM, persistent (grid = SMs, work
  * items = 128-row tiles taken with a stride of the grid):
- *  - warpgroup 0, the producer (setmaxnreg down to 88): builds the cluster
- *    table of the tile's selected key clusters, turns concatenated key
- *    positions into original key rows (cursor + k_perm, one key per thread)
- *    and gathers key tiles of BN = 128 K rows and V rows with cp.async into
- *    two rings of STAGES shared-memory stages (128-byte swizzle, the layout
- *    wgmma reads). Each producer thread signals a stage's "full" mbarrier
- *    with cp.async.mbarrier.arrive.noinc (fires when its copies land);
- *    thread 0 also writes the K stage's valid key count (-1: end of item).
- *    Keys without k_perm (the TMA instantiations): tiles loaded by TMA, a
- *    tile of one run of rows as one box (tile_tma), any other in boxes of a
- *    warp's consecutive rows (tile_pieces); the threads issuing boxes add
- *    their bytes to the stage's transactions, then every thread arrives.
- *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208): 64 query
- *    rows each. Q is gathered once per item (cp.async, swizzled). Per key
- *    tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
+ *  - warpgroup 0, the producer (setmaxnreg down to 88; 56 in the lean
+ *    instantiations, kLean): builds the cluster table of the tile's selected
+ *    key clusters, turns concatenated key positions into original key rows
+ *    (cursor + k_perm, one key per thread) and gathers key tiles of BN = 128
+ *    K rows and V rows with cp.async into two rings of STAGES shared-memory
+ *    stages (128-byte swizzle, the layout wgmma reads). Each producer thread
+ *    signals a stage's "full" mbarrier with cp.async.mbarrier.arrive.noinc
+ *    (fires when its copies land); thread 0 also writes the K stage's valid
+ *    key count (-1: end of item). Keys without k_perm (the TMA
+ *    instantiations): tiles loaded by TMA, a tile of one run of rows as one
+ *    box (tile_tma), any other in boxes of a warp's consecutive rows
+ *    (tile_pieces); the threads issuing boxes add their bytes to the stage's
+ *    transactions, then every thread arrives. K tiles run one ahead of V.
+ *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208; 224 lean): 64
+ *    query rows each. Q is gathered once per item (cp.async, swizzled). Per
+ *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
  *    memory) and O += P_{t-1} V_{t-1} (P from registers, V through an
  *    MN-major descriptor), wait for S_t only, release K_t, online softmax of
- *    S_t (exp2, scale folded) while the P V wgmma runs, wait for it, release
- *    V_{t-1}, rescale O, pack P_t to bf16/f16 registers. The two consumers
- *    take turns issuing their GEMMs (ping-pong, named barriers 5/6) so one's
- *    softmax overlaps the other's GEMMs. A tail tile of <= 64 rows leaves
- *    consumer 1 idle (it only releases the stages). Epilogue: O / l staged in
- *    the warpgroup's own Q rows, 16-byte rows scattered to q_perm rows;
- *    with p.lse also each row's log-sum-exp, in a separate instantiation
- *    (LSE = true), so the default kernel is the same code.
+ *    S_t (exp2, scale folded) while the P V wgmma runs (lean: pinned there),
+ *    wait for it, release V_{t-1}, rescale O, pack P_t to bf16/f16
+ *    registers. The two consumers take turns issuing their GEMMs (ping-pong,
+ *    named barriers 5/6) so one's softmax overlaps the other's GEMMs. A tail
+ *    tile of <= 64 rows leaves consumer 1 idle (it only releases the
+ *    stages). Epilogue: O / l staged in the warpgroup's own Q rows, 16-byte
+ *    rows scattered to q_perm rows; with p.lse also each row's log-sum-exp,
+ *    in a separate instantiation (LSE = true), so the default kernel is the
+ *    same code.
  *  - EAR (svoo_cuda_attend_ear, instantiation EAR = true): after an item's
  *    own key tiles the producer (pseudo_tiles) loads the mean rows of the key
  *    clusters its query cluster dropped as further key tiles, with a score
