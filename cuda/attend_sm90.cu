@@ -19,7 +19,8 @@
  *    instantiations): tiles loaded by TMA, a tile of one run of rows as one
  *    box (tile_tma), any other in boxes of a warp's consecutive rows
  *    (tile_pieces); the threads issuing boxes add their bytes to the stage's
- *    transactions, then every thread arrives. K tiles run one ahead of V.
+ *    transactions, then every thread arrives. Within a table K tiles run
+ *    one ahead of V (EAR's pseudo-key tiles load K and V together).
  *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208; 224 lean): 64
  *    query rows each. Q is gathered once per item (cp.async, swizzled). Per
  *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
@@ -125,8 +126,10 @@ constexpr bool kPingPong = true;
 /* setmaxnreg: .inc takes registers from those released by .dec, so producer
  * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: a
  * producer that loads every tile by TMA (not EAR's, which gathers its
- * pseudo-key tiles) fits in 56 registers without spilling, and the consumers'
- * 224 then hold the softmax between the two wgmma waits (consumer()) */
+ * pseudo-key tiles) fits in 56 registers without spilling; the consumers get
+ * 224, and their softmax is pinned between the two wgmma waits (consumer()),
+ * which paid only with those registers. No LSE instantiation loads by TMA
+ * (attend90_kernel asserts it): the LSE kernel spills at 56 */
 template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
 template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
 template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 208;
@@ -796,6 +799,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     static_assert(!((LSE || EAR) && UNI), "EAR never gets union items (their members' drops)");
+    static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
     constexpr bool DYN = kDyn<LSE, UNI, EAR>;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
