@@ -64,11 +64,13 @@ struct EarView {
     const void *mu, *mv;
     const float *b2;
 };
-/* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows); with ear,
- * each work item's query cluster also attends to the pseudo-keys of the
- * non-empty key clusters it did not select (extra key tiles, score bias b2) */
+struct DevAttrs;
+/* attend_sm90.cu: enqueues the Hopper wgmma kernel (tiles of 128 rows) on device
+ * da (attend_launch's); with ear, each work item's query cluster also attends
+ * to the pseudo-keys of the non-empty key clusters it did not select (extra
+ * key tiles, score bias b2) */
 svoo_status attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
-                        const EarView *ear);
+                        const EarView *ear, const DevAttrs &da);
 /* attend_sm80.cu: svoo_cuda_attend's argument checks (no device access; clears
  * the last error first) */
 svoo_status attend_check(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes);

@@ -455,7 +455,7 @@ svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *w
         const int pack = !p->lse && !ear && !env_off("SVOO_CUDA_PACK");
         WorkList wl;
         if ((st = build_worklist(p, 128, pack, workspace, s, &wl))) return st;
-        if ((st = attend_sm90(p, wl, s, ear))) return st;
+        if ((st = attend_sm90(p, wl, s, ear, da))) return st;
         return check_launch("attention kernel (sm90)");
     }
 #endif

@@ -1099,17 +1099,12 @@ __global__ void __launch_bounds__(NTHR, 1)
 }
 
 template <int D, typename T, bool LSE, bool UNI, bool TMA = false, bool EAR = false>
-svoo_status launch90(const svoo_cuda_attend_params *p, const Tile *tiles, int *ntiles,
-                     int64_t max_tiles, const MixView &mix, cudaStream_t s,
+svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const Tile *tiles,
+                     int *ntiles, int64_t max_tiles, const MixView &mix, cudaStream_t s,
                      const TmaMaps &tm = TmaMaps{}, const EarView &ear = EarView{}) {
     constexpr size_t sm = Smem90<D>::total;
-    /* the SM count and the shared-memory attribute: once per device (attend_common.cuh) */
-    DevAttrs da;
-    cudaError_t e = device_attrs(&da);
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
-                    cudaGetErrorString(e));
-    e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR>, sm>(da.dev);
+    /* the shared-memory attribute: once per device (attend_common.cuh) */
+    cudaError_t e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR>, sm>(da.dev);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
                     sm, cudaGetErrorName(e), cudaGetErrorString(e));
@@ -1199,10 +1194,10 @@ bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v1200
  * pseudo-key tiles after each item's own, never union items. */
 template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
-                       const EarView *ear) {
+                       const EarView *ear, const DevAttrs &da) {
     const Tile *t = wl.tiles;
     if (p->lse) /* the row log-sum-exps too (never union items) */
-        return launch90<D, T, true, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+        return launch90<D, T, true, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s);
     PFN_cuTensorMapEncodeTiled_v12000 enc =
         p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
     TmaMaps tm;
@@ -1211,28 +1206,29 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
         tma_maps<D>(tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
         tma_maps<D>(tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n);
     if (ear)
-        return tma ? launch90<D, T, false, false, true, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix,
-                                                              s, tm, *ear)
-                   : launch90<D, T, false, false, false, true>(p, t, wl.ntiles, wl.max_tiles,
+        return tma ? launch90<D, T, false, false, true, true>(p, da, t, wl.ntiles, wl.max_tiles,
+                                                              wl.mix, s, tm, *ear)
+                   : launch90<D, T, false, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
                                                                wl.mix, s, TmaMaps{}, *ear);
     svoo_status st =
-        tma ? launch90<D, T, false, false, true>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm)
-            : launch90<D, T, false, false>(p, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+        tma ? launch90<D, T, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm)
+            : launch90<D, T, false, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s);
     if (st || !wl.mix.nmem) return st;
     if ((st = check_launch("attention kernel (sm90)"))) return st;
-    return tma ? launch90<D, T, false, true, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max,
+    return tma ? launch90<D, T, false, true, true>(p, da, wl.mix_tiles, wl.mix_ntiles, wl.mix_max,
                                                    wl.mix, s, tm)
-               : launch90<D, T, false, true>(p, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix, s);
+               : launch90<D, T, false, true>(p, da, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix,
+                                             s);
 }
 
 } // namespace
 
 svoo_status svoo_attend::attend_sm90(const svoo_cuda_attend_params *p, const WorkList &wl,
-                                     cudaStream_t s, const EarView *ear) {
+                                     cudaStream_t s, const EarView *ear, const DevAttrs &da) {
     const bool bf = p->dtype == SVOO_CUDA_BF16;
     if (p->D == 128)
-        return bf ? launch_all<128, __nv_bfloat16>(p, wl, s, ear)
-                  : launch_all<128, __half>(p, wl, s, ear);
-    return bf ? launch_all<64, __nv_bfloat16>(p, wl, s, ear)
-              : launch_all<64, __half>(p, wl, s, ear);
+        return bf ? launch_all<128, __nv_bfloat16>(p, wl, s, ear, da)
+                  : launch_all<128, __half>(p, wl, s, ear, da);
+    return bf ? launch_all<64, __nv_bfloat16>(p, wl, s, ear, da)
+              : launch_all<64, __half>(p, wl, s, ear, da);
 }
