@@ -89,6 +89,9 @@ struct DevAttrs {
 /* cudaGetDevice, then the attributes: queried once per device ordinal and
  * cached (lock-free; two threads may both query, with the same result) */
 cudaError_t device_attrs(DevAttrs *a);
+/* device_attrs with its failure as the status and message of a call (who:
+ * the API function's name) */
+svoo_status query_device(DevAttrs *a, const char *who);
 /* attend_sm80.cu: whether svoo_cuda_attend runs the Hopper kernel on this device,
  * which takes EAR's pseudo-keys as key tiles (attend_launch with ear) */
 bool attend_fuses_ear(const DevAttrs &a);

@@ -50,6 +50,14 @@ bool env_off(const char *name) {
     return e && strcmp(e, "0") == 0;
 }
 
+svoo_status query_device(DevAttrs *a, const char *who) {
+    const cudaError_t e = device_attrs(a);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "%s: device query: %s: %s", who, cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    return SVOO_OK;
+}
+
 cudaError_t device_attrs(DevAttrs *a) {
     /* the cache: nsm 0 = not yet queried (stored last, with release) */
     static std::atomic<int> g_nsm[MAX_DEV], g_optin[MAX_DEV], g_major[MAX_DEV], g_minor[MAX_DEV];
@@ -392,10 +400,7 @@ extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *
     st = check_launch("earlier asynchronous error");
     if (st) return st;
     DevAttrs da;
-    const cudaError_t e = device_attrs(&da);
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: device query: %s: %s", cudaGetErrorName(e),
-                    cudaGetErrorString(e));
+    if ((st = query_device(&da, "svoo_cuda_attend"))) return st;
     return attend_launch(p, workspace, (cudaStream_t)stream, nullptr, da);
 }
 

@@ -444,11 +444,8 @@ extern "C" svoo_status svoo_cuda_attend_ear(const svoo_cuda_attend_params *p, vo
                     "svoo_cuda_attend_ear: EAR workspace not 256-byte aligned");
     if ((uintptr_t)kv_copy & 15)
         return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_attend_ear: kv_copy not 16-byte aligned");
-    DevAttrs da;
-    const cudaError_t e = device_attrs(&da); /* queried once per device */
-    if (e != cudaSuccess)
-        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend_ear: device query: %s: %s",
-                    cudaGetErrorName(e), cudaGetErrorString(e));
+    DevAttrs da; /* queried once per device */
+    if ((st = query_device(&da, "svoo_cuda_attend_ear"))) return st;
     if ((st = check_launch("earlier asynchronous error"))) return st;
     cudaStream_t s = (cudaStream_t)stream;
     char *ews = (char *)ear_ws;
