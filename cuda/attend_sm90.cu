@@ -26,7 +26,7 @@
  *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
  *    memory) and O += P_{t-1} V_{t-1} (P from registers, V through an
  *    MN-major descriptor), wait for S_t only, release K_t, online softmax of
- *    S_t (exp2, scale folded) while the P V wgmma runs (lean: pinned there),
+ *    S_t (exp2, scale folded) while the P V wgmma runs (one key cluster: pinned there),
  *    wait for it, release V_{t-1}, rescale O, pack P_t to bf16/f16
  *    registers. The two consumers take turns issuing their GEMMs (ping-pong,
  *    named barriers 5/6) so one's softmax overlaps the other's GEMMs. A tail
@@ -127,8 +127,9 @@ constexpr bool kPingPong = true;
  * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: a
  * producer that loads every tile by TMA (not EAR's, which gathers its
  * pseudo-key tiles) fits in 56 registers without spilling; the consumers get
- * 224, and their softmax is pinned between the two wgmma waits (consumer()),
- * which paid only with those registers. No LSE instantiation loads by TMA
+ * 224. With one key cluster (PIN: every key tile whole, the dense path) their
+ * softmax is also pinned between the two wgmma waits (consumer()), which paid
+ * only with those registers and only there. No LSE instantiation loads by TMA
  * (attend90_kernel asserts it): the LSE kernel spills at 56 */
 template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
 template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
@@ -794,12 +795,13 @@ __device__ __forceinline__ void add_bias(float (&s)[64], const float *bias, int 
 }
 
 /* ---- consumer warpgroups ---- */
-template <int D, typename T, bool LSE, bool UNI, bool EAR, bool TMA>
+template <int D, typename T, bool LSE, bool UNI, bool EAR, bool TMA, bool PIN>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     static_assert(!((LSE || EAR) && UNI), "EAR never gets union items (their members' drops)");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
+    static_assert(!PIN || kLean<TMA, EAR>, "the pin needs the lean registers");
     constexpr bool DYN = kDyn<LSE, UNI, EAR>;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
@@ -950,10 +952,11 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                      * warpgroup's own P V instead of beside it; it keeps
                      * shared-memory operations on their side of the wait, so
                      * a store of the row sums (never read) pins the softmax.
-                     * Lean instantiations only (eleventh stop, docs/CUDA_KERNEL.md:
-                     * dense +3-5%, sparse calls unchanged; at 208 registers, or
-                     * without the producer's K-ahead order, sparse calls -1-3%) */
-                    if constexpr (kLean<TMA, EAR>)
+                     * Lean instantiations with one key cluster only (docs/CUDA_KERNEL.md,
+                     * eleventh and twelfth stops: dense +3-5%; sparse calls -1-3%
+                     * at 208 registers or without the producer's K-ahead order,
+                     * and -2% at top-p 0.7 with both) */
+                    if constexpr (PIN)
                         asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(sbase + (uint32_t)S::pin +
                                                                        4u * (threadIdx.x - 128)),
                                      "f"(l[0] + l[1])
@@ -1039,7 +1042,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T, bool LSE, bool UNI, bool TMA, bool EAR>
+template <int D, typename T, bool LSE, bool UNI, bool TMA, bool EAR, bool PIN>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles, int *ntiles_p,
                     const MixView mix, const EarView ear, const __grid_constant__ TmaMaps tm) {
@@ -1082,7 +1085,7 @@ __global__ void __launch_bounds__(NTHR, 1)
                                                            smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA, EAR>));
-        consumer<D, T, LSE, UNI, EAR, TMA>(p, tiles, ntiles, mix, smem, sbase);
+        consumer<D, T, LSE, UNI, EAR, TMA, PIN>(p, tiles, ntiles, mix, smem, sbase);
     }
     end_after_plain();
 #else
@@ -1098,13 +1101,14 @@ __global__ void __launch_bounds__(NTHR, 1)
 #endif
 }
 
-template <int D, typename T, bool LSE, bool UNI, bool TMA = false, bool EAR = false>
+template <int D, typename T, bool LSE, bool UNI, bool TMA = false, bool EAR = false,
+          bool PIN = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const Tile *tiles,
                      int *ntiles, int64_t max_tiles, const MixView &mix, cudaStream_t s,
                      const TmaMaps &tm = TmaMaps{}, const EarView &ear = EarView{}) {
     constexpr size_t sm = Smem90<D>::total;
     /* the shared-memory attribute: once per device (attend_common.cuh) */
-    cudaError_t e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR>, sm>(da.dev);
+    cudaError_t e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR, PIN>, sm>(da.dev);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
                     sm, cudaGetErrorName(e), cudaGetErrorString(e));
@@ -1123,8 +1127,8 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const
     cfg.stream = s;
     cfg.attrs = at;
     cfg.numAttrs = UNI && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the plain one */
-    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA, EAR>, *p, tiles, ntiles, mix,
-                           ear, tm);
+    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA, EAR, PIN>, *p, tiles, ntiles,
+                           mix, ear, tm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
@@ -1210,9 +1214,13 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
                                                               wl.mix, s, tm, *ear)
                    : launch90<D, T, false, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
                                                                wl.mix, s, TmaMaps{}, *ear);
+    /* one key cluster: every key tile is a whole tile (the pin's case) */
     svoo_status st =
-        tma ? launch90<D, T, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm)
-            : launch90<D, T, false, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+        !tma ? launch90<D, T, false, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s)
+        : p->Ck == 1
+            ? launch90<D, T, false, false, true, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
+                                                              wl.mix, s, tm)
+            : launch90<D, T, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
     if (st || !wl.mix.nmem) return st;
     if ((st = check_launch("attention kernel (sm90)"))) return st;
     return tma ? launch90<D, T, false, true, true>(p, da, wl.mix_tiles, wl.mix_ntiles, wl.mix_max,
