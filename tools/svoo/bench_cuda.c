@@ -58,6 +58,10 @@ static void help(void) {
            "  --layer L       layer of the call (default 5)\n"
            "  --heads H --seq N --dim D   shape without a preset (random data)\n"
            "  --reps R        timed calls (default 10)\n"
+           "  --schedule      time every step 0 .. steps-1 of --layer in order instead of one call:\n"
+           "                  the config's dense warm-up, re-planning and reuse steps (each step's\n"
+           "                  median of --reps passes), their sum against the own dense path's;\n"
+           "                  every call on the same tensors (those of --step / --layer)\n"
            "  --random        random clustered data instead of svoo_synth\n"
            "  --json          one JSON object on stdout\n");
 }
@@ -120,6 +124,98 @@ static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t
     return s;
 }
 
+/* --schedule: the calls of steps 0 .. steps-1 of one layer in order, as a
+ * generation makes them (ctx's own warm-up / re-plan / reuse decisions);
+ * per step the median of `reps` passes (device events between the calls of a
+ * pass, one sync per pass), summed by the kind of call (stats of a first,
+ * untimed pass), against steps x the own dense path's median call */
+static int run_schedule(svoo_ctx *ctx, svoo_ctx *dctx, int layer, int steps, int reps, svoo_tensor *t,
+                        svoo_tensor *td, cudaStream_t st, int json) {
+    enum { DENSE, REPLAN, REUSE, KINDS };
+    static const char *kname[KINDS] = {"dense", "replan", "reuse"};
+    int *kind = calloc((size_t)steps, sizeof *kind);
+    double *ms = calloc((size_t)steps * reps, sizeof *ms), *one = calloc((size_t)reps, sizeof *one);
+    cudaEvent_t *ev = calloc((size_t)steps + 1, sizeof *ev);
+    int n_ev = 0, rc = CLI_FAIL;
+    double dense_ms = 0, sum[KINDS] = {0}, dens[KINDS] = {0};
+    int cnt[KINDS] = {0};
+    svoo_status s = SVOO_OK;
+    if (!kind || !ms || !one || !ev) {
+        fprintf(stderr, "svoo bench cuda: out of host memory\n");
+        goto done;
+    }
+    for (; n_ev <= steps; n_ev++)
+        if (cudaEventCreate(&ev[n_ev])) {
+            fprintf(stderr, "svoo bench cuda: cudaEventCreate failed\n");
+            goto done;
+        }
+    svoo_stats stats;
+    svoo_stats_init(&stats);
+    for (int i = 0; i < steps && !s; i++) {
+        s = svoo_attention(ctx, i, layer, &t[0], &t[1], &t[2], &t[3], &stats);
+        kind[i] = stats.dense ? DENSE : stats.replanned ? REPLAN : REUSE;
+        dens[kind[i]] += stats.density;
+    }
+    for (int r = 0; r < reps && !s; r++) {
+        cudaEventRecord(ev[0], st);
+        for (int i = 0; i < steps && !s; i++) {
+            s = svoo_attention(ctx, i, layer, &t[0], &t[1], &t[2], &t[3], NULL);
+            cudaEventRecord(ev[i + 1], st);
+        }
+        if (s) break;
+        if (cudaEventSynchronize(ev[steps])) {
+            fprintf(stderr, "svoo bench cuda: %s\n", cudaGetErrorString(cudaGetLastError()));
+            goto done;
+        }
+        for (int i = 0; i < steps; i++) {
+            float f = 0;
+            cudaEventElapsedTime(&f, ev[i], ev[i + 1]);
+            ms[(size_t)i * reps + r] = f;
+        }
+    }
+    if (s) {
+        rc = cli_fail("bench cuda", s, ctx);
+        goto done;
+    }
+    if ((s = svoo_attention(dctx, 0, layer, &td[0], &td[1], &td[2], &td[3], NULL)) ||
+        (s = time_calls(dctx, 0, layer, td, reps, &dense_ms, st))) {
+        rc = cli_fail("bench cuda", s, dctx);
+        goto done;
+    }
+    for (int i = 0; i < steps; i++) {
+        memcpy(one, ms + (size_t)i * reps, (size_t)reps * sizeof *one);
+        qsort(one, (size_t)reps, sizeof *one, cmp_d);
+        sum[kind[i]] += one[reps / 2];
+        cnt[kind[i]]++;
+    }
+    const double total = sum[DENSE] + sum[REPLAN] + sum[REUSE];
+    if (json) {
+        printf("{\"layer\":%d,\"steps\":%d,\"reps\":%d", layer, steps, reps);
+        for (int k = 0; k < KINDS; k++)
+            printf(",\"%s_steps\":%d,\"ms_%s\":%.3f,\"density_%s\":%.4f", kname[k], cnt[k], kname[k], sum[k],
+                   kname[k], cnt[k] ? dens[k] / cnt[k] : 0.0);
+        printf(",\"ms_total\":%.3f,\"ms_own_dense_call\":%.3f,\"speedup_vs_own_dense\":%.3f}\n", total, dense_ms,
+               steps * dense_ms / total);
+    } else {
+        printf("svoo bench cuda --schedule: layer %d, steps 0-%d in order, median of %d passes per step\n", layer,
+               steps - 1, reps);
+        for (int k = 0; k < KINDS; k++)
+            printf("  %-7s %3d calls  %9.3f ms  (%.3f ms a call, density %.4f)\n", kname[k], cnt[k], sum[k],
+                   cnt[k] ? sum[k] / cnt[k] : 0.0, cnt[k] ? dens[k] / cnt[k] : 0.0);
+        printf("  total   %3d calls  %9.3f ms\n", steps, total);
+        printf("  own dense path: %d x %.3f ms = %.3f ms  -> %.2fx\n", steps, dense_ms, steps * dense_ms,
+               steps * dense_ms / total);
+    }
+    rc = CLI_OK;
+done:
+    for (int i = 0; i < n_ev; i++) cudaEventDestroy(ev[i]);
+    free(ev);
+    free(one);
+    free(ms);
+    free(kind);
+    return rc;
+}
+
 int bench_cuda(int argc, char **argv) {
     static const struct option opts[] = {{"preset", 1, 0, 'p'}, {"method", 1, 0, 'm'}, {"step", 1, 0, 's'},
                                          {"layer", 1, 0, 'l'},  {"heads", 1, 0, 'H'},  {"seq", 1, 0, 'N'},
@@ -127,11 +223,12 @@ int bench_cuda(int argc, char **argv) {
                                          {"json", 0, 0, 'J'},   {"help", 0, 0, 'h'},   {"profile", 1, 0, 'P'},
                                          {"top-p", 1, 0, 't'},  {"iters", 1, 0, 'i'},
                                          {"clusters", 1, 0, 'C'}, {"ear", 0, 0, 'E'},
-                                         {"kv-gather", 0, 0, 'G'}, {0, 0, 0, 0}};
+                                         {"kv-gather", 0, 0, 'G'}, {"schedule", 0, 0, 'S'},
+                                         {0, 0, 0, 0}};
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
-    int random_data = 0, json = 0, ear = 0, kv_gather = 0, c;
+    int random_data = 0, json = 0, ear = 0, kv_gather = 0, schedule = 0, c;
     const char *profile_path = NULL;
     double top_p = 0;
     long long iters = 0, cq = 0, ck = 0;
@@ -163,6 +260,7 @@ int bench_cuda(int argc, char **argv) {
         case 'J': json = 1; break;
         case 'E': ear = 1; break;
         case 'G': kv_gather = 1; break;
+        case 'S': schedule = 1; break;
         case 'h': help(); return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -251,6 +349,10 @@ int bench_cuda(int argc, char **argv) {
             rc = cli_fail("bench cuda", s, NULL);
             goto out;
         }
+    }
+    if (schedule) {
+        rc = run_schedule(ctx, dctx, (int)layer, steps, (int)reps, t, td, st, json);
+        goto out;
     }
     /* warm-up + per-stage times (stats: events, one sync per call) */
     svoo_stats stats;
