@@ -26,7 +26,8 @@
  *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
  *    memory) and O += P_{t-1} V_{t-1} (P from registers, V through an
  *    MN-major descriptor), wait for S_t only, release K_t, online softmax of
- *    S_t (exp2, scale folded) while the P V wgmma runs (one key cluster: pinned there),
+ *    S_t (exp2, scale folded), meant to run while the P V wgmma runs (ptxas
+ *    moves the P V wait above it unless it is pinned: PIN, one key cluster),
  *    wait for it, release V_{t-1}, rescale O, pack P_t to bf16/f16
  *    registers. The two consumers take turns issuing their GEMMs (ping-pong,
  *    named barriers 5/6) so one's softmax overlaps the other's GEMMs. A tail
@@ -101,7 +102,7 @@ template <int D> struct Smem90 {
     static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
-    static constexpr size_t pin = tmaps + 8;           /* [256]: consumer(), kLean */
+    static constexpr size_t pin = tmaps + 8;           /* [256]: consumer(), PIN */
     static constexpr size_t total = pin + 1024 + 1024; /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
     static_assert(MIX_MEMBERS * 4 == BN, "a K use's column words hold BN biases");
@@ -127,7 +128,8 @@ constexpr bool kPingPong = true;
  * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: a
  * producer that loads every tile by TMA (not EAR's, which gathers its
  * pseudo-key tiles) fits in 56 registers without spilling; the consumers get
- * 224. With one key cluster (PIN: every key tile whole, the dense path) their
+ * 224. With one key cluster (PIN: the dense path, every key tile whole but
+ * the last when 128 does not divide N_k) their
  * softmax is also pinned between the two wgmma waits (consumer()), which paid
  * only with those registers and only there. No LSE instantiation loads by TMA
  * (attend90_kernel asserts it): the LSE kernel spills at 56 */
@@ -953,9 +955,9 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                      * shared-memory operations on their side of the wait, so
                      * a store of the row sums (never read) pins the softmax.
                      * Lean instantiations with one key cluster only (docs/CUDA_KERNEL.md,
-                     * eleventh and twelfth stops: dense +3-5%; sparse calls -1-3%
+                     * eleventh and twelfth stops: dense +2.5-4%; sparse calls -1-3%
                      * at 208 registers or without the producer's K-ahead order,
-                     * and -2% at top-p 0.7 with both) */
+                     * and up to -2% at top-p 0.7 with both) */
                     if constexpr (PIN)
                         asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(sbase + (uint32_t)S::pin +
                                                                        4u * (threadIdx.x - 128)),
@@ -1214,7 +1216,7 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
                                                               wl.mix, s, tm, *ear)
                    : launch90<D, T, false, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
                                                                wl.mix, s, TmaMaps{}, *ear);
-    /* one key cluster: every key tile is a whole tile (the pin's case) */
+    /* one key cluster (the dense path): the pin's case, whole key tiles */
     svoo_status st =
         !tma ? launch90<D, T, false, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s)
         : p->Ck == 1

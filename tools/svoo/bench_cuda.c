@@ -59,9 +59,10 @@ static void help(void) {
            "  --heads H --seq N --dim D   shape without a preset (random data)\n"
            "  --reps R        timed calls (default 10)\n"
            "  --schedule      time every step 0 .. steps-1 of --layer in order instead of one call:\n"
-           "                  the config's dense warm-up, re-planning and reuse steps (each step's\n"
-           "                  median of --reps passes), their sum against the own dense path's;\n"
-           "                  every call on the same tensors (those of --step / --layer)\n"
+           "                  the config's dense warm-up, re-planning and reuse steps, each pass\n"
+           "                  as a new video; per step the median of --reps passes (a pass is\n"
+           "                  `steps` calls); their sum against the own dense path's. Every call\n"
+           "                  is on the same tensors: --step only picks those\n"
            "  --random        random clustered data instead of svoo_synth\n"
            "  --json          one JSON object on stdout\n");
 }
@@ -103,24 +104,26 @@ static int cmp_d(const void *a, const void *b) {
 static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t, int reps, double *med,
                               cudaStream_t st) {
     double *ms = calloc((size_t)reps, sizeof *ms);
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
+    cudaEvent_t a = NULL, b = NULL;
+    cudaError_t e = cudaSuccess;
     svoo_status s = SVOO_OK;
+    if (!ms) return SVOO_ERR_OUT_OF_MEMORY;
+    if ((e = cudaEventCreate(&a)) || (e = cudaEventCreate(&b))) s = SVOO_ERR_CUDA;
     for (int r = 0; r < reps && !s; r++) {
-        cudaEventRecord(a, st);
-        s = svoo_attention(ctx, step, layer, &t[0], &t[1], &t[2], &t[3], NULL);
-        cudaEventRecord(b, st);
-        cudaEventSynchronize(b);
         float f = 0;
-        cudaEventElapsedTime(&f, a, b);
+        if ((e = cudaEventRecord(a, st))) s = SVOO_ERR_CUDA;
+        if (!s) s = svoo_attention(ctx, step, layer, &t[0], &t[1], &t[2], &t[3], NULL);
+        if (!s && ((e = cudaEventRecord(b, st)) || (e = cudaEventSynchronize(b)) ||
+                   (e = cudaEventElapsedTime(&f, a, b))))
+            s = SVOO_ERR_CUDA;
         ms[r] = f;
     }
+    if (e) fprintf(stderr, "svoo bench cuda: timing events: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
     qsort(ms, (size_t)reps, sizeof *ms, cmp_d);
     *med = ms[reps / 2];
     free(ms);
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
+    if (a) cudaEventDestroy(a);
+    if (b) cudaEventDestroy(b);
     return s;
 }
 
@@ -128,15 +131,18 @@ static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t
  * generation makes them (ctx's own warm-up / re-plan / reuse decisions);
  * per step the median of `reps` passes (device events between the calls of a
  * pass, one sync per pass), summed by the kind of call (stats of a first,
- * untimed pass), against steps x the own dense path's median call */
+ * untimed pass), against steps x the own dense path's median call; each
+ * pass starts as a new video (svoo_ctx_reset: SVG2's first re-plan is cold).
+ * json_id: the JSON object's identifying fields, NULL for text */
 static int run_schedule(svoo_ctx *ctx, svoo_ctx *dctx, int layer, int steps, int reps, svoo_tensor *t,
-                        svoo_tensor *td, cudaStream_t st, int json) {
+                        svoo_tensor *td, cudaStream_t st, const char *json_id) {
     enum { DENSE, REPLAN, REUSE, KINDS };
     static const char *kname[KINDS] = {"dense", "replan", "reuse"};
     int *kind = calloc((size_t)steps, sizeof *kind);
     double *ms = calloc((size_t)steps * reps, sizeof *ms), *one = calloc((size_t)reps, sizeof *one);
     cudaEvent_t *ev = calloc((size_t)steps + 1, sizeof *ev);
     int n_ev = 0, rc = CLI_FAIL;
+    cudaError_t e = cudaSuccess;
     double dense_ms = 0, sum[KINDS] = {0}, dens[KINDS] = {0};
     int cnt[KINDS] = {0};
     svoo_status s = SVOO_OK;
@@ -145,31 +151,27 @@ static int run_schedule(svoo_ctx *ctx, svoo_ctx *dctx, int layer, int steps, int
         goto done;
     }
     for (; n_ev <= steps; n_ev++)
-        if (cudaEventCreate(&ev[n_ev])) {
-            fprintf(stderr, "svoo bench cuda: cudaEventCreate failed\n");
-            goto done;
-        }
+        if ((e = cudaEventCreate(&ev[n_ev]))) goto cuda_err;
     svoo_stats stats;
     svoo_stats_init(&stats);
+    svoo_ctx_reset(ctx);
     for (int i = 0; i < steps && !s; i++) {
         s = svoo_attention(ctx, i, layer, &t[0], &t[1], &t[2], &t[3], &stats);
         kind[i] = stats.dense ? DENSE : stats.replanned ? REPLAN : REUSE;
         dens[kind[i]] += stats.density;
     }
     for (int r = 0; r < reps && !s; r++) {
-        cudaEventRecord(ev[0], st);
+        svoo_ctx_reset(ctx);
+        if ((e = cudaEventRecord(ev[0], st))) goto cuda_err;
         for (int i = 0; i < steps && !s; i++) {
             s = svoo_attention(ctx, i, layer, &t[0], &t[1], &t[2], &t[3], NULL);
-            cudaEventRecord(ev[i + 1], st);
+            if (!s && (e = cudaEventRecord(ev[i + 1], st))) goto cuda_err;
         }
         if (s) break;
-        if (cudaEventSynchronize(ev[steps])) {
-            fprintf(stderr, "svoo bench cuda: %s\n", cudaGetErrorString(cudaGetLastError()));
-            goto done;
-        }
+        if ((e = cudaEventSynchronize(ev[steps]))) goto cuda_err;
         for (int i = 0; i < steps; i++) {
             float f = 0;
-            cudaEventElapsedTime(&f, ev[i], ev[i + 1]);
+            if ((e = cudaEventElapsedTime(&f, ev[i], ev[i + 1]))) goto cuda_err;
             ms[(size_t)i * reps + r] = f;
         }
     }
@@ -189,11 +191,11 @@ static int run_schedule(svoo_ctx *ctx, svoo_ctx *dctx, int layer, int steps, int
         cnt[kind[i]]++;
     }
     const double total = sum[DENSE] + sum[REPLAN] + sum[REUSE];
-    if (json) {
-        printf("{\"layer\":%d,\"steps\":%d,\"reps\":%d", layer, steps, reps);
+    if (json_id) {
+        printf("{%s,\"schedule_steps\":%d,\"reps\":%d", json_id, steps, reps);
         for (int k = 0; k < KINDS; k++)
-            printf(",\"%s_steps\":%d,\"ms_%s\":%.3f,\"density_%s\":%.4f", kname[k], cnt[k], kname[k], sum[k],
-                   kname[k], cnt[k] ? dens[k] / cnt[k] : 0.0);
+            printf(",\"%s_calls\":%d,\"ms_%s_calls\":%.3f,\"density_%s_calls\":%.4f", kname[k], cnt[k], kname[k],
+                   sum[k], kname[k], cnt[k] ? dens[k] / cnt[k] : 0.0);
         printf(",\"ms_total\":%.3f,\"ms_own_dense_call\":%.3f,\"speedup_vs_own_dense\":%.3f}\n", total, dense_ms,
                steps * dense_ms / total);
     } else {
@@ -207,6 +209,9 @@ static int run_schedule(svoo_ctx *ctx, svoo_ctx *dctx, int layer, int steps, int
                steps * dense_ms / total);
     }
     rc = CLI_OK;
+    goto done;
+cuda_err:
+    fprintf(stderr, "svoo bench cuda: timing events: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
 done:
     for (int i = 0; i < n_ev; i++) cudaEventDestroy(ev[i]);
     free(ev);
@@ -281,37 +286,51 @@ int bench_cuda(int argc, char **argv) {
     int64_t N = seq ? seq : (int64_t)frames * height * width + text;
     if (step >= steps || layer >= layers)
         return cli_usage_error("bench cuda", "--step/--layer outside %d steps x %d layers", steps, layers);
+    if (profile_path && !have_synth)
+        return cli_usage_error("bench cuda", "--profile calibrates svoo_synth data (not with --random/--seq)");
     const size_t cnt = (size_t)H * N * D, bytes = cnt * 2;
     uint16_t *hq = malloc(bytes), *hk = malloc(bytes), *hv = malloc(bytes), *ho = malloc(bytes),
              *hd = malloc(bytes);
     svoo_profile *prof = NULL, *source_prof = NULL;
     svoo_synth *syn = NULL;
     const char *src = "random";
-    if (profile_path && !have_synth)
-        return cli_usage_error("bench cuda", "--profile calibrates svoo_synth data (not with --random/--seq)");
+    void *d = NULL;
+    cudaStream_t st = NULL;
+    svoo_ctx *ctx = NULL, *dctx = NULL;
+    int rc = CLI_FAIL;
+    svoo_status s;
+    if (!hq || !hk || !hv || !ho || !hd) {
+        fprintf(stderr, "svoo bench cuda: out of host memory (5 x %zu bytes)\n", bytes);
+        goto out;
+    }
     if (have_synth) {
-        svoo_status s = profile_path ? svoo_profile_load(profile_path, &source_prof) : SVOO_OK;
-        if (s) return cli_fail("bench cuda", s, NULL);
+        s = profile_path ? svoo_profile_load(profile_path, &source_prof) : SVOO_OK;
         sc.profile = source_prof;
         if (!s) s = svoo_synth_create(&sc, &syn);
         if (!s) s = svoo_synth_generate(syn, (int)step, (int)layer, SVOO_BF16, hq, hk, hv);
         if (!s && svoo_synth_profile) s = svoo_synth_profile(syn, &prof);
-        if (s) return cli_fail("bench cuda", s, NULL);
+        if (s) {
+            rc = cli_fail("bench cuda", s, NULL);
+            goto out;
+        }
         src = profile_path ? "svoo_synth (profile)" : "svoo_synth (default spread)";
     } else {
         random_qkv(hq, hk, hv, H, N, D);
     }
-    void *d;
     if (cudaMalloc(&d, bytes * 5)) {
         fprintf(stderr, "svoo bench cuda: cudaMalloc of %zu bytes failed\n", bytes * 5);
-        return CLI_FAIL;
+        d = NULL;
+        goto out;
     }
     char *dq = d, *dk = dq + bytes, *dv = dk + bytes, *dout = dv + bytes, *ddense = dout + bytes;
     cudaMemcpy(dq, hq, bytes, cudaMemcpyHostToDevice);
     cudaMemcpy(dk, hk, bytes, cudaMemcpyHostToDevice);
     cudaMemcpy(dv, hv, bytes, cudaMemcpyHostToDevice);
-    cudaStream_t st;
-    cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    if (cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking)) {
+        fprintf(stderr, "svoo bench cuda: cudaStreamCreate failed\n");
+        st = NULL;
+        goto out;
+    }
     svoo_tensor t[4], td[4];
     char *ptr[4] = {dq, dk, dv, dout};
     for (int i = 0; i < 4; i++) {
@@ -322,9 +341,6 @@ int bench_cuda(int argc, char **argv) {
     td[3].data = ddense;
 
     svoo_config cfg;
-    svoo_ctx *ctx = NULL, *dctx = NULL;
-    int rc = CLI_FAIL;
-    svoo_status s;
     for (int pass = 0; pass < 2; pass++) {
         svoo_config_init(&cfg, pass ? SVOO_METHOD_DENSE : method);
         cfg.device = SVOO_DEVICE_CUDA;
@@ -350,8 +366,17 @@ int bench_cuda(int argc, char **argv) {
             goto out;
         }
     }
+    /* the JSON object's identifying fields (both reports) */
+    struct cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    char id[768];
+    snprintf(id, sizeof id,
+             "\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
+             "\"step\":%lld,\"layer\":%lld,\"q_clusters\":%lld,\"k_clusters\":%lld,\"iters\":%lld,"
+             "\"top_p\":%.3f,\"ear\":%d",
+             prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p, ear);
     if (schedule) {
-        rc = run_schedule(ctx, dctx, (int)layer, steps, (int)reps, t, td, st, json);
+        rc = run_schedule(ctx, dctx, (int)layer, steps, (int)reps, t, td, st, json ? id : NULL);
         goto out;
     }
     /* warm-up + per-stage times (stats: events, one sync per call) */
@@ -370,10 +395,13 @@ int bench_cuda(int argc, char **argv) {
     qsort(att_ms, (size_t)reps, sizeof(double), cmp_d);
     qsort(perm_ms, (size_t)reps, sizeof(double), cmp_d);
     /* whole calls without stats (nothing syncs inside) */
-    if ((s = time_calls(ctx, (int)step, (int)layer, t, (int)reps, &call_ms, st)) ||
-        (s = svoo_attention(dctx, (int)step, (int)layer, &td[0], &td[1], &td[2], &td[3], NULL)) ||
+    if ((s = time_calls(ctx, (int)step, (int)layer, t, (int)reps, &call_ms, st))) {
+        rc = cli_fail("bench cuda", s, ctx);
+        goto out;
+    }
+    if ((s = svoo_attention(dctx, (int)step, (int)layer, &td[0], &td[1], &td[2], &td[3], NULL)) ||
         (s = time_calls(dctx, (int)step, (int)layer, td, (int)reps, &dense_ms, st))) {
-        rc = cli_fail("bench cuda", s, s ? ctx : NULL);
+        rc = cli_fail("bench cuda", s, dctx);
         goto out;
     }
     cudaStreamSynchronize(st);
@@ -391,16 +419,11 @@ int bench_cuda(int argc, char **argv) {
     const double rel = sqrt(num / (den > 0 ? den : 1));
     const double flops = 4.0 * (double)N * N * D * H;
     const double pm = plan_ms[reps / 2], am = att_ms[reps / 2], km = perm_ms[reps / 2];
-    struct cudaDeviceProp prop;
-    cudaGetDeviceProperties(&prop, 0);
     if (json) {
-        printf("{\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
-               "\"step\":%lld,\"layer\":%lld,\"q_clusters\":%lld,\"k_clusters\":%lld,\"iters\":%lld,"
-               "\"top_p\":%.3f,\"ear\":%d,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_permute\":%.3f,\"ms_attend\":%.3f,"
+        printf("{%s,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_permute\":%.3f,\"ms_attend\":%.3f,"
                "\"ms_call\":%.3f,\"ms_dense\":%.3f,\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
                "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f,\"recall\":%.4f}\n",
-               prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p, ear,
-               stats.density, pm, km, am,
+               id, stats.density, pm, km, am,
                call_ms, dense_ms, dense_ms / call_ms, flops * stats.density / am / 1e9, flops / dense_ms / 1e9,
                rel, recall);
     } else {
@@ -428,7 +451,7 @@ out:
     if (syn && svoo_synth_free) svoo_synth_free(syn);
     svoo_profile_free(prof);
     svoo_profile_free(source_prof);
-    cudaStreamDestroy(st);
+    if (st) cudaStreamDestroy(st);
     cudaFree(d);
     free(hq);
     free(hk);
