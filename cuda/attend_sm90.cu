@@ -1216,7 +1216,7 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
                                                               wl.mix, s, tm, *ear)
                    : launch90<D, T, false, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
                                                                wl.mix, s, TmaMaps{}, *ear);
-    /* one key cluster (the dense path): the pin's case, whole key tiles */
+    /* one key cluster (the dense path): the pin's case (whole key tiles but a tail) */
     svoo_status st =
         !tma ? launch90<D, T, false, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s)
         : p->Ck == 1
