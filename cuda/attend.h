@@ -15,7 +15,8 @@
  * Non-finite V on Hopper: the kernel packs the tails of a head's query
  * clusters into shared row tiles ("union items", worklist.cu); a key there
  * that a row's cluster did not select still enters that row's P V with
- * weight 0, so a NaN or Inf in its V row turns the row NaN too (0 x NaN).
+ * weight 0, so a NaN or Inf in its V row turns the row NaN too (0 x NaN);
+ * with EAR so does a pseudo-key whose cluster another member dropped.
  * The CPU executor, the mma.sync kernel and SVOO_CUDA_PACK=0 keep such a
  * value to the rows that select it.
  *
@@ -155,10 +156,10 @@ static inline void svoo_cuda_attend_params_kv_copy(svoo_cuda_attend_params *p, v
 
 /*! svoo_cuda_attend_union_items() : dev hook for tests: the number of union
  *  items (worklist.cu: query-cluster tails of a head packed into shared row
- *  tiles) in the work list that this thread's last svoo_cuda_attend call
- *  built in `workspace` for p, or -1 when that call did not pack (not the
- *  Hopper kernel, p->lse set, SVOO_CUDA_PACK=0, or a plan past the limits).
- *  Synchronises the device. */
+ *  tiles) in the work list that this thread's last svoo_cuda_attend or
+ *  svoo_cuda_attend_ear call built in `workspace` for p, or -1 when that
+ *  call did not pack (not the Hopper kernel, p->lse set, SVOO_CUDA_PACK=0,
+ *  or a plan past the limits). Synchronises the device. */
 int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspace);
 
 /*! svoo_cuda_attend_contiguous_keys() : 1 when svoo_cuda_attend on device

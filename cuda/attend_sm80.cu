@@ -454,10 +454,10 @@ svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *w
 
 #ifdef SVOO_HAVE_SM90A
     if (runs_sm90(da.major, da.minor)) {
-        /* union items (worklist.cu) unless SVOO_CUDA_PACK=0; not with EAR
-         * (the members of one item drop different key clusters) or the row
-         * log-sum-exps (the two-pass EAR reads the work list) */
-        const int pack = !p->lse && !ear && !env_off("SVOO_CUDA_PACK");
+        /* union items (worklist.cu) unless SVOO_CUDA_PACK=0 (with EAR too:
+         * each row masked to the pseudo-keys its own cluster dropped); not
+         * with the row log-sum-exps (the two-pass EAR reads the work list) */
+        const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
         WorkList wl;
         if ((st = build_worklist(p, 128, pack, workspace, s, &wl))) return st;
         if ((st = attend_sm90(p, wl, s, ear, da))) return st;

@@ -40,7 +40,9 @@
  *    own key tiles the producer (pseudo_tiles) loads the mean rows of the key
  *    clusters its query cluster dropped as further key tiles, with a score
  *    bias per column (log2 of the cluster's size) that the consumers add
- *    before the softmax, in their own copy of the key-tile loop.
+ *    before the softmax, in their own copy of the key-tile loop. A union
+ *    item's pseudo-key tiles hold the clusters that not every member
+ *    selected, masked per member as its own masked tiles are.
  *
  * Compiled for sm_90a only (wgmma, setmaxnreg); in other targets the kernel
  * body is a trap and svoo_cuda_attend never launches it. */
@@ -96,17 +98,17 @@ template <int D> struct Smem90 {
     static constexpr size_t umask = next + 16;   /* union items: [MIX_CK] scratch */
     static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
-     * rewritten only after its readers released a later stage; with EAR
-     * (never union items) [2 STAGES][BN] the score biases of pseudo-key tiles */
+     * rewritten only after its readers released a later stage */
     static constexpr size_t colw = tmask + (size_t)CAP * 4;
-    static constexpr size_t rowinfo = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16; /* [BM] */
+    /* EAR: [2 STAGES][BN] the score biases of pseudo-key tiles (as colw) */
+    static constexpr size_t cbias = colw + (size_t)2 * STAGES * MIX_MEMBERS * 16;
+    static constexpr size_t rowinfo = cbias + (size_t)2 * STAGES * BN * 4; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
     static constexpr size_t pin = tmaps + 8;           /* [256]: consumer(), PIN */
     static constexpr size_t total = pin + 1024 + 1024; /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
-    static_assert(MIX_MEMBERS * 4 == BN, "a K use's column words hold BN biases");
-    static_assert(colw % 16 == 0, "add_bias reads float2");
+    static_assert(cbias % 16 == 0, "add_bias reads float2");
 };
 
 #ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
@@ -415,14 +417,18 @@ __device__ __forceinline__ void gather_rows(uint32_t dst, const T *src, int byte
  * selected cluster (umask), the others compacted into a list (tstart), then
  * key tiles of their mean rows (K: mu, V: mv) on the rings from uses kn and
  * vn, each with its columns' score biases (log2 size, -inf past the end) in
- * the K use's column words, flagged BIASED in the meta word. Returns the
- * tiles (ring uses) it filled. Not inlined: inlined, it slowed the
- * producer's loop over the item's own key tiles by 5% (ncu), executed or not
- * (docs/CUDA_KERNEL.md, "Ninth stop"). */
+ * the K use's cbias words, flagged BIASED in the meta word. A union item
+ * (nmem > 0 members, Ck <= CAP): the clusters that not every member selected
+ * (umask[c] = the members that selected c, from build_union), their
+ * dropping members in tmask, so that each tile also carries the column words
+ * of a masked tile (MASKED): a row sees the pseudo-keys of the clusters its
+ * own query cluster dropped. Returns the tiles (ring uses) it filled. Not
+ * inlined: inlined, it slowed the producer's loop over the item's own key
+ * tiles by 5% (ncu), executed or not (docs/CUDA_KERNEL.md, "Ninth stop"). */
 template <int D, typename T>
 __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *col, int Ck, int bh,
-                                              EarView ear, uint32_t sbase, uint32_t kn,
-                                              uint32_t vn) {
+                                              EarView ear, uint32_t sbase, uint32_t kn, uint32_t vn,
+                                              int nmem) {
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES, PER = CAP / 128;
     static_assert(32 % PER == 0, "a thread's clusters in one bit word");
@@ -430,50 +436,68 @@ __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *
     const int prow = lane / (D / 8), pch = lane % (D / 8);
     const uint32_t bars = sbase + (uint32_t)S::bar;
     const uint32_t bits = sbase + (uint32_t)S::umask, list = sbase + (uint32_t)S::tstart;
+    const uint32_t drops = sbase + (uint32_t)S::tmask;
     int *scan = reinterpret_cast<int *>(__cvta_shared_to_generic(sbase + (uint32_t)S::scan));
-    const int e0 = __ldg(rp), e1 = __ldg(rp + 1);
+    const uint32_t all = nmem >= 32 ? ~0u : (1u << nmem) - 1u;
     uint32_t n = 0;
     for (int c0 = 0; c0 < Ck; c0 += CAP) {
         const int nc = min(CAP, Ck - c0);
+        const int nmine = min(max(nc - tid * PER, 0), PER);
         named_bar(1, 128); /* the previous table's or list's readers are done */
-        if (tid < CAP / 32) sts32(bits + 4 * tid, 0u);
-        named_bar(1, 128);
-        for (int e = e0 + tid; e < e1; e += 128) {
-            const int c = __ldg(col + e) - c0;
-            if (c >= 0 && c < nc) atom_or_shared(bits + 4 * (c >> 5), 1u << (c & 31));
-        }
-        named_bar(1, 128);
         /* this thread's clusters tid*PER .. +PER-1, those not selected (empty
          * ones too: their bias is -inf, and reading the sizes here cost more
          * than their share of a tile) */
-        const int nmine = min(max(nc - tid * PER, 0), PER);
-        const unsigned keep =
-            ~(lds32(bits + 4 * (tid * PER / 32)) >> (tid * PER % 32)) & ((1u << nmine) - 1u);
+        unsigned keep = 0u;
+        if (nmem) {
+            for (int j = 0; j < nmine; j++)
+                keep |= (lds32(bits + 4 * (tid * PER + j)) != all ? 1u : 0u) << j;
+        } else {
+            if (tid < CAP / 32) sts32(bits + 4 * tid, 0u);
+            named_bar(1, 128);
+            for (int e = __ldg(rp) + tid, e1 = __ldg(rp + 1); e < e1; e += 128) {
+                const int c = __ldg(col + e) - c0;
+                if (c >= 0 && c < nc) atom_or_shared(bits + 4 * (c >> 5), 1u << (c & 31));
+            }
+            named_bar(1, 128);
+            keep = ~(lds32(bits + 4 * (tid * PER / 32)) >> (tid * PER % 32)) & ((1u << nmine) - 1u);
+        }
         int total;
         int pos = block_exscan<128>(
             __popc(keep), lane, warp, scan, [] { named_bar(1, 128); }, total);
 #pragma unroll
         for (int j = 0; j < PER; j++)
-            if ((keep >> j) & 1u) sts32(list + 4 * pos++, (uint32_t)(c0 + tid * PER + j));
+            if ((keep >> j) & 1u) {
+                const int c = c0 + tid * PER + j;
+                if (nmem) sts32(drops + 4 * pos, ~lds32(bits + 4 * c) & all);
+                sts32(list + 4 * pos++, (uint32_t)c);
+            }
         named_bar(1, 128);
         for (int t = 0; t * BN < total; t++, n++) {
             const int x = t * BN + tid;
             const int c = x < total ? (int)lds32(list + 4 * x) : -1;
             const int bytes = c >= 0 ? 16 : 0;
             const int64_t r = (int64_t)bh * Ck + (c >= 0 ? c : 0); /* row of mu, mv, b2 */
-            const uint32_t ku = kn + n, vu = vn + n;
+            const uint32_t ku = kn + n, vu = vn + n, slot = ku % (2 * STAGES);
             uint32_t st = ku % STAGES;
             mbar_wait(bars + Bars<D>::empty_k + 8 * st, ((ku / STAGES) & 1) ^ 1);
             gather_rows<D>(sbase + (uint32_t)(S::k + st * S::kstage),
                            reinterpret_cast<const T *>(ear.mu) + r * D, bytes, prow, pch, warp);
             const float b = c >= 0 ? __ldg(ear.b2 + r) : -INFINITY;
-            sts32(sbase + (uint32_t)S::colw + 4 * ((ku % (2 * STAGES)) * BN + tid),
-                  __float_as_uint(b));
-            named_bar(1, 128); /* every bias before thread 0's arrival */
+            sts32(sbase + (uint32_t)S::cbias + 4 * (slot * BN + tid), __float_as_uint(b));
+            if (nmem) { /* per member the columns it dropped (as key_tiles' masked tiles) */
+                const uint32_t mk = c >= 0 ? lds32(drops + 4 * x) : 0u;
+                for (int k = 0; k < nmem; k++) {
+                    const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
+                    if (lane == 0)
+                        sts32(sbase + (uint32_t)S::colw + 4 * ((slot * MIX_MEMBERS + k) * 4 + warp),
+                              w);
+                }
+            }
+            named_bar(1, 128); /* every bias and word before thread 0's arrival */
             mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
             if (tid == 0) {
                 sts32(sbase + (uint32_t)S::meta + 4 * st,
-                      (uint32_t)(min(BN, total - t * BN) | BIASED));
+                      (uint32_t)(min(BN, total - t * BN) | BIASED | (nmem ? MASKED : 0)));
                 mbar_arrive(bars + Bars<D>::full_k + 8 * st);
             }
             st = vu % STAGES;
@@ -595,8 +619,10 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
             }
             if (ntk > 0) load_v(pkr, pbulk);
         };
+        int nmem = 0;        /* a union item's members */
         if constexpr (UNI) { /* the union of the members' selections, one table */
-            const int m = -1 - tl.r, nmem = __ldg(mix.nmem + m);
+            const int m = -1 - tl.r;
+            nmem = __ldg(mix.nmem + m);
             named_bar(1, 128); /* the previous table's readers are done */
             int common;
             const int total = build_union<CAP>(
@@ -619,12 +645,13 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                                                 bar);
                 key_tiles(total, total, 0, whole);
             }
-            if constexpr (EAR) {
-                const uint32_t n = pseudo_tiles<D, T>(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r,
-                                                      p.col, p.Ck, bh, ear, sbase, kn, vn);
-                kn += n;
-                vn += n;
-            }
+        }
+        if constexpr (EAR) { /* a union item: its members' bits still in umask */
+            const uint32_t n =
+                pseudo_tiles<D, T>(UNI ? nullptr : p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r,
+                                   p.col, p.Ck, bh, ear, sbase, kn, vn, nmem);
+            kn += n;
+            vn += n;
         }
         /* end of the work item (on the K ring): meta = -1, with DYN -1 - the
          * block's next item */
@@ -763,20 +790,21 @@ template <int D>
 __device__ __forceinline__ const uint32_t *column_words(const unsigned char *smem, uint32_t kn,
                                                         int &nv) {
     const bool msk = nv & MASKED;
-    nv &= MASKED - 1;
+    nv &= ~MASKED;
     return msk ? reinterpret_cast<const uint32_t *>(smem + Smem90<D>::colw) +
                      (kn % (2 * Smem90<D>::STAGES)) * MIX_MEMBERS * 4
                : nullptr;
 }
 
-/* the meta word of K use kn -> nv (valid keys); the use's score biases when
- * the tile holds EAR pseudo-keys, else null (kept past the K stage's release
- * as column_words are) */
+/* the meta word of K use kn -> nv without BIASED; the use's score biases
+ * when the tile holds EAR pseudo-keys, else null (kept past the K stage's
+ * release as column_words are). A union item's pseudo-key tiles are also
+ * MASKED: column_words clears that flag. */
 template <int D>
 __device__ __forceinline__ const float *tile_bias(const unsigned char *smem, uint32_t kn, int &nv) {
     const bool b = nv & BIASED;
-    nv &= MASKED - 1;
-    return b ? reinterpret_cast<const float *>(smem + Smem90<D>::colw) +
+    nv &= ~BIASED;
+    return b ? reinterpret_cast<const float *>(smem + Smem90<D>::cbias) +
                    (kn % (2 * Smem90<D>::STAGES)) * BN
              : nullptr;
 }
@@ -801,7 +829,7 @@ template <int D, typename T, bool LSE, bool UNI, bool EAR, bool TMA, bool PIN>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
-    static_assert(!((LSE || EAR) && UNI), "EAR never gets union items (their members' drops)");
+    static_assert(!(LSE && UNI), "the log-sum-exps never get union items");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
     static_assert(!PIN || kLean<TMA, EAR>, "the pin needs the lean registers");
     constexpr bool DYN = kDyn<LSE, UNI, EAR>;
@@ -1193,17 +1221,38 @@ bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v1200
 }
 
 /* the work list's items, then its union items (their own instantiation: the
- * plain kernel keeps its registers). Keys without k_perm (in cluster order):
- * the key tiles are loaded by TMA, whole tiles of runs of rows as one box,
- * the others in pieces (SVOO_CUDA_TMA=0: gathered). Not with the row
- * log-sum-exps (that instantiation spilled 12 bytes with TMA). EAR (ear):
- * pseudo-key tiles after each item's own, never union items. */
+ * plain kernel keeps its registers), with TMA key tiles (tma: the maps tm)
+ * or gathered; EAR (ear): pseudo-key tiles after each item's own */
+template <int D, typename T, bool EAR>
+svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
+                         bool tma, const TmaMaps &tm, const EarView &ear, const DevAttrs &da) {
+    svoo_status st;
+    if (!tma)
+        st = launch90<D, T, false, false, false, EAR>(p, da, wl.tiles, wl.ntiles, wl.max_tiles,
+                                                      wl.mix, s, TmaMaps{}, ear);
+    else if (!EAR && p->Ck == 1) /* the dense path: the pin's case (whole key tiles but a tail) */
+        st = launch90<D, T, false, false, true, false, true>(p, da, wl.tiles, wl.ntiles,
+                                                             wl.max_tiles, wl.mix, s, tm);
+    else
+        st = launch90<D, T, false, false, true, EAR>(p, da, wl.tiles, wl.ntiles, wl.max_tiles,
+                                                     wl.mix, s, tm, ear);
+    if (st || !wl.mix.nmem) return st;
+    if ((st = check_launch("attention kernel (sm90)"))) return st;
+    return tma ? launch90<D, T, false, true, true, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
+                                                        wl.mix_max, wl.mix, s, tm, ear)
+               : launch90<D, T, false, true, false, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
+                                                         wl.mix_max, wl.mix, s, TmaMaps{}, ear);
+}
+
+/* Keys without k_perm (in cluster order): the key tiles are loaded by TMA,
+ * whole tiles of runs of rows as one box, the others in pieces
+ * (SVOO_CUDA_TMA=0: gathered). Not with the row log-sum-exps (that
+ * instantiation spilled 12 bytes with TMA; it never gets union items). */
 template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
                        const EarView *ear, const DevAttrs &da) {
-    const Tile *t = wl.tiles;
-    if (p->lse) /* the row log-sum-exps too (never union items) */
-        return launch90<D, T, true, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s);
+    if (p->lse)
+        return launch90<D, T, true, false>(p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
     PFN_cuTensorMapEncodeTiled_v12000 enc =
         p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
     TmaMaps tm;
@@ -1211,24 +1260,8 @@ svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cud
         enc &&
         tma_maps<D>(tm.k, enc, p->k, p->dtype, p, p->k_stride_b, p->k_stride_h, p->k_stride_n) &&
         tma_maps<D>(tm.v, enc, p->v, p->dtype, p, p->v_stride_b, p->v_stride_h, p->v_stride_n);
-    if (ear)
-        return tma ? launch90<D, T, false, false, true, true>(p, da, t, wl.ntiles, wl.max_tiles,
-                                                              wl.mix, s, tm, *ear)
-                   : launch90<D, T, false, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
-                                                               wl.mix, s, TmaMaps{}, *ear);
-    /* one key cluster (the dense path): the pin's case (whole key tiles but a tail) */
-    svoo_status st =
-        !tma ? launch90<D, T, false, false>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s)
-        : p->Ck == 1
-            ? launch90<D, T, false, false, true, false, true>(p, da, t, wl.ntiles, wl.max_tiles,
-                                                              wl.mix, s, tm)
-            : launch90<D, T, false, false, true>(p, da, t, wl.ntiles, wl.max_tiles, wl.mix, s, tm);
-    if (st || !wl.mix.nmem) return st;
-    if ((st = check_launch("attention kernel (sm90)"))) return st;
-    return tma ? launch90<D, T, false, true, true>(p, da, wl.mix_tiles, wl.mix_ntiles, wl.mix_max,
-                                                   wl.mix, s, tm)
-               : launch90<D, T, false, true>(p, da, wl.mix_tiles, wl.mix_ntiles, wl.mix_max, wl.mix,
-                                             s);
+    return ear ? launch_items<D, T, true>(p, wl, s, tma, tm, *ear, da)
+               : launch_items<D, T, false>(p, wl, s, tma, tm, EarView{}, da);
 }
 
 } // namespace

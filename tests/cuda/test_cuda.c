@@ -1387,12 +1387,17 @@ static void test_ear_direct(int64_t B, int D) {
  * clusters, each row masked to its own. ear_plan's plans with Ck = 300 (one
  * table), cq clusters of 1-150 rows (N >= 350 + cq) (many tails, items of <= 64 rows, up to 32
  * members), selections sharing every 4th key cluster (so that packing pays),
- * an empty plan row (not packed) and a cluster without rows: against the CPU
- * executor, with packing (union items must be there on a Hopper GPU) and
- * with SVOO_CUDA_PACK=0. */
-static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
+ * an empty plan row (not packed), a cluster without rows and one that selects
+ * every key cluster: against the CPU executor, with packing (union items must
+ * be there on a Hopper GPU) and with SVOO_CUDA_PACK=0. With ear,
+ * svoo_cuda_attend_ear against the CPU executor with EAR: each row of a union
+ * item sees the pseudo-keys of the clusters its own cluster dropped. */
+static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
     direct_case c;
-    direct_setup(&c, B, D, N, cq, 300, 4, 0, 991);
+    direct_setup(&c, B, D, N, cq, 300, 4, ear, 991);
+    void *ews = NULL;
+    const size_t ewsb = ear ? svoo_cuda_ear_workspace((int)B, (int)c.H, (int)N, c.ck, D) : 0;
+    if (ear) CU(cudaMalloc(&ews, ewsb));
     /* the Hopper kernel runs: an sm_90a image, a 9.0 device, not forced off */
     struct cudaDeviceProp dp;
     cudaGetDeviceProperties(&dp, 0);
@@ -1423,23 +1428,24 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq) {
                   svoo_cuda_attend_last_error());
             if (so) continue;
         }
-        const svoo_status s = direct_run(&c, NULL, 0);
-        CHECK(s == SVOO_OK, "union direct d%d b%lld pack %d%s: %s", D, (long long)B, pack,
+        const svoo_status s = direct_run(&c, ews, ewsb);
+        const char *how = ear ? " ear" : "";
+        CHECK(s == SVOO_OK, "union direct%s d%d b%lld pack %d%s: %s", how, D, (long long)B, pack,
               ordered ? " ordered" : "", svoo_cuda_attend_last_error());
         const int items = svoo_cuda_attend_union_items(&c.p, c.ws);
         if (ordered) direct_kv_restore(&c);
         if (pack && hopper)
-            CHECK(items > 0, "union direct d%d b%lld%s: no union items (%d)", D, (long long)B,
-                  ordered ? " ordered" : "", items);
-        if (!pack) CHECK(items == -1, "union direct: SVOO_CUDA_PACK=0 packed (%d)", items);
+            CHECK(items > 0, "union direct%s d%d b%lld%s: no union items (%d)", how, D,
+                  (long long)B, ordered ? " ordered" : "", items);
+        if (!pack) CHECK(items == -1, "union direct%s: SVOO_CUDA_PACK=0 packed (%d)", how, items);
         if (s || c.bad) continue;
         const double r = rel_l2(c.o, c.ref, c.cnt);
-        CHECK(r <= 1e-2, "union direct d%d b%lld pack %d%s: rel-L2 vs the CPU executor %.3g", D,
-              (long long)B, pack, ordered ? " ordered" : "", r);
-        printf("  union direct d%-3d b%lld pack %d%s: %d union items, vs cpu-exec %.1e\n", D,
+        CHECK(r <= 1e-2, "union direct%s d%d b%lld pack %d%s: rel-L2 vs the CPU executor %.3g", how,
+              D, (long long)B, pack, ordered ? " ordered" : "", r);
+        printf("  union direct%s d%-3d b%lld pack %d%s: %d union items, vs cpu-exec %.1e\n", how, D,
                (long long)B, pack, ordered ? " keys in cluster order" : "", items, r);
     }
-    cudaFree(kc), cudaFree(vc);
+    cudaFree(kc), cudaFree(vc), cudaFree(ews);
     if (old)
         setenv("SVOO_CUDA_PACK", keep, 1);
     else
@@ -1501,7 +1507,8 @@ int main(void) {
         for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
             run_scenario(&tiny[i]);
         run_svg(&svgs[1], 0, 0);
-        test_union_direct(1, 128, 1200, 24);
+        test_union_direct(1, 128, 1200, 24, 0);
+        test_union_direct(1, 128, 1200, 24, 1);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
         return g_fail ? 1 : 0;
@@ -1528,8 +1535,10 @@ int main(void) {
     test_ear_f16(64);
     test_ear_direct(2, 128);
     if (!quick) test_ear_direct(1, 64);
-    test_union_direct(2, 128, 3001, 60);
-    test_union_direct(1, 64, 3001, 60);
+    for (int ear = 0; ear < 2; ear++) {
+        test_union_direct(2, 128, 3001, 60, ear);
+        test_union_direct(1, 64, 3001, 60, ear);
+    }
     test_kv_order(SVOO_METHOD_SVOO, 2, 128);
     if (!quick) test_kv_order(SVOO_METHOD_SVG2, 1, 64);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);
