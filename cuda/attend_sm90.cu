@@ -411,6 +411,16 @@ __device__ __forceinline__ void gather_rows(uint32_t dst, const T *src, int byte
     }
 }
 
+/* a masked tile's column words of K use slot (colw: [2 STAGES][MIX_MEMBERS][4]):
+ * per member k, this warp's word of the columns whose member bits mk have k */
+__device__ __forceinline__ void store_column_words(uint32_t colw, uint32_t slot, uint32_t mk,
+                                                   int nmem, int lane, int warp) {
+    for (int k = 0; k < nmem; k++) {
+        const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
+        if (lane == 0) sts32(colw + 4 * ((slot * MIX_MEMBERS + k) * 4 + warp), w);
+    }
+}
+
 /* EAR, the producer's part (128 threads): the key clusters that a work
  * item's query cluster did not select (col[rp[0] .. rp[1]-1]; empty ones
  * too, whose bias -inf leaves them out), in chunks of CAP clusters: a bit per
@@ -450,7 +460,7 @@ __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *
         unsigned keep = 0u;
         if (nmem) {
             for (int j = 0; j < nmine; j++)
-                keep |= (lds32(bits + 4 * (tid * PER + j)) != all ? 1u : 0u) << j;
+                keep |= (lds32(bits + 4 * (c0 + tid * PER + j)) != all ? 1u : 0u) << j;
         } else {
             if (tid < CAP / 32) sts32(bits + 4 * tid, 0u);
             named_bar(1, 128);
@@ -484,15 +494,9 @@ __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *
                            reinterpret_cast<const T *>(ear.mu) + r * D, bytes, prow, pch, warp);
             const float b = c >= 0 ? __ldg(ear.b2 + r) : -INFINITY;
             sts32(sbase + (uint32_t)S::cbias + 4 * (slot * BN + tid), __float_as_uint(b));
-            if (nmem) { /* per member the columns it dropped (as key_tiles' masked tiles) */
-                const uint32_t mk = c >= 0 ? lds32(drops + 4 * x) : 0u;
-                for (int k = 0; k < nmem; k++) {
-                    const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
-                    if (lane == 0)
-                        sts32(sbase + (uint32_t)S::colw + 4 * ((slot * MIX_MEMBERS + k) * 4 + warp),
-                              w);
-                }
-            }
+            if (nmem) /* per member the columns it dropped (as key_tiles' masked tiles) */
+                store_column_words(sbase + (uint32_t)S::colw, slot,
+                                   c >= 0 ? lds32(drops + 4 * x) : 0u, nmem, lane, warp);
             named_bar(1, 128); /* every bias and word before thread 0's arrival */
             mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
             if (tid == 0) {
@@ -525,7 +529,6 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
     int *scan = reinterpret_cast<int *>(smem + S::scan);
     uint32_t *umask = reinterpret_cast<uint32_t *>(smem + S::umask);
     uint32_t *tmask = reinterpret_cast<uint32_t *>(smem + S::tmask);
-    uint32_t *colw = reinterpret_cast<uint32_t *>(smem + S::colw);
     volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
     const uint32_t bars = sbase + (uint32_t)S::bar;
     /* this lane's row within a pass and its chunk */
@@ -591,11 +594,8 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     gather(dst, kb + r64 * p.k_stride_n, bytes);
                 }
                 if (masked) {
-                    const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
-                    for (int k = 0; k < nmem; k++) {
-                        const uint32_t w = __ballot_sync(0xffffffffu, (mk >> k) & 1u);
-                        if (lane == 0) colw[((kn % (2 * STAGES)) * MIX_MEMBERS + k) * 4 + warp] = w;
-                    }
+                    store_column_words(sbase + (uint32_t)S::colw, kn % (2 * STAGES),
+                                       kr >= 0 ? tmask[cur] : 0u, nmem, lane, warp);
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
                 /* each thread arrives after its column words, as after a gather
