@@ -7,10 +7,10 @@
  * One block = 1 producer + NCW consumer warpgroups, one block per SM,
  * persistent over row items (BM = 64 NCW rows of one bh, items
  * tile + rtiles * bh taken with a stride of the grid):
- *  - producer (setmaxnreg down): streams the item's weight tiles (BN = 128
- *    clusters x D fp16, 128-byte swizzle, the layout wgmma reads) and their
- *    biases into a ring of STAGES stages with cp.async; each thread's copies
- *    arrive on the stage's "full" mbarrier when they land.
+ *  - producer (setmaxnreg down; one thread): streams the item's weight tiles
+ *    (BN = 128 clusters x D fp16, 128-byte swizzle, the layout wgmma reads,
+ *    which wh holds already) and their biases into a ring of STAGES stages,
+ *    two bulk copies a tile counted on the stage's "full" mbarrier.
  *  - consumer warpgroup c (rows 64c .. 64c + 63 of the item): each warp
  *    copies its own 16 rows raw into shared memory one item ahead (cp.async),
  *    turns them into fp16 A fragments in registers (ldmatrix + saturating
@@ -34,11 +34,11 @@
 
 namespace {
 
-constexpr int NCW = 3;                /* consumer warpgroups */
-constexpr int BM = 64 * NCW;          /* rows per item */
-constexpr int BN = 128;               /* clusters per weight tile */
-constexpr int STAGES = 4;             /* weight tiles in flight */
-constexpr int NTHR = 128 * (NCW + 1); /* producer + consumers */
+constexpr int NCW = 3;                  /* consumer warpgroups */
+constexpr int BM = 64 * NCW;            /* rows per item */
+constexpr int BN = SVOO_CU_ASSIGN90_BN; /* clusters per weight tile */
+constexpr int STAGES = 4;               /* weight tiles in flight */
+constexpr int NTHR = 128 * (NCW + 1);   /* producer + consumers */
 
 /* shared memory from a 1024-byte aligned base (the swizzle repeats every 1024 bytes) */
 template <int D> struct SmemA90 {
@@ -57,31 +57,30 @@ constexpr int PROD_REGS = 56, /* setmaxnreg.inc takes what .dec released: */
 
 #include "sm90_ptx.cuh"
 
-/* ---- producer warpgroup: weight tiles of every item in turn ---- */
+/* ---- producer: weight tiles of every item in turn, one thread ----
+ * wh holds each tile in its shared-memory layout (svoo_cu_weights with
+ * tiled = 1), so a tile is one bulk copy and its biases another: the other
+ * producer threads have nothing to do, and take no issue slots from the
+ * consumers (the per-chunk cp.async address arithmetic was ~18% of the
+ * kernel's instructions, on the ALU pipe the folds keep busy) */
 template <int D>
 __device__ __forceinline__ void producer(const __half *__restrict__ wh,
                                          const float *__restrict__ bias_h, int cpad, int items,
-                                         int rtiles, unsigned char *smem, uint32_t bars) {
+                                         int rtiles, uint32_t sbase, uint32_t bars) {
     using S = SmemA90<D>;
-    constexpr int CPR = D / 8; /* 16-byte chunks per weight row */
-    const int tid = threadIdx.x, ntiles = cpad / BN;
+    if (threadIdx.x != 0) return;
+    const int ntiles = cpad / BN;
     uint32_t n = 0; /* ring uses so far: stage n % STAGES, parity (n / STAGES) & 1 */
     for (int it = blockIdx.x; it < items; it += gridDim.x) {
         const int bh = it / rtiles;
         for (int t = 0; t < ntiles; t++, n++) {
-            const uint32_t st = n % STAGES;
+            const uint32_t st = n % STAGES, full = bars + 8 * st;
             if (n >= STAGES) mbar_wait(bars + 8 * (STAGES + st), (n / STAGES - 1) & 1);
-            const __half *src = wh + ((size_t)bh * cpad + (size_t)t * BN) * D;
-            unsigned char *dst = smem + S::b + st * S::bstage;
-#pragma unroll 4 /* fully unrolled, the addresses spill at PROD_REGS */
-            for (int u = 0; u < BN * CPR / 128; u++) {
-                const int idx = u * 128 + tid, r = idx / CPR, ch = idx % CPR;
-                cp_async16(dst + sw128<BN>(r, ch), src + (size_t)r * D + ch * 8);
-            }
-            if (tid < BN / 4)
-                cp_async16(smem + S::bias + (st * BN + tid * 4) * 4,
-                           bias_h + (size_t)bh * cpad + (size_t)t * BN + tid * 4);
-            mbar_arrive_cpasync(bars + 8 * st);
+            const size_t row = (size_t)bh * cpad + (size_t)t * BN;
+            mbar_expect_tx(full, (uint32_t)(S::bstage + BN * 4));
+            bulk_load(sbase + (uint32_t)(S::b + st * S::bstage), wh + row * D, (uint32_t)S::bstage,
+                      full);
+            bulk_load(sbase + (uint32_t)(S::bias + st * BN * 4), bias_h + row, BN * 4, full);
         }
     }
 }
@@ -154,8 +153,7 @@ __device__ __forceinline__ void consumer(const svoo_cu_assign90_args &g, int ite
         uint32_t hi = m; /* m - 32 t: slot 32 t + 2 j + jj packs as hi - (2 j + jj) */
         for (int t = 0; t < ntiles; t++, kn++) {
             const uint32_t st = kn % STAGES;
-            mbar_wait(bars + 8 * st, (kn / STAGES) & 1);
-            fence_proxy_async();
+            mbar_wait(bars + 8 * st, (kn / STAGES) & 1); /* bulk copies: async proxy, as wgmma */
             const uint32_t bb = sbase + (uint32_t)(S::b + st * S::bstage);
             float acc[64]; /* the first wgmma starts at zero */
             wgmma_fence();
@@ -209,7 +207,7 @@ __global__ void __launch_bounds__(NTHR, 1) k_assign90(const svoo_cu_assign90_arg
     const int rtiles = (int)((g.n + BM - 1) / BM), items = g.BH * rtiles;
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; s++) {
-            mbar_init(bars + 8 * s, 128);                  /* producers' copies */
+            mbar_init(bars + 8 * s, 1);                    /* the producer's copies */
             mbar_init(bars + 8 * (STAGES + s), 128 * NCW); /* consumers */
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -217,7 +215,7 @@ __global__ void __launch_bounds__(NTHR, 1) k_assign90(const svoo_cu_assign90_arg
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PROD_REGS));
-        producer<D>(g.wh, g.bias_h, g.cpad, items, rtiles, smem, bars);
+        producer<D>(g.wh, g.bias_h, g.cpad, items, rtiles, sbase, bars);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONS_REGS));
         consumer<D, T>(g, items, rtiles, smem, sbase, bars);

@@ -6,6 +6,10 @@
 
 #include "cuda_common.h"
 
+/* clusters per weight tile: svoo_cu_weights lays wh out in tiles of this many
+ * rows for k_assign90 */
+enum { SVOO_CU_ASSIGN90_BN = 128 };
+
 /* the arguments of k_assign (see svoo_cu_assign): ib / trunc are the packed
  * key's slot bits and truncation bound, gap the refinement switch */
 struct svoo_cu_assign90_args {

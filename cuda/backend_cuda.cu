@@ -390,7 +390,8 @@ cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH,
                          (int64_t)d * d, (int64_t)cs_ * d, st),
             "profile weights");
     }
-    TRY(svoo_cu_weights(gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h, st),
+    TRY(svoo_cu_weights(dtype, gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h,
+                        st),
         "weights");
     TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, label, st),
         "assignment");

@@ -239,7 +239,20 @@ __global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__
     if (lane == 0 && amax > 0.f && amax <= FLT_MAX) atomicMax(wmax + bh, __float_as_uint(amax));
 }
 
-__global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, int d,
+/* element (r, col) of a bh's cpad x d weights in wh: row-major, or (tiled)
+ * each tile of SVOO_CU_ASSIGN90_BN rows in k_assign90's shared-memory layout,
+ * [d / 64][BN][64] halves with the 128-byte swizzle (sw128 in sm90_ptx.cuh:
+ * 16-byte chunk ch of row rr at chunk ch ^ (rr & 7)), so that a tile is one
+ * bulk copy */
+static_assert(SVOO_CU_TILE % SVOO_CU_ASSIGN90_BN == 0, "cpad: whole tiles of k_assign90");
+__device__ __forceinline__ int64_t wh_index(int64_t r, int col, int d, int tiled) {
+    if (!tiled) return r * d + col;
+    constexpr int BN = SVOO_CU_ASSIGN90_BN;
+    const int rr = (int)(r % BN), ch = (col % 64) / 8;
+    return (r - rr) * d + (col / 64) * BN * 64 + rr * 64 + ((ch ^ (rr & 7)) * 8) + col % 8;
+}
+
+__global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, int d, int tiled,
                                const unsigned *__restrict__ wmax, const float *__restrict__ bias,
                                __half *__restrict__ wh, float *__restrict__ bias_h) {
     const int bh = blockIdx.y;
@@ -248,22 +261,29 @@ __global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, in
     const int64_t total = (int64_t)cpad * d;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = i / d;
-        wh[(size_t)bh * total + i] = __float2half_rn(r < c ? wf[(size_t)bh * c * d + i] * s : 0.f);
-        if (i % d == 0)
+        const int64_t r = i / d;
+        const int col = (int)(i - r * d);
+        wh[(size_t)bh * total + wh_index(r, col, d, tiled)] =
+            __float2half_rn(r < c ? wf[(size_t)bh * c * d + i] * s : 0.f);
+        if (col == 0)
             bias_h[(size_t)bh * cpad + r] = r < c ? bias[(size_t)bh * c + r] * s : -FLT_MAX;
     }
 }
 
-cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c, int cpad, int d,
-                            unsigned *wmax, float *bias, __half *wh, float *bias_h,
+static cudaError_t assign90_grid(int dtype, int d, int *grid);
+
+cudaError_t svoo_cu_weights(int dtype, int gram, const float *mu, float *wf, int BH, int c,
+                            int cpad, int d, unsigned *wmax, float *bias, __half *wh, float *bias_h,
                             cudaStream_t st) {
-    cudaError_t e = cudaMemsetAsync(wmax, 0, (size_t)BH * sizeof(unsigned), st);
+    int grid90 = 0; /* k_assign90 reads the weights: its tiles' layout */
+    cudaError_t e = assign90_grid(dtype, d, &grid90);
+    if (!e) e = cudaMemsetAsync(wmax, 0, (size_t)BH * sizeof(unsigned), st);
     if (e) return e;
     k_weights_post<<<dim3((c + 7) / 8, BH), 256, 0, st>>>(gram, mu, wf, c, d, wmax, bias);
     int blocks = (int)(((int64_t)cpad * d + 255) / 256);
     if (blocks > 256) blocks = 256;
-    k_weights_half<<<dim3(blocks, BH), 256, 0, st>>>(wf, c, cpad, d, wmax, bias, wh, bias_h);
+    k_weights_half<<<dim3(blocks, BH), 256, 0, st>>>(wf, c, cpad, d, grid90 > 0, wmax, bias, wh,
+                                                     bias_h);
     LAUNCH_CHECK();
 }
 
@@ -299,6 +319,21 @@ struct assign_cfg {
     int sm90; /* > 0: k_assign90 (wgmma) with this grid for 2-byte rows */
 };
 static assign_cfg g_assign[ASSIGN_MAX_DEV][2];
+/* the configuration svoo_cu_assign runs on this device for d, and k_assign90's
+ * grid for rows of this dtype (0: the mma.sync kernel) */
+static cudaError_t assign_config(int dtype, int d, assign_cfg *cfg) {
+    int dev = 0;
+    const cudaError_t e = cudaGetDevice(&dev);
+    *cfg = !e && dev >= 0 && dev < ASSIGN_MAX_DEV ? g_assign[dev][d == 128] : assign_cfg{};
+    if (dtype == 0) cfg->sm90 = 0; /* f32 rows: fp16 in shared memory, k_assign only */
+    return e;
+}
+static cudaError_t assign90_grid(int dtype, int d, int *grid) {
+    assign_cfg cfg;
+    const cudaError_t e = assign_config(dtype, d, &cfg);
+    *grid = cfg.sm90;
+    return e;
+}
 /* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0); the
  * host copy goes to k_assign90 as an argument */
 __constant__ float g_refine_gap = INFINITY;
@@ -581,17 +616,15 @@ static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __ha
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
                            int32_t *label, cudaStream_t st) {
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
+    assign_cfg cfg;
+    cudaError_t e = assign_config(dtype, d, &cfg);
     if (e) return e;
-    const assign_cfg cfg =
-        dev >= 0 && dev < ASSIGN_MAX_DEV ? g_assign[dev][d == 128] : assign_cfg{};
     const int blocks = cfg.blocks > 0 ? cfg.blocks : 1024; /* any grid is correct */
     int ib = 5;                                            /* slot bits: cpad / 4 slots per lane */
     while ((1 << ib) < cpad / 4)
         ib++;
     const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
-    if (cfg.sm90 > 0 && dtype != 0) {
+    if (cfg.sm90 > 0) {
         const svoo_cu_assign90_args g = {x,  BH,     d,  cpad, ib,   c, n, trunc, g_refine_gap_host,
                                          wh, bias_h, wf, bias, label};
         if ((e = svoo_cu_assign90(dtype, &g, cfg.sm90, st))) return e;

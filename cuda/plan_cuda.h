@@ -29,9 +29,11 @@ cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaS
 /* assignment weights for argmax_c (x . w_c + bias_c):
  *   gram = 1: w_c = wf_c / |P_c| with wf = mu G (already in wf), |P_c|^2 = mu_c . wf_c
  *   gram = 0: w_c = mu_c, bias_c = -|mu_c|^2 / 2 (k-means)
- * scaled by 1 / max|w| per bh into fp16 wh (cpad rows, pad rows 0, bias -FLT_MAX) */
-cudaError_t svoo_cu_weights(int gram, const float *mu, float *wf, int BH, int c, int cpad, int d,
-                            unsigned *wmax, float *bias, __half *wh, float *bias_h,
+ * scaled by 1 / max|w| per bh into fp16 wh (cpad rows, pad rows 0, bias -FLT_MAX),
+ * laid out for the kernel svoo_cu_assign runs on rows of dtype (0 f32, 1 f16,
+ * 2 bf16) on the current device: its calls must agree on dtype and d */
+cudaError_t svoo_cu_weights(int dtype, int gram, const float *mu, float *wf, int BH, int c,
+                            int cpad, int d, unsigned *wmax, float *bias, __half *wh, float *bias_h,
                             cudaStream_t st);
 /* label[bh][i] = argmax_c (x_i . w_c + bias_c): fp16 tensor cores on wh/bias_h,
  * near ties re-scored in f32 from wf/bias (c x d unscaled; a second kernel,
