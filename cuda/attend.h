@@ -22,7 +22,8 @@
  *
  * The call is graph-capturable: no allocation, no host synchronisation. The
  * work list (query row tiles, ordered by (b, h) then cost) is built on the
- * device into the caller's workspace by small kernels on the same stream.
+ * device into the caller's workspace by small kernels on the same stream, or
+ * beforehand on another (svoo_cuda_attend_worklist, params.worklist_ready).
  *
  * Include from C or C++; needs no CUDA header (the stream is a void *).
  */
@@ -79,6 +80,14 @@ typedef struct {
      * positions in no query cluster are not written. (svoo_cuda_attend_ear
      * keeps its own.) */
     float *lse;
+
+    /* Optional, NULL = off: a cudaEvent_t recorded, on another stream, after
+     * svoo_cuda_attend_worklist() with these params (plan, shapes, lse) and
+     * this workspace. The call then builds no work list: its stream waits for
+     * the event just before the attention kernel (in svoo_cuda_attend_ear,
+     * after the means pass), so that the work list is built beside other work
+     * (a K/V copy, the means). */
+    void *worklist_ready;
 } svoo_cuda_attend_params;
 
 enum { SVOO_CUDA_BF16 = 0, SVOO_CUDA_F16 = 1 };
@@ -107,6 +116,14 @@ size_t svoo_cuda_attend_workspace(int B, int H, int N_q, int Cq);
  *            is in svoo_cuda_attend_last_error(). Never aborts. */
 svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
                              void *stream);
+
+/*! svoo_cuda_attend_worklist() : enqueues on `stream` the work-list kernels
+ *  of svoo_cuda_attend / svoo_cuda_attend_ear for p into workspace, the same
+ *  list those calls would build (it depends on the plan and shapes, p->lse and
+ *  the device's kernel), for a later call with worklist_ready set.
+ *  @return : as svoo_cuda_attend (the same checks). */
+svoo_status svoo_cuda_attend_worklist(const svoo_cuda_attend_params *p, void *workspace,
+                                      size_t ws_bytes, void *stream);
 
 /*! svoo_cuda_ear_workspace() : device bytes of the buffers svoo_cuda_attend_ear
  *  needs for B*H heads of N_q query rows, Ck key clusters of dimension D
@@ -156,8 +173,9 @@ static inline void svoo_cuda_attend_params_kv_copy(svoo_cuda_attend_params *p, v
 
 /*! svoo_cuda_attend_union_items() : dev hook for tests: the number of union
  *  items (worklist.cu: query-cluster tails of a head packed into shared row
- *  tiles) in the work list that this thread's last svoo_cuda_attend or
- *  svoo_cuda_attend_ear call built in `workspace` for p, or -1 when that
+ *  tiles) in the work list that this thread's last svoo_cuda_attend,
+ *  svoo_cuda_attend_ear or svoo_cuda_attend_worklist call built in `workspace`
+ *  for p, or -1 when that
  *  call did not pack (not the Hopper kernel, p->lse set, SVOO_CUDA_PACK=0,
  *  or a plan past the limits). Synchronises the device. */
 int svoo_cuda_attend_union_items(const svoo_cuda_attend_params *p, void *workspace);

@@ -57,6 +57,9 @@ bool worklist_fits(int64_t BH, int64_t N_q, int64_t Cq, size_t ws_bytes, size_t 
  * union items where the plan allows, bm = 128 only) */
 svoo_status build_worklist(const svoo_cuda_attend_params *p, int bm, int pack, void *workspace,
                            cudaStream_t s, WorkList *wl);
+/* the work list build_worklist(p, bm, pack) leaves in workspace, for a call
+ * that did not build it itself (svoo_cuda_attend_worklist built it) */
+WorkList worklist_view(const svoo_cuda_attend_params *p, int bm, int pack, void *workspace);
 /* EAR's pseudo-keys of every (b, h) (ear_cuda.cu: ear_means): mu, mv [BH][Ck][D] in
  * the input dtype (the means of each key cluster's K and V rows), b2 [BH][Ck]
  * log2 of the cluster's size (-inf: empty) */

@@ -446,26 +446,20 @@ svoo_status svoo_attend::attend_check(const svoo_cuda_attend_params *p, void *wo
     return SVOO_OK;
 }
 
-svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *workspace,
-                                       cudaStream_t s, const EarView *ear, const DevAttrs &da) {
-    if (ear && p->lse) /* (the EAR instantiation writes no log-sum-exps) */
-        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles with lse set");
-    svoo_status st;
-
+/* the kernel attend_launch runs for p on device da and the shape of its work
+ * list: the mma.sync kernel's tile variant, row tiles of <= bm rows, union
+ * items (pack) */
+struct KernelShape {
+    bool sm90;
+    int var, bm, pack;
+};
+static KernelShape kernel_shape(const svoo_cuda_attend_params *p, const DevAttrs &da) {
 #ifdef SVOO_HAVE_SM90A
-    if (runs_sm90(da.major, da.minor)) {
-        /* union items (worklist.cu) unless SVOO_CUDA_PACK=0 (with EAR too:
-         * each row masked to the pseudo-keys its own cluster dropped); not
-         * with the row log-sum-exps (the two-pass EAR reads the work list) */
-        const int pack = !p->lse && !env_off("SVOO_CUDA_PACK");
-        WorkList wl;
-        if ((st = build_worklist(p, 128, pack, workspace, s, &wl))) return st;
-        if ((st = attend_sm90(p, wl, s, ear, da))) return st;
-        return check_launch("attention kernel (sm90)");
-    }
+    /* union items (worklist.cu) unless SVOO_CUDA_PACK=0 (with EAR too: each row
+     * masked to the pseudo-keys its own cluster dropped); not with the row
+     * log-sum-exps (the two-pass EAR reads the work list) */
+    if (runs_sm90(da.major, da.minor)) return {true, 0, 128, !p->lse && !env_off("SVOO_CUDA_PACK")};
 #endif
-    if (ear) return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles need sm_90a");
-
     int var = svoo_cuda_attend_variant;
     if (p->D == 128) {
         /* fall back to smaller tiles where a block cannot have the shared
@@ -476,10 +470,51 @@ svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *w
         if (need[var] > (size_t)da.optin) var = 1;
         if (need[var] > (size_t)da.optin) var = 2;
     }
-    const int bm = (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128;
-    WorkList wl;
-    if ((st = build_worklist(p, bm, 0, workspace, s, &wl))) return st;
+    return {false, var, (p->D == 128 && (var == 2 || var == 3)) ? 64 : 128, 0};
+}
 
+/* p's work list: built on s, or (p->worklist_ready) built earlier by
+ * svoo_cuda_attend_worklist, which s then waits for */
+static svoo_status get_worklist(const svoo_cuda_attend_params *p, const KernelShape &ks,
+                                void *workspace, cudaStream_t s, WorkList *wl) {
+    if (!p->worklist_ready) return build_worklist(p, ks.bm, ks.pack, workspace, s, wl);
+    const cudaError_t e = cudaStreamWaitEvent(s, (cudaEvent_t)p->worklist_ready, 0);
+    if (e != cudaSuccess)
+        return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: worklist_ready: %s: %s", cudaGetErrorName(e),
+                    cudaGetErrorString(e));
+    *wl = worklist_view(p, ks.bm, ks.pack, workspace);
+    return SVOO_OK;
+}
+
+extern "C" svoo_status svoo_cuda_attend_worklist(const svoo_cuda_attend_params *p, void *workspace,
+                                                 size_t ws_bytes, void *stream) {
+    svoo_status st = attend_check(p, workspace, ws_bytes);
+    if (st) return st;
+    if ((st = check_launch("earlier asynchronous error"))) return st;
+    DevAttrs da;
+    if ((st = query_device(&da, "svoo_cuda_attend_worklist"))) return st;
+    const KernelShape ks = kernel_shape(p, da);
+    WorkList wl;
+    return build_worklist(p, ks.bm, ks.pack, workspace, (cudaStream_t)stream, &wl);
+}
+
+svoo_status svoo_attend::attend_launch(const svoo_cuda_attend_params *p, void *workspace,
+                                       cudaStream_t s, const EarView *ear, const DevAttrs &da) {
+    if (ear && p->lse) /* (the EAR instantiation writes no log-sum-exps) */
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles with lse set");
+    const KernelShape ks = kernel_shape(p, da);
+    if (ear && !ks.sm90)
+        return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_attend: EAR key tiles need sm_90a");
+    WorkList wl;
+    svoo_status st = get_worklist(p, ks, workspace, s, &wl);
+    if (st) return st;
+#ifdef SVOO_HAVE_SM90A
+    if (ks.sm90) {
+        if ((st = attend_sm90(p, wl, s, ear, da))) return st;
+        return check_launch("attention kernel (sm90)");
+    }
+#endif
+    const int var = ks.var;
     const bool bf = p->dtype == SVOO_CUDA_BF16;
     const int dev = da.dev;
     if (p->D == 128) {

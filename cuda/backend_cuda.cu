@@ -32,6 +32,7 @@ extern "C" {
 #pragma weak svoo_cuda_attend_workspace
 #pragma weak svoo_cuda_attend_last_error
 #pragma weak svoo_cuda_attend_ear
+#pragma weak svoo_cuda_attend_worklist
 #pragma weak svoo_cuda_ear_workspace
 #pragma weak svoo_cuda_attend_contiguous_keys
 #pragma weak svoo_cuda_permute_rows
@@ -78,8 +79,12 @@ struct cu_state {
     cu_ws ws;
     cu_layer *layers;  /* [num_layers], NULL entries for dense-only layers */
     cudaEvent_t ev[4]; /* call start, plan end, attention end, K/V copy end */
-    double *h_dens;    /* pinned, [BH] */
-    int32_t *h_kind;   /* pinned, [BH] (svg) */
+    /* the work list is built on `side` beside the K/V copy or EAR's means pass:
+     * fork after the plan, wl when it is built */
+    cudaStream_t side;
+    cudaEvent_t fork, wl;
+    double *h_dens;  /* pinned, [BH] */
+    int32_t *h_kind; /* pinned, [BH] (svg) */
 };
 
 /* 256-byte aligned sub-allocation of one device block (base NULL: sizing) */
@@ -311,6 +316,15 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     carve_all(c, dm, cv, &cs->ws, cs->layers);
     for (int i = 0; i < 4; i++)
         if ((e = cudaEventCreate(&cs->ev[i]))) return cu_fail(ctx, e, "cudaEventCreate");
+    if ((e = cudaEventCreateWithFlags(&cs->fork, cudaEventDisableTiming)) ||
+        (e = cudaEventCreateWithFlags(&cs->wl, cudaEventDisableTiming)))
+        return cu_fail(ctx, e, "cudaEventCreate");
+    /* the highest priority: the work list's first kernel (12 blocks of 1024
+     * threads a head) gets its SMs before the copy's many small blocks fill them */
+    int lo = 0, hi = 0;
+    if ((e = cudaDeviceGetStreamPriorityRange(&lo, &hi)) ||
+        (e = cudaStreamCreateWithPriority(&cs->side, cudaStreamNonBlocking, hi)))
+        return cu_fail(ctx, e, "cudaStreamCreate");
     if ((e = cudaMallocHost(&cs->h_dens, (size_t)B * dm.H * sizeof(double))) ||
         (e = cudaMallocHost(&cs->h_kind, (size_t)B * dm.H * sizeof(int32_t))))
         return cu_fail(ctx, e, "cudaMallocHost");
@@ -325,6 +339,9 @@ void cuda_release(svoo_ctx *ctx) {
     if (cs->block) cudaFree(cs->block);
     for (int i = 0; i < 4; i++)
         if (cs->ev[i]) cudaEventDestroy(cs->ev[i]);
+    if (cs->fork) cudaEventDestroy(cs->fork);
+    if (cs->wl) cudaEventDestroy(cs->wl);
+    if (cs->side) cudaStreamDestroy(cs->side);
     if (cs->h_dens) cudaFreeHost(cs->h_dens);
     if (cs->h_kind) cudaFreeHost(cs->h_kind);
     svoo_free(cs->layers);
@@ -579,6 +596,21 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
     ap.k_off = cs->ws.k_off;
     ap.row_ptr = cs->ws.row_ptr;
     ap.col = cs->ws.col;
+    /* the work list on the side stream, beside the K/V copy (with EAR, the
+     * means pass); the attention call waits for it before its kernel. The
+     * side stream is joined back on every path, so that a capture of st
+     * never ends with it forked */
+    if (!call->dense) {
+        if ((e = cudaEventRecord(cs->fork, st)) || (e = cudaStreamWaitEvent(cs->side, cs->fork, 0)))
+            return cu_fail(ctx, e, "work-list fork");
+        s = svoo_cuda_attend_worklist(&ap, cs->ws.att, cs->ws.att_bytes, cs->side);
+        if ((e = cudaEventRecord(cs->wl, cs->side))) return cu_fail(ctx, e, "work-list join");
+        if (s) {
+            cudaStreamWaitEvent(st, cs->wl, 0);
+            return svoo_ctx_err(ctx, s, "work list: %s", svoo_cuda_attend_last_error());
+        }
+        ap.worklist_ready = cs->wl;
+    }
     /* K and V in key-cluster order: the kernel loads key tiles by TMA (a tile
      * of adjacent selected clusters is one run of rows, one box). With EAR
      * the means pass makes the copy (svoo_cuda_attend_ear's kv_copy), which
@@ -589,17 +621,24 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         if ((s = svoo_cuda_permute_rows(k->data, kc, ap.k_stride_b, ap.k_stride_h, ap.k_stride_n,
                                         ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)) ||
             (s = svoo_cuda_permute_rows(v->data, vc, ap.v_stride_b, ap.v_stride_h, ap.v_stride_n,
-                                        ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)))
+                                        ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st))) {
+            cudaStreamWaitEvent(st, cs->wl, 0);
             return svoo_ctx_err(ctx, s, "key-cluster order: %s", svoo_cuda_attend_last_error());
+        }
         svoo_cuda_attend_params_kv_copy(&ap, kc);
     }
-    if (timed && (e = cudaEventRecord(cs->ev[3], st))) return cu_fail(ctx, e, "event");
+    if (timed && (e = cudaEventRecord(cs->ev[3], st))) {
+        if (!call->dense) cudaStreamWaitEvent(st, cs->wl, 0);
+        return cu_fail(ctx, e, "event");
+    }
     s = ear ? svoo_cuda_attend_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes,
                                    kvcopy ? cs->ws.kv : nullptr, st)
             : svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
-    if (s)
+    if (s) {
+        if (!call->dense) cudaStreamWaitEvent(st, cs->wl, 0); /* (a check failed before the wait) */
         return svoo_ctx_err(ctx, s, "attention kernel%s: %s", ear ? " (EAR)" : "",
                             svoo_cuda_attend_last_error());
+    }
     if (timed) {
         if ((e = cudaEventRecord(cs->ev[2], st)) ||
             (e = cudaMemcpyAsync(cs->h_dens, cs->ws.dens, (size_t)BH * sizeof(double),

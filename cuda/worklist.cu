@@ -123,7 +123,11 @@ __device__ __forceinline__ int64_t warp_keys(const int32_t *col, const int32_t *
 
 /* shared memory of wl_pack */
 struct PackSmem {
-    int ksz[MIX_CK];                    /* key cluster sizes */
+    int ksz[MIX_CK]; /* key cluster sizes */
+    /* nib[q][v][w]: keys of the clusters 32 w + 4 q + i for the bits i of v, so
+     * that a lane sums the clusters of its word in eight independent loads
+     * (lane = w: no bank conflicts) */
+    int nib[8][16][32];
     int kr[PACK_CQ];                    /* keys of a tail's cluster, -1: not packed */
     int cend[PACK_CQ], ctrows[PACK_CQ]; /* a cluster's end position and tail rows */
     int cand[PACK_CQ];                  /* tails in descending size */
@@ -159,6 +163,13 @@ __global__ void __launch_bounds__(PACK_THR)
     for (int i = tid; i <= MIX_ROWS; i += PACK_THR)
         sm.tailhist[i] = 0;
     __syncthreads();
+    for (int i = tid; i < 8 * 16 * 32; i += PACK_THR) {
+        const int w = i % 32, v = i / 32 % 16, q = i / 512;
+        int k = 0;
+        for (int b = 0; b < 4; b++)
+            k += (v >> b & 1) ? sm.ksz[32 * w + 4 * q + b] : 0;
+        sm.nib[q][v][w] = k;
+    }
     /* a warp per query cluster: its keys (the lanes stride over its selection),
      * its tail rows (kept in shared memory for the later phases) */
     for (int r = warp; r < Cq; r += PACK_THR / 32) {
@@ -225,13 +236,11 @@ __global__ void __launch_bounds__(PACK_THR)
             /* full items first (uniform in the warp): most of the round's cost
              * is the keys the tail would add */
             if (sm.srows[s] + t > MIX_ROWS || sm.snmem[s] >= MIX_MEMBERS) continue;
-            uint32_t bits = sm.cbits[j][lane] & ~sm.sbits[s][lane];
+            const uint32_t bits = sm.cbits[j][lane] & ~sm.sbits[s][lane];
             int extra = 0; /* < N_k */
-            while (bits) {
-                const int b = __ffs(bits) - 1;
-                bits &= bits - 1;
-                extra += sm.ksz[32 * lane + b];
-            }
+#pragma unroll
+            for (int q = 0; q < 8; q++)
+                extra += sm.nib[q][bits >> 4 * q & 15][lane];
             extra = __reduce_add_sync(0xffffffffu, extra);
             const long long add = item_cost(sm.srows[s] + t, sm.skeys[s] + extra) -
                                   item_cost(sm.srows[s], sm.skeys[s]);
@@ -424,6 +433,20 @@ WorkList svoo_attend::worklist_in(const svoo_cuda_attend_params *p, void *worksp
     return worklist_at(ws_layout((int64_t)p->B * p->H, p->N_q, p->Cq), (char *)workspace, false);
 }
 
+/* whether build_worklist packs union items: they need 128-row tiles, at most
+ * PACK_CQ query clusters (wl_pack's shared arrays), one table of <= MIX_CK key
+ * clusters and positions below 2^26 */
+static bool packs(const svoo_cuda_attend_params *p, const WsLayout &w, int bm, int pack) {
+    return pack && bm == MIX_ROWS && w.mm > 0 && p->Cq <= PACK_CQ && p->Ck <= MIX_CK &&
+           p->N_q < (1 << 26);
+}
+
+WorkList svoo_attend::worklist_view(const svoo_cuda_attend_params *p, int bm, int pack,
+                                    void *workspace) {
+    const WsLayout w = ws_layout((int64_t)p->B * p->H, p->N_q, p->Cq);
+    return worklist_at(w, (char *)workspace, packs(p, w, bm, pack));
+}
+
 svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm, int pack,
                                         void *workspace, cudaStream_t s, WorkList *wl) {
     const int64_t BH = (int64_t)p->B * p->H;
@@ -436,10 +459,7 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     int *mhist = (int *)(ws + w.mhist), *mntiles = (int *)(ws + w.mntiles);
     Tile *tiles = (Tile *)(ws + w.tiles), *mtiles = (Tile *)(ws + w.mtiles);
     const int64_t ncl = BH * p->Cq;
-    /* union items need 128-row tiles, at most PACK_CQ query clusters (wl_pack's
-     * shared arrays), one table of <= MIX_CK key clusters and positions below 2^26 */
-    pack = pack && bm == MIX_ROWS && w.mm > 0 && p->Cq <= PACK_CQ && p->Ck <= MIX_CK &&
-           p->N_q < (1 << 26);
+    pack = packs(p, w, bm, pack);
     const int64_t nmixslots = pack ? BH * w.mm : 0;
     svoo_status st;
     cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);

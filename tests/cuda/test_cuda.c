@@ -1392,6 +1392,39 @@ static void test_ear_direct(int64_t B, int D) {
  * be there on a Hopper GPU) and with SVOO_CUDA_PACK=0. With ear,
  * svoo_cuda_attend_ear against the CPU executor with EAR: each row of a union
  * item sees the pseudo-keys of the clusters its own cluster dropped. */
+/* the call again with its work list built beforehand on another stream
+ * (svoo_cuda_attend_worklist, params.worklist_ready; the workspace garbled
+ * first): bit-identical output and the same union items as c->o and items */
+static void direct_prebuilt(direct_case *c, void *ews, size_t ewsb, int items, const char *how) {
+    const size_t n = c->cnt * 2;
+    uint16_t *o1 = malloc(n);
+    if (!o1) return;
+    memcpy(o1, c->o, n);
+    cudaStream_t s2;
+    cudaEvent_t ev;
+    CU(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+    CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    CU(cudaMemset(c->ws, 0xa5, c->wsb));
+    CU(cudaDeviceSynchronize());
+    svoo_status s = svoo_cuda_attend_worklist(&c->p, c->ws, c->wsb, s2);
+    CHECK(s == SVOO_OK, "prebuilt work list%s: %s", how, svoo_cuda_attend_last_error());
+    if (!s) {
+        CU(cudaEventRecord(ev, s2));
+        c->p.worklist_ready = ev;
+        s = direct_run(c, ews, ewsb);
+        c->p.worklist_ready = NULL;
+        CHECK(s == SVOO_OK, "prebuilt work list%s: call: %s", how, svoo_cuda_attend_last_error());
+        const int it2 = svoo_cuda_attend_union_items(&c->p, c->ws);
+        CHECK(!s && it2 == items && !memcmp(o1, c->o, n),
+              "prebuilt work list%s d%d: %d union items (inline %d), output %s", how, c->D, it2,
+              items, memcmp(o1, c->o, n) ? "differs" : "bit-identical");
+    }
+    memcpy(c->o, o1, n);
+    cudaEventDestroy(ev);
+    cudaStreamDestroy(s2);
+    free(o1);
+}
+
 static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
     direct_case c;
     direct_setup(&c, B, D, N, cq, 300, 4, ear, 991);
@@ -1439,6 +1472,7 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
                   (long long)B, ordered ? " ordered" : "", items);
         if (!pack) CHECK(items == -1, "union direct%s: SVOO_CUDA_PACK=0 packed (%d)", how, items);
         if (s || c.bad) continue;
+        if (pass == 0) direct_prebuilt(&c, ews, ewsb, items, how);
         const double r = rel_l2(c.o, c.ref, c.cnt);
         CHECK(r <= 1e-2, "union direct%s d%d b%lld pack %d%s: rel-L2 vs the CPU executor %.3g", how,
               D, (long long)B, pack, ordered ? " ordered" : "", r);
