@@ -144,7 +144,9 @@ size_t svoo_cuda_ear_workspace(int B, int H, int N_q, int Ck, int D);
  *  o = (e^lse_a o_a + e^lse_b o_b) / (e^lse_a + e^lse_b). Rows whose cluster
  *  drops nothing get what svoo_cuda_attend gives them, up to the rounding of
  *  a different key order (svoo_cuda_attend may pack union items or load runs
- *  of keys first); bit for bit where both take the keys in the same order.
+ *  of keys first); bit for bit where both take the keys in the same order,
+ *  and in a union item only while the mean V of every cluster another member
+ *  dropped is finite (the file head: non-finite V on Hopper).
  *  kv_copy: NULL, or device memory of 2 x B x H x N_k x D elements (16-byte
  *  aligned, overlapping no other buffer of the call) into which the means
  *  pass also copies K, then V, each [B][H][N_k][D] in key-cluster order (row

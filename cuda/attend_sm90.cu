@@ -93,10 +93,17 @@ template <int D> struct Smem90 {
     static constexpr size_t tstart = v + STAGES * kstage;
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
-    static constexpr size_t meta = scan + 8 * 4; /* per K stage: valid keys | MASKED, -1 = end */
+    /* per K stage: valid keys | MASKED | BIASED; < 0: the item's end */
+    static constexpr size_t meta = scan + 8 * 4;
     static constexpr size_t next = meta + 8 * 4; /* the next item taken: 2 slots */
-    static constexpr size_t umask = next + 16;   /* union items: [MIX_CK] scratch */
-    static constexpr size_t tmask = umask + MIX_CK * 4; /* [CAP] members of table entry i */
+    /* [MIX_CK] words: a union item's members that selected key cluster c (build_union;
+     * kept through key_tiles for EAR's pseudo_tiles); a plain EAR item's selected
+     * clusters, CAP bits (pseudo_tiles) */
+    static constexpr size_t umask = next + 16;
+    /* [CAP]: the members that selected table entry i (build_union); in a union
+     * item's pseudo-key list, the members that dropped entry i; the split
+     * table's scratch (build_split_table, TMA) */
+    static constexpr size_t tmask = umask + MIX_CK * 4;
     /* [2 STAGES][MIX_MEMBERS][4]: twice the K ring, so a K use's words are
      * rewritten only after its readers released a later stage */
     static constexpr size_t colw = tmask + (size_t)CAP * 4;
@@ -159,7 +166,8 @@ template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
 /* Cluster table of a union item (Ck <= CAP key clusters): the union of its
  * nmem members' selections, the clusters every member selected first (their
  * keys: *common), then the others; tmask[i] = the members that selected
- * table entry i (bit k: member k). umask[Ck] is scratch. 128 threads; `bar`
+ * table entry i (bit k: member k), umask[c] those that selected key cluster
+ * c (left there for EAR's pseudo_tiles). 128 threads; `bar`
  * synchronises them (the caller synchronises before, if the table is
  * reused). Returns the total number of keys. */
 template <int CAP, class Bar>
@@ -515,7 +523,8 @@ __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *
 }
 
 /* ---- producer warpgroup (UNI: the union items, else the others; EAR: then
- * the pseudo-keys of the key clusters an item's query cluster dropped) ---- */
+ * the pseudo-keys of the key clusters an item's query cluster dropped, in a
+ * union item those any member dropped) ---- */
 template <int D, typename T, bool UNI, bool DYN, bool TMA, bool EAR>
 __device__ __forceinline__ void
 producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int ntiles, int *ctr,
@@ -681,13 +690,13 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
 }
 
 /* one key tile's softmax step on S (64 x BN of this warpgroup; this thread:
- * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv (only the item's
- * last key tile is partial) or, in a masked tile of a union item (cw not
- * null: the K stage's column words, [member][4]), the columns whose bit is
- * clear in the words of the row's member (ri[0], ri[8]: rowinfo of rows g,
- * g + 8); running max m (in log2 units),
- * S <- exp2(S*sl2 - m) as one FFMA per score (sl2 > 0, so the max commutes
- * with the scaling), l <- l*alpha + rowsum; returns alpha per row */
+ * rows g, g+8, columns 8j + 2*c4 + {0,1}): mask past nv (only the last key
+ * tile of a table or of a chunk of EAR pseudo-keys is partial) or, in a
+ * masked tile of a union item (cw not null: the K stage's column words,
+ * [member][4]), the columns whose bit is clear in the words of the row's
+ * member (ri[0], ri[8]: rowinfo of rows g, g + 8); running max m (in log2
+ * units), S <- exp2(S*sl2 - m) as one FFMA per score (sl2 > 0, so the max
+ * commutes with the scaling), l <- l*alpha + rowsum; returns alpha per row */
 __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, const uint32_t *cw,
                                              const int *ri, int c4, float sl2, float (&m)[2],
                                              float (&l)[2], float (&alpha)[2]) {

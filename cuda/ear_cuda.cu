@@ -26,8 +26,9 @@
  * one read of K and V (the means). The two-pass path measured 2.3 ms of
  * ear_attend beside 21.8 ms of attention on an H200 (ncu, top-p 0.6), where the
  * pseudo-key tiles now take ~1.2 ms inside the kernel (docs/CUDA_KERNEL.md,
- * "Ninth stop"); pseudo_tiles in attend_sm90.cu builds the same list, keeping
- * the empty clusters (bias -inf) that ear_attend skips. */
+ * "Ninth stop"); pseudo_tiles in attend_sm90.cu builds the same list for a
+ * plain item, keeping the empty clusters (bias -inf) that ear_attend skips,
+ * and for a union item the union of its members' drops, masked per member. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
