@@ -127,6 +127,13 @@ static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t
     return s;
 }
 
+/* our dense path (dctx) on td: one untimed call, then the median of reps timed ones */
+static svoo_status time_dense(svoo_ctx *dctx, int step, int layer, svoo_tensor *td, int reps, double *med,
+                              cudaStream_t st) {
+    const svoo_status s = svoo_attention(dctx, step, layer, &td[0], &td[1], &td[2], &td[3], NULL);
+    return s ? s : time_calls(dctx, step, layer, td, reps, med, st);
+}
+
 /* --schedule: the calls of steps 0 .. steps-1 of one layer in order, as a
  * generation makes them (ctx's own warm-up / re-plan / reuse decisions);
  * per step the median of `reps` passes (device events between the calls of a
@@ -179,8 +186,7 @@ static int run_schedule(svoo_ctx *ctx, svoo_ctx *dctx, int layer, int steps, int
         rc = cli_fail("bench cuda", s, ctx);
         goto done;
     }
-    if ((s = svoo_attention(dctx, 0, layer, &td[0], &td[1], &td[2], &td[3], NULL)) ||
-        (s = time_calls(dctx, 0, layer, td, reps, &dense_ms, st))) {
+    if ((s = time_dense(dctx, 0, layer, td, reps, &dense_ms, st))) {
         rc = cli_fail("bench cuda", s, dctx);
         goto done;
     }
@@ -399,8 +405,7 @@ int bench_cuda(int argc, char **argv) {
         rc = cli_fail("bench cuda", s, ctx);
         goto out;
     }
-    if ((s = svoo_attention(dctx, (int)step, (int)layer, &td[0], &td[1], &td[2], &td[3], NULL)) ||
-        (s = time_calls(dctx, (int)step, (int)layer, td, (int)reps, &dense_ms, st))) {
+    if ((s = time_dense(dctx, (int)step, (int)layer, td, (int)reps, &dense_ms, st))) {
         rc = cli_fail("bench cuda", s, dctx);
         goto out;
     }
