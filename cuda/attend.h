@@ -83,10 +83,14 @@ typedef struct {
 
     /* Optional, NULL = off: a cudaEvent_t recorded, on another stream, after
      * svoo_cuda_attend_worklist() with these params (plan, shapes, lse) and
-     * this workspace. The call then builds no work list: its stream waits for
-     * the event just before the attention kernel (in svoo_cuda_attend_ear,
-     * after the means pass), so that the work list is built beside other work
-     * (a K/V copy, the means). */
+     * this workspace, under the same SVOO_CUDA_PACK / SVOO_CUDA_KERNEL
+     * settings (the list's shape is not checked again). The call then builds
+     * no work list: its stream waits for the event just before the attention
+     * kernel (in svoo_cuda_attend_ear, after the means pass), so that the work
+     * list is built beside other work (a K/V copy, the means). A list serves
+     * one call: the kernel consumes its item counters. A call that fails its
+     * argument checks returns before the wait, so a capturing caller joins
+     * its other stream itself. */
     void *worklist_ready;
 } svoo_cuda_attend_params;
 

@@ -319,7 +319,7 @@ svoo_status cuda_init(svoo_ctx *ctx) {
     if ((e = cudaEventCreateWithFlags(&cs->fork, cudaEventDisableTiming)) ||
         (e = cudaEventCreateWithFlags(&cs->wl, cudaEventDisableTiming)))
         return cu_fail(ctx, e, "cudaEventCreate");
-    /* the highest priority: the work list's first kernel (12 blocks of 1024
+    /* the highest priority: the work list's first kernel (one block of 1024
      * threads a head) gets its SMs before the copy's many small blocks fill them */
     int lo = 0, hi = 0;
     if ((e = cudaDeviceGetStreamPriorityRange(&lo, &hi)) ||
@@ -407,10 +407,12 @@ cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH,
                          (int64_t)d * d, (int64_t)cs_ * d, st),
             "profile weights");
     }
+    int grid90 = 0; /* the weights' layout and the assignment kernel, decided once */
     TRY(svoo_cu_weights(dtype, gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h,
-                        st),
+                        &grid90, st),
         "weights");
-    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, label, st),
+    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, grid90, label,
+                       st),
         "assignment");
     TRY(svoo_cu_sort(label, BH, n, cs_, w.hist, perm, off, st), "counting sort");
     TRY(svoo_cu_centroids(dtype, x, BH, n, d, cs_, perm, off, mu_s, st), "centroids");

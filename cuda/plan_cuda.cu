@@ -270,19 +270,19 @@ __global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, in
     }
 }
 
-static cudaError_t assign90_grid(int dtype, int d, int *grid);
+static cudaError_t assign_grid90(int dtype, int d, int *grid);
 
 cudaError_t svoo_cu_weights(int dtype, int gram, const float *mu, float *wf, int BH, int c,
                             int cpad, int d, unsigned *wmax, float *bias, __half *wh, float *bias_h,
-                            cudaStream_t st) {
-    int grid90 = 0; /* k_assign90 reads the weights: its tiles' layout */
-    cudaError_t e = assign90_grid(dtype, d, &grid90);
+                            int *grid90, cudaStream_t st) {
+    /* k_assign90 will read the weights (grid90 > 0): its tiles' layout */
+    cudaError_t e = assign_grid90(dtype, d, grid90);
     if (!e) e = cudaMemsetAsync(wmax, 0, (size_t)BH * sizeof(unsigned), st);
     if (e) return e;
     k_weights_post<<<dim3((c + 7) / 8, BH), 256, 0, st>>>(gram, mu, wf, c, d, wmax, bias);
     int blocks = (int)(((int64_t)cpad * d + 255) / 256);
     if (blocks > 256) blocks = 256;
-    k_weights_half<<<dim3(blocks, BH), 256, 0, st>>>(wf, c, cpad, d, grid90 > 0, wmax, bias, wh,
+    k_weights_half<<<dim3(blocks, BH), 256, 0, st>>>(wf, c, cpad, d, *grid90 > 0, wmax, bias, wh,
                                                      bias_h);
     LAUNCH_CHECK();
 }
@@ -319,19 +319,19 @@ struct assign_cfg {
     int sm90; /* > 0: k_assign90 (wgmma) with this grid for 2-byte rows */
 };
 static assign_cfg g_assign[ASSIGN_MAX_DEV][2];
-/* the configuration svoo_cu_assign runs on this device for d, and k_assign90's
- * grid for rows of this dtype (0: the mma.sync kernel) */
-static cudaError_t assign_config(int dtype, int d, assign_cfg *cfg) {
+/* the assignment configuration of the current device for d */
+static cudaError_t assign_config(int d, assign_cfg *cfg) {
     int dev = 0;
     const cudaError_t e = cudaGetDevice(&dev);
     *cfg = !e && dev >= 0 && dev < ASSIGN_MAX_DEV ? g_assign[dev][d == 128] : assign_cfg{};
-    if (dtype == 0) cfg->sm90 = 0; /* f32 rows: fp16 in shared memory, k_assign only */
     return e;
 }
-static cudaError_t assign90_grid(int dtype, int d, int *grid) {
+/* k_assign90's grid for rows of this dtype on the current device (0: the
+ * mma.sync kernel; f32 rows are fp16 in shared memory, k_assign only) */
+static cudaError_t assign_grid90(int dtype, int d, int *grid) {
     assign_cfg cfg;
-    const cudaError_t e = assign_config(dtype, d, &cfg);
-    *grid = cfg.sm90;
+    const cudaError_t e = assign_config(d, &cfg);
+    *grid = dtype == 0 ? 0 : cfg.sm90;
     return e;
 }
 /* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0); the
@@ -615,19 +615,19 @@ static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __ha
 
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
-                           int32_t *label, cudaStream_t st) {
+                           int grid90, int32_t *label, cudaStream_t st) {
     assign_cfg cfg;
-    cudaError_t e = assign_config(dtype, d, &cfg);
+    cudaError_t e = assign_config(d, &cfg);
     if (e) return e;
     const int blocks = cfg.blocks > 0 ? cfg.blocks : 1024; /* any grid is correct */
     int ib = 5;                                            /* slot bits: cpad / 4 slots per lane */
     while ((1 << ib) < cpad / 4)
         ib++;
     const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
-    if (cfg.sm90 > 0) {
+    if (grid90 > 0) {
         const svoo_cu_assign90_args g = {x,  BH,     d,  cpad, ib,   c, n, trunc, g_refine_gap_host,
                                          wh, bias_h, wf, bias, label};
-        if ((e = svoo_cu_assign90(dtype, &g, cfg.sm90, st))) return e;
+        if ((e = svoo_cu_assign90(dtype, &g, grid90, st))) return e;
     } else if (d == 64) {
         if (cfg.rt == 2)
             launch_assign<64, 2>(dtype, x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label,

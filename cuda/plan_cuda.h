@@ -30,18 +30,20 @@ cudaError_t svoo_cu_gram(const float *mu, int BH, int co, int d, float *G, cudaS
  *   gram = 1: w_c = wf_c / |P_c| with wf = mu G (already in wf), |P_c|^2 = mu_c . wf_c
  *   gram = 0: w_c = mu_c, bias_c = -|mu_c|^2 / 2 (k-means)
  * scaled by 1 / max|w| per bh into fp16 wh (cpad rows, pad rows 0, bias -FLT_MAX),
- * laid out for the kernel svoo_cu_assign runs on rows of dtype (0 f32, 1 f16,
- * 2 bf16) on the current device: its calls must agree on dtype and d */
+ * laid out for the assignment kernel of rows of dtype (0 f32, 1 f16, 2 bf16) on
+ * the current device: *grid90 > 0 is k_assign90's grid (tiles in its shared-memory
+ * layout), 0 the mma.sync k_assign's (row-major); svoo_cu_assign takes it, so that
+ * the layout and the kernel are decided once */
 cudaError_t svoo_cu_weights(int dtype, int gram, const float *mu, float *wf, int BH, int c,
                             int cpad, int d, unsigned *wmax, float *bias, __half *wh, float *bias_h,
-                            cudaStream_t st);
+                            int *grid90, cudaStream_t st);
 /* label[bh][i] = argmax_c (x_i . w_c + bias_c): fp16 tensor cores on wh/bias_h,
  * near ties re-scored in f32 from wf/bias (c x d unscaled; a second kernel,
  * k_refine, after the GEMM); of two scores equal within the fp16 error, the
  * lower index (three or more such: the top two of the packed keys decide) */
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
-                           int32_t *label, cudaStream_t st);
+                           int grid90, int32_t *label, cudaStream_t st);
 /* stable counting sort of labels: perm[bh][pos] = row, off[bh][0..c] */
 cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t *hist,
                          int32_t *perm, int32_t *off, cudaStream_t st);
