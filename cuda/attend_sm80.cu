@@ -393,15 +393,21 @@ bool svoo_attend::attend_fuses_ear(const DevAttrs &a) {
 #endif
 }
 
+/* the checks before svoo_cuda_attend's and svoo_cuda_attend_worklist's launches:
+ * the arguments, an earlier error, the device (who: the API function) */
+static svoo_status attend_begin(const svoo_cuda_attend_params *p, void *workspace, size_t ws_bytes,
+                                const char *who, DevAttrs *da) {
+    svoo_status st = attend_check(p, workspace, ws_bytes);
+    if (!st) st = check_launch("earlier asynchronous error");
+    if (!st) st = query_device(da, who);
+    return st;
+}
+
 extern "C" svoo_status svoo_cuda_attend(const svoo_cuda_attend_params *p, void *workspace,
                                         size_t ws_bytes, void *stream) {
-    svoo_status st = attend_check(p, workspace, ws_bytes);
-    if (st) return st;
-    st = check_launch("earlier asynchronous error");
-    if (st) return st;
     DevAttrs da;
-    if ((st = query_device(&da, "svoo_cuda_attend"))) return st;
-    return attend_launch(p, workspace, (cudaStream_t)stream, nullptr, da);
+    const svoo_status st = attend_begin(p, workspace, ws_bytes, "svoo_cuda_attend", &da);
+    return st ? st : attend_launch(p, workspace, (cudaStream_t)stream, nullptr, da);
 }
 
 svoo_status svoo_attend::attend_check(const svoo_cuda_attend_params *p, void *workspace,
@@ -488,11 +494,9 @@ static svoo_status get_worklist(const svoo_cuda_attend_params *p, const KernelSh
 
 extern "C" svoo_status svoo_cuda_attend_worklist(const svoo_cuda_attend_params *p, void *workspace,
                                                  size_t ws_bytes, void *stream) {
-    svoo_status st = attend_check(p, workspace, ws_bytes);
-    if (st) return st;
-    if ((st = check_launch("earlier asynchronous error"))) return st;
     DevAttrs da;
-    if ((st = query_device(&da, "svoo_cuda_attend_worklist"))) return st;
+    const svoo_status st = attend_begin(p, workspace, ws_bytes, "svoo_cuda_attend_worklist", &da);
+    if (st) return st;
     const KernelShape ks = kernel_shape(p, da);
     WorkList wl;
     return build_worklist(p, ks.bm, ks.pack, workspace, (cudaStream_t)stream, &wl);

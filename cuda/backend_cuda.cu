@@ -602,13 +602,16 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
      * means pass); the attention call waits for it before its kernel. The
      * side stream is joined back on every path, so that a capture of st
      * never ends with it forked */
+    auto join = [&] { /* on an error path: st waits for the side stream */
+                      if (!call->dense) cudaStreamWaitEvent(st, cs->wl, 0);
+    };
     if (!call->dense) {
         if ((e = cudaEventRecord(cs->fork, st)) || (e = cudaStreamWaitEvent(cs->side, cs->fork, 0)))
             return cu_fail(ctx, e, "work-list fork");
         s = svoo_cuda_attend_worklist(&ap, cs->ws.att, cs->ws.att_bytes, cs->side);
         if ((e = cudaEventRecord(cs->wl, cs->side))) return cu_fail(ctx, e, "work-list join");
         if (s) {
-            cudaStreamWaitEvent(st, cs->wl, 0);
+            join();
             return svoo_ctx_err(ctx, s, "work list: %s", svoo_cuda_attend_last_error());
         }
         ap.worklist_ready = cs->wl;
@@ -624,20 +627,20 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
                                         ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st)) ||
             (s = svoo_cuda_permute_rows(v->data, vc, ap.v_stride_b, ap.v_stride_h, ap.v_stride_n,
                                         ap.B, ap.H, ap.N_k, d, ap.dtype, ap.k_perm, 0, st))) {
-            cudaStreamWaitEvent(st, cs->wl, 0);
+            join();
             return svoo_ctx_err(ctx, s, "key-cluster order: %s", svoo_cuda_attend_last_error());
         }
         svoo_cuda_attend_params_kv_copy(&ap, kc);
     }
     if (timed && (e = cudaEventRecord(cs->ev[3], st))) {
-        if (!call->dense) cudaStreamWaitEvent(st, cs->wl, 0);
+        join();
         return cu_fail(ctx, e, "event");
     }
     s = ear ? svoo_cuda_attend_ear(&ap, cs->ws.att, cs->ws.att_bytes, cs->ws.ear, cs->ws.ear_bytes,
                                    kvcopy ? cs->ws.kv : nullptr, st)
             : svoo_cuda_attend(&ap, cs->ws.att, cs->ws.att_bytes, st);
     if (s) {
-        if (!call->dense) cudaStreamWaitEvent(st, cs->wl, 0); /* (a check failed before the wait) */
+        join(); /* (a check failed before the attention call's wait) */
         return svoo_ctx_err(ctx, s, "attention kernel%s: %s", ear ? " (EAR)" : "",
                             svoo_cuda_attend_last_error());
     }

@@ -42,6 +42,12 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 
+/* byte offset of (row, 16-byte chunk c) in a [D/64][rows][64] tile of 2-byte
+ * elements with the 128-byte swizzle (the Hopper kernels' shared-memory layout) */
+template <int ROWS> __host__ __device__ __forceinline__ uint32_t sw128(int row, int c) {
+    return (uint32_t)((c >> 3) * ROWS * 128 + row * 128 + (((c & 7) ^ (row & 7)) << 4));
+}
+
 /* splitmix64, identical to svoo_rng_next (src/plan/common.c) */
 __host__ __device__ __forceinline__ uint64_t svoo_cu_rng(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);

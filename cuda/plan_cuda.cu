@@ -240,16 +240,14 @@ __global__ void k_weights_post(int gram, const float *__restrict__ mu, float *__
 }
 
 /* element (r, col) of a bh's cpad x d weights in wh: row-major, or (tiled)
- * each tile of SVOO_CU_ASSIGN90_BN rows in k_assign90's shared-memory layout,
- * [d / 64][BN][64] halves with the 128-byte swizzle (sw128 in sm90_ptx.cuh:
- * 16-byte chunk ch of row rr at chunk ch ^ (rr & 7)), so that a tile is one
- * bulk copy */
+ * each tile of SVOO_CU_ASSIGN90_BN rows in k_assign90's shared-memory layout
+ * (sw128), so that a tile is one bulk copy */
 static_assert(SVOO_CU_TILE % SVOO_CU_ASSIGN90_BN == 0, "cpad: whole tiles of k_assign90");
 __device__ __forceinline__ int64_t wh_index(int64_t r, int col, int d, int tiled) {
     if (!tiled) return r * d + col;
     constexpr int BN = SVOO_CU_ASSIGN90_BN;
-    const int rr = (int)(r % BN), ch = (col % 64) / 8;
-    return (r - rr) * d + (col / 64) * BN * 64 + rr * 64 + ((ch ^ (rr & 7)) * 8) + col % 8;
+    const int rr = (int)(r % BN);
+    return (r - rr) * d + sw128<BN>(rr, col / 8) / 2 + col % 8;
 }
 
 __global__ void k_weights_half(const float *__restrict__ wf, int c, int cpad, int d, int tiled,

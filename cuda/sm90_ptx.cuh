@@ -11,6 +11,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "cuda_common.h" /* sw128 */
+
 /* ---- wgmma wrappers: D (f32, 64 x N over the warpgroup) += A (64 x 16) B (16 x N);
  * ss: A and B from shared-memory descriptors, K-major; rs: A from registers,
  * B MN-major (V) or K-major (the assignment's weights). One macro per form,
@@ -172,11 +174,6 @@ template <int N> __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) 
 __device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo) {
     return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) |
            ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
-
-/* byte offset of (row, 16-byte chunk c) in a [D/64][rows][64] swizzled tile */
-template <int ROWS> __device__ __forceinline__ uint32_t sw128(int row, int c) {
-    return (uint32_t)((c >> 3) * ROWS * 128 + row * 128 + (((c & 7) ^ (row & 7)) << 4));
 }
 
 template <typename T, int D> struct Mma;
