@@ -11,10 +11,11 @@
 enum { SVOO_CU_ASSIGN90_BN = 128 };
 
 /* the arguments of k_assign (see svoo_cu_assign): ib / trunc are the packed
- * key's slot bits and truncation bound, gap the refinement switch */
+ * key's slot bits and truncation bound, gap the refinement switch, zero_bias
+ * 1 when every cluster below c has bias 0 (Gram weights) */
 struct svoo_cu_assign90_args {
     svoo_dview x;
-    int BH, d, cpad, ib, c;
+    int BH, d, cpad, ib, c, zero_bias;
     int64_t n;
     float trunc, gap;
     const __half *wh;

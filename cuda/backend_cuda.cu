@@ -411,8 +411,8 @@ cudaError_t assign_side(cu_state *cs, int gram, svoo_dview x, int dtype, int BH,
     TRY(svoo_cu_weights(dtype, gram, mu_s, w.wf, BH, cs_, cpad, d, w.wmax, w.bias, w.wh, w.bias_h,
                         &grid90, st),
         "weights");
-    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, grid90, label,
-                       st),
+    TRY(svoo_cu_assign(dtype, x, BH, n, d, w.wh, w.bias_h, cpad, w.wf, w.bias, cs_, gram, grid90,
+                       label, st),
         "assignment");
     TRY(svoo_cu_sort(label, BH, n, cs_, w.hist, perm, off, st), "counting sort");
     TRY(svoo_cu_centroids(dtype, x, BH, n, d, cs_, perm, off, mu_s, st), "centroids");

@@ -613,7 +613,7 @@ static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __ha
 
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
-                           int grid90, int32_t *label, cudaStream_t st) {
+                           int gram, int grid90, int32_t *label, cudaStream_t st) {
     assign_cfg cfg;
     cudaError_t e = assign_config(d, &cfg);
     if (e) return e;
@@ -623,8 +623,8 @@ cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, co
         ib++;
     const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
     if (grid90 > 0) {
-        const svoo_cu_assign90_args g = {x,  BH,     d,  cpad, ib,   c, n, trunc, g_refine_gap_host,
-                                         wh, bias_h, wf, bias, label};
+        const svoo_cu_assign90_args g = {
+            x, BH, d, cpad, ib, c, gram, n, trunc, g_refine_gap_host, wh, bias_h, wf, bias, label};
         if ((e = svoo_cu_assign90(dtype, &g, grid90, st))) return e;
     } else if (d == 64) {
         if (cfg.rt == 2)
@@ -673,31 +673,60 @@ __global__ void k_hist(const int32_t *__restrict__ label, int64_t n, int c, int 
         hrow[i] = s_cnt[i];
 }
 
-/* per cluster: exclusive prefix over chunks; totals into off (scanned next) */
-__global__ void k_col_prefix(int c, int nch, int32_t *__restrict__ hist,
-                             int32_t *__restrict__ off) {
-    const int bh = blockIdx.y, cc = blockIdx.x * blockDim.x + threadIdx.x;
-    if (cc >= c) return;
-    int32_t *hb = hist + (size_t)bh * nch * c + cc;
-    int32_t run = 0;
-    int ch = 0;
-    for (; ch + 8 <= nch; ch += 8) {
-        int32_t h[8];
+/* per cluster: exclusive prefix over chunks; totals into off (scanned next).
+ * Block = 32 clusters x 32 chunk lanes (warp w: chunks w, w + 32, ... of its
+ * row of 32 clusters, coalesced), all of a column's counts loaded at once
+ * through shared memory; then warp w scans cluster w's column over the
+ * chunks (a thread a column walked ~75 chunks in ~10 dependent rounds) */
+enum { PREFIX_CH = 128 }; /* chunks a block holds: n <= 128 x SVOO_CU_SORT_CHUNK a pass */
+__global__ void __launch_bounds__(1024)
+    k_col_prefix(int c, int nch, int32_t *__restrict__ hist, int32_t *__restrict__ off) {
+    __shared__ int32_t s_h[PREFIX_CH][33];
+    const int bh = blockIdx.y, lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    const int c0 = blockIdx.x * 32, cc = c0 + lane;
+    int32_t *hb = hist + (size_t)bh * nch * c;
+    int32_t run = 0; /* warp w: cluster c0 + w, carried over passes */
+    for (int ch0 = 0; ch0 < nch; ch0 += PREFIX_CH) {
+        const int m = min(PREFIX_CH, nch - ch0);
 #pragma unroll
-        for (int u = 0; u < 8; u++)
-            h[u] = hb[(size_t)(ch + u) * c];
-#pragma unroll
-        for (int u = 0; u < 8; u++) {
-            hb[(size_t)(ch + u) * c] = run;
-            run += h[u];
+        for (int u = 0; u < PREFIX_CH / 32; u++) {
+            const int ch = w + 32 * u;
+            if (ch < m && cc < c) s_h[ch][lane] = hb[(size_t)(ch0 + ch) * c + cc];
         }
+        __syncthreads();
+        if (c0 + w < c) {
+            /* lane l: chunks 4 l .. 4 l + 3 of this pass, in order */
+            int32_t v[PREFIX_CH / 32], sum = 0;
+#pragma unroll
+            for (int u = 0; u < PREFIX_CH / 32; u++) {
+                const int ch = 4 * lane + u;
+                v[u] = ch < m ? s_h[ch][w] : 0;
+                sum += v[u];
+            }
+            int32_t incl = sum;
+#pragma unroll
+            for (int d = 1; d < 32; d <<= 1) {
+                const int32_t t = __shfl_up_sync(0xffffffffu, incl, d);
+                if (lane >= d) incl += t;
+            }
+            int32_t ex = run + incl - sum;
+#pragma unroll
+            for (int u = 0; u < PREFIX_CH / 32; u++) {
+                const int ch = 4 * lane + u;
+                if (ch < m) s_h[ch][w] = ex;
+                ex += v[u];
+            }
+            run += __shfl_sync(0xffffffffu, incl, 31);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int u = 0; u < PREFIX_CH / 32; u++) {
+            const int ch = w + 32 * u;
+            if (ch < m && cc < c) hb[(size_t)(ch0 + ch) * c + cc] = s_h[ch][lane];
+        }
+        __syncthreads();
     }
-    for (; ch < nch; ch++) {
-        int32_t h = hb[(size_t)ch * c];
-        hb[(size_t)ch * c] = run;
-        run += h;
-    }
-    off[(size_t)bh * (c + 1) + cc] = run;
+    if (c0 + w < c && lane == 0) off[(size_t)bh * (c + 1) + c0 + w] = run;
 }
 
 /* in-place exclusive scan of the cluster totals: off[bh][0..c], off[c] = n */
@@ -735,26 +764,36 @@ __global__ void __launch_bounds__(1024) k_off_scan(int64_t n, int c, int32_t *__
     if (tid == 0) o[c] = (int32_t)n;
 }
 
-/* one warp per chunk, in token order: stable positions with match_any */
+/* one warp per chunk, in token order: stable positions with match_any. The
+ * chunk's labels (32 a lane) and the cursors' loads are issued before they
+ * are used: one after another they were ~60 dependent round trips a warp */
 __global__ void k_sort_scatter(const int32_t *__restrict__ label, int64_t n, int c, int nch,
                                const int32_t *__restrict__ hist, const int32_t *__restrict__ off,
                                int32_t *__restrict__ perm) {
+    constexpr int ROUNDS = SVOO_CU_SORT_CHUNK / 32;
     extern __shared__ int32_t s_cur[];
     const int bh = blockIdx.y, ch = blockIdx.x, lane = threadIdx.x;
     const int32_t *hrow = hist + ((size_t)bh * nch + ch) * c, *o = off + (size_t)bh * (c + 1);
+    const int64_t i0 = (int64_t)ch * SVOO_CU_SORT_CHUNK;
+    const int64_t i1 = i0 + SVOO_CU_SORT_CHUNK < n ? i0 + SVOO_CU_SORT_CHUNK : n;
+    int lab[ROUNDS];
+#pragma unroll
+    for (int u = 0; u < ROUNDS; u++) {
+        const int64_t i = i0 + 32 * u + lane;
+        lab[u] = i < i1 ? label[(size_t)bh * n + i] : -1 - lane;
+    }
+#pragma unroll 8
     for (int i = lane; i < c; i += 32)
         s_cur[i] = hrow[i] + o[i];
     __syncwarp();
-    const int64_t i0 = (int64_t)ch * SVOO_CU_SORT_CHUNK;
-    const int64_t i1 = i0 + SVOO_CU_SORT_CHUNK < n ? i0 + SVOO_CU_SORT_CHUNK : n;
     const unsigned lt = (1u << lane) - 1;
-    for (int64_t b = i0; b < i1; b += 32) {
-        const int64_t i = b + lane;
-        const int lab = i < i1 ? label[(size_t)bh * n + i] : -1 - lane;
-        const unsigned peers = __match_any_sync(0xffffffffu, lab);
-        if (i < i1) perm[(size_t)bh * n + s_cur[lab] + __popc(peers & lt)] = (int32_t)i;
+#pragma unroll
+    for (int u = 0; u < ROUNDS; u++) {
+        const int64_t i = i0 + 32 * u + lane;
+        const unsigned peers = __match_any_sync(0xffffffffu, lab[u]);
+        if (i < i1) perm[(size_t)bh * n + s_cur[lab[u]] + __popc(peers & lt)] = (int32_t)i;
         __syncwarp();
-        if (i < i1 && (__ffs(peers) - 1) == lane) s_cur[lab] += __popc(peers);
+        if (i < i1 && (__ffs(peers) - 1) == lane) s_cur[lab[u]] += __popc(peers);
         __syncwarp();
     }
 }
@@ -764,7 +803,7 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
     const int nch = (int)((n + SVOO_CU_SORT_CHUNK - 1) / SVOO_CU_SORT_CHUNK);
     const size_t sm = (size_t)c * sizeof(int32_t);
     k_hist<<<dim3(nch, BH), 256, sm, st>>>(label, n, c, nch, hist);
-    k_col_prefix<<<dim3((c + 255) / 256, BH), 256, 0, st>>>(c, nch, hist, off);
+    k_col_prefix<<<dim3((c + 31) / 32, BH), 1024, 0, st>>>(c, nch, hist, off);
     k_off_scan<<<BH, 1024, 0, st>>>(n, c, off);
     k_sort_scatter<<<dim3(nch, BH), 32, sm, st>>>(label, n, c, nch, hist, off, perm);
     LAUNCH_CHECK();

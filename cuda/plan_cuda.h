@@ -40,10 +40,11 @@ cudaError_t svoo_cu_weights(int dtype, int gram, const float *mu, float *wf, int
 /* label[bh][i] = argmax_c (x_i . w_c + bias_c): fp16 tensor cores on wh/bias_h,
  * near ties re-scored in f32 from wf/bias (c x d unscaled; a second kernel,
  * k_refine, after the GEMM); of two scores equal within the fp16 error, the
- * lower index (three or more such: the top two of the packed keys decide) */
+ * lower index (three or more such: the top two of the packed keys decide);
+ * gram: the weights of svoo_cu_weights with gram = 1 (bias 0 below c) */
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
-                           int grid90, int32_t *label, cudaStream_t st);
+                           int gram, int grid90, int32_t *label, cudaStream_t st);
 /* stable counting sort of labels: perm[bh][pos] = row, off[bh][0..c] */
 cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t *hist,
                          int32_t *perm, int32_t *off, cudaStream_t st);
