@@ -107,7 +107,7 @@ __device__ __forceinline__ int key_index(float k, uint32_t m, int t4) {
  * truncation, trunc * (|b1| + |b2|)), both are re-scored in f32 from the
  * unrounded weights, so labels match an f32 argmax. The assignment kernels
  * only mark such rows (label = -(1 + i1 + 32768 i2), c <= 32768): k_refine
- * re-scores them afterwards, one warp per row, so no block waits on those
+ * re-scores them afterwards (eight lanes per row), so no block waits on those
  * loads. Larger c: re-scored in place (refine_row). */
 enum { REFINE_MAX_C = 32768 };
 template <typename T>

@@ -337,36 +337,94 @@ static cudaError_t assign_grid90(int dtype, int d, int *grid) {
 __constant__ float g_refine_gap = INFINITY;
 static float g_refine_gap_host = INFINITY;
 
-/* re-scores the marked rows: one warp per row, lanes over d */
-template <typename T>
+/* 4 consecutive elements of a row (16 / 8-byte aligned) -> f32 */
+__device__ __forceinline__ void load4(const float *p, float f[4]) {
+    const float4 v = *(const float4 *)p;
+    f[0] = v.x;
+    f[1] = v.y;
+    f[2] = v.z;
+    f[3] = v.w;
+}
+template <typename T> __device__ __forceinline__ void load4(const T *p, float f[4]) {
+    const uint2 u = *(const uint2 *)p;
+    const T *t = (const T *)&u;
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        f[k] = to_f(t[k]);
+}
+/* Re-scores the marked rows (label < 0). Grid (ceil(n / 256), BH), 256
+ * threads: the block's marked rows are gathered in shared memory and taken four
+ * per warp at a time, eight lanes per row, so all their loads are in flight
+ * together. Same f32 sums as one warp per row, bit for bit: lane s of a row's
+ * eight holds the fmaf chains of lanes 4s .. 4s + 3 of a 32-lane dot product
+ * (j = l, l + 32, ..), the butterfly's offsets 16, 8, 4 are shuffles to lanes
+ * s ^ 4, s ^ 2, s ^ 1 and 2, 1 are adds in registers (a + b == b + a). */
+template <typename T, int D>
 __global__ void __launch_bounds__(256)
-    k_refine(svoo_dview x, int64_t n, int D, const float *__restrict__ wf,
-             const float *__restrict__ bias, int c, int32_t *__restrict__ label) {
-    const int bh = blockIdx.y, lane = threadIdx.x % 32;
-    const int64_t base = ((int64_t)blockIdx.x * 8 + threadIdx.x / 32) * 32;
-    if (base >= n) return;
+    k_refine(svoo_dview x, int64_t n, const float *__restrict__ wf, const float *__restrict__ bias,
+             int c, int32_t *__restrict__ label) {
+    constexpr int K = D / 32; /* chain length */
+    __shared__ int32_t s_row[256], s_v[256];
+    __shared__ int s_cnt;
+    const int bh = blockIdx.y, lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    const int64_t i0 = (int64_t)blockIdx.x * 256;
     int32_t *lb = label + (size_t)bh * n;
-    const int32_t mine = base + lane < n ? lb[base + lane] : 0;
-    unsigned todo = __ballot_sync(0xffffffffu, mine < 0);
-    while (todo) {
-        const int b = __ffs(todo) - 1;
-        todo &= todo - 1;
-        const int32_t v = -1 - __shfl_sync(0xffffffffu, mine, b);
+    if (threadIdx.x == 0) s_cnt = 0;
+    __syncthreads();
+    const int32_t mine = i0 + threadIdx.x < n ? lb[i0 + threadIdx.x] : 0;
+    const unsigned m = __ballot_sync(0xffffffffu, mine < 0);
+    int at = 0;
+    if (lane == 0 && m) at = atomicAdd(&s_cnt, __popc(m));
+    at = __shfl_sync(0xffffffffu, at, 0) + __popc(m & ((1u << lane) - 1));
+    if (mine < 0) {
+        s_row[at] = threadIdx.x;
+        s_v[at] = -1 - mine;
+    }
+    __syncthreads();
+    const int cnt = s_cnt, g = lane / 8, s = lane % 8;
+    const T *xb = dv_row<T>(x, bh, 0);
+    const float *wb = wf + (size_t)bh * c * D, *bb = bias + (size_t)bh * c;
+    for (int q0 = w * 4; q0 < cnt; q0 += 32) { /* warp-uniform */
+        const int q = q0 + g;
+        const bool on = q < cnt; /* idle groups score row i0 against cluster 0 */
+        const int32_t v = on ? s_v[q] : 0, row = on ? s_row[q] : 0;
         const int i1 = v % REFINE_MAX_C, i2 = v / REFINE_MAX_C;
-        const T *xr = dv_row<T>(x, bh, base + b);
-        const float *w1 = wf + ((size_t)bh * c + i1) * D, *w2 = wf + ((size_t)bh * c + i2) * D;
-        float d1 = 0.f, d2 = 0.f;
-        for (int j = lane; j < D; j += 32) {
-            const float xv = to_f(xr[j]);
-            d1 = fmaf(xv, w1[j], d1);
-            d2 = fmaf(xv, w2[j], d2);
+        const T *xr = xb + (i0 + row) * x.sn + 4 * s;
+        const float *w1 = wb + (size_t)i1 * D + 4 * s, *w2 = wb + (size_t)i2 * D + 4 * s;
+        float xv[K][4];
+        float4 a[K], b[K];
+#pragma unroll
+        for (int k = 0; k < K; k++) { /* every load first */
+            load4(xr + 32 * k, xv[k]);
+            a[k] = *(const float4 *)(w1 + 32 * k);
+            b[k] = *(const float4 *)(w2 + 32 * k);
         }
-        for (int o = 16; o; o >>= 1) { /* both reductions interleaved */
-            d1 += __shfl_xor_sync(0xffffffffu, d1, o);
-            d2 += __shfl_xor_sync(0xffffffffu, d2, o);
+        const float bias1 = bb[i1], bias2 = bb[i2];
+        float d1[4] = {}, d2[4] = {};
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const float wa[4] = {a[k].x, a[k].y, a[k].z, a[k].w};
+            const float wc[4] = {b[k].x, b[k].y, b[k].z, b[k].w};
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                d1[t] = fmaf(xv[k][t], wa[t], d1[t]);
+                d2[t] = fmaf(xv[k][t], wc[t], d2[t]);
+            }
         }
-        const float s1 = d1 + bias[(size_t)bh * c + i1], s2 = d2 + bias[(size_t)bh * c + i2];
-        if (lane == b) lb[base + b] = better(s2, i2, s1, i1) ? i2 : i1;
+        for (int o = 4; o; o >>= 1) /* butterfly offsets 16, 8, 4 */
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                d1[t] += __shfl_xor_sync(0xffffffffu, d1[t], o);
+                d2[t] += __shfl_xor_sync(0xffffffffu, d2[t], o);
+            }
+        d1[0] += d1[2]; /* offset 2 */
+        d1[1] += d1[3];
+        d2[0] += d2[2];
+        d2[1] += d2[3];
+        d1[0] += d1[1]; /* offset 1 */
+        d2[0] += d2[1];
+        const float s1 = d1[0] + bias1, s2 = d2[0] + bias2;
+        if (on && s == 0) lb[i0 + row] = better(s2, i2, s1, i1) ? i2 : i1;
     }
 }
 
@@ -611,6 +669,18 @@ static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __ha
             <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
 }
 
+template <int D>
+static void launch_refine(int dtype, svoo_dview x, int BH, int64_t n, const float *wf,
+                          const float *bias, int c, int32_t *label, cudaStream_t st) {
+    dim3 grid((unsigned)((n + 255) / 256), BH);
+    if (dtype == 0)
+        k_refine<float, D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
+    else if (dtype == 1)
+        k_refine<__half, D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
+    else
+        k_refine<__nv_bfloat16, D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
+}
+
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
                            const float *bias_h, int cpad, const float *wf, const float *bias, int c,
                            int gram, int grid90, int32_t *label, cudaStream_t st) {
@@ -642,13 +712,10 @@ cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, co
                                   blocks, st);
     }
     if (c <= REFINE_MAX_C) {
-        dim3 grid((unsigned)((n + 255) / 256), BH);
-        if (dtype == 0)
-            k_refine<float><<<grid, 256, 0, st>>>(x, n, d, wf, bias, c, label);
-        else if (dtype == 1)
-            k_refine<__half><<<grid, 256, 0, st>>>(x, n, d, wf, bias, c, label);
+        if (d == 64)
+            launch_refine<64>(dtype, x, BH, n, wf, bias, c, label, st);
         else
-            k_refine<__nv_bfloat16><<<grid, 256, 0, st>>>(x, n, d, wf, bias, c, label);
+            launch_refine<128>(dtype, x, BH, n, wf, bias, c, label, st);
     }
     LAUNCH_CHECK();
 }
@@ -810,59 +877,121 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
 }
 
 /* ---------------------------------------------------------------------- */
-/* centroids: sums in double (as the CPU), one block per cluster; each row  */
-/* read as 16-byte vectors by LPR lanes, 256 / LPR rows per pass, 4 passes   */
-/* in flight                                                               */
+/* centroids: sums in double (as the CPU) over the rows of perm, which the */
+/* sort left grouped by cluster                                            */
 /* ---------------------------------------------------------------------- */
+/* Grid (ceil(c / CEN_CPB), BH), 8 warps: the block's clusters r0 .. r0 + 7
+ * (T rows in all). Cluster r0 + w is warp w's (no barrier) unless it is large:
+ * more than CEN_SMALL rows and more than twice the block's mean T / 8; a large
+ * one is split over the 8 warps in 32-row chunks and the warps' sums added in
+ * shared memory in warp order, so a cluster of thousands of rows is not one
+ * warp's tail. 16-bit rows: the double sums are exact, so the order does not
+ * change the result (f32 rows: it may, in the last bits, as any order). */
+enum { CEN_CPB = 8, CEN_SMALL = 128, CEN_U = 8 };
+
+/* acc += rows p[i] for i in [cb, cb + 32) n [s, e), cb = s + 32 (first + k
+ * step). A row is LPR lanes x 16 bytes (EV elements each); a warp load covers
+ * RPW = 32 / LPR rows; a lane has min(CEN_U, LPR) 16-byte loads in flight and
+ * the perm entries of its next chunk. Lanes of row slot g hold the columns
+ * (lane % LPR) * EV .. of slots g, g + RPW, ..: cen_sum adds them up. */
+template <typename T, int D>
+__device__ __forceinline__ void cen_rows(const T *xb, int64_t sn, const int32_t *__restrict__ p,
+                                         int32_t s, int32_t e, int first, int step,
+                                         double (&acc)[16 / sizeof(T)]) {
+    constexpr int EV = 16 / sizeof(T), LPR = D / EV, RPW = 32 / LPR;
+    constexpr int U = CEN_U < LPR ? CEN_U : LPR;
+    const int lane = threadIdx.x % 32, g = lane / LPR, cc = lane % LPR;
+    int32_t cb = s + 32 * first;
+    int32_t idx = cb + lane < e ? p[cb + lane] : 0;
+    for (; cb < e; cb += 32 * step) { /* warp-uniform */
+        const int32_t nb = cb + 32 * step;
+        const int32_t nidx = nb + lane < e ? p[nb + lane] : 0;
+#pragma unroll
+        for (int u0 = 0; u0 < LPR; u0 += U) {
+            if (cb + u0 * RPW >= e) break;
+            uint4 v[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int q = (u0 + u) * RPW + g; /* row slot in the chunk */
+                const int32_t row = __shfl_sync(0xffffffffu, idx, q);
+                v[u] = make_uint4(0, 0, 0, 0);
+                if (cb + q < e) v[u] = *(const uint4 *)(xb + (int64_t)row * sn + cc * EV);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                if (cb + (u0 + u) * RPW + g >= e) continue;
+                const T *t = (const T *)&v[u];
+#pragma unroll
+                for (int k = 0; k < EV; k++)
+                    acc[k] += (double)to_f(t[k]);
+            }
+        }
+        idx = nidx;
+    }
+}
+/* adds the row slots: every lane gets the sums of columns (lane % LPR) * EV .. */
+template <int LPR, int EV> __device__ __forceinline__ void cen_sum(double (&acc)[EV]) {
+    for (int o = LPR; o < 32; o <<= 1)
+#pragma unroll
+        for (int k = 0; k < EV; k++)
+            acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(256)
     k_centroids(svoo_dview x, int64_t n, int c, const int32_t *__restrict__ perm,
                 const int32_t *__restrict__ off, float *__restrict__ mu) {
-    constexpr int EV = 16 / sizeof(T), LPR = D / EV, G = 256 / LPR, U = 4;
-    __shared__ double s_acc[G][D];
-    const int bh = blockIdx.y, r = blockIdx.x, g = threadIdx.x / LPR, cc = threadIdx.x % LPR;
-    const int32_t s = off[(size_t)bh * (c + 1) + r], e = off[(size_t)bh * (c + 1) + r + 1];
-    if (e == s) return; /* empty cluster keeps its centroid */
-    const int32_t *p = perm + (size_t)bh * n;
-    double acc[EV] = {};
-    int32_t i = s + g;
-    for (; i + (U - 1) * G < e; i += U * G) {
-        uint4 v[U];
+    constexpr int EV = 16 / sizeof(T), LPR = D / EV;
+    __shared__ double s_acc[8][D];
+    const int bh = blockIdx.y, w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int r0 = blockIdx.x * CEN_CPB, nc = c - r0 < CEN_CPB ? c - r0 : CEN_CPB;
+    const int32_t *o = off + (size_t)bh * (c + 1) + r0, *p = perm + (size_t)bh * n;
+    const T *xb = dv_row<T>(x, bh, 0);
+    float *m = mu + ((size_t)bh * c + r0) * D;
+    const int32_t mean2 = (int32_t)(2 * (int64_t)(o[nc] - o[0]) / nc);
+    const int32_t lim = mean2 > CEN_SMALL ? mean2 : CEN_SMALL; /* large: more rows */
+    if (w < nc) { /* small: one warp; empty clusters keep their centroid */
+        const int32_t s = o[w], e = o[w + 1];
+        if (e > s && e - s <= lim) {
+            double acc[EV] = {};
+            cen_rows<T, D>(xb, x.sn, p, s, e, 0, 1, acc);
+            cen_sum<LPR>(acc);
+            if (lane < LPR) {
+                float *dst = m + (size_t)w * D + lane * EV;
 #pragma unroll
-        for (int u = 0; u < U; u++)
-            v[u] = *(const uint4 *)(dv_row<T>(x, bh, p[i + u * G]) + cc * EV);
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const T *t = (const T *)&v[u];
-#pragma unroll
-            for (int k = 0; k < EV; k++)
-                acc[k] += (double)to_f(t[k]);
+                for (int k = 0; k < EV; k += 4)
+                    *(float4 *)(dst + k) =
+                        make_float4((float)(acc[k] / (e - s)), (float)(acc[k + 1] / (e - s)),
+                                    (float)(acc[k + 2] / (e - s)), (float)(acc[k + 3] / (e - s)));
+            }
         }
     }
-    for (; i < e; i += G) {
-        const uint4 v = *(const uint4 *)(dv_row<T>(x, bh, p[i]) + cc * EV);
-        const T *t = (const T *)&v;
+    for (int r = 0; r < nc; r++) { /* large: every warp; block-uniform */
+        const int32_t s = o[r], e = o[r + 1];
+        if (e - s <= lim) continue;
+        double acc[EV] = {};
+        cen_rows<T, D>(xb, x.sn, p, s, e, w, 8, acc);
+        cen_sum<LPR>(acc);
+        if (lane < LPR)
 #pragma unroll
-        for (int k = 0; k < EV; k++)
-            acc[k] += (double)to_f(t[k]);
-    }
+            for (int k = 0; k < EV; k++)
+                s_acc[w][lane * EV + k] = acc[k];
+        __syncthreads();
+        if (threadIdx.x < D) {
+            double t = 0;
 #pragma unroll
-    for (int k = 0; k < EV; k++)
-        s_acc[g][cc * EV + k] = acc[k];
-    __syncthreads();
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
-        double t = 0;
-#pragma unroll
-        for (int w = 0; w < G; w++)
-            t += s_acc[w][j];
-        mu[((size_t)bh * c + r) * D + j] = (float)(t / (e - s));
+            for (int v = 0; v < 8; v++)
+                t += s_acc[v][threadIdx.x];
+            m[(size_t)r * D + threadIdx.x] = (float)(t / (e - s));
+        }
+        __syncthreads(); /* s_acc is the next large cluster's */
     }
 }
 
 template <int D>
 static void launch_centroids(int dtype, svoo_dview x, int BH, int64_t n, int c, const int32_t *perm,
                              const int32_t *off, float *mu, cudaStream_t st) {
-    dim3 grid(c, BH);
+    dim3 grid((unsigned)((c + CEN_CPB - 1) / CEN_CPB), BH);
     if (dtype == 0)
         k_centroids<float, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
     else if (dtype == 1)
