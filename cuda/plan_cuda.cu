@@ -877,121 +877,59 @@ cudaError_t svoo_cu_sort(const int32_t *label, int BH, int64_t n, int c, int32_t
 }
 
 /* ---------------------------------------------------------------------- */
-/* centroids: sums in double (as the CPU) over the rows of perm, which the */
-/* sort left grouped by cluster                                            */
+/* centroids: sums in double (as the CPU), one block per cluster; each row  */
+/* read as 16-byte vectors by LPR lanes, 256 / LPR rows per pass, 4 passes   */
+/* in flight                                                               */
 /* ---------------------------------------------------------------------- */
-/* Grid (ceil(c / CEN_CPB), BH), 8 warps: the block's clusters r0 .. r0 + 7
- * (T rows in all). Cluster r0 + w is warp w's (no barrier) unless it is large:
- * more than CEN_SMALL rows and more than twice the block's mean T / 8; a large
- * one is split over the 8 warps in 32-row chunks and the warps' sums added in
- * shared memory in warp order, so a cluster of thousands of rows is not one
- * warp's tail. 16-bit rows: the double sums are exact, so the order does not
- * change the result (f32 rows: it may, in the last bits, as any order). */
-enum { CEN_CPB = 8, CEN_SMALL = 128, CEN_U = 8 };
-
-/* acc += rows p[i] for i in [cb, cb + 32) n [s, e), cb = s + 32 (first + k
- * step). A row is LPR lanes x 16 bytes (EV elements each); a warp load covers
- * RPW = 32 / LPR rows; a lane has min(CEN_U, LPR) 16-byte loads in flight and
- * the perm entries of its next chunk. Lanes of row slot g hold the columns
- * (lane % LPR) * EV .. of slots g, g + RPW, ..: cen_sum adds them up. */
-template <typename T, int D>
-__device__ __forceinline__ void cen_rows(const T *xb, int64_t sn, const int32_t *__restrict__ p,
-                                         int32_t s, int32_t e, int first, int step,
-                                         double (&acc)[16 / sizeof(T)]) {
-    constexpr int EV = 16 / sizeof(T), LPR = D / EV, RPW = 32 / LPR;
-    constexpr int U = CEN_U < LPR ? CEN_U : LPR;
-    const int lane = threadIdx.x % 32, g = lane / LPR, cc = lane % LPR;
-    int32_t cb = s + 32 * first;
-    int32_t idx = cb + lane < e ? p[cb + lane] : 0;
-    for (; cb < e; cb += 32 * step) { /* warp-uniform */
-        const int32_t nb = cb + 32 * step;
-        const int32_t nidx = nb + lane < e ? p[nb + lane] : 0;
-#pragma unroll
-        for (int u0 = 0; u0 < LPR; u0 += U) {
-            if (cb + u0 * RPW >= e) break;
-            uint4 v[U];
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int q = (u0 + u) * RPW + g; /* row slot in the chunk */
-                const int32_t row = __shfl_sync(0xffffffffu, idx, q);
-                v[u] = make_uint4(0, 0, 0, 0);
-                if (cb + q < e) v[u] = *(const uint4 *)(xb + (int64_t)row * sn + cc * EV);
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                if (cb + (u0 + u) * RPW + g >= e) continue;
-                const T *t = (const T *)&v[u];
-#pragma unroll
-                for (int k = 0; k < EV; k++)
-                    acc[k] += (double)to_f(t[k]);
-            }
-        }
-        idx = nidx;
-    }
-}
-/* adds the row slots: every lane gets the sums of columns (lane % LPR) * EV .. */
-template <int LPR, int EV> __device__ __forceinline__ void cen_sum(double (&acc)[EV]) {
-    for (int o = LPR; o < 32; o <<= 1)
-#pragma unroll
-        for (int k = 0; k < EV; k++)
-            acc[k] += __shfl_xor_sync(0xffffffffu, acc[k], o);
-}
-
 template <typename T, int D>
 __global__ void __launch_bounds__(256)
     k_centroids(svoo_dview x, int64_t n, int c, const int32_t *__restrict__ perm,
                 const int32_t *__restrict__ off, float *__restrict__ mu) {
-    constexpr int EV = 16 / sizeof(T), LPR = D / EV;
-    __shared__ double s_acc[8][D];
-    const int bh = blockIdx.y, w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int r0 = blockIdx.x * CEN_CPB, nc = c - r0 < CEN_CPB ? c - r0 : CEN_CPB;
-    const int32_t *o = off + (size_t)bh * (c + 1) + r0, *p = perm + (size_t)bh * n;
-    const T *xb = dv_row<T>(x, bh, 0);
-    float *m = mu + ((size_t)bh * c + r0) * D;
-    const int32_t mean2 = (int32_t)(2 * (int64_t)(o[nc] - o[0]) / nc);
-    const int32_t lim = mean2 > CEN_SMALL ? mean2 : CEN_SMALL; /* large: more rows */
-    if (w < nc) { /* small: one warp; empty clusters keep their centroid */
-        const int32_t s = o[w], e = o[w + 1];
-        if (e > s && e - s <= lim) {
-            double acc[EV] = {};
-            cen_rows<T, D>(xb, x.sn, p, s, e, 0, 1, acc);
-            cen_sum<LPR>(acc);
-            if (lane < LPR) {
-                float *dst = m + (size_t)w * D + lane * EV;
+    constexpr int EV = 16 / sizeof(T), LPR = D / EV, G = 256 / LPR, U = 4;
+    __shared__ double s_acc[G][D];
+    const int bh = blockIdx.y, r = blockIdx.x, g = threadIdx.x / LPR, cc = threadIdx.x % LPR;
+    const int32_t s = off[(size_t)bh * (c + 1) + r], e = off[(size_t)bh * (c + 1) + r + 1];
+    if (e == s) return; /* empty cluster keeps its centroid */
+    const int32_t *p = perm + (size_t)bh * n;
+    double acc[EV] = {};
+    int32_t i = s + g;
+    for (; i + (U - 1) * G < e; i += U * G) {
+        uint4 v[U];
 #pragma unroll
-                for (int k = 0; k < EV; k += 4)
-                    *(float4 *)(dst + k) =
-                        make_float4((float)(acc[k] / (e - s)), (float)(acc[k + 1] / (e - s)),
-                                    (float)(acc[k + 2] / (e - s)), (float)(acc[k + 3] / (e - s)));
-            }
-        }
-    }
-    for (int r = 0; r < nc; r++) { /* large: every warp; block-uniform */
-        const int32_t s = o[r], e = o[r + 1];
-        if (e - s <= lim) continue;
-        double acc[EV] = {};
-        cen_rows<T, D>(xb, x.sn, p, s, e, w, 8, acc);
-        cen_sum<LPR>(acc);
-        if (lane < LPR)
+        for (int u = 0; u < U; u++)
+            v[u] = *(const uint4 *)(dv_row<T>(x, bh, p[i + u * G]) + cc * EV);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const T *t = (const T *)&v[u];
 #pragma unroll
             for (int k = 0; k < EV; k++)
-                s_acc[w][lane * EV + k] = acc[k];
-        __syncthreads();
-        if (threadIdx.x < D) {
-            double t = 0;
-#pragma unroll
-            for (int v = 0; v < 8; v++)
-                t += s_acc[v][threadIdx.x];
-            m[(size_t)r * D + threadIdx.x] = (float)(t / (e - s));
+                acc[k] += (double)to_f(t[k]);
         }
-        __syncthreads(); /* s_acc is the next large cluster's */
+    }
+    for (; i < e; i += G) {
+        const uint4 v = *(const uint4 *)(dv_row<T>(x, bh, p[i]) + cc * EV);
+        const T *t = (const T *)&v;
+#pragma unroll
+        for (int k = 0; k < EV; k++)
+            acc[k] += (double)to_f(t[k]);
+    }
+#pragma unroll
+    for (int k = 0; k < EV; k++)
+        s_acc[g][cc * EV + k] = acc[k];
+    __syncthreads();
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        double t = 0;
+#pragma unroll
+        for (int w = 0; w < G; w++)
+            t += s_acc[w][j];
+        mu[((size_t)bh * c + r) * D + j] = (float)(t / (e - s));
     }
 }
 
 template <int D>
 static void launch_centroids(int dtype, svoo_dview x, int BH, int64_t n, int c, const int32_t *perm,
                              const int32_t *off, float *mu, cudaStream_t st) {
-    dim3 grid((unsigned)((c + CEN_CPB - 1) / CEN_CPB), BH);
+    dim3 grid(c, BH);
     if (dtype == 0)
         k_centroids<float, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
     else if (dtype == 1)
