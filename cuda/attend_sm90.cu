@@ -118,6 +118,19 @@ template <int D> struct Smem90 {
     static_assert(cbias % 16 == 0, "add_bias reads float2");
 };
 
+/* Work items (the list: costly items first within a head). DYN (the union
+ * items, the EAR and log-sum-exp instantiations', and since the fifteenth stop
+ * the sparse plain kernel's with TMA key tiles): taken at run time. A block's
+ * first item is blockIdx.x, then its producer takes the next from the launch's
+ * counter (ntiles[1], zeroed by wl_scan) when it has issued an item's loads, and
+ * hands it to the consumers in the item's terminal meta word. Uneven items end
+ * together, and a call's second launch, which starts on the SMs the first one
+ * leaves (launch90), takes more items on the SMs that start early. The dense
+ * path (PIN) and the gathering plain kernel keep the stride of the grid:
+ * run-time taking cost our dense call 4% (67.1-67.3 ms against 64.6-64.9, not
+ * understood). (Host code reads kDyn too: launch_items.) */
+template <bool LSE, bool UNI, bool EAR, bool TMA, bool PIN>
+constexpr bool kDyn = LSE || UNI || EAR || (TMA && !PIN);
 #ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 constexpr int BIASED = 0x200; /* meta flag: EAR pseudo-keys, a score bias per column */
@@ -148,17 +161,6 @@ template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 
 
 #include "sm90_ptx.cuh"
 
-/* Work items (the list: costly items first within a head). DYN (the union
- * items and the EAR instantiations'): taken at run time. A block's first item is
- * blockIdx.x, then its producer takes the next from the launch's counter
- * (ntiles[1], zeroed by wl_scan) when it has issued an item's loads, and
- * hands it to the consumers in the item's terminal meta word. Uneven items
- * end together, and the union launch, which starts on the SMs the plain one
- * leaves (launch90), takes more items on the SMs that start early. The plain
- * kernel keeps the stride of the grid: run-time taking there cost our dense
- * call 4% (67.1-67.3 ms against 64.6-64.9, not understood) and gained
- * nothing on the sparse calls (docs/CUDA_KERNEL.md). */
-template <bool LSE, bool UNI, bool EAR> constexpr bool kDyn = LSE || UNI || EAR;
 template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
     return DYN ? nxt : ti + (int)gridDim.x;
 }
@@ -841,7 +843,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     static_assert(!(LSE && UNI), "the log-sum-exps never get union items");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
     static_assert(!PIN || kLean<TMA, EAR>, "the pin needs the lean registers");
-    constexpr bool DYN = kDyn<LSE, UNI, EAR>;
+    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, PIN>;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -1092,18 +1094,17 @@ __global__ void __launch_bounds__(NTHR, 1)
     unsigned char *smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
     const uint32_t sbase = smem_u32(smem);
     const int ntiles = __ldg(ntiles_p); /* ntiles_p[1]: the item counter (DYN) */
-    if constexpr (!UNI) {               /* the union launch may take the SMs this one leaves */
-        asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-    }
-    /* a union block (launched early: launch90) ends after the plain launch,
-     * so that what follows in the stream sees both: every block, also one
-     * without items (with none at all the union grid would end first) */
-    auto end_after_plain = [] {
-        if constexpr (UNI)
-            if (threadIdx.x == 0) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    /* the call's second launch may take the SMs this one leaves */
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    /* a block of the second launch (started early: launch90) ends after the
+     * first launch, so that what follows in the stream sees both: every
+     * block, also one without items (with none at all the second grid would
+     * end first); in a launch without a programmatic prerequisite a no-op */
+    auto end_after_first = [] {
+        if (threadIdx.x == 0) asm volatile("griddepcontrol.wait;\n" ::: "memory");
     };
     if ((int)blockIdx.x >= ntiles) {
-        end_after_plain();
+        end_after_first();
         return;
     }
     if (threadIdx.x == 0) {
@@ -1120,13 +1121,13 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProdRegs<TMA, EAR>));
-        producer<D, T, UNI, kDyn<LSE, UNI, EAR>, TMA, EAR>(p, tiles, ntiles, ntiles_p + 1, mix, ear,
-                                                           smem, sbase);
+        producer<D, T, UNI, kDyn<LSE, UNI, EAR, TMA, PIN>, TMA, EAR>(p, tiles, ntiles, ntiles_p + 1,
+                                                                     mix, ear, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA, EAR>));
         consumer<D, T, LSE, UNI, EAR, TMA, PIN>(p, tiles, ntiles, mix, smem, sbase);
     }
-    end_after_plain();
+    end_after_first();
 #else
     (void)p;
     (void)tiles;
@@ -1144,7 +1145,7 @@ template <int D, typename T, bool LSE, bool UNI, bool TMA = false, bool EAR = fa
           bool PIN = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const Tile *tiles,
                      int *ntiles, int64_t max_tiles, const MixView &mix, cudaStream_t s,
-                     const TmaMaps &tm = TmaMaps{}, const EarView &ear = EarView{}) {
+                     bool second, const TmaMaps &tm = TmaMaps{}, const EarView &ear = EarView{}) {
     constexpr size_t sm = Smem90<D>::total;
     /* the shared-memory attribute: once per device (attend_common.cuh) */
     cudaError_t e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR, PIN>, sm>(da.dev);
@@ -1153,8 +1154,8 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const
                     sm, cudaGetErrorName(e), cudaGetErrorString(e));
     const int64_t grid = max_tiles < da.nsm ? max_tiles : da.nsm;
     if (grid < 1) return SVOO_OK;
-    /* the union launch starts on each SM the plain launch leaves (programmatic
-     * dependent launch); its blocks wait for the plain launch's end before
+    /* a call's second launch starts on each SM the first leaves (programmatic
+     * dependent launch); its blocks wait for the first launch's end before
      * they exit */
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -1165,7 +1166,7 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const
     cfg.dynamicSmemBytes = sm;
     cfg.stream = s;
     cfg.attrs = at;
-    cfg.numAttrs = UNI && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the plain one */
+    cfg.numAttrs = second && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the first */
     e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA, EAR, PIN>, *p, tiles, ntiles,
                            mix, ear, tm);
     if (e != cudaSuccess)
@@ -1229,28 +1230,41 @@ bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v1200
     return true;
 }
 
-/* the work list's items, then its union items (their own instantiation: the
+/* the work list's items and its union items (their own instantiation: the
  * plain kernel keeps its registers), with TMA key tiles (tma: the maps tm)
- * or gathered; EAR (ear): pseudo-key tiles after each item's own */
+ * or gathered; EAR (ear): pseudo-key tiles after each item's own. The second
+ * launch starts on the SMs the first leaves (launch90), so the union items,
+ * the larger ones, go first where the plain kernel takes its items at run
+ * time and can fill the SMs as they come free (with the plain kernel's items
+ * at run time too: -0.4 to -0.8 ms a call without EAR, docs/CUDA_KERNEL.md
+ * "Fifteenth stop"; EAR calls unchanged); a plain kernel with items at the
+ * stride of the grid goes first */
 template <int D, typename T, bool EAR>
 svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
                          bool tma, const TmaMaps &tm, const EarView &ear, const DevAttrs &da) {
-    svoo_status st;
-    if (!tma)
-        st = launch90<D, T, false, false, false, EAR>(p, da, wl.tiles, wl.ntiles, wl.max_tiles,
-                                                      wl.mix, s, TmaMaps{}, ear);
-    else if (!EAR && p->Ck == 1) /* the dense path: the pin's case (whole key tiles but a tail) */
-        st = launch90<D, T, false, false, true, false, true>(p, da, wl.tiles, wl.ntiles,
-                                                             wl.max_tiles, wl.mix, s, tm);
-    else
-        st = launch90<D, T, false, false, true, EAR>(p, da, wl.tiles, wl.ntiles, wl.max_tiles,
-                                                     wl.mix, s, tm, ear);
-    if (st || !wl.mix.nmem) return st;
-    if ((st = check_launch("attention kernel (sm90)"))) return st;
-    return tma ? launch90<D, T, false, true, true, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
-                                                        wl.mix_max, wl.mix, s, tm, ear)
-               : launch90<D, T, false, true, false, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
-                                                         wl.mix_max, wl.mix, s, TmaMaps{}, ear);
+    const bool dense = !EAR && p->Ck == 1; /* the pin's case (whole key tiles but a tail) */
+    auto plain = [&](bool second) {
+        if (!tma)
+            return launch90<D, T, false, false, false, EAR>(
+                p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, second, TmaMaps{}, ear);
+        if (dense)
+            return launch90<D, T, false, false, true, false, true>(
+                p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, second, tm);
+        return launch90<D, T, false, false, true, EAR>(p, da, wl.tiles, wl.ntiles, wl.max_tiles,
+                                                       wl.mix, s, second, tm, ear);
+    };
+    auto unions = [&](bool second) {
+        return tma ? launch90<D, T, false, true, true, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
+                                                            wl.mix_max, wl.mix, s, second, tm, ear)
+                   : launch90<D, T, false, true, false, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
+                                                             wl.mix_max, wl.mix, s, second,
+                                                             TmaMaps{}, ear);
+    };
+    if (!wl.mix.nmem) return plain(false);
+    const bool plain_dyn = !dense && (tma ? kDyn<false, false, EAR, true, false> : EAR);
+    svoo_status st = plain_dyn ? unions(false) : plain(false);
+    if (st || (st = check_launch("attention kernel (sm90)"))) return st;
+    return plain_dyn ? plain(true) : unions(true);
 }
 
 /* Keys without k_perm (in cluster order): the key tiles are loaded by TMA,
@@ -1261,7 +1275,8 @@ template <int D, typename T>
 svoo_status launch_all(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
                        const EarView *ear, const DevAttrs &da) {
     if (p->lse)
-        return launch90<D, T, true, false>(p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s);
+        return launch90<D, T, true, false>(p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s,
+                                           false);
     PFN_cuTensorMapEncodeTiled_v12000 enc =
         p->k_perm || env_off("SVOO_CUDA_TMA") ? nullptr : encode_fn();
     TmaMaps tm;
