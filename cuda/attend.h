@@ -87,10 +87,11 @@ typedef struct {
      * settings (the list's shape is not checked again). The call then builds
      * no work list: its stream waits for the event just before the attention
      * kernel (in svoo_cuda_attend_ear, after the means pass), so that the work
-     * list is built beside other work (a K/V copy, the means). A list serves
-     * one call: the kernel consumes its item counters. A call that fails its
-     * argument checks returns before the wait, so a capturing caller joins
-     * its other stream itself. */
+     * list is built beside other work (a K/V copy, the means). The call
+     * zeroes the list's item counters after the wait (its kernels consume
+     * them), so a list may serve several calls with the same plan. A call that
+     * fails its argument checks returns before the wait, so a capturing caller
+     * joins its other stream itself. */
     void *worklist_ready;
 } svoo_cuda_attend_params;
 

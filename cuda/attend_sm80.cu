@@ -480,15 +480,22 @@ static KernelShape kernel_shape(const svoo_cuda_attend_params *p, const DevAttrs
 }
 
 /* p's work list: built on s, or (p->worklist_ready) built earlier by
- * svoo_cuda_attend_worklist, which s then waits for */
+ * svoo_cuda_attend_worklist, which s then waits for; then its item counters
+ * are zeroed as the build leaves them (the kernels that take items at run
+ * time consume them), so that a list can serve more than one call */
 static svoo_status get_worklist(const svoo_cuda_attend_params *p, const KernelShape &ks,
                                 void *workspace, cudaStream_t s, WorkList *wl) {
     if (!p->worklist_ready) return build_worklist(p, ks.bm, ks.pack, workspace, s, wl);
-    const cudaError_t e = cudaStreamWaitEvent(s, (cudaEvent_t)p->worklist_ready, 0);
+    cudaError_t e = cudaStreamWaitEvent(s, (cudaEvent_t)p->worklist_ready, 0);
+    if (e == cudaSuccess) {
+        *wl = worklist_view(p, ks.bm, ks.pack, workspace);
+        e = cudaMemsetAsync(wl->ntiles + 1, 0, sizeof(int), s);
+        if (e == cudaSuccess && wl->mix.nmem)
+            e = cudaMemsetAsync(wl->mix_ntiles + 1, 0, sizeof(int), s);
+    }
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: worklist_ready: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
-    *wl = worklist_view(p, ks.bm, ks.pack, workspace);
     return SVOO_OK;
 }
 

@@ -1429,7 +1429,9 @@ static void test_ear_direct(int64_t B, int D) {
 
 /* the call again with its work list built beforehand on another stream
  * (svoo_cuda_attend_worklist, params.worklist_ready; the workspace garbled
- * first): bit-identical output and the same union items as c->o and items */
+ * first): bit-identical output and the same union items as c->o and items;
+ * then once more on the same list (its item counters used up by the first
+ * call): bit-identical again */
 static void direct_prebuilt(direct_case *c, void *ews, size_t ewsb, int items, const char *how) {
     const size_t n = c->cnt * 2;
     uint16_t *o1 = malloc(n);
@@ -1453,6 +1455,11 @@ static void direct_prebuilt(direct_case *c, void *ews, size_t ewsb, int items, c
         CHECK(!s && it2 == items && !memcmp(o1, c->o, n),
               "prebuilt work list%s d%d: %d union items (inline %d), output %s", how, c->D, it2,
               items, memcmp(o1, c->o, n) ? "differs" : "bit-identical");
+        c->p.worklist_ready = ev;
+        s = direct_run(c, ews, ewsb);
+        c->p.worklist_ready = NULL;
+        CHECK(!s && !memcmp(o1, c->o, n), "prebuilt work list%s d%d, second call: output %s", how,
+              c->D, memcmp(o1, c->o, n) ? "differs" : "bit-identical");
     }
     memcpy(c->o, o1, n);
     cudaEventDestroy(ev);
