@@ -1261,7 +1261,10 @@ svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, c
                                                              TmaMaps{}, ear);
     };
     if (!wl.mix.nmem) return plain(false);
-    const bool plain_dyn = !dense && (tma ? kDyn<false, false, EAR, true, false> : EAR);
+    /* kDyn of the instantiation plain() launches */
+    const bool plain_dyn = !tma    ? kDyn<false, false, EAR, false, false>
+                           : dense ? kDyn<false, false, false, true, true>
+                                   : kDyn<false, false, EAR, true, false>;
     svoo_status st = plain_dyn ? unions(false) : plain(false);
     if (st || (st = check_launch("attention kernel (sm90)"))) return st;
     return plain_dyn ? plain(true) : unions(true);

@@ -16,6 +16,17 @@
 
 #define LAUNCH_CHECK() return cudaGetLastError()
 
+/* f(T{}) with T the element type of rows of dtype (0 f32, 1 f16, 2 bf16): one
+ * dispatch for the launchers of kernels templated on the row type */
+template <class F> static void with_row_type(int dtype, F &&f) {
+    if (dtype == 0)
+        f(float{});
+    else if (dtype == 1)
+        f(__half{});
+    else
+        f(__nv_bfloat16{});
+}
+
 /* ---------------------------------------------------------------------- */
 /* sampled initialisation                                                  */
 /* ---------------------------------------------------------------------- */
@@ -98,13 +109,10 @@ cudaError_t svoo_cu_init_samples(int dtype, svoo_dview x, int BH, int64_t n, int
                                  cudaStream_t st) {
     const size_t sm = (size_t)c * sizeof(int32_t);
     const dim3 grid((c + INIT_ROWS - 1) / INIT_ROWS, BH), block(INIT_WARPS * 32);
-    if (dtype == 0)
-        k_init_samples<float><<<grid, block, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
-    else if (dtype == 1)
-        k_init_samples<__half><<<grid, block, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
-    else
-        k_init_samples<__nv_bfloat16>
+    with_row_type(dtype, [&](auto t) {
+        k_init_samples<decltype(t)>
             <<<grid, block, sm, st>>>(x, n, d, c, cfg_seed, layer, step, xr, mu);
+    });
     LAUNCH_CHECK();
 }
 
@@ -337,20 +345,15 @@ static cudaError_t assign_grid90(int dtype, int d, int *grid) {
 __constant__ float g_refine_gap = INFINITY;
 static float g_refine_gap_host = INFINITY;
 
-/* 4 consecutive elements of a row (16 / 8-byte aligned) -> f32 */
-__device__ __forceinline__ void load4(const float *p, float f[4]) {
-    const float4 v = *(const float4 *)p;
-    f[0] = v.x;
-    f[1] = v.y;
-    f[2] = v.z;
-    f[3] = v.w;
-}
+/* 4 consecutive elements of a row (one aligned 4-element load) -> f32 */
 template <typename T> __device__ __forceinline__ void load4(const T *p, float f[4]) {
-    const uint2 u = *(const uint2 *)p;
-    const T *t = (const T *)&u;
+    struct alignas(4 * sizeof(T)) V {
+        T t[4];
+    };
+    const V v = *(const V *)p;
 #pragma unroll
     for (int k = 0; k < 4; k++)
-        f[k] = to_f(t[k]);
+        f[k] = to_f(v.t[k]);
 }
 /* Re-scores the marked rows (label < 0). Grid (ceil(n / 256), BH), 256
  * threads: the block's marked rows are gathered in shared memory and taken four
@@ -658,27 +661,19 @@ static void launch_assign(int dtype, svoo_dview x, int BH, int64_t n, const __ha
     const int64_t items = (n + BM - 1) / BM * BH;
     const unsigned grid = (unsigned)(items < blocks ? items : blocks);
     size_t sm = assign_smem<D, RT>::bytes;
-    if (dtype == 0)
-        k_assign<float, D, RT>
+    with_row_type(dtype, [&](auto t) {
+        k_assign<decltype(t), D, RT>
             <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
-    else if (dtype == 1)
-        k_assign<__half, D, RT>
-            <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
-    else
-        k_assign<__nv_bfloat16, D, RT>
-            <<<grid, 256, sm, st>>>(x, BH, n, wh, bias_h, cpad, ib, trunc, wf, bias, c, label);
+    });
 }
 
 template <int D>
 static void launch_refine(int dtype, svoo_dview x, int BH, int64_t n, const float *wf,
                           const float *bias, int c, int32_t *label, cudaStream_t st) {
     dim3 grid((unsigned)((n + 255) / 256), BH);
-    if (dtype == 0)
-        k_refine<float, D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
-    else if (dtype == 1)
-        k_refine<__half, D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
-    else
-        k_refine<__nv_bfloat16, D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
+    with_row_type(dtype, [&](auto t) {
+        k_refine<decltype(t), D><<<grid, 256, 0, st>>>(x, n, wf, bias, c, label);
+    });
 }
 
 cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, const __half *wh,
@@ -930,12 +925,9 @@ template <int D>
 static void launch_centroids(int dtype, svoo_dview x, int BH, int64_t n, int c, const int32_t *perm,
                              const int32_t *off, float *mu, cudaStream_t st) {
     dim3 grid(c, BH);
-    if (dtype == 0)
-        k_centroids<float, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
-    else if (dtype == 1)
-        k_centroids<__half, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
-    else
-        k_centroids<__nv_bfloat16, D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
+    with_row_type(dtype, [&](auto t) {
+        k_centroids<decltype(t), D><<<grid, 256, 0, st>>>(x, n, c, perm, off, mu);
+    });
 }
 
 cudaError_t svoo_cu_centroids(int dtype, svoo_dview x, int BH, int64_t n, int d, int c,
