@@ -23,6 +23,9 @@
  *             and of the union items of 128, the masked columns a row did not select
  *             (executed, then masked out) and the masked tiles a consumer warpgroup could
  *             skip because none of its 64 rows' members selected them (union_skip)
+ *   boxes   : the TMA boxes a key tile issues (whole tiles of a run: 2; the runs' rests packed
+ *             into tiles, split by warp into pieces of 1 or 2 boxes a 64-column half), in label
+ *             order and with the key clusters in popularity order
  *   pairs   : the permuted row stream cut into items spanning at most two adjacent
  *             clusters (keys ordered A only, both, B only: a row interval mask)
  * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
@@ -255,10 +258,11 @@ static int by_pop(const void *a, const void *b) {
     const double x = g_pop[*(const int *)a], y = g_pop[*(const int *)b];
     return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;
 }
-static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[WORDS],
-                      double out[3], double *all) {
-    double pop[MAXCK] = {0};
-    int order[MAXCK];
+/* the key clusters by popularity: rows of the query clusters that select them, descending */
+static void pop_order(const svoo_plan *pl, uint64_t (*sel)[WORDS], int *order) {
+    static double pop[MAXCK];
+    for (int c = 0; c < pl->ck; c++)
+        pop[c] = 0;
     for (int r = 0; r < pl->cq; r++) {
         const double rows = pl->q_off[r + 1] - pl->q_off[r];
         for (int c = 0; c < pl->ck; c++)
@@ -268,6 +272,9 @@ static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[W
         order[c] = c;
     g_pop = pop;
     qsort(order, (size_t)pl->ck, sizeof(int), by_pop);
+}
+static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                      const int *order, double out[3], double *all) {
     for (int r = 0; r < pl->cq; r++) {
         const double rows = pl->q_off[r + 1] - pl->q_off[r];
         if (rows <= 0) continue;
@@ -288,6 +295,65 @@ static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[W
         for (int m = 0; m < 3; m++)
             out[m] += rows * (double)whole[m];
         *all += rows * (double)K;
+    }
+}
+
+/* TMA boxes a key tile of the Hopper kernel issues (K; V the same), D = 128: a whole tile of
+ * one run 2 (one a 64-column half); the rest of a run (its size mod 128 keys) joins the
+ * others' rests in tiles of 128 rows, where each warp's 32 rows split into pieces at the rests'
+ * ends and a piece of L rows is one box a half when L is a power of two, else two (attend_sm90.cu
+ * tile_pieces). Per query cluster (weighted by its rows), label order (m = 0) and popularity
+ * order (m = 1): out[m][0] += tiles, out[m][1] += boxes, out[m][2] += whole tiles, out[m][3] +=
+ * pieces. */
+static int pow2(int x) {
+    return (x & (x - 1)) == 0;
+}
+static void tma_boxes(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                      const int *order, double out[2][4]) {
+    static int rest[MAXCK]; /* the rests of one query cluster's runs, in order */
+    for (int r = 0; r < pl->cq; r++) {
+        const double rows = pl->q_off[r + 1] - pl->q_off[r];
+        if (rows <= 0) continue;
+        for (int m = 0; m < 2; m++) {
+            int nrest = 0;
+            int64_t run = 0, tiles = 0, whole = 0, boxes = 0, pieces = 0, keys = 0;
+            for (int i = 0; i <= pl->ck; i++) {
+                const int c = i < pl->ck ? (m == 0 ? i : order[i]) : -1;
+                if (c >= 0 && (sel[r][c / 64] >> (c % 64) & 1)) {
+                    run += ksz[c];
+                } else if (run > 0) {
+                    whole += run / 128;
+                    if (run % 128) rest[nrest++] = (int)(run % 128);
+                    keys += run % 128;
+                    run = 0;
+                }
+            }
+            boxes += 2 * whole;
+            tiles += whole;
+            /* the rests in tiles of 128 rows, 4 warps of 32 a tile */
+            int seg = 0, left = nrest ? rest[0] : 0;
+            for (int64_t t = 0; t * 128 < keys; t++) {
+                tiles++;
+                for (int w = 0; w < 4; w++) {
+                    int need = 32;
+                    const int64_t base = t * 128 + 32 * w;
+                    if (base >= keys) break;
+                    if (keys - base < need) need = (int)(keys - base);
+                    while (need > 0 && seg < nrest) {
+                        const int len = left < need ? left : need;
+                        pieces++;
+                        boxes += 2 * (pow2(len) ? 1 : 2);
+                        need -= len;
+                        left -= len;
+                        if (left == 0 && ++seg < nrest) left = rest[seg];
+                    }
+                }
+            }
+            out[m][0] += rows * (double)tiles;
+            out[m][1] += rows * (double)boxes;
+            out[m][2] += rows * (double)whole;
+            out[m][3] += rows * (double)pieces;
+        }
     }
 }
 
@@ -351,6 +417,8 @@ int main(int argc, char **argv) {
     int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0,
             nmixnf = 0;
     double tma_tot[3] = {0, 0, 0}, tma_all = 0;
+    double boxes[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+    static int order[MAXCK];
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
                                    v16 + (size_t)h * N * D};
@@ -392,7 +460,11 @@ int main(int argc, char **argv) {
         if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf, &masked_nf, NULL);
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         double tm[3] = {0, 0, 0}, tall = 0;
-        if (!s) tma_share(&plan, ksz, sel, tm, &tall);
+        if (!s) {
+            pop_order(&plan, sel, order);
+            tma_share(&plan, ksz, sel, order, tm, &tall);
+            tma_boxes(&plan, ksz, sel, order, boxes);
+        }
         printf("head %2d: TMA share: clusters %.3f, label runs %.3f, popularity runs %.3f\n", h,
                tm[0] / tall, tm[1] / tall, tm[2] / tall);
         for (int m = 0; m < 3; m++)
@@ -437,6 +509,11 @@ int main(int argc, char **argv) {
     printf("TMA share (keys in whole 128-key tiles of one run, by work): clusters %.4f, label "
            "runs %.4f, popularity runs %.4f\n",
            tma_tot[0] / tma_all, tma_tot[1] / tma_all, tma_tot[2] / tma_all);
+    for (int m = 0; m < 2; m++)
+        printf("K tiles (%s order, by rows): whole %.4f, TMA boxes a tile %.2f, pieces a "
+               "piece tile %.2f\n",
+               m ? "popularity" : "label", boxes[m][2] / boxes[m][0], boxes[m][1] / boxes[m][0],
+               boxes[m][3] / (boxes[m][0] - boxes[m][2]));
     free(ksz), free(Kr), free(sel), free(slices);
     svoo_ctx_free(ctx);
     svoo_synth_free(syn);
