@@ -260,9 +260,7 @@ static int by_pop(const void *a, const void *b) {
 }
 /* the key clusters by popularity: rows of the query clusters that select them, descending */
 static void pop_order(const svoo_plan *pl, uint64_t (*sel)[WORDS], int *order) {
-    static double pop[MAXCK];
-    for (int c = 0; c < pl->ck; c++)
-        pop[c] = 0;
+    double pop[MAXCK] = {0};
     for (int r = 0; r < pl->cq; r++) {
         const double rows = pl->q_off[r + 1] - pl->q_off[r];
         for (int c = 0; c < pl->ck; c++)
@@ -273,14 +271,52 @@ static void pop_order(const svoo_plan *pl, uint64_t (*sel)[WORDS], int *order) {
     g_pop = pop;
     qsort(order, (size_t)pl->ck, sizeof(int), by_pop);
 }
+/* TMA boxes of the key tiles (K; V the same), D = 128: a whole tile of one run 2 (one a
+ * 64-column half); the rests of the runs (their sizes mod 128 keys, `keys` in all) packed in
+ * order into tiles of 128 rows, where each warp's 32 rows split into pieces at the rests' ends
+ * and a piece of L rows is one box a half when L is a power of two, else two (attend_sm90.cu
+ * tile_pieces). out[0] += tiles, out[1] += boxes, out[2] += whole tiles, out[3] += pieces,
+ * each x rows. */
+static int pow2(int x) {
+    return (x & (x - 1)) == 0;
+}
+static void rest_boxes(const int *rest, int nrest, int64_t keys, int64_t whole, double rows,
+                       double out[4]) {
+    int64_t tiles = whole, boxes = 2 * whole, pieces = 0;
+    int seg = 0, left = nrest ? rest[0] : 0;
+    for (int64_t t = 0; t * 128 < keys; t++) {
+        tiles++;
+        for (int w = 0; w < 4 && t * 128 + 32 * w < keys; w++) {
+            const int64_t base = t * 128 + 32 * w;
+            int need = keys - base < 32 ? (int)(keys - base) : 32;
+            while (need > 0 && seg < nrest) {
+                const int len = left < need ? left : need;
+                pieces++;
+                boxes += 2 * (pow2(len) ? 1 : 2);
+                need -= len;
+                left -= len;
+                if (left == 0 && ++seg < nrest) left = rest[seg];
+            }
+        }
+    }
+    out[0] += rows * (double)tiles;
+    out[1] += rows * (double)boxes;
+    out[2] += rows * (double)whole;
+    out[3] += rows * (double)pieces;
+}
+/* per query cluster's run of selected clusters in label order (m = 1) and popularity order
+ * (m = 2): the keys in whole tiles (out[m]; out[0]: per cluster alone) and the boxes
+ * (boxes[m - 1], rest_boxes) */
 static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[WORDS],
-                      const int *order, double out[3], double *all) {
+                      const int *order, double out[3], double *all, double boxes[2][4]) {
+    int rest[MAXCK]; /* one order's rests of its runs */
     for (int r = 0; r < pl->cq; r++) {
         const double rows = pl->q_off[r + 1] - pl->q_off[r];
         if (rows <= 0) continue;
         int64_t K = 0, whole[3] = {0, 0, 0};
         for (int m = 1; m < 3; m++) {
-            int64_t run = 0;
+            int64_t run = 0, keys = 0;
+            int nrest = 0;
             for (int i = 0; i <= pl->ck; i++) {
                 const int c = i < pl->ck ? (m == 1 ? i : order[i]) : -1;
                 if (c >= 0 && (sel[r][c / 64] >> (c % 64) & 1)) {
@@ -288,72 +324,15 @@ static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[W
                     if (m == 1) K += ksz[c], whole[0] += ksz[c] / 128 * 128;
                 } else {
                     whole[m] += run / 128 * 128;
+                    if (run % 128) rest[nrest++] = (int)(run % 128), keys += run % 128;
                     run = 0;
                 }
             }
+            rest_boxes(rest, nrest, keys, whole[m] / 128, rows, boxes[m - 1]);
         }
         for (int m = 0; m < 3; m++)
             out[m] += rows * (double)whole[m];
         *all += rows * (double)K;
-    }
-}
-
-/* TMA boxes a key tile of the Hopper kernel issues (K; V the same), D = 128: a whole tile of
- * one run 2 (one a 64-column half); the rest of a run (its size mod 128 keys) joins the
- * others' rests in tiles of 128 rows, where each warp's 32 rows split into pieces at the rests'
- * ends and a piece of L rows is one box a half when L is a power of two, else two (attend_sm90.cu
- * tile_pieces). Per query cluster (weighted by its rows), label order (m = 0) and popularity
- * order (m = 1): out[m][0] += tiles, out[m][1] += boxes, out[m][2] += whole tiles, out[m][3] +=
- * pieces. */
-static int pow2(int x) {
-    return (x & (x - 1)) == 0;
-}
-static void tma_boxes(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[WORDS],
-                      const int *order, double out[2][4]) {
-    static int rest[MAXCK]; /* the rests of one query cluster's runs, in order */
-    for (int r = 0; r < pl->cq; r++) {
-        const double rows = pl->q_off[r + 1] - pl->q_off[r];
-        if (rows <= 0) continue;
-        for (int m = 0; m < 2; m++) {
-            int nrest = 0;
-            int64_t run = 0, tiles = 0, whole = 0, boxes = 0, pieces = 0, keys = 0;
-            for (int i = 0; i <= pl->ck; i++) {
-                const int c = i < pl->ck ? (m == 0 ? i : order[i]) : -1;
-                if (c >= 0 && (sel[r][c / 64] >> (c % 64) & 1)) {
-                    run += ksz[c];
-                } else if (run > 0) {
-                    whole += run / 128;
-                    if (run % 128) rest[nrest++] = (int)(run % 128);
-                    keys += run % 128;
-                    run = 0;
-                }
-            }
-            boxes += 2 * whole;
-            tiles += whole;
-            /* the rests in tiles of 128 rows, 4 warps of 32 a tile */
-            int seg = 0, left = nrest ? rest[0] : 0;
-            for (int64_t t = 0; t * 128 < keys; t++) {
-                tiles++;
-                for (int w = 0; w < 4; w++) {
-                    int need = 32;
-                    const int64_t base = t * 128 + 32 * w;
-                    if (base >= keys) break;
-                    if (keys - base < need) need = (int)(keys - base);
-                    while (need > 0 && seg < nrest) {
-                        const int len = left < need ? left : need;
-                        pieces++;
-                        boxes += 2 * (pow2(len) ? 1 : 2);
-                        need -= len;
-                        left -= len;
-                        if (left == 0 && ++seg < nrest) left = rest[seg];
-                    }
-                }
-            }
-            out[m][0] += rows * (double)tiles;
-            out[m][1] += rows * (double)boxes;
-            out[m][2] += rows * (double)whole;
-            out[m][3] += rows * (double)pieces;
-        }
     }
 }
 
@@ -418,7 +397,7 @@ int main(int argc, char **argv) {
             nmixnf = 0;
     double tma_tot[3] = {0, 0, 0}, tma_all = 0;
     double boxes[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
-    static int order[MAXCK];
+    int order[MAXCK];
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
                                    v16 + (size_t)h * N * D};
@@ -462,8 +441,7 @@ int main(int argc, char **argv) {
         double tm[3] = {0, 0, 0}, tall = 0;
         if (!s) {
             pop_order(&plan, sel, order);
-            tma_share(&plan, ksz, sel, order, tm, &tall);
-            tma_boxes(&plan, ksz, sel, order, boxes);
+            tma_share(&plan, ksz, sel, order, tm, &tall, boxes);
         }
         printf("head %2d: TMA share: clusters %.3f, label runs %.3f, popularity runs %.3f\n", h,
                tm[0] / tall, tm[1] / tall, tm[2] / tall);
