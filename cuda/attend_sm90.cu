@@ -16,11 +16,12 @@
  *    signals a stage's "full" mbarrier with cp.async.mbarrier.arrive.noinc
  *    (fires when its copies land); thread 0 also writes the K stage's valid
  *    key count (-1: end of item). Keys without k_perm (the TMA
- *    instantiations): tiles loaded by TMA, a tile of one run of rows as one
- *    box (tile_tma), any other in boxes of a warp's consecutive rows
- *    (tile_pieces); the threads issuing boxes add their bytes to the stage's
- *    transactions, then every thread arrives. Within a table K tiles run
- *    one ahead of V (EAR's pseudo-key tiles load K and V together).
+ *    instantiations): tiles loaded by TMA, on the dense path (PIN) a tile of
+ *    one run of rows as one box (tile_tma), any other in boxes of a warp's
+ *    consecutive rows (tile_pieces); the threads issuing boxes add their
+ *    bytes to the stage's transactions, then every thread arrives. Within a
+ *    table K tiles run one ahead of V (EAR's pseudo-key tiles load K and V
+ *    together).
  *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208; 224 lean): 64
  *    query rows each. Q is gathered once per item (cp.async, swizzled). Per
  *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
@@ -527,7 +528,7 @@ __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *
 /* ---- producer warpgroup (UNI: the union items, else the others; EAR: then
  * the pseudo-keys of the key clusters an item's query cluster dropped, in a
  * union item those any member dropped) ---- */
-template <int D, typename T, bool UNI, bool DYN, bool TMA, bool EAR>
+template <int D, typename T, bool UNI, bool DYN, bool TMA, bool EAR, bool PIN>
 __device__ __forceinline__ void
 producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int ntiles, int *ctr,
          const MixView &mix, const EarView &ear, unsigned char *smem, uint32_t sbase) {
@@ -585,8 +586,13 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
             bool pbulk = false;
             for (int t = 0; t < ntk; t++) {
                 /* TMA: each tile of the split table's first part (uniform)
-                 * is BN rows of one run, loaded by thread 0 from its row */
-                const bool bulk = TMA && (t + 1) * BN <= whole;
+                 * is BN rows of one run; on the dense path (PIN) thread 0
+                 * loads it as one box a 64-column half. The sparse kernels
+                 * load it in per-warp pieces like any other tile (8 boxes):
+                 * measured 0.3-1.3% faster on the calibrated calls, where
+                 * whole tiles are ~40% of the keys, and 3% slower on the
+                 * dense path (docs/CUDA_KERNEL.md, seventeenth stop) */
+                const bool bulk = TMA && PIN && (t + 1) * BN <= whole;
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr =
                     bulk && tid != 0 ? 0 : key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
@@ -1121,8 +1127,8 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProdRegs<TMA, EAR>));
-        producer<D, T, UNI, kDyn<LSE, UNI, EAR, TMA, PIN>, TMA, EAR>(p, tiles, ntiles, ntiles_p + 1,
-                                                                     mix, ear, smem, sbase);
+        producer<D, T, UNI, kDyn<LSE, UNI, EAR, TMA, PIN>, TMA, EAR, PIN>(
+            p, tiles, ntiles, ntiles_p + 1, mix, ear, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA, EAR>));
         consumer<D, T, LSE, UNI, EAR, TMA, PIN>(p, tiles, ntiles, mix, smem, sbase);
@@ -1271,7 +1277,7 @@ svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, c
 }
 
 /* Keys without k_perm (in cluster order): the key tiles are loaded by TMA,
- * whole tiles of runs of rows as one box, the others in pieces
+ * on the dense path whole tiles as one box, the others in pieces
  * (SVOO_CUDA_TMA=0: gathered). Not with the row log-sum-exps (that
  * instantiation spilled 12 bytes with TMA; it never gets union items). */
 template <int D, typename T>
