@@ -589,9 +589,9 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                  * is BN rows of one run; on the dense path (PIN) thread 0
                  * loads it as one box a 64-column half. The sparse kernels
                  * load it in per-warp pieces like any other tile (8 boxes):
-                 * measured 0.3-1.3% faster on the calibrated calls, where
-                 * whole tiles are ~40% of the keys, and 3% slower on the
-                 * dense path (docs/CUDA_KERNEL.md, seventeenth stop) */
+                 * measured 0-2% faster on the calibrated calls, where whole
+                 * tiles are ~40% of the keys, and 3% slower on the dense
+                 * path (docs/CUDA_KERNEL.md, seventeenth stop) */
                 const bool bulk = TMA && PIN && (t + 1) * BN <= whole;
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr =
