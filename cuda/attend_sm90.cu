@@ -311,7 +311,8 @@ __device__ __forceinline__ int block_maxscan(int x, int lane, int warp, int *sca
  * its run's whole key tiles (the run's first floor(size/BN)*BN rows), entry
  * nseg + i = the rest of cluster i. The order of the keys does not change
  * the attention; so each key tile of the first part is BN rows of one run
- * (one TMA copy), and the rests fill the tiles after it without padding
+ * (one box a 64-column half on the dense path, tile_tma; one piece a warp in
+ * the sparse kernels), and the rests fill the tiles after it without padding
  * (tile_pieces). tstart/tcum as build_table's, tcum[2 nseg] = total; `whole` =
  * the first part's keys; wsc [SEG] is scratch. 128 threads. */
 template <int SEG, class Bar>

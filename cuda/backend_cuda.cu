@@ -617,7 +617,7 @@ svoo_status cuda_attention(svoo_ctx *ctx, const svoo_call *call, const svoo_tens
         ap.worklist_ready = cs->wl;
     }
     /* K and V in key-cluster order: the kernel loads key tiles by TMA (a tile
-     * of adjacent selected clusters is one run of rows, one box). With EAR
+     * of adjacent selected clusters is one run of rows, a few boxes). With EAR
      * the means pass makes the copy (svoo_cuda_attend_ear's kv_copy), which
      * reads K and V anyway */
     const int kvcopy = cs->dm.kvperm && !call->dense;
