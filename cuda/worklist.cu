@@ -5,7 +5,9 @@
  * cluster of R rows gives floor(R/BM) full tiles and one tail tile. Built as
  * count (tiles and cost of every query cluster) -> scan of a histogram keyed
  * (bh, cost bucket descending) -> scatter: tiles of one head run together (its
- * K/V stays in L2) and the costly ones first (balance at the end of the grid).
+ * K/V stays in L2), the heads with the most work first and within a head the
+ * costly tiles first, so that the items the launch ends on are short ones
+ * (balance at the end of the grid).
  *
  * Union items (the Hopper kernel, BM = 128; docs/CUDA_KERNEL.md "union
  * items"): with `pack`, the tails (R mod 128 rows) of a head's query clusters
@@ -29,9 +31,10 @@ namespace {
 
 using namespace svoo_attend;
 
-constexpr int BN = 64;     /* keys per key tile (cost estimate of the work list) */
-constexpr int MIN_BM = 64; /* smallest row tile (workspace bound) */
-constexpr int NB = 32;     /* cost buckets per (b, h) */
+constexpr int BN = 64;          /* keys per key tile (cost estimate of the work list) */
+constexpr int MIN_BM = 64;      /* smallest row tile (workspace bound) */
+constexpr int NB = 32;          /* cost buckets per (b, h) */
+constexpr int ORDER_MAX = 2048; /* (b, h) that wl_scan orders by work (more: in index order) */
 /* packing limits: at most PACK_CQ query clusters a head, PACK_SL open union
  * items and PACK_SM tails of <= 64 rows packed a head, positions below 2^26
  * (a row's entry is pos << 5 | member) */
@@ -45,7 +48,7 @@ int64_t mix_per_head(int64_t Cq) {
 }
 
 struct WsLayout {
-    size_t hist, ntiles, cnt, key, tiles, flag, nmix, mkey, mnrows, mnmem, mmem, mrow, mhist,
+    size_t hist, hcost, ntiles, cnt, key, tiles, flag, nmix, mkey, mnrows, mnmem, mmem, mrow, mhist,
         mntiles, mtiles, total;
     int64_t max_tiles, mm, nm; /* nm = BH * mm union items at most */
 };
@@ -59,7 +62,8 @@ WsLayout ws_layout(int64_t BH, int64_t N_q, int64_t Cq) {
     w.nm = BH * w.mm;
     const size_t nm = (size_t)w.nm;
     w.hist = 0;
-    w.ntiles = align256(w.hist + (size_t)BH * NB * 4);
+    w.hcost = align256(w.hist + (size_t)BH * NB * 4);
+    w.ntiles = align256(w.hcost + (size_t)BH * 8);
     w.cnt = align256(w.ntiles + 8); /* count, item counter */
     w.key = align256(w.cnt + (size_t)BH * Cq * 4);
     w.tiles = align256(w.key + (size_t)BH * Cq * 4);
@@ -320,10 +324,11 @@ __global__ void __launch_bounds__(PACK_THR)
 }
 
 /* tiles and cost key of every query cluster (a warp each: its lanes sum the
- * key cluster sizes of its selection); with pack, a cluster whose tail is in
- * a union item keeps only its full tiles */
+ * key cluster sizes of its selection), and each head's work (its tiles' key
+ * tiles of 128) in hcost; with pack, a cluster whose tail is in a union item
+ * keeps only its full tiles */
 __global__ void wl_count(svoo_cuda_attend_params p, int BM, const int *flag, int *hist, int *cnt,
-                         int *key) {
+                         int *key, unsigned long long *hcost) {
     const int64_t idx = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
     const int64_t n = (int64_t)p.B * p.H * p.Cq;
@@ -340,24 +345,46 @@ __global__ void wl_count(svoo_cuda_attend_params p, int BM, const int *flag, int
     const int k = cost_key(bh, keys, p.N_k);
     cnt[idx] = nt;
     key[idx] = k;
-    if (nt) atomicAdd(hist + k, nt);
+    if (nt) {
+        atomicAdd(hist + k, nt);
+        atomicAdd(hcost + bh, (unsigned long long)nt * (unsigned long long)((keys + 127) / 128));
+    }
 }
 
-/* exclusive scan of hist[n] in place (one block of 1024), total -> ntiles[0];
- * ntiles[1] = 0 (the attention launch's item counter, attend_sm90.cu) */
-__global__ void wl_scan(int *hist, int n, int *ntiles) {
+/* exclusive scan of hist[BH * NB] in place (one block of 1024), the heads in
+ * descending order of hcost (ties: the lower index first; more than ORDER_MAX
+ * heads: index order), total -> ntiles[0]; ntiles[1] = 0 (the attention
+ * launch's item counter, attend_sm90.cu) */
+__global__ void wl_scan(int *hist, int BH, const unsigned long long *hcost, int *ntiles) {
     __shared__ int scan[32];
-    const int tid = threadIdx.x, per = (n + 1023) / 1024;
+    __shared__ int order[ORDER_MAX]; /* order[rank] = bh */
+    __shared__ unsigned long long cost[ORDER_MAX];
+    const int tid = threadIdx.x, n = BH * NB, per = (n + 1023) / 1024;
+    const bool by_cost = BH <= ORDER_MAX;
+    if (by_cost) {
+        for (int i = tid; i < BH; i += 1024)
+            cost[i] = hcost[i];
+        __syncthreads();
+        for (int i = tid; i < BH; i += 1024) {
+            int rank = 0;
+            for (int j = 0; j < BH; j++)
+                rank += cost[j] > cost[i] || (cost[j] == cost[i] && j < i);
+            order[rank] = i;
+        }
+        __syncthreads();
+    }
+    /* hist index of position v of the scan */
+    auto at = [&](int v) { return by_cost ? order[v / NB] * NB + v % NB : v; };
     const int b0 = tid * per, b1 = min(n, b0 + per);
     int s = 0;
     for (int i = b0; i < b1; i++)
-        s += hist[i];
+        s += hist[at(i)];
     int total;
     int run = block_exscan<1024>(
         s, tid & 31, tid >> 5, scan, [] { __syncthreads(); }, total);
     for (int i = b0; i < b1; i++) {
-        int x = hist[i];
-        hist[i] = run;
+        const int x = hist[at(i)];
+        hist[at(i)] = run;
         run += x;
     }
     if (tid == 1023) ntiles[0] = total, ntiles[1] = 0;
@@ -453,6 +480,7 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     const WsLayout w = ws_layout(BH, p->N_q, p->Cq);
     char *ws = (char *)workspace;
     int *hist = (int *)(ws + w.hist), *ntiles = (int *)(ws + w.ntiles);
+    unsigned long long *hcost = (unsigned long long *)(ws + w.hcost);
     int *cnt = (int *)(ws + w.cnt), *key = (int *)(ws + w.key);
     int *flag = (int *)(ws + w.flag), *nmix = (int *)(ws + w.nmix), *mkey = (int *)(ws + w.mkey);
     int *mnrows = (int *)(ws + w.mnrows), *mnmem = (int *)(ws + w.mnmem);
@@ -462,7 +490,8 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     pack = packs(p, w, bm, pack);
     const int64_t nmixslots = pack ? BH * w.mm : 0;
     svoo_status st;
-    cudaError_t e = cudaMemsetAsync(hist, 0, (size_t)BH * NB * 4, s);
+    /* hist and hcost */
+    cudaError_t e = cudaMemsetAsync(hist, 0, w.hcost - w.hist + (size_t)BH * 8, s);
     if (e == cudaSuccess && pack) e = cudaMemsetAsync(mhist, 0, (size_t)BH * NB * 4, s);
     int dev = 0;
     if (e == cudaSuccess && pack) e = cudaGetDevice(&dev);
@@ -477,12 +506,12 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
         if ((st = check_launch("work-list packing"))) return st;
     }
     wl_count<<<(unsigned)((ncl * 32 + 255) / 256), 256, 0, s>>>(*p, bm, pack ? flag : nullptr, hist,
-                                                                cnt, key);
+                                                                cnt, key, hcost);
     if ((st = check_launch("work-list count"))) return st;
-    wl_scan<<<1, 1024, 0, s>>>(hist, (int)(BH * NB), ntiles);
+    wl_scan<<<1, 1024, 0, s>>>(hist, (int)BH, hcost, ntiles);
     if ((st = check_launch("work-list scan"))) return st;
     if (pack) {
-        wl_scan<<<1, 1024, 0, s>>>(mhist, (int)(BH * NB), mntiles);
+        wl_scan<<<1, 1024, 0, s>>>(mhist, (int)BH, hcost, mntiles);
         if ((st = check_launch("work-list scan (union items)"))) return st;
     }
     wl_scatter<<<(unsigned)((ncl + nmixslots + 255) / 256), 256, 0, s>>>(
