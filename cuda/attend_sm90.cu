@@ -1246,19 +1246,38 @@ bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v1200
  * at run time too: -0.4 to -0.8 ms a call without EAR, docs/CUDA_KERNEL.md
  * "Fifteenth stop"; EAR calls unchanged); a plain kernel with items at the
  * stride of the grid goes first */
+/* calls f(TMA, EAR, PIN) (std::bool_constant each) with the flags of the plain
+ * kernel's instantiation: gathered key tiles, the pin's (dense: whole key tiles
+ * but a tail; one box a whole tile) or TMA pieces. One choice for the launch
+ * and for the host's reading of its kDyn. */
+template <bool EAR, class F> auto with_plain(bool tma, bool dense, F f) {
+    using no = std::false_type;
+    using yes = std::true_type;
+    if (!tma) return f(no{}, std::bool_constant<EAR>{}, no{});
+    if (dense) return f(yes{}, no{}, yes{});
+    return f(yes{}, std::bool_constant<EAR>{}, no{});
+}
+
+/* the work list's items and its union items (their own instantiation: the
+ * plain kernel keeps its registers), with TMA key tiles (tma: the maps tm)
+ * or gathered; EAR (ear): pseudo-key tiles after each item's own. The second
+ * launch starts on the SMs the first leaves (launch90), so the union items,
+ * the larger ones, go first where the plain kernel takes its items at run
+ * time and can fill the SMs as they come free (with the plain kernel's items
+ * at run time too: -0.4 to -0.8 ms a call without EAR, docs/CUDA_KERNEL.md
+ * "Fifteenth stop"; EAR calls unchanged); a plain kernel with items at the
+ * stride of the grid goes first */
 template <int D, typename T, bool EAR>
 svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, cudaStream_t s,
                          bool tma, const TmaMaps &tm, const EarView &ear, const DevAttrs &da) {
-    const bool dense = !EAR && p->Ck == 1; /* the pin's case (whole key tiles but a tail) */
+    const bool dense = !EAR && p->Ck == 1;
     auto plain = [&](bool second) {
-        if (!tma)
-            return launch90<D, T, false, false, false, EAR>(
-                p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, second, TmaMaps{}, ear);
-        if (dense)
-            return launch90<D, T, false, false, true, false, true>(
-                p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, second, tm);
-        return launch90<D, T, false, false, true, EAR>(p, da, wl.tiles, wl.ntiles, wl.max_tiles,
-                                                       wl.mix, s, second, tm, ear);
+        return with_plain<EAR>(tma, dense, [&](auto tma_c, auto ear_c, auto pin_c) {
+            constexpr bool TM = decltype(tma_c)::value, E = decltype(ear_c)::value;
+            return launch90<D, T, false, false, TM, E, decltype(pin_c)::value>(
+                p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, second, TM ? tm : TmaMaps{},
+                E ? ear : EarView{});
+        });
     };
     auto unions = [&](bool second) {
         return tma ? launch90<D, T, false, true, true, EAR>(p, da, wl.mix_tiles, wl.mix_ntiles,
@@ -1268,10 +1287,10 @@ svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, c
                                                              TmaMaps{}, ear);
     };
     if (!wl.mix.nmem) return plain(false);
-    /* kDyn of the instantiation plain() launches */
-    const bool plain_dyn = !tma    ? kDyn<false, false, EAR, false, false>
-                           : dense ? kDyn<false, false, false, true, true>
-                                   : kDyn<false, false, EAR, true, false>;
+    const bool plain_dyn = with_plain<EAR>(tma, dense, [](auto tma_c, auto ear_c, auto pin_c) {
+        return kDyn<false, false, decltype(ear_c)::value, decltype(tma_c)::value,
+                    decltype(pin_c)::value>;
+    });
     svoo_status st = plain_dyn ? unions(false) : plain(false);
     if (st || (st = check_launch("attention kernel (sm90)"))) return st;
     return plain_dyn ? plain(true) : unions(true);
