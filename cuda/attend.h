@@ -208,7 +208,9 @@ const char *svoo_cuda_attend_last_error(void);
  *  Contiguous (B*H, N, D) destination/source on the `contig` side, strided
  *  (strides as above) on the other: inverse = 0 reads strided src, writes
  *  contiguous dst; inverse = 1 reads contiguous src, writes strided dst.
- *  @return : SVOO_OK or SVOO_ERR_CUDA / SVOO_ERR_INVALID_ARGUMENT. */
+ *  src and dst 16-byte aligned, strides multiples of 8 elements.
+ *  @return : SVOO_OK or SVOO_ERR_CUDA / SVOO_ERR_INVALID_ARGUMENT /
+ *  SVOO_ERR_MISALIGNED. */
 svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_t stride_b, int64_t stride_h,
                                    int64_t stride_n, int B, int H, int N, int D, int dtype,
                                    const int32_t *perm, int inverse, void *stream);

@@ -576,6 +576,9 @@ extern "C" svoo_status svoo_cuda_permute_rows(const void *src, void *dst, int64_
     if (!src || !dst) return fail(SVOO_ERR_NULL_POINTER, "svoo_cuda_permute_rows: src or dst NULL");
     if ((D != 64 && D != 128) || B < 1 || H < 1 || N < 1)
         return fail(SVOO_ERR_INVALID_ARGUMENT, "svoo_cuda_permute_rows: bad shape");
+    if (!row_aligned(src, stride_b, stride_h, stride_n) || ((uintptr_t)dst & 15))
+        return fail(SVOO_ERR_MISALIGNED, "svoo_cuda_permute_rows: pointers not 16-byte aligned "
+                                         "or strides not multiples of 8 elements");
     const int64_t total = (int64_t)B * H * N * (D / 8);
     const unsigned grid = (unsigned)((total + 255) / 256);
     cudaStream_t s = (cudaStream_t)stream;

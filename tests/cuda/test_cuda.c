@@ -1239,6 +1239,79 @@ static void direct_kv_restore(direct_case *c) {
     c->p.k = c->dk, c->p.v = c->dv, c->p.k_perm = c->dkp;
 }
 
+/* svoo_cuda_permute_rows against the host, both directions: (B, H, N, D)
+ * rows at padded strides (gaps between rows, heads and batches), N not a
+ * multiple of a block's rows, each head its own permutation (and none: the
+ * identity); the inverse writes the rows back and leaves the gaps; a stride
+ * that is not a multiple of 8 elements is refused */
+static void test_permute_rows(int B, int H, int N, int D) {
+    const int64_t sn = D + 8, sh = sn * N + 16, sb = sh * H + 24; /* elements */
+    const size_t ns = (size_t)sb * B, nc = (size_t)B * H * N * D, np = (size_t)B * H * N;
+    uint16_t *hs = malloc(ns * 2), *hc = malloc(nc * 2), *hr = malloc(ns * 2);
+    int32_t *hp = malloc(np * 4);
+    void *ds = NULL, *dc = NULL, *dr = NULL;
+    int32_t *dp = NULL;
+    if (!hs || !hc || !hr || !hp) {
+        CHECK(0, "permute rows: host allocation");
+        free(hs), free(hc), free(hr), free(hp);
+        return;
+    }
+    uint64_t rng = 0x5eed0000u + (uint64_t)N;
+    for (size_t i = 0; i < ns; i++)
+        hs[i] = (uint16_t)rng_next(&rng);
+    for (int bh = 0; bh < B * H; bh++) {
+        int32_t *pp = hp + (size_t)bh * N;
+        for (int i = 0; i < N; i++)
+            pp[i] = i;
+        for (int i = N - 1; i > 0; i--) {
+            const int j = (int)(rng_next(&rng) % (uint64_t)(i + 1)), t = pp[i];
+            pp[i] = pp[j], pp[j] = t;
+        }
+    }
+    CU(cudaMalloc(&ds, ns * 2));
+    CU(cudaMalloc(&dr, ns * 2));
+    CU(cudaMalloc(&dc, nc * 2));
+    CU(cudaMalloc((void **)&dp, np * 4));
+    CU(cudaMemcpy(ds, hs, ns * 2, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(dp, hp, np * 4, cudaMemcpyHostToDevice));
+    for (int use_perm = 0; use_perm < 2; use_perm++) {
+        const int32_t *perm = use_perm ? dp : NULL;
+        svoo_status s =
+            svoo_cuda_permute_rows(ds, dc, sb, sh, sn, B, H, N, D, SVOO_CUDA_BF16, perm, 0, NULL);
+        CU(cudaDeviceSynchronize());
+        CHECK(s == SVOO_OK, "permute rows: %s", svoo_cuda_attend_last_error());
+        CU(cudaMemcpy(hc, dc, nc * 2, cudaMemcpyDeviceToHost));
+        size_t bad = 0;
+        for (int bh = 0; bh < B * H; bh++)
+            for (int i = 0; i < N; i++) {
+                const int64_t j = use_perm ? hp[(size_t)bh * N + i] : i;
+                const uint16_t *src = hs + (bh / H) * sb + (bh % H) * sh + j * sn;
+                bad += memcmp(hc + ((size_t)bh * N + i) * D, src, (size_t)D * 2) != 0;
+            }
+        CHECK(bad == 0, "permute rows B %d H %d N %d D %d perm %d: %zu rows wrong", B, H, N, D,
+              use_perm, bad);
+        /* inverse into a buffer whose gaps hold another pattern: rows back, gaps kept */
+        CU(cudaMemset(dr, 0x5a, ns * 2));
+        s = svoo_cuda_permute_rows(dc, dr, sb, sh, sn, B, H, N, D, SVOO_CUDA_BF16, perm, 1, NULL);
+        CU(cudaDeviceSynchronize());
+        CHECK(s == SVOO_OK, "permute rows inverse: %s", svoo_cuda_attend_last_error());
+        CU(cudaMemcpy(hr, dr, ns * 2, cudaMemcpyDeviceToHost));
+        size_t wrong = 0;
+        for (size_t x = 0; x < ns; x++) {
+            const int64_t h = (int64_t)x % sb / sh, i = (int64_t)x % sb % sh / sn,
+                          d = (int64_t)x % sb % sh % sn; /* h = H, i = N, d >= D: gaps */
+            wrong += hr[x] != (h < H && i < N && d < D ? hs[x] : 0x5a5a);
+        }
+        CHECK(wrong == 0, "permute rows inverse B %d H %d N %d D %d perm %d: %zu elements wrong", B,
+              H, N, D, use_perm, wrong);
+    }
+    CHECK(svoo_cuda_permute_rows(ds, dc, sb, sh, sn + 1, B, H, N, D, SVOO_CUDA_BF16, dp, 0, NULL) ==
+              SVOO_ERR_MISALIGNED,
+          "permute rows: a stride of %lld elements accepted", (long long)(sn + 1));
+    cudaFree(ds), cudaFree(dr), cudaFree(dc), cudaFree(dp);
+    free(hs), free(hc), free(hr), free(hp);
+}
+
 static void direct_free(direct_case *c) {
     cudaFree(c->ws), cudaFree(c->dqp), cudaFree(c->dkp), cudaFree(c->dqo), cudaFree(c->dko);
     cudaFree(c->drp), cudaFree(c->dcol);
@@ -1709,6 +1782,7 @@ int main(void) {
         run_svg(&svgs[1], 0, 0);
         test_union_direct(1, 128, 1200, 24, 0);
         test_union_direct(1, 128, 1200, 24, 1);
+        test_permute_rows(1, 2, 333, 64);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
         return g_fail ? 1 : 0;
@@ -1739,6 +1813,8 @@ int main(void) {
         test_union_direct(2, 128, 3001, 60, ear);
         test_union_direct(1, 64, 3001, 60, ear);
     }
+    test_permute_rows(2, 3, 1001, 128);
+    test_permute_rows(1, 2, 333, 64);
     test_kv_order(SVOO_METHOD_SVOO, 2, 128);
     if (!quick) test_kv_order(SVOO_METHOD_SVG2, 1, 64);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);
