@@ -28,6 +28,10 @@
  *             order and with the key clusters in popularity order
  *   pairs   : the permuted row stream cut into items spanning at most two adjacent
  *             clusters (keys ordered A only, both, B only: a row interval mask)
+ *   balance : the end of the plain launch (cuda/worklist.cu): its full 128-row items,
+ *             costly first within a head, taken one by one by the SM free first (132, the
+ *             H200's), in head index order and with the heads in descending order of their
+ *             work (what the work list does); ideal / makespan
  * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
  * reference the measured dense TFLOP/s belongs to, so the predicted sparse rate of a
  * model is dense_tflops x eff(model) / eff(dense).
@@ -336,6 +340,33 @@ static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[W
     }
 }
 
+/* a plain item of the balance model: its head and cost (128-key tiles) */
+typedef struct {
+    int h;
+    int64_t c;
+} plain_item;
+static int by_cost_desc(const void *a, const void *b) {
+    const int64_t x = ((const plain_item *)a)->c, y = ((const plain_item *)b)->c;
+    return (y > x) - (y < x);
+}
+/* items (in head order, each head's costly first) with the heads taken in the order
+ * `order`, each to the SM free first: ideal / makespan */
+static double balance(const plain_item *it, int64_t n, const int *order, int H, int nsm) {
+    double t[1024] = {0}, sum = 0, end = 0;
+    for (int i = 0; i < H; i++)
+        for (int64_t j = 0; j < n; j++) {
+            if (it[j].h != order[i]) continue;
+            int m = 0;
+            for (int k = 1; k < nsm; k++)
+                if (t[k] < t[m]) m = k;
+            t[m] += (double)it[j].c;
+            sum += (double)it[j].c;
+        }
+    for (int k = 0; k < nsm; k++)
+        end = t[k] > end ? t[k] : end;
+    return end > 0 ? sum / nsm / end : 1.0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr,
@@ -386,9 +417,13 @@ int main(int argc, char **argv) {
     }
     int32_t *ksz = malloc(sizeof(int32_t) * ck);
     int64_t *Kr = malloc(sizeof(int64_t) * cq);
+    /* the plain launch's full 128-row items (the tails go to union items): at most
+     * N / 128 a head */
+    plain_item *items = malloc(sizeof(plain_item) * (size_t)(H * (N / 128 + 1)));
+    int64_t nitems = 0, *hwork = calloc((size_t)H, sizeof(int64_t));
     uint64_t(*sel)[WORDS] = malloc(sizeof(uint64_t) * WORDS * cq);
     slice *slices = malloc(sizeof(slice) * cq);
-    if (!ksz || !Kr || !sel || !slices) return 1;
+    if (!ksz || !Kr || !sel || !slices || !items || !hwork) return 1;
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
     double masked_bf = 0, masked_nf = 0;
@@ -425,6 +460,10 @@ int main(int argc, char **argv) {
             }
             Kr[r] = K;
             const int64_t rows = plan.q_off[r + 1] - plan.q_off[r];
+            for (int64_t t = 0; t < rows / 128 && K > 0; t++) {
+                items[nitems].h = h, items[nitems++].c = pad128(K) / 128;
+                hwork[h] += pad128(K) / 128;
+            }
             if (rows > 0 && K > 0) {
                 ncl++;
                 nfull += rows / 128;
@@ -492,6 +531,26 @@ int main(int argc, char **argv) {
                "piece tile %.2f\n",
                m ? "popularity" : "label", boxes[m][2] / boxes[m][0], boxes[m][1] / boxes[m][0],
                boxes[m][3] / (boxes[m][0] - boxes[m][2]));
+    /* each head's items are contiguous (added head by head): costly first within it */
+    for (int64_t j0 = 0, j1; j0 < nitems; j0 = j1) {
+        for (j1 = j0; j1 < nitems && items[j1].h == items[j0].h; j1++)
+            ;
+        qsort(items + j0, (size_t)(j1 - j0), sizeof *items, by_cost_desc);
+    }
+    int *idx = malloc(sizeof(int) * 2 * (size_t)H), *work = idx + H;
+    if (!idx) return 1;
+    for (int h = 0; h < H; h++)
+        idx[h] = work[h] = h;
+    for (int i = 1; i < H; i++) /* by work, descending; ties: the lower index first */
+        for (int j = i; j > 0 && hwork[work[j]] > hwork[work[j - 1]]; j--) {
+            const int x = work[j];
+            work[j] = work[j - 1], work[j - 1] = x;
+        }
+    printf("balance of the plain launch (%lld full items, 132 SMs, ideal / makespan): heads in "
+           "index order %.4f, by work descending %.4f\n",
+           (long long)nitems, balance(items, nitems, idx, H, 132),
+           balance(items, nitems, work, H, 132));
+    free(idx), free(items), free(hwork);
     free(ksz), free(Kr), free(sel), free(slices);
     svoo_ctx_free(ctx);
     svoo_synth_free(syn);
