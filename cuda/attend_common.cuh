@@ -35,7 +35,7 @@ struct MixView {
 
 /* the work list in the caller's workspace (built by build_worklist) */
 struct WorkList {
-    const Tile *tiles;     /* device, ordered (bh, cost descending) */
+    const Tile *tiles;     /* device, heads by work descending, each head's costly first */
     int *ntiles;           /* device: number of valid tiles, then the launch's item counter */
     int64_t max_tiles;     /* host, upper bound of *ntiles */
     MixView mix;           /* the union items' data (mix.nmem null: none) */

@@ -1237,15 +1237,6 @@ bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v1200
     return true;
 }
 
-/* the work list's items and its union items (their own instantiation: the
- * plain kernel keeps its registers), with TMA key tiles (tma: the maps tm)
- * or gathered; EAR (ear): pseudo-key tiles after each item's own. The second
- * launch starts on the SMs the first leaves (launch90), so the union items,
- * the larger ones, go first where the plain kernel takes its items at run
- * time and can fill the SMs as they come free (with the plain kernel's items
- * at run time too: -0.4 to -0.8 ms a call without EAR, docs/CUDA_KERNEL.md
- * "Fifteenth stop"; EAR calls unchanged); a plain kernel with items at the
- * stride of the grid goes first */
 /* calls f(TMA, EAR, PIN) (std::bool_constant each) with the flags of the plain
  * kernel's instantiation: gathered key tiles, the pin's (dense: whole key tiles
  * but a tail; one box a whole tile) or TMA pieces. One choice for the launch

@@ -510,7 +510,7 @@ svoo_status svoo_attend::build_worklist(const svoo_cuda_attend_params *p, int bm
     if ((st = check_launch("work-list count"))) return st;
     wl_scan<<<1, 1024, 0, s>>>(hist, (int)BH, hcost, ntiles);
     if ((st = check_launch("work-list scan"))) return st;
-    if (pack) {
+    if (pack) { /* the same head order (by the plain tiles' work) */
         wl_scan<<<1, 1024, 0, s>>>(mhist, (int)BH, hcost, mntiles);
         if ((st = check_launch("work-list scan (union items)"))) return st;
     }
