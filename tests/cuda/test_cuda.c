@@ -1239,6 +1239,14 @@ static void direct_kv_restore(direct_case *c) {
     c->p.k = c->dk, c->p.v = c->dv, c->p.k_perm = c->dkp;
 }
 
+static void direct_free(direct_case *c) {
+    cudaFree(c->ws), cudaFree(c->dqp), cudaFree(c->dkp), cudaFree(c->dqo), cudaFree(c->dko);
+    cudaFree(c->drp), cudaFree(c->dcol);
+    dev_free4(c->dq, c->dk, c->dv, c->dout);
+    free(c->q), free(c->k), free(c->v), free(c->o), free(c->ref);
+    free(c->qperm), free(c->kperm), free(c->qoff), free(c->koff), free(c->rp), free(c->col);
+}
+
 /* svoo_cuda_permute_rows against the host, both directions: (B, H, N, D)
  * rows at padded strides (gaps between rows, heads and batches), N not a
  * multiple of a block's rows, each head its own permutation (and none: the
@@ -1308,16 +1316,32 @@ static void test_permute_rows(int B, int H, int N, int D) {
     CHECK(svoo_cuda_permute_rows(ds, dc, sb, sh, sn + 1, B, H, N, D, SVOO_CUDA_BF16, dp, 0, NULL) ==
               SVOO_ERR_MISALIGNED,
           "permute rows: a stride of %lld elements accepted", (long long)(sn + 1));
+    CHECK(svoo_cuda_permute_rows((uint16_t *)ds + 1, dc, sb, sh, sn, B, H, N, D, SVOO_CUDA_BF16, dp,
+                                 0, NULL) == SVOO_ERR_MISALIGNED,
+          "permute rows: a misaligned source accepted");
+    CHECK(svoo_cuda_permute_rows(ds, (uint16_t *)dc + 1, sb, sh, sn, B, H, N, D, SVOO_CUDA_BF16, dp,
+                                 0, NULL) == SVOO_ERR_MISALIGNED,
+          "permute rows: a misaligned destination accepted");
     cudaFree(ds), cudaFree(dr), cudaFree(dc), cudaFree(dp);
     free(hs), free(hc), free(hr), free(hp);
 }
 
-static void direct_free(direct_case *c) {
-    cudaFree(c->ws), cudaFree(c->dqp), cudaFree(c->dkp), cudaFree(c->dqo), cudaFree(c->dko);
-    cudaFree(c->drp), cudaFree(c->dcol);
-    dev_free4(c->dq, c->dk, c->dv, c->dout);
-    free(c->q), free(c->k), free(c->v), free(c->o), free(c->ref);
-    free(c->qperm), free(c->kperm), free(c->qoff), free(c->koff), free(c->rp), free(c->col);
+/* more heads than wl_scan's block has threads (it ranks them by work in its
+ * stride loops), and more than it orders by work (ORDER_MAX 2048: index
+ * order): B x 2 heads of a small hand-made plan against the CPU executor (an
+ * item the permuted order lost would leave its rows NaN) */
+static void test_many_heads(int64_t B) {
+    direct_case c;
+    direct_setup(&c, B, 64, 400, 4, 8, 2, 0, 0, 0x4ead5); /* (ear_plan: N >= 350 + cq - 3) */
+    if (!c.bad) {
+        const svoo_status s = direct_run(&c, NULL, 0);
+        CHECK(s == SVOO_OK, "many heads b%lld: %s", (long long)B, svoo_cuda_attend_last_error());
+        const double r = s ? INFINITY : rel_l2(c.o, c.ref, c.cnt);
+        CHECK(r <= 1e-2, "many heads b%lld (%lld heads): rel-L2 vs the CPU executor %.3g",
+              (long long)B, (long long)c.BH, r);
+        printf("  many heads: %lld, vs cpu-exec %.1e\n", (long long)c.BH, r);
+    }
+    direct_free(&c);
 }
 
 /* the rows of query cluster r of head bh: true when they are the same in a and
@@ -1815,6 +1839,10 @@ int main(void) {
     }
     test_permute_rows(2, 3, 1001, 128);
     test_permute_rows(1, 2, 333, 64);
+    if (!quick) {
+        test_many_heads(600);  /* 1200 heads */
+        test_many_heads(1100); /* 2200 heads */
+    }
     test_kv_order(SVOO_METHOD_SVOO, 2, 128);
     if (!quick) test_kv_order(SVOO_METHOD_SVG2, 1, 64);
     test_ear_nothing_dropped(SVOO_METHOD_SVOO, 2, 128);
