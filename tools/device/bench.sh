@@ -6,7 +6,17 @@ cd build-rt && tar xJf rt.tar.xz && cd ..
 export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
 P=build-rt/profiles; BUILD=${BUILD:-build-gpu}; B=./$BUILD/svoo
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
-b() { t0=$(date +%s); echo "== bench cuda $*"; timeout 200 $B bench cuda --reps 10 --json "$@" 2>&1 | tail -1; echo "($(( $(date +%s)-t0 )) s)"; }
+# clk CMD...: CMD with the SM clock sampled every 100 ms, then the clock over the samples
+# drawing > 300 W and how many had a throttle reason (the H200 holds our kernels at its
+# power cap, cuDNN's not: docs/CUDA_KERNEL.md "Eighteenth stop")
+clk() { local f sp; f=$(mktemp)
+  nvidia-smi --query-gpu=clocks.sm,power.draw,clocks_throttle_reasons.active \
+    --format=csv,noheader,nounits -lms 100 > "$f" & sp=$!
+  "$@"; kill $sp; wait $sp 2>/dev/null
+  awk -F', ' '$2 > 300 { n++; s += $1; if (!m || $1 < m) m = $1; if ($3 !~ /^0x0+$/) c++ }
+    END { if (n) printf "  (SM clock above 300 W: mean %.0f MHz, min %d; %d of %d samples throttled)\n", s / n, m, c, n }' "$f"
+  rm -f "$f"; }
+b() { t0=$(date +%s); echo "== bench cuda $*"; clk timeout 200 $B bench cuda --reps 10 --json "$@" 2>&1 | tail -2; echo "($(( $(date +%s)-t0 )) s)"; }
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 10 --layer 5
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svg2 --step 10 --layer 5
 b --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo --step 30 --layer 15
@@ -24,5 +34,5 @@ b --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo -
 if [ -x build-cuda-dev/attend_test ]; then
   (cd build-cuda-dev && timeout 60 ./attend_test check 2>&1 | tail -3 && timeout 90 ./attend_test bench 10 0 2>&1 | tail -20)
 fi
-t0=$(date +%s); python3 build-rt/attention_anchors.py --reps 5 2>&1 | tail -20; echo "($(( $(date +%s)-t0 )) s)"
+t0=$(date +%s); clk python3 build-rt/attention_anchors.py --reps 5 2>&1 | tail -21; echo "($(( $(date +%s)-t0 )) s)"
 t0=$(date +%s); python3 build-rt/attention_anchors.py --heads 40 --densities 0.15 --reps 3 2>&1 | tail -8; echo "($(( $(date +%s)-t0 )) s)"
