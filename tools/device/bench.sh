@@ -7,8 +7,9 @@ export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
 P=build-rt/profiles; BUILD=${BUILD:-build-gpu}; B=./$BUILD/svoo
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 # clk CMD...: CMD with the SM clock sampled every 100 ms, then the clock over the samples
-# drawing > 300 W and how many had a throttle reason (the H200 holds our kernels at its
-# power cap, cuDNN's not: docs/CUDA_KERNEL.md "Eighteenth stop")
+# drawing > 300 W and how many had a throttle reason (the H200 holds our kernels and cuDNN's
+# at its power cap: docs/CUDA_KERNEL.md "Eighteenth stop"; the anchors' line covers all its
+# peers, so their phases need the samples' times)
 clk() { local f sp; f=$(mktemp)
   nvidia-smi --query-gpu=clocks.sm,power.draw,clocks_throttle_reasons.active \
     --format=csv,noheader,nounits -lms 100 > "$f" & sp=$!
