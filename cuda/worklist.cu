@@ -383,8 +383,9 @@ __global__ void wl_scan(int *hist, int BH, const unsigned long long *hcost, int 
     int run = block_exscan<1024>(
         s, tid & 31, tid >> 5, scan, [] { __syncthreads(); }, total);
     for (int i = b0; i < b1; i++) {
-        const int x = hist[at(i)];
-        hist[at(i)] = run;
+        int &h = hist[at(i)];
+        const int x = h;
+        h = run;
         run += x;
     }
     if (tid == 1023) ntiles[0] = total, ntiles[1] = 0;
