@@ -37,8 +37,10 @@ static void help(void) {
     printf("usage: svoo bench cuda [options]\n\n"
            "Times svoo_attention on CUDA device 0 at a preset's shape (B = 1, bf16): planning\n"
            "(clustering + selection + permutation indices), the attention kernel and the whole\n"
-           "call, median of --reps calls each; the dense path on the same tensors; the sparse\n"
-           "output's rel-L2 vs dense and the GPU plan's recall (64 rows per head, on the host).\n"
+           "call, median of --reps calls each (the whole call also queued behind a dense call,\n"
+           "the host's launches ahead of the GPU, and the host's own enqueue time); the dense\n"
+           "path on the same tensors; the sparse output's rel-L2 vs dense and the GPU plan's\n"
+           "recall (64 rows per head, on the host).\n"
            "Q/K/V: svoo_synth (calibrated to the preset's profile) or, with --random or without\n"
            "src/synth, clustered random data.\n\n"
            "  --preset NAME   synthetic preset (default wan2.1-1.3b-720p)\n"
@@ -100,10 +102,14 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* median ms of `reps` calls (device events), optionally the last stats */
-static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t, int reps, double *med,
-                              cudaStream_t st) {
-    double *ms = calloc((size_t)reps, sizeof *ms);
+/* median device ms of `reps` calls, each synced. With a lead context, each
+ * call is queued behind one call of it on lt (the GPU busy, the host's
+ * launches ahead of it, as inside a model's step); host_med (optional): the
+ * median host time of svoo_attention itself (no stats, so nothing in it
+ * syncs) */
+static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t, int reps, svoo_ctx *lead,
+                              svoo_tensor *lt, double *med, double *host_med, cudaStream_t st) {
+    double *ms = calloc((size_t)reps * 2, sizeof *ms), *hms = ms + reps;
     cudaEvent_t a = NULL, b = NULL;
     cudaError_t e = cudaSuccess;
     svoo_status s = SVOO_OK;
@@ -111,8 +117,11 @@ static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t
     if ((e = cudaEventCreate(&a)) || (e = cudaEventCreate(&b))) s = SVOO_ERR_CUDA;
     for (int r = 0; r < reps && !s; r++) {
         float f = 0;
-        if ((e = cudaEventRecord(a, st))) s = SVOO_ERR_CUDA;
+        if (lead) s = svoo_attention(lead, step, layer, &lt[0], &lt[1], &lt[2], &lt[3], NULL);
+        if (!s && (e = cudaEventRecord(a, st))) s = SVOO_ERR_CUDA;
+        const double h0 = svoo_now_ms();
         if (!s) s = svoo_attention(ctx, step, layer, &t[0], &t[1], &t[2], &t[3], NULL);
+        hms[r] = svoo_now_ms() - h0;
         if (!s && ((e = cudaEventRecord(b, st)) || (e = cudaEventSynchronize(b)) ||
                    (e = cudaEventElapsedTime(&f, a, b))))
             s = SVOO_ERR_CUDA;
@@ -120,7 +129,9 @@ static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t
     }
     if (e) fprintf(stderr, "svoo bench cuda: timing events: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
     qsort(ms, (size_t)reps, sizeof *ms, cmp_d);
+    qsort(hms, (size_t)reps, sizeof *ms, cmp_d);
     *med = ms[reps / 2];
+    if (host_med) *host_med = hms[reps / 2];
     free(ms);
     if (a) cudaEventDestroy(a);
     if (b) cudaEventDestroy(b);
@@ -131,7 +142,7 @@ static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t
 static svoo_status time_dense(svoo_ctx *dctx, int step, int layer, svoo_tensor *td, int reps, double *med,
                               cudaStream_t st) {
     const svoo_status s = svoo_attention(dctx, step, layer, &td[0], &td[1], &td[2], &td[3], NULL);
-    return s ? s : time_calls(dctx, step, layer, td, reps, med, st);
+    return s ? s : time_calls(dctx, step, layer, td, reps, NULL, NULL, med, NULL, st);
 }
 
 /* --schedule: the calls of steps 0 .. steps-1 of one layer in order, as a
@@ -388,7 +399,7 @@ int bench_cuda(int argc, char **argv) {
     /* warm-up + per-stage times (stats: events, one sync per call) */
     svoo_stats stats;
     svoo_stats_init(&stats);
-    double plan_ms[1000], att_ms[1000], perm_ms[1000], call_ms = 0, dense_ms = 0;
+    double plan_ms[1000], att_ms[1000], perm_ms[1000], call_ms = 0, dense_ms = 0, queued_ms = 0, host_ms = 0;
     for (int r = 0; r <= reps; r++) {
         if ((s = svoo_attention(ctx, (int)step, (int)layer, &t[0], &t[1], &t[2], &t[3], &stats))) {
             rc = cli_fail("bench cuda", s, ctx);
@@ -401,12 +412,19 @@ int bench_cuda(int argc, char **argv) {
     qsort(att_ms, (size_t)reps, sizeof(double), cmp_d);
     qsort(perm_ms, (size_t)reps, sizeof(double), cmp_d);
     /* whole calls without stats (nothing syncs inside) */
-    if ((s = time_calls(ctx, (int)step, (int)layer, t, (int)reps, &call_ms, st))) {
+    if ((s = time_calls(ctx, (int)step, (int)layer, t, (int)reps, NULL, NULL, &call_ms, &host_ms, st))) {
         rc = cli_fail("bench cuda", s, ctx);
         goto out;
     }
     if ((s = time_dense(dctx, (int)step, (int)layer, td, (int)reps, &dense_ms, st))) {
         rc = cli_fail("bench cuda", s, dctx);
+        goto out;
+    }
+    /* the same calls behind the dense path's (after its timing, so that the
+     * figures above keep their place in the process) */
+    if ((s = time_calls(ctx, (int)step, (int)layer, t, (int)reps, dctx, td, &queued_ms, NULL, st))) {
+        /* (an error before this one would have ended the bench: a message is this one) */
+        rc = cli_fail("bench cuda", s, svoo_last_error(dctx)[0] ? dctx : ctx);
         goto out;
     }
     cudaStreamSynchronize(st);
@@ -426,11 +444,11 @@ int bench_cuda(int argc, char **argv) {
     const double pm = plan_ms[reps / 2], am = att_ms[reps / 2], km = perm_ms[reps / 2];
     if (json) {
         printf("{%s,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_permute\":%.3f,\"ms_attend\":%.3f,"
-               "\"ms_call\":%.3f,\"ms_dense\":%.3f,\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
+               "\"ms_call\":%.3f,\"ms_call_queued\":%.3f,\"ms_host_enqueue\":%.3f,\"ms_dense\":%.3f,"
+               "\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
                "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f,\"recall\":%.4f}\n",
-               id, stats.density, pm, km, am,
-               call_ms, dense_ms, dense_ms / call_ms, flops * stats.density / am / 1e9, flops / dense_ms / 1e9,
-               rel, recall);
+               id, stats.density, pm, km, am, call_ms, queued_ms, host_ms, dense_ms, dense_ms / call_ms,
+               flops * stats.density / am / 1e9, flops / dense_ms / 1e9, rel, recall);
     } else {
         printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
                src, svoo_method_name(method), H, (long long)N, D, step, layer);
@@ -442,7 +460,10 @@ int bench_cuda(int argc, char **argv) {
         printf("  plan             %8.3f ms  (clustering + selection + permutation indices)\n", pm);
         printf("  K/V copy         %8.3f ms  (key-cluster order for TMA key tiles; 0: gathered, or with --ear made inside attend)\n", km);
         printf("  attend           %8.3f ms  (%.1f effective TFLOP/s)\n", am, flops * stats.density / am / 1e9);
-        printf("  whole call       %8.3f ms  (median of %lld, no stats)\n", call_ms, reps);
+        printf("  whole call       %8.3f ms  (median of %lld, no stats; the host enqueues it in %.3f ms)\n",
+               call_ms, reps, host_ms);
+        printf("  queued           %8.3f ms  (the same call behind a dense one: launches ahead of the GPU)\n",
+               queued_ms);
         printf("  own dense        %8.3f ms  (%.1f TFLOP/s)  -> sparse call %.2fx faster\n", dense_ms,
                flops / dense_ms / 1e9, dense_ms / call_ms);
         printf("  rel-L2 vs dense  %.4f\n", rel);
