@@ -305,6 +305,8 @@ int bench_cuda(int argc, char **argv) {
         return cli_usage_error("bench cuda", "--step/--layer outside %d steps x %d layers", steps, layers);
     if (profile_path && !have_synth)
         return cli_usage_error("bench cuda", "--profile calibrates svoo_synth data (not with --random/--seq)");
+    /* before the synthetic data, which take seconds to make */
+    if (cli_cuda_device("bench cuda")) return CLI_FAIL;
     const size_t cnt = (size_t)H * N * D, bytes = cnt * 2;
     uint16_t *hq = malloc(bytes), *hk = malloc(bytes), *hv = malloc(bytes), *ho = malloc(bytes),
              *hd = malloc(bytes);
@@ -334,17 +336,23 @@ int bench_cuda(int argc, char **argv) {
     } else {
         random_qkv(hq, hk, hv, H, N, D);
     }
-    if (cudaMalloc(&d, bytes * 5)) {
-        fprintf(stderr, "svoo bench cuda: cudaMalloc of %zu bytes failed\n", bytes * 5);
+    cudaError_t ce = cudaMalloc(&d, bytes * 5);
+    if (ce) {
+        char what[96];
+        snprintf(what, sizeof what, "cudaMalloc of %zu bytes (q, k, v and two outputs)", bytes * 5);
+        cli_cuda_fail("bench cuda", ce, what);
         d = NULL;
         goto out;
     }
     char *dq = d, *dk = dq + bytes, *dv = dk + bytes, *dout = dv + bytes, *ddense = dout + bytes;
-    cudaMemcpy(dq, hq, bytes, cudaMemcpyHostToDevice);
-    cudaMemcpy(dk, hk, bytes, cudaMemcpyHostToDevice);
-    cudaMemcpy(dv, hv, bytes, cudaMemcpyHostToDevice);
-    if (cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking)) {
-        fprintf(stderr, "svoo bench cuda: cudaStreamCreate failed\n");
+    if ((ce = cudaMemcpy(dq, hq, bytes, cudaMemcpyHostToDevice)) ||
+        (ce = cudaMemcpy(dk, hk, bytes, cudaMemcpyHostToDevice)) ||
+        (ce = cudaMemcpy(dv, hv, bytes, cudaMemcpyHostToDevice))) {
+        cli_cuda_fail("bench cuda", ce, "copy of q, k, v to the device");
+        goto out;
+    }
+    if ((ce = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking))) {
+        cli_cuda_fail("bench cuda", ce, "cudaStreamCreateWithFlags");
         st = NULL;
         goto out;
     }
@@ -385,7 +393,10 @@ int bench_cuda(int argc, char **argv) {
     }
     /* the JSON object's identifying fields (both reports) */
     struct cudaDeviceProp prop;
-    cudaGetDeviceProperties(&prop, 0);
+    if ((ce = cudaGetDeviceProperties(&prop, 0))) {
+        cli_cuda_fail("bench cuda", ce, "cudaGetDeviceProperties");
+        goto out;
+    }
     char id[768];
     snprintf(id, sizeof id,
              "\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
@@ -427,12 +438,18 @@ int bench_cuda(int argc, char **argv) {
         rc = cli_fail("bench cuda", s, svoo_last_error(dctx)[0] ? dctx : ctx);
         goto out;
     }
-    cudaStreamSynchronize(st);
+    if ((ce = cudaStreamSynchronize(st))) {
+        cli_cuda_fail("bench cuda", ce, "the timed calls");
+        goto out;
+    }
     /* the plan of ctx's last call is still in its workspace */
     const double recall =
         method == SVOO_METHOD_DENSE ? 1.0 : cli_gpu_plan_recall(ctx, (int)layer, hq, hk, H, N, D, RECALL_ROWS);
-    cudaMemcpy(ho, dout, bytes, cudaMemcpyDeviceToHost);
-    cudaMemcpy(hd, ddense, bytes, cudaMemcpyDeviceToHost);
+    if ((ce = cudaMemcpy(ho, dout, bytes, cudaMemcpyDeviceToHost)) ||
+        (ce = cudaMemcpy(hd, ddense, bytes, cudaMemcpyDeviceToHost))) {
+        cli_cuda_fail("bench cuda", ce, "copy of the outputs to the host");
+        goto out;
+    }
     double num = 0, den = 0;
     for (size_t i = 0; i < cnt; i++) {
         double x = svoo_bf16_to_f32(ho[i]), y = svoo_bf16_to_f32(hd[i]);

@@ -38,6 +38,11 @@ void cli_fill_random(float *x, size_t n, unsigned long long seed, float scale);
 
 /* ---- the device side (cuda_cli.c; every call fails with a message in a
  * build without the CUDA backend) ---- */
+/* CLI_OK when the process sees a CUDA device; otherwise CLI_FAIL, printed */
+int cli_cuda_device(const char *cmd);
+/* prints "svoo CMD: error: CUDA: WHAT: <error name>: <error string>" for the
+ * cudaError_t err (and clears it); returns CLI_FAIL */
+int cli_cuda_fail(const char *cmd, int err, const char *what);
 typedef struct cli_dev cli_dev;
 /* bf16 device buffers for q, k, v, a reference output and an output of
  * shape (H, N, D), and their host copies; CLI_OK or CLI_FAIL (printed) */

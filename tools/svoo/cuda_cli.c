@@ -22,6 +22,14 @@ struct cli_dev {
 };
 
 #ifndef SVOO_WITH_CUDA
+int cli_cuda_device(const char *cmd) {
+    fprintf(stderr, "svoo %s: error: this build has no CUDA backend (docs/CUDA.md)\n", cmd);
+    return CLI_FAIL;
+}
+int cli_cuda_fail(const char *cmd, int err, const char *what) {
+    fprintf(stderr, "svoo %s: error: CUDA: %s: error %d\n", cmd, what, err);
+    return CLI_FAIL;
+}
 int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out) {
     (void)H, (void)N, (void)D;
     *out = NULL;
@@ -58,10 +66,20 @@ svoo_status svoo_cuda_debug_plan(svoo_ctx *ctx, int layer, int64_t B, int64_t n,
                                  int32_t *k_label, int32_t *q_perm, int32_t *k_perm, int32_t *q_off,
                                  int32_t *k_off, int32_t *row_ptr, int32_t *col, int *cq, int *ck);
 
-static int cuda_fail(const char *cmd, cudaError_t e, const char *what) {
+int cli_cuda_fail(const char *cmd, int err, const char *what) {
+    const cudaError_t e = (cudaError_t)err;
     cudaGetLastError();
-    fprintf(stderr, "svoo %s: error: --device cuda: %s: %s: %s\n", cmd, what, cudaGetErrorName(e),
+    fprintf(stderr, "svoo %s: error: CUDA: %s: %s: %s\n", cmd, what, cudaGetErrorName(e),
             cudaGetErrorString(e));
+    return CLI_FAIL;
+}
+
+int cli_cuda_device(const char *cmd) {
+    int ndev = 0;
+    const cudaError_t e = cudaGetDeviceCount(&ndev);
+    if (e) return cli_cuda_fail(cmd, e, "cudaGetDeviceCount");
+    if (ndev > 0) return CLI_OK;
+    fprintf(stderr, "svoo %s: error: CUDA: no CUDA device\n", cmd);
     return CLI_FAIL;
 }
 
@@ -80,18 +98,15 @@ int cli_dev_open(const char *cmd, int64_t H, int64_t N, int D, cli_dev **out) {
     if (!d) return cli_fail(cmd, SVOO_ERR_OUT_OF_MEMORY, NULL);
     d->H = H, d->N = N, d->D = D;
     d->bytes = (size_t)H * (size_t)N * (size_t)D * 2;
-    int ndev = 0;
-    cudaError_t e = cudaGetDeviceCount(&ndev);
-    if (e || ndev == 0) {
+    if (cli_cuda_device(cmd)) {
         cli_dev_free(d);
-        return e ? cuda_fail(cmd, e, "cudaGetDeviceCount")
-                 : (fprintf(stderr, "svoo %s: error: --device cuda: no CUDA device\n", cmd),
-                    CLI_FAIL);
+        return CLI_FAIL;
     }
-    if ((e = cudaMalloc(&d->block, 5 * d->bytes))) {
+    cudaError_t e = cudaMalloc(&d->block, 5 * d->bytes);
+    if (e) {
         d->block = NULL;
         cli_dev_free(d);
-        return cuda_fail(cmd, e, "cudaMalloc of the q, k, v and output buffers");
+        return cli_cuda_fail(cmd, e, "cudaMalloc of the q, k, v and output buffers");
     }
     int ok = (d->head = malloc((size_t)N * (size_t)D * sizeof(float))) != NULL;
     for (int i = 0; i < 5 && ok; i++)
@@ -124,7 +139,7 @@ int cli_dev_upload(const char *cmd, cli_dev *d, const svoo_tensor src[3], svoo_t
         }
         cudaError_t e = cudaMemcpy((char *)d->block + (size_t)i * d->bytes, d->h[i], d->bytes,
                                    cudaMemcpyHostToDevice);
-        if (e) return cuda_fail(cmd, e, "copy to the device");
+        if (e) return cli_cuda_fail(cmd, e, "copy to the device");
     }
     for (int i = 0; i < 5; i++)
         dst[i] = dev_view(d, i);
@@ -134,7 +149,7 @@ int cli_dev_upload(const char *cmd, cli_dev *d, const svoo_tensor src[3], svoo_t
 int cli_dev_download(const char *cmd, cli_dev *d, int which, svoo_tensor *host) {
     cudaError_t e = cudaMemcpy(d->h[which], (char *)d->block + (size_t)which * d->bytes, d->bytes,
                                cudaMemcpyDeviceToHost);
-    if (e) return cuda_fail(cmd, e, "copy from the device");
+    if (e) return cli_cuda_fail(cmd, e, "copy from the device");
     *host = svoo_tensor_bhnd(d->h[which], SVOO_BF16, 1, d->H, d->N, d->D);
     return CLI_OK;
 }
