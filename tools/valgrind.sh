@@ -101,6 +101,8 @@ run 0 version
 run 2 bogus-command
 run 0 attn --help
 run 0 bench dense --seq 128 --heads 2 --dim 64 --reps 1 --threads 2
+# this build has no CUDA backend: a message and exit 1, before any work
+run 1 bench cuda --reps 1
 run 0 attn --q "$T/q.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o.npy"
 run 0 attn --q "$T/q.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o.safetensors" --method svoo --compare --recall-rows 8
 run 0 attn --q "$T/q_bf16.npy" --k "$T/k_bf16.npy" --v "$T/v_bf16.npy" --out "$T/o2.npy" --method svg2 --dtype-out f32
@@ -112,6 +114,7 @@ run 0 inspect "$T/profile.csv" --png "$T/profile.png"
 run 0 run --dumps "$T/dumps/run0" --method dense,svoo,svg2 --recall-rows 8 --quiet
 run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 8 --quiet
 run 1 run --dumps "$T/dumps_gap" --quiet
+run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet
 # cogvideox-small (1,560 tokens: 48 text first, D 64) rather than tiny (4,992
 # tokens, D 128): same generator and calibration code plus the text-token path,
 # about 45 s under memcheck instead of 185 s (CI budget, docs/RELIABILITY.md)
