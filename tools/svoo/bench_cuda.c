@@ -109,11 +109,12 @@ static int cmp_d(const void *a, const void *b) {
  * syncs) */
 static svoo_status time_calls(svoo_ctx *ctx, int step, int layer, svoo_tensor *t, int reps, svoo_ctx *lead,
                               svoo_tensor *lt, double *med, double *host_med, cudaStream_t st) {
-    double *ms = calloc((size_t)reps * 2, sizeof *ms), *hms = ms + reps;
+    double *ms = calloc((size_t)reps * 2, sizeof *ms); /* device ms, then host ms */
     cudaEvent_t a = NULL, b = NULL;
     cudaError_t e = cudaSuccess;
     svoo_status s = SVOO_OK;
     if (!ms) return SVOO_ERR_OUT_OF_MEMORY;
+    double *hms = ms + reps;
     if ((e = cudaEventCreate(&a)) || (e = cudaEventCreate(&b))) s = SVOO_ERR_CUDA;
     for (int r = 0; r < reps && !s; r++) {
         float f = 0;
