@@ -507,6 +507,21 @@ def check(status, ctx=None, prefix=None):
         raise make_error(status, ctx, prefix)
 
 
+_C_INT_BITS = 8 * ctypes.sizeof(ctypes.c_int)
+C_INT_MIN, C_INT_MAX = -(1 << (_C_INT_BITS - 1)), (1 << (_C_INT_BITS - 1)) - 1
+
+
+def int_arg(value, name):
+    """int(value) for a C int parameter. ctypes wraps an int that does not
+    fit silently (2**32 would reach the library as 0): raise instead."""
+    v = int(value)
+    if not C_INT_MIN <= v <= C_INT_MAX:
+        raise SvooValueError(
+            SVOO_ERR_OUT_OF_RANGE, "%s = %d does not fit in a C int" % (name, v)  # noqa: F821
+        )
+    return v
+
+
 def version_string():
     return svoo_version_string().decode()  # noqa: F821
 

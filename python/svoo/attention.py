@@ -25,6 +25,12 @@ def _fspath(path):
 # --------------------------------------------------------------------------
 # Profiles
 # --------------------------------------------------------------------------
+def _indices(step, layer, head=None):
+    """(step, layer[, head]) as C ints (out-of-range values raise, not wrap)."""
+    idx = (L.int_arg(step, "step"), L.int_arg(layer, "layer"))
+    return idx if head is None else idx + (L.int_arg(head, "head"),)
+
+
 class Profile:
     """Offline per-(step, layer, head) density grid (SVOO CSV format).
 
@@ -40,7 +46,8 @@ class Profile:
             if steps is None or layers is None or heads is None:
                 raise TypeError("Profile(steps, layers, heads) or Profile.load(path)")
             L.check(
-                L.svoo_profile_create(int(steps), int(layers), int(heads), ctypes.byref(self._h)),
+                L.svoo_profile_create(L.int_arg(steps, "steps"), L.int_arg(layers, "layers"),
+                                      L.int_arg(heads, "heads"), ctypes.byref(self._h)),
                 prefix="Profile",
             )
         self.path = None
@@ -87,14 +94,14 @@ class Profile:
         """Kept ratio at (step, layer, head), 0-based. An absent entry returns
         `default` when given, else raises SvooNotFoundError."""
         v = ctypes.c_double()
-        s = L.svoo_profile_get(self._handle(), int(step), int(layer), int(head), ctypes.byref(v))
+        s = L.svoo_profile_get(self._handle(), *_indices(step, layer, head), ctypes.byref(v))
         if s == L.SVOO_ERR_NOT_FOUND and default is not None:
             return default
         L.check(s)
         return v.value
 
     def set(self, step, layer, head, value):
-        L.check(L.svoo_profile_set(self._handle(), int(step), int(layer), int(head), float(value)))
+        L.check(L.svoo_profile_set(self._handle(), *_indices(step, layer, head), float(value)))
 
     def merge(self, other, mode="max"):
         L.check(L.svoo_profile_merge(self._handle(), other._handle(), _merge_code(mode)))
@@ -166,7 +173,7 @@ def density(q, k, tau=0.95, row_step=16, num_threads=0, dtype=None):
         kv.ref(),
         float(tau),
         int(row_step),
-        int(num_threads),
+        L.int_arg(num_threads, "num_threads"),
         out.ctypes.data_as(L.c_double_p),
     )
     L.check(s, prefix="density")
@@ -194,7 +201,8 @@ class Profiler:
         self._h = ctypes.c_void_p()
         L.check(
             L.svoo_profiler_create(
-                int(num_steps), int(num_layers), int(heads), float(tau), int(row_step),
+                L.int_arg(num_steps, "num_steps"), L.int_arg(num_layers, "num_layers"),
+                L.int_arg(heads, "heads"), float(tau), int(row_step),
                 ctypes.byref(self._h),
             ),
             prefix="Profiler",
@@ -220,7 +228,7 @@ class Profiler:
         kv = A.cpu_view(k, "k", dtype)
         with self._lock:
             L.check(
-                L.svoo_profiler_observe(self._handle(), int(step), int(layer), qv.ref(), kv.ref()),
+                L.svoo_profiler_observe(self._handle(), *_indices(step, layer), qv.ref(), kv.ref()),
                 prefix="profiler observe (step %d, layer %d)" % (step, layer),
             )
 
@@ -231,7 +239,8 @@ class Profiler:
 
     def stability(self, layer=-1):
         st = L.svoo_stability()
-        L.check(L.svoo_profiler_stability(self._handle(), int(layer), ctypes.byref(st)))
+        L.check(L.svoo_profiler_stability(self._handle(), L.int_arg(layer, "layer"),
+                                          ctypes.byref(st)))
         return {n: getattr(st, n) for n, _ in st._fields_}
 
     def close(self):
@@ -270,6 +279,23 @@ def _parse_geometry(geometry):
     if len(vals) == 4:
         g["text_tokens"] = vals[3]
     return g
+
+
+def _check_field(cfg, name, value):
+    """ctypes wraps an integer that does not fit its field silently
+    (num_steps=2**32 + 4 would be stored as 4): raise instead."""
+    got = getattr(cfg, name)
+    if isinstance(got, int) and got != value:
+        raise L.SvooValueError(
+            L.SVOO_ERR_INVALID_ARGUMENT,
+            "SparseAttention: config.%s: %r does not fit the field (%s)"
+            % (name, value, dict(cfg._fields_)[name].__name__),
+        )
+
+
+def _set_field(cfg, name, value):
+    setattr(cfg, name, value)
+    _check_field(cfg, name, value)
 
 
 _STATS_FIELDS = [n for n, _ in L.svoo_stats._fields_ if n != "size"]
@@ -369,16 +395,17 @@ class SparseAttention:
                     "which counts the self-attention layers)" % self.method
                 )
             layers = _DENSE_LAYERS if not validate else 1
-        cfg.num_steps = steps
-        cfg.num_layers = layers
+        _set_field(cfg, "num_steps", steps)
+        _set_field(cfg, "num_layers", layers)
         if geometry:
             for k, v in geometry.items():
-                setattr(cfg, k, v)
+                _set_field(cfg, k, v)
         for k, v in self.knobs.items():
             try:
                 setattr(cfg, k, v)
             except TypeError:
                 raise TypeError("knob %s=%r: wrong type" % (k, v)) from None
+            _check_field(cfg, k, v)
         if self.profile is not None:
             cfg.profile = self.profile._handle()
         cfg.log_fn = self._log_cb
@@ -433,6 +460,7 @@ class SparseAttention:
         [B, H, N, D] numpy arrays or torch tensors (one device, one dtype; D
         contiguous, other strides free). Returns a new array/tensor laid out
         like q (or `out`)."""
+        step_i, layer_i = _indices(step, layer)
         names = ("q", "k", "v")
         views = [A.view(x, n, dtype) for x, n in zip((q, k, v), names)]
         A.same_place(views, names)
@@ -464,18 +492,18 @@ class SparseAttention:
             cur = torch.cuda.current_stream(qv.obj.device)
             ext = torch.cuda.ExternalStream(ctx_stream, device=qv.obj.device)
             ext.wait_stream(cur)
-            s = L.svoo_attention(ctx, int(step), int(layer), qv.ref(), views[1].ref(),
+            s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
                                  views[2].ref(), ov.ref(), ctypes.byref(st))
             cur.wait_stream(ext)
         else:
-            s = L.svoo_attention(ctx, int(step), int(layer), qv.ref(), views[1].ref(),
+            s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
                                  views[2].ref(), ov.ref(), ctypes.byref(st))
         if s != L.SVOO_OK:
             raise L.make_error(s, ctx, "svoo_attention(step=%s, layer=%s)" % (step, layer))
         stats = {n: getattr(st, n) for n in _STATS_FIELDS}
         stats["dense"] = bool(stats["dense"])
         stats["replanned"] = bool(stats["replanned"])
-        stats.update(step=int(step), layer=int(layer), method=self.method,
+        stats.update(step=step_i, layer=layer_i, method=self.method,
                      shape=(B, H, N, D))
         self.last_stats = stats
         self.calls += 1

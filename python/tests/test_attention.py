@@ -232,6 +232,24 @@ def test_step_and_layer_range(rng):
         a(q, k, v, 0, 2)
 
 
+def test_step_layer_and_knobs_beyond_c_int_are_not_wrapped(rng):
+    """ctypes used to wrap ints modulo 2**32: step 2**32 silently ran step 0,
+    num_steps=2**32 + 4 became 4."""
+    q, k, v = _qkv(rng)
+    a = svoo.SparseAttention("svoo", num_steps=4, num_layers=2)
+    with pytest.raises(svoo.SvooValueError, match="step = 4294967296"):
+        a(q, k, v, 2**32, 0)
+    with pytest.raises(svoo.SvooValueError, match="layer = 4294967297"):
+        a(q, k, v, 0, 2**32 + 1)
+    assert a.calls == 0
+    with pytest.raises(svoo.SvooValueError, match="num_steps"):
+        svoo.SparseAttention("svoo", num_steps=2**32 + 4, num_layers=2)
+    with pytest.raises(svoo.SvooValueError, match="reuse_every"):
+        svoo.SparseAttention("svoo", num_steps=4, num_layers=2, reuse_every=2**32 + 3)
+    with pytest.raises(svoo.SvooValueError, match="frames"):
+        svoo.SparseAttention("svg", num_steps=4, num_layers=2, geometry=(2**32 + 1, 8, 8))
+
+
 def test_read_only_out(rng):
     q, k, v = _qkv(rng)
     o = np.empty_like(q)

@@ -63,6 +63,25 @@ def test_profile_errors(tmp_path):
         svoo.Profile(0, 1, 1)
 
 
+def test_profile_indices_beyond_c_int_are_not_wrapped():
+    p = svoo.Profile(2, 1, 1)
+    p.set(0, 0, 0, 0.3)
+    with pytest.raises(svoo.SvooValueError, match="step = 4294967296"):
+        p.get(2**32, 0, 0)  # used to return entry (0, 0, 0)
+    with pytest.raises(svoo.SvooValueError, match="head"):
+        p.set(0, 0, 2**32, 0.5)
+    assert p.get(0, 0, 0) == 0.3
+    with pytest.raises(svoo.SvooValueError, match="steps"):
+        svoo.Profile(2**32 + 1, 1, 1)  # used to make a 1-step grid
+    with pytest.raises(svoo.SvooValueError, match="layers"):
+        svoo.Profiler(2, 2**32 + 1, 1)
+    pr = svoo.Profiler(2, 1, 2)
+    pr.new_run()
+    q, k, _ = clustered_qkv(H=2, N=64)
+    with pytest.raises(svoo.SvooValueError, match="step"):
+        pr.observe(2**32, 0, q, k)
+
+
 def test_profile_heads_must_match_model():
     q, k, v = clustered_qkv(H=2)
     a = svoo.SparseAttention("svoo", profile=svoo.Profile(4, 2, 3), num_steps=4, num_layers=2)
