@@ -346,7 +346,7 @@ class SparseAttention:
         self.profile = profile
         self._log = log
         self._log_cb = L.LOG_FN(self._on_log)  # kept alive with the object
-        self._ctxs = {}  # key -> (ctx handle, stream)
+        self._ctxs = {}  # key -> (ctx handle, stream, the Profile the ctx borrows)
         self.last_stats = None
         self.calls = 0
         self.current_step = None  # set by a StepTracker (torch op step = -1 reads it)
@@ -450,7 +450,9 @@ class SparseAttention:
         s = L.svoo_ctx_create(ctypes.byref(cfg), ctypes.byref(ctx))
         if s != L.SVOO_OK:
             raise L.make_error(s, None, "SparseAttention context")
-        entry = (ctx, stream)
+        # the context reads the profile through a borrowed pointer: keep the
+        # Profile alive with it (a reassigned self.profile must not free it)
+        entry = (ctx, stream, self.profile)
         self._ctxs[key] = entry
         return entry
 
@@ -483,7 +485,13 @@ class SparseAttention:
         if qv.device == "cuda":
             torch = A.torch_module()
             stream = torch.cuda.current_stream(qv.obj.device).cuda_stream
-        ctx, ctx_stream = self._context(H, D, qv, stream)
+        ctx, ctx_stream, profile = self._context(H, D, qv, stream)
+        if profile is not None and not profile._h:
+            raise L.SvooValueError(
+                L.SVOO_ERR_INVALID_ARGUMENT,
+                "SparseAttention: its svoo.Profile was closed while a context reads it "
+                "(close the Profile after the SparseAttention)",
+            )
         st = L.svoo_stats()
         L.svoo_stats_init(ctypes.byref(st))
         if torch is not None and ctx_stream != stream:
@@ -512,13 +520,13 @@ class SparseAttention:
     # ---- life cycle -------------------------------------------------------
     def reset(self):
         """Forget cached clusters/centroids: call between videos."""
-        for ctx, _ in self._ctxs.values():
+        for ctx, _, _ in self._ctxs.values():
             L.svoo_ctx_reset(ctx)
         self.last_stats = None
 
     def close(self):
         ctxs, self._ctxs = self._ctxs, {}
-        for ctx, _ in ctxs.values():
+        for ctx, _, _ in ctxs.values():
             L.svoo_ctx_free(ctx)
 
     def __enter__(self):

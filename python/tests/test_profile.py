@@ -89,6 +89,35 @@ def test_profile_heads_must_match_model():
         a(q, k, v, 0, 0)
 
 
+def test_profile_closed_or_dropped_while_a_context_reads_it(quiet):
+    """A context borrows the profile (svoo_config.profile): closing the Profile
+    used to leave it reading freed memory (the call ran on, with fallback
+    floors), and dropping the last reference freed it the same way."""
+    import gc
+    import weakref
+
+    log, notes = quiet
+    q, k, v = clustered_qkv(H=2, N=256)
+    kw = dict(num_steps=4, num_layers=2, warmup_step_frac=0, warmup_layer_frac=0, log=log)
+    p = svoo.Profile.from_numpy(np.full((4, 2, 2), 0.3))
+    a = svoo.SparseAttention("svoo", profile=p, **kw)
+    ref = a(q, k, v, 3, 1).copy()
+    p.close()
+    with pytest.raises(svoo.SvooValueError, match="Profile.*closed"):
+        a(q, k, v, 3, 1)
+
+    p = svoo.Profile.from_numpy(np.full((4, 2, 2), 0.3))
+    a = svoo.SparseAttention("svoo", profile=p, **kw)
+    a(q, k, v, 3, 1)
+    alive = weakref.ref(p)
+    a.profile = None
+    del p
+    gc.collect()
+    assert alive() is not None  # still read by the context made with it
+    np.testing.assert_array_equal(a(q, k, v, 3, 1), ref)
+    assert not notes  # no fallback floors: the profile was read
+
+
 @needs("svoo_compare")
 def test_compare():
     rng = np.random.default_rng(3)
