@@ -347,6 +347,7 @@ class SparseAttention:
         self._log = log
         self._log_cb = L.LOG_FN(self._on_log)  # kept alive with the object
         self._ctxs = {}  # key -> (ctx handle, stream, the Profile the ctx borrows)
+        self._lock = threading.RLock()  # one call at a time on the contexts
         self.last_stats = None
         self.calls = 0
         self.current_step = None  # set by a StepTracker (torch op step = -1 reads it)
@@ -485,29 +486,32 @@ class SparseAttention:
         if qv.device == "cuda":
             torch = A.torch_module()
             stream = torch.cuda.current_stream(qv.obj.device).cuda_stream
-        ctx, ctx_stream, profile = self._context(H, D, qv, stream)
-        if profile is not None and not profile._h:
-            raise L.SvooValueError(
-                L.SVOO_ERR_INVALID_ARGUMENT,
-                "SparseAttention: its svoo.Profile was closed while a context reads it "
-                "(close the Profile after the SparseAttention)",
-            )
-        st = L.svoo_stats()
-        L.svoo_stats_init(ctypes.byref(st))
-        if torch is not None and ctx_stream != stream:
-            # the context was made for another stream: order it after the
-            # current stream's work and the current stream after it
-            cur = torch.cuda.current_stream(qv.obj.device)
-            ext = torch.cuda.ExternalStream(ctx_stream, device=qv.obj.device)
-            ext.wait_stream(cur)
-            s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
-                                 views[2].ref(), ov.ref(), ctypes.byref(st))
-            cur.wait_stream(ext)
-        else:
-            s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
-                                 views[2].ref(), ov.ref(), ctypes.byref(st))
-        if s != L.SVOO_OK:
-            raise L.make_error(s, ctx, "svoo_attention(step=%s, layer=%s)" % (step, layer))
+        # svoo.h: a context must not be used by two threads at once, and
+        # ctypes releases the GIL during the call
+        with self._lock:
+            ctx, ctx_stream, profile = self._context(H, D, qv, stream)
+            if profile is not None and not profile._h:
+                raise L.SvooValueError(
+                    L.SVOO_ERR_INVALID_ARGUMENT,
+                    "SparseAttention: its svoo.Profile was closed while a context reads it "
+                    "(close the Profile after the SparseAttention)",
+                )
+            st = L.svoo_stats()
+            L.svoo_stats_init(ctypes.byref(st))
+            if torch is not None and ctx_stream != stream:
+                # the context was made for another stream: order it after the
+                # current stream's work and the current stream after it
+                cur = torch.cuda.current_stream(qv.obj.device)
+                ext = torch.cuda.ExternalStream(ctx_stream, device=qv.obj.device)
+                ext.wait_stream(cur)
+                s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
+                                     views[2].ref(), ov.ref(), ctypes.byref(st))
+                cur.wait_stream(ext)
+            else:
+                s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
+                                     views[2].ref(), ov.ref(), ctypes.byref(st))
+            if s != L.SVOO_OK:
+                raise L.make_error(s, ctx, "svoo_attention(step=%s, layer=%s)" % (step, layer))
         stats = {n: getattr(st, n) for n in _STATS_FIELDS}
         stats["dense"] = bool(stats["dense"])
         stats["replanned"] = bool(stats["replanned"])
@@ -520,14 +524,16 @@ class SparseAttention:
     # ---- life cycle -------------------------------------------------------
     def reset(self):
         """Forget cached clusters/centroids: call between videos."""
-        for ctx, _, _ in self._ctxs.values():
-            L.svoo_ctx_reset(ctx)
-        self.last_stats = None
+        with self._lock:
+            for ctx, _, _ in self._ctxs.values():
+                L.svoo_ctx_reset(ctx)
+            self.last_stats = None
 
     def close(self):
-        ctxs, self._ctxs = self._ctxs, {}
-        for ctx, _, _ in ctxs.values():
-            L.svoo_ctx_free(ctx)
+        with self._lock:
+            ctxs, self._ctxs = self._ctxs, {}
+            for ctx, _, _ in ctxs.values():
+                L.svoo_ctx_free(ctx)
 
     def __enter__(self):
         return self

@@ -250,6 +250,52 @@ def test_step_layer_and_knobs_beyond_c_int_are_not_wrapped(rng):
         svoo.SparseAttention("svg", num_steps=4, num_layers=2, geometry=(2**32 + 1, 8, 8))
 
 
+_RACE = """
+import sys, threading
+import numpy as np, svoo
+method = sys.argv[1]
+rng = np.random.default_rng(0)
+qkv = [[rng.standard_normal((1, 2, 1024, 64)).astype(np.float32) for _ in range(3)]
+       for _ in range(4)]
+kw = dict(num_threads=1, log=lambda m: None)
+if method != "dense":
+    kw.update(num_steps=50, num_layers=4, warmup_step_frac=0, warmup_layer_frac=0)
+ref = [svoo.SparseAttention("dense", num_threads=1)(*x, 10, 1) for x in qkv]
+a = svoo.SparseAttention(method, **kw)
+bad = []
+
+def work(i):
+    for _ in range(10):
+        o = a(*qkv[i], 10, 1)
+        if method == "dense" and not np.array_equal(o, ref[i]):
+            bad.append(i)
+
+ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(len(bad))
+"""
+
+
+def test_one_object_called_from_several_threads():
+    """svoo.h: one svoo_ctx must not be used by two threads at once, and
+    ctypes releases the GIL: concurrent calls of one SparseAttention gave
+    wrong dense outputs every time (and crashed svg2/svoo now and then with
+    heap corruption). Run apart: the race may kill the interpreter."""
+    method = "dense"
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PYDIR
+
+    env = dict(os.environ, PYTHONPATH=PYDIR)
+    r = subprocess.run([sys.executable, "-c", _RACE, method], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "0", "wrong outputs under concurrent calls"
+
+
 def test_read_only_out(rng):
     q, k, v = _qkv(rng)
     o = np.empty_like(q)
