@@ -4,6 +4,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -298,6 +299,21 @@ def _set_field(cfg, name, value):
     _check_field(cfg, name, value)
 
 
+def _log_trampoline(ref):
+    """The contexts' log_fn. It holds the SparseAttention weakly: a bound
+    method would make a cycle (object -> callback -> object) that keeps the
+    object and its contexts alive until the cyclic GC runs."""
+
+    def log(user, msg):
+        sa = ref()
+        if sa is not None:
+            sa._on_log(user, msg)
+        else:
+            logger.warning("%s", msg.decode(errors="replace") if msg else "")
+
+    return log
+
+
 _STATS_FIELDS = [n for n, _ in L.svoo_stats._fields_ if n != "size"]
 
 
@@ -345,7 +361,7 @@ class SparseAttention:
             raise TypeError("profile: expected a path or an svoo.Profile, got %s" % type(profile).__name__)
         self.profile = profile
         self._log = log
-        self._log_cb = L.LOG_FN(self._on_log)  # kept alive with the object
+        self._log_cb = L.LOG_FN(_log_trampoline(weakref.ref(self)))  # kept alive with the object
         self._ctxs = {}  # key -> (ctx handle, stream, the Profile the ctx borrows)
         self._lock = threading.RLock()  # one call at a time on the contexts
         self.last_stats = None

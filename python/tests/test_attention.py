@@ -296,6 +296,28 @@ def test_one_object_called_from_several_threads():
     assert r.stdout.strip() == "0", "wrong outputs under concurrent calls"
 
 
+def test_contexts_are_freed_when_the_object_is_dropped(rng, quiet):
+    """The log callback held a bound method of the object: a reference cycle,
+    so `del attn` freed nothing (contexts, i.e. CUDA workspaces) until the
+    cyclic GC happened to run."""
+    import gc
+    import weakref
+
+    q, k, v = _qkv(rng)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for log in (None, quiet[0]):
+            a = svoo.SparseAttention("svoo", num_steps=4, num_layers=2, log=log)
+            a(q, k, v, 3, 1)
+            alive = weakref.ref(a)
+            del a
+            assert alive() is None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
 def test_read_only_out(rng):
     q, k, v = _qkv(rng)
     o = np.empty_like(q)
