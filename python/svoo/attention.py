@@ -20,7 +20,11 @@ _DENSE_LAYERS = 1024
 
 
 def _fspath(path):
-    return os.fsencode(os.fspath(path))
+    b = os.fsencode(os.fspath(path))
+    if b"\0" in b:
+        # ctypes would pass the path only up to the NUL (another file)
+        raise ValueError("%r: embedded null byte in path" % (path,))
+    return b
 
 
 # --------------------------------------------------------------------------
@@ -594,6 +598,11 @@ def load_tensors(path):
 
 
 def _array_struct(name, x, dtype):
+    if not isinstance(name, str):
+        raise TypeError("tensor name %r: expected a str" % (name,))
+    if "\0" in name:
+        # ctypes would pass the name only up to the NUL (a renamed tensor)
+        raise ValueError("tensor name %r: embedded null byte" % (name,))
     x = np.ascontiguousarray(x)
     if x.dtype == np.uint16:
         if A._parse_dtype(dtype) != L.BF16:

@@ -63,6 +63,29 @@ def test_profile_errors(tmp_path):
         svoo.Profile(0, 1, 1)
 
 
+def test_paths_with_a_nul_byte_are_refused(tmp_path):
+    """ctypes passes bytes to a char * up to the first NUL: 'a.csv\\0.bak'
+    used to load / overwrite a.csv (Python's open() refuses such a path)."""
+    p = svoo.Profile(1, 1, 1)
+    p.set(0, 0, 0, 0.5)
+    target = tmp_path / "a.csv"
+    with pytest.raises(ValueError, match="null byte"):
+        p.save(str(target) + "\0.bak")
+    assert not target.exists()
+    p.save(target)
+    with pytest.raises(ValueError, match="null byte"):
+        svoo.Profile.load(str(target) + "\0.bak")
+    with pytest.raises(ValueError, match="null byte"):
+        svoo.save_npy(str(tmp_path / "x.npy") + "\0", np.zeros(3, np.float32))
+    assert not (tmp_path / "x.npy").exists()
+    st = tmp_path / "t.safetensors"
+    with pytest.raises(ValueError, match="null byte"):  # used to be saved as "a"
+        svoo.save_safetensors(st, {"a\0b": np.zeros(3, np.float32)})
+    with pytest.raises(TypeError, match="str"):  # used to be an AttributeError
+        svoo.save_safetensors(st, {1: np.zeros(3, np.float32)})
+    assert not st.exists()
+
+
 def test_profile_indices_beyond_c_int_are_not_wrapped():
     p = svoo.Profile(2, 1, 1)
     p.set(0, 0, 0, 0.3)
