@@ -109,6 +109,8 @@ class Profile:
         L.check(L.svoo_profile_set(self._handle(), *_indices(step, layer, head), float(value)))
 
     def merge(self, other, mode="max"):
+        if not isinstance(other, Profile):
+            raise TypeError("merge: expected an svoo.Profile, got %s" % type(other).__name__)
         L.check(L.svoo_profile_merge(self._handle(), other._handle(), _merge_code(mode)))
 
     def stats(self):

@@ -93,6 +93,8 @@ class profiling:
         return self.profiler.result(self.merge)
 
     def stability(self, layer=-1):
+        if self.profiler is None:
+            raise RuntimeError("svoo.profiling: nothing was observed")
         return self.profiler.stability(layer)
 
     # ---- context manager ---------------------------------------------------

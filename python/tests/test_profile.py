@@ -105,6 +105,15 @@ def test_profile_indices_beyond_c_int_are_not_wrapped():
         pr.observe(2**32, 0, q, k)
 
 
+def test_wrong_kinds_of_use_raise_the_documented_types(tmp_path):
+    p = svoo.Profile(1, 1, 1)
+    with pytest.raises(TypeError, match="Profile"):  # was AttributeError: _handle
+        p.merge(p.to_numpy())
+    prof = svoo.profiling(tmp_path / "x.csv", num_steps=2, num_layers=1)
+    with pytest.raises(RuntimeError, match="nothing was observed"):  # was AttributeError
+        prof.stability()
+
+
 def test_profile_heads_must_match_model():
     q, k, v = clustered_qkv(H=2)
     a = svoo.SparseAttention("svoo", profile=svoo.Profile(4, 2, 3), num_steps=4, num_layers=2)
