@@ -97,6 +97,14 @@ run() {
     fi
 }
 
+# strict_json: the stdout of the run just before must be strict JSON (json-c prints
+# NaN / Infinity as bare tokens no JSON parser accepts)
+strict_json() {
+    if ! /usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]), parse_constant=lambda c: sys.exit("bare " + c))' "$T/out.txt"; then
+        echo "FAIL  the output of the command above is not strict JSON"; fail=$((fail + 1))
+    fi
+}
+
 run 0 version
 run 2 bogus-command
 run 0 attn --help
@@ -113,6 +121,9 @@ run 0 profile --dumps "$T/dumps" --out "$T/profile.csv" --rows 4 --report --quie
 run 0 inspect "$T/profile.csv" --png "$T/profile.png"
 run 0 run --dumps "$T/dumps/run0" --method dense,svoo,svg2 --recall-rows 8 --quiet
 run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 8 --quiet
+# --recall-rows 0: recall not measured, null in the JSON (was a bare NaN)
+run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 0 --quiet --json
+strict_json
 run 1 run --dumps "$T/dumps_gap" --quiet
 run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet
 # cogvideox-small (1,560 tokens: 48 text first, D 64) rather than tiny (4,992
