@@ -125,6 +125,8 @@ run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 8 --quiet
 run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 0 --quiet --json
 strict_json
 run 1 run --dumps "$T/dumps_gap" --quiet
+# an empty --method list is a usage error (it ran no method and exited 0)
+run 2 run --dumps "$T/dumps/run0" --method , --quiet
 run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet
 # cogvideox-small (1,560 tokens: 48 text first, D 64) rather than tiny (4,992
 # tokens, D 128): same generator and calibration code plus the text-token path,

@@ -93,6 +93,7 @@ int cmd_run(int argc, char **argv) {
         nm++;
     }
     free(list);
+    if (nm == 0) return cli_usage_error("run", "--method: '%s' names no method (dense, svoo, svg2, svg)", methods);
     int rc = runner_execute("run", &w, ms, nm);
     if (rc) return rc;
     if (json) {
