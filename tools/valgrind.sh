@@ -117,6 +117,9 @@ run 0 attn --q "$T/q_bf16.npy" --k "$T/k_bf16.npy" --v "$T/v_bf16.npy" --out "$T
 run 0 attn --q "$T/q.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o3.npy" --method svg --frames 2 --height 6 --width 8
 run 1 attn --q "$T/q_nan.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o4.npy" --check-finite
 run 1 attn --q "$T/missing.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o5.npy"
+# --threads above SVOO_MAX_THREADS: a usage error naming the option (was accepted up to
+# 4096, then refused by svoo_ctx_create: exit 1, "config.num_threads")
+run 2 attn --q "$T/q.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o6.npy" --threads 2000
 run 0 profile --dumps "$T/dumps" --out "$T/profile.csv" --rows 4 --report --quiet
 run 0 inspect "$T/profile.csv" --png "$T/profile.png"
 run 0 run --dumps "$T/dumps/run0" --method dense,svoo,svg2 --recall-rows 8 --quiet

@@ -239,7 +239,7 @@ int cmd_attn(int argc, char **argv) {
             INTOPT(O_WIDTH, width, "width", 1, 1 << 20)
             INTOPT(O_TEXT, text, "text", 0, 1 << 24)
             INTOPT(O_RECALL, recall, "recall-rows", 0, 1 << 24)
-            INTOPT(O_THREADS, threads, "threads", 1, 4096)
+            INTOPT(O_THREADS, threads, "threads", 1, SVOO_MAX_THREADS)
 #undef INTOPT
         case O_TOPP:
             if (cli_parse_double(optarg, 1e-9, 1.0, &top_p))
