@@ -105,6 +105,13 @@ strict_json() {
     fi
 }
 
+# err_has TEXT: the stderr of the run just before must contain TEXT
+err_has() {
+    grep -qF -- "$1" "$T/err.txt" || {
+        echo "FAIL  the message of the command above lacks '$1':"; tail -3 "$T/err.txt"; fail=$((fail + 1))
+    }
+}
+
 run 0 version
 run 2 bogus-command
 run 0 attn --help
@@ -135,6 +142,11 @@ run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet
 # tokens, D 128): same generator and calibration code plus the text-token path,
 # about 45 s under memcheck instead of 185 s (CI budget, docs/RELIABILITY.md)
 run 0 synth --preset cogvideox-small --steps 1 --layers 1 --out "$T/synth" --quiet
+# --out naming a file or nothing: the reason was "File exists" / "Success"
+run 1 synth --preset cogvideox-small --steps 1 --layers 1 --out "$T/q.npy" --quiet
+err_has "'$T/q.npy': Not a directory"
+run 1 synth --preset cogvideox-small --steps 1 --layers 1 --out "" --quiet
+err_has "'': No such file or directory"
 [ -f "$T/o4.npy" ] && { echo "FAIL  a failed attn left $T/o4.npy"; fail=$((fail + 1)); }
 echo "valgrind: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

@@ -45,7 +45,10 @@ static void synth_help(void) {
 static int mkdir_p(const char *dir) {
     char buf[4096];
     size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) return -1;
+    if (n == 0 || n >= sizeof buf) {
+        errno = n ? ENAMETOOLONG : ENOENT;
+        return -1;
+    }
     memcpy(buf, dir, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] == '/' || buf[i] == 0) {
@@ -56,7 +59,12 @@ static int mkdir_p(const char *dir) {
         }
     }
     struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+    if (stat(dir, &st)) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR; /* mkdir's EEXIST would read "File exists" */
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_synth(int argc, char **argv) {
