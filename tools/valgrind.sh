@@ -63,6 +63,15 @@ for d, steps in (('bf16', (0, 30)), ('gap', (0, 30))):
                 data += a.tobytes()
             h = json.dumps(hdr).encode(); h += b' ' * (-len(h) % 8)
             open(f'{t}/dumps_{d}/step{step:03d}_layer{layer:02d}.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + data)
+# cross-attention dumps (k, v with N/2 keys) that `svoo run` refuses
+os.makedirs(f'{t}/dumps_cross', exist_ok=True)
+hdr, data = {}, b''
+for name, n in (('q', N), ('k', N // 2), ('v', N // 2)):
+    a = rng.standard_normal((1, H, n, D)).astype('<f4')
+    hdr[name] = {'dtype': 'F32', 'shape': list(a.shape), 'data_offsets': [len(data), len(data) + a.nbytes]}
+    data += a.tobytes()
+h = json.dumps(hdr).encode(); h += b' ' * (-len(h) % 8)
+open(f'{t}/dumps_cross/step000_layer00.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + data)
 PY
 
 VG="valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full \
@@ -135,6 +144,10 @@ run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 8 --quiet
 run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 0 --quiet --json
 strict_json
 run 1 run --dumps "$T/dumps_gap" --quiet
+# the message names the shapes (was "differs in shape or dtype from the first dump", of
+# the first dump itself)
+run 1 run --dumps "$T/dumps_cross" --method dense --quiet
+err_has "tensor 'k' is [1, 2, 48, 64] f32; every q, k, v must be [1, 2, 96, 64] f32"
 # an empty --method list is a usage error (it ran no method and exited 0)
 run 2 run --dumps "$T/dumps/run0" --method , --quiet
 run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet

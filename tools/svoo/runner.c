@@ -192,8 +192,12 @@ static int source_call(const char *cmd, run_workload *w, source *s, int step, in
             return cli_fail(cmd, st, NULL);
         if (qkv[i].shape[0] != 1 || qkv[i].shape[1] != H || qkv[i].shape[2] != N ||
             qkv[i].shape[3] != D || qkv[i].dtype != w->dtype) {
-            fprintf(stderr, "svoo %s: error: %s: tensor '%s' differs in shape or dtype from the first dump\n",
-                    cmd, path, names[i]);
+            fprintf(stderr,
+                    "svoo %s: error: %s: tensor '%s' is [%lld, %lld, %lld, %lld] %s; every q, k, v must be "
+                    "[1, %lld, %lld, %lld] %s like q of the first dump (self-attention, one shape)\n",
+                    cmd, path, names[i], (long long)qkv[i].shape[0], (long long)qkv[i].shape[1],
+                    (long long)qkv[i].shape[2], (long long)qkv[i].shape[3], svoo_dtype_name(qkv[i].dtype),
+                    (long long)H, (long long)N, (long long)D, svoo_dtype_name(w->dtype));
             return CLI_FAIL;
         }
     }
