@@ -168,21 +168,25 @@ int cmd_demo(int argc, char **argv) {
     if (rc) return rc;
 
     /* the paper's claim: at matched selected density SVOO recalls at least SVG2 */
+    /* (only settings with calls past the dense warm-up have a density and a recall:
+     * with --steps 1 every call is in the warm-up and there is nothing to compare) */
     const run_method *svoo_pts[NSWEEP], *svg2_pts[NSWEEP];
+    int n2 = 0;
     for (int i = 0; i < NSWEEP; i++) {
         svoo_pts[i] = &ms[i];
-        svg2_pts[i] = &ms[NSWEEP + i];
+        if (ms[NSWEEP + i].sparse_calls) svg2_pts[n2++] = &ms[NSWEEP + i];
     }
-    qsort(svg2_pts, NSWEEP, sizeof *svg2_pts, by_density);
+    qsort(svg2_pts, (size_t)n2, sizeof *svg2_pts, by_density);
     const run_method *ref = NULL;
     for (int i = 0; i < NSWEEP; i++)
         if (k_sweep[i] == 0.9) ref = svoo_pts[i];
+    const int measured = ref && ref->sparse_calls;
     int ok = 0;
-    double matched = ref ? interp(svg2_pts, NSWEEP, ref->density, &ok) : 0;
+    double matched = measured ? interp(svg2_pts, n2, ref->density, &ok) : 0;
 
     if (json) {
         json_object *o = runner_json(&w, ms, nm);
-        if (ref && ok) {
+        if (measured && ok) {
             json_object *mj = json_object_new_object();
             json_object_object_add(mj, "density", json_object_new_double(ref->density));
             json_object_object_add(mj, "svoo_recall", json_object_new_double(ref->recall));
@@ -193,11 +197,14 @@ int cmd_demo(int argc, char **argv) {
         json_object_put(o);
     } else {
         runner_print_table(&w, ms, nm);
-        if (ref && ok)
+        if (measured && ok)
             printf("\nmatched density %.3f: SVOO recall %.4f, SVG2 recall %.4f (interpolated over its top-p sweep)\n",
                    ref->density, ref->recall, matched);
-        else if (ref)
+        else if (measured)
             printf("\nmatched density %.3f: outside SVG2's swept density range, no comparison\n", ref->density);
+        else if (ref)
+            printf("\nmatched density: no call ran past the dense warm-up, no comparison;"
+                   " run more --steps\n");
     }
     if (png && *png) {
         if (plot(png, &w, ms, nm)) return CLI_FAIL;
