@@ -138,6 +138,14 @@ run 1 attn --q "$T/missing.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o5.npy"
 run 2 attn --q "$T/q.npy" --k "$T/k.npy" --v "$T/v.npy" --out "$T/o6.npy" --threads 2000
 run 0 profile --dumps "$T/dumps" --out "$T/profile.csv" --rows 4 --report --quiet
 run 0 inspect "$T/profile.csv" --png "$T/profile.png"
+# outputs are written to a temporary file renamed to the path: a FIFO or a symbolic link
+# there was replaced (run as root, so were /dev/null and /dev/stdout); now refused
+mkfifo "$T/fifo.csv"
+run 1 profile --dumps "$T/dumps" --out "$T/fifo.csv" --rows 4 --quiet
+[ -p "$T/fifo.csv" ] || { echo "FAIL  svoo profile replaced the FIFO $T/fifo.csv"; fail=$((fail + 1)); }
+ln -s profile.png "$T/link.png"
+run 1 inspect "$T/profile.csv" --png "$T/link.png"
+[ -L "$T/link.png" ] || { echo "FAIL  svoo inspect replaced the link $T/link.png"; fail=$((fail + 1)); }
 run 0 run --dumps "$T/dumps/run0" --method dense,svoo,svg2 --recall-rows 8 --quiet
 run 0 run --dumps "$T/dumps_bf16" --method svoo --recall-rows 8 --quiet
 # --recall-rows 0: recall not measured, null in the JSON (was a bare NaN)

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd, svoo_status s, const svoo_ctx *ctx) {
@@ -21,6 +22,21 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\ntry 'svoo %s --help'\n", cmd);
     va_end(ap);
     return CLI_USAGE;
+}
+
+int cli_check_out(const char *cmd, const char *opt, const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return CLI_OK;
+    const char *kind = S_ISLNK(st.st_mode)                          ? "a symbolic link"
+                       : S_ISDIR(st.st_mode)                        ? "a directory"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                                                                    : "a socket";
+    fprintf(stderr,
+            "svoo %s: error: SVOO_ERR_IO: %s %s: is %s, not a regular file; the output is "
+            "written to a temporary file then renamed to this path: give a regular file's path\n",
+            cmd, opt, path, kind);
+    return CLI_FAIL;
 }
 
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {

@@ -279,6 +279,7 @@ int cmd_attn(int argc, char **argv) {
     int out_npy = ends_with(out_path, ".npy");
     if (!out_npy && !ends_with(out_path, ".safetensors"))
         return cli_usage_error(C, "--out: '%s' must end in .npy or .safetensors", out_path);
+    if (cli_check_out(C, "--out", out_path)) return CLI_FAIL;
     if (steps && step >= steps)
         return cli_usage_error(C, "--step %lld outside [0, --steps %lld)", step, steps);
     if (layers && layer >= layers)

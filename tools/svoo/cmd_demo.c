@@ -142,6 +142,7 @@ int cmd_demo(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+    if (png && *png && cli_check_out("demo", "--png", png)) return CLI_FAIL;
     if (!w.profile_path)
         for (int i = 0; k_default_profiles[i]; i++)
             if (access(k_default_profiles[i], R_OK) == 0) {

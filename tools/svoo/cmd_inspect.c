@@ -238,6 +238,7 @@ int cmd_inspect(int argc, char **argv) {
     if (optind + 1 < argc)
         return cli_usage_error("inspect", "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (png && cli_check_out("inspect", "--png", png)) return CLI_FAIL;
 
     svoo_profile *p = NULL;
     svoo_status s = svoo_profile_load(path, &p);

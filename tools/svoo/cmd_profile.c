@@ -257,6 +257,7 @@ int cmd_profile(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!dumps || !outp) return cli_usage_error(cmd, "--dumps and --out are required");
     if (!is_dir(dumps)) return fail_msg(SVOO_ERR_IO, "%s: not a directory", dumps);
+    if (cli_check_out(cmd, "--out", outp)) return CLI_FAIL;
 
     /* 1. find the runs and their files */
     file_list fl = {0};
