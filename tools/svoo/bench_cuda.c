@@ -13,26 +13,6 @@
 
 int bench_cuda(int argc, char **argv);
 
-#ifndef SVOO_WITH_CUDA
-int bench_cuda(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "svoo bench cuda: this build has no CUDA backend\n");
-    return CLI_FAIL;
-}
-#else
-#include <cuda_runtime_api.h>
-
-#include "core/internal.h"
-
-/* the synthetic workload lives in src/synth; tolerate a build without it */
-#pragma weak svoo_synth_config_init
-#pragma weak svoo_synth_preset
-#pragma weak svoo_synth_create
-#pragma weak svoo_synth_generate
-#pragma weak svoo_synth_profile
-#pragma weak svoo_synth_free
-
 static void help(void) {
     printf("usage: svoo bench cuda [options]\n\n"
            "Times svoo_attention on CUDA device 0 at a preset's shape (B = 1, bf16): planning\n"
@@ -68,6 +48,29 @@ static void help(void) {
            "  --random        random clustered data instead of svoo_synth\n"
            "  --json          one JSON object on stdout\n");
 }
+
+#ifndef SVOO_WITH_CUDA
+int bench_cuda(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help();
+            return CLI_OK;
+        }
+    fprintf(stderr, "svoo bench cuda: this build has no CUDA backend\n");
+    return CLI_FAIL;
+}
+#else
+#include <cuda_runtime_api.h>
+
+#include "core/internal.h"
+
+/* the synthetic workload lives in src/synth; tolerate a build without it */
+#pragma weak svoo_synth_config_init
+#pragma weak svoo_synth_preset
+#pragma weak svoo_synth_create
+#pragma weak svoo_synth_generate
+#pragma weak svoo_synth_profile
+#pragma weak svoo_synth_free
 
 enum { RECALL_ROWS = 64 }; /* as svoo run's default --recall-rows */
 

@@ -42,7 +42,7 @@ int bench_density(int argc, char **argv) {
     int json = 0, nosort = 0;
     const char *cmd = "bench density";
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 's':
             if (cli_parse_int(optarg, 1, 1 << 22, &seq))

@@ -59,7 +59,7 @@ static int bench_dense(int argc, char **argv) {
     int json = 0;
     svoo_dtype dt = SVOO_F32;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 's': if (cli_parse_int(optarg, 1, 1 << 22, &seq)) return cli_usage_error("bench dense", "--seq: '%s' is not in [1, 4194304]", optarg); break;
         case 'H': if (cli_parse_int(optarg, 1, 4096, &heads)) return cli_usage_error("bench dense", "--heads: '%s' is not in [1, 4096]", optarg); break;
@@ -179,7 +179,7 @@ static int bench_cocluster(int argc, char **argv) {
     long long seq = 75600, dim = 128, cq = 256, ck = 1024, reps = 3;
     int json = 0;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         long long *dst = c == 's' ? &seq : c == 'd' ? &dim : c == 'q' ? &cq : c == 'k' ? &ck : c == 'r' ? &reps : NULL;
         if (dst) {
             if (cli_parse_int(optarg, 1, 1 << 22, dst)) return cli_usage_error("bench cocluster", "bad number '%s'", optarg);

@@ -126,7 +126,7 @@ int cmd_demo(int argc, char **argv) {
         "../shared/data/profiles/sparsity_wan_1.3B_t2v.csv",
         "../../shared/data/profiles/sparsity_wan_1.3B_t2v.csv", NULL};
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 'p': w.preset = optarg; break;
         case 'P': w.profile_path = optarg; break;

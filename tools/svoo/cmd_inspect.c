@@ -219,7 +219,7 @@ int cmd_inspect(int argc, char **argv) {
     const char *png = NULL;
     int json = 0;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 'p':
             png = optarg;

@@ -202,7 +202,7 @@ int cmd_profile(int argc, char **argv) {
     int bnhd = 0, report = 0, json = 0, quiet = 0;
     const char *cmd = "profile";
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 'd':
             dumps = optarg;

@@ -49,7 +49,7 @@ int cmd_run(int argc, char **argv) {
     int json = 0, ear = 0;
     long long v;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 'p': w.preset = optarg; break;
         case 'D': w.dumps = optarg; break;

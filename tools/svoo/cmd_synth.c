@@ -78,7 +78,7 @@ int cmd_synth(int argc, char **argv) {
     int quiet = 0, json = 0;
     svoo_dtype dt = SVOO_BF16;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (c) {
         case 'p':
             preset = optarg;
