@@ -319,7 +319,8 @@ typedef struct {
     double max_abs;  /* max |out - ref| */
 } svoo_compare_result;
 
-/*! svoo_compare() : compares two CPU views of equal shape (any dtypes). */
+/*! svoo_compare() : compares two CPU views of equal shape (any dtypes).
+ *  A NaN in either view (or Inf - Inf) makes all three figures NaN. */
 SVOO_API svoo_status svoo_compare(const svoo_tensor *ref, const svoo_tensor *out,
                                   svoo_compare_result *res);
 

@@ -1,6 +1,6 @@
 /* test_numerics.c : documented numerical behaviour (docs/RELIABILITY.md):
  * NaN/Inf in q/k/v with and without check_finite, all-equal logits, huge
- * logits (1e4 after scaling), zero-length text, N = 1. */
+ * logits (1e4 after scaling), zero-length text, N = 1, svoo_compare on a NaN. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -274,6 +274,27 @@ static void test_single_token(void **state) {
     free(q), free(k), free(v);
 }
 
+/* svoo_compare: a NaN anywhere makes every figure NaN (max_abs lost it in the
+ * OpenMP max reduction and cosine read 0); finite views compare as before */
+static void test_compare_nan(void **state) {
+    (void)state;
+    enum { N = 64 };
+    float a[N * D], b[N * D];
+    for (int i = 0; i < N * D; i++) a[i] = (float)(i % 7) - 3.f, b[i] = a[i] + (i == 5 ? 0.5f : 0.f);
+    svoo_tensor ta = svoo_tensor_bhnd(a, SVOO_F32, 1, 1, N, D), tb = svoo_tensor_bhnd(b, SVOO_F32, 1, 1, N, D);
+    svoo_compare_result r;
+    assert_int_equal(svoo_compare(&ta, &tb, &r), SVOO_OK);
+    assert_true(r.max_abs == 0.5 && r.rel_l2 > 0 && r.cosine > 0.99 && r.cosine < 1);
+    for (int where = 0; where < N * D; where += N * D / 4 + 3) {
+        b[where] = NAN;
+        assert_int_equal(svoo_compare(&ta, &tb, &r), SVOO_OK);
+        assert_true(isnan(r.rel_l2) && isnan(r.cosine) && isnan(r.max_abs));
+        assert_int_equal(svoo_compare(&tb, &ta, &r), SVOO_OK); /* NaN in ref */
+        assert_true(isnan(r.rel_l2) && isnan(r.cosine) && isnan(r.max_abs));
+        b[where] = a[where];
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_finite_refuses),
@@ -283,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_huge_logits),
         cmocka_unit_test(test_zero_text),
         cmocka_unit_test(test_single_token),
+        cmocka_unit_test(test_compare_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

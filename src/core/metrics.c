@@ -14,7 +14,8 @@ svoo_status svoo_compare(const svoo_tensor *ref, const svoo_tensor *out, svoo_co
     const int64_t B = ref->shape[0], H = ref->shape[1], N = ref->shape[2], D = ref->shape[3];
     const size_t er = svoo_dtype_size(ref->dtype), eo = svoo_dtype_size(out->dtype);
     double diff = 0, rr = 0, oo = 0, ro = 0, mx = 0;
-#pragma omp parallel for collapse(2) reduction(+ : diff, rr, oo, ro) reduction(max : mx)
+    int64_t nans = 0; /* elements where r - o is NaN (a NaN in either, or Inf - Inf) */
+#pragma omp parallel for collapse(2) reduction(+ : diff, rr, oo, ro, nans) reduction(max : mx)
     for (int64_t bh = 0; bh < B * H; bh++)
         for (int64_t n = 0; n < N; n++) {
             const char *a = (const char *)ref->data + (size_t)svoo_row_offset(ref, bh / H, bh % H, n) * er;
@@ -25,10 +26,15 @@ svoo_status svoo_compare(const svoo_tensor *ref, const svoo_tensor *out, svoo_co
                 rr += r * r;
                 oo += o * o;
                 ro += r * o;
-                double ad = fabs(r - o);
-                if (ad > mx || isnan(ad)) mx = ad;
+                const double ad = fabs(r - o);
+                if (isnan(ad)) nans++;
+                else if (ad > mx) mx = ad;
             }
         }
+    if (nans) { /* (the max reduction of OpenMP would drop a NaN, and cosine read 0) */
+        res->rel_l2 = res->cosine = res->max_abs = NAN;
+        return SVOO_OK;
+    }
     res->rel_l2 = rr > 0 ? sqrt(diff / rr) : sqrt(diff);
     res->cosine = rr > 0 && oo > 0 ? ro / sqrt(rr * oo) : (rr == oo ? 1.0 : 0.0);
     res->max_abs = mx;
