@@ -163,6 +163,7 @@ run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet
 # tokens, D 128): same generator and calibration code plus the text-token path,
 # about 45 s under memcheck instead of 185 s (CI budget, docs/RELIABILITY.md)
 run 0 synth --preset cogvideox-small --steps 1 --layers 1 --out "$T/synth" --quiet
+run 2 synth --preset cogvideox-small --seed " -5" --out "$T/synth2" --quiet
 # --out naming a file or nothing: the reason was "File exists" / "Success"
 run 1 synth --preset cogvideox-small --steps 1 --layers 1 --out "$T/q.npy" --quiet
 err_has "'$T/q.npy': Not a directory"

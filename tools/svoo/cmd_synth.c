@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "synth/synth.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -101,7 +102,8 @@ int cmd_synth(int argc, char **argv) {
             char *end;
             errno = 0;
             seed = strtoull(optarg, &end, 0);
-            if (errno || end == optarg || *end || optarg[0] == '-')
+            /* (strtoull skips blanks and takes " -5" as 2^64 - 5) */
+            if (errno || end == optarg || *end || !isdigit((unsigned char)optarg[0]))
                 return cli_usage_error("synth", "--seed: '%s' is not a non-negative number",
                                        optarg);
             break;
