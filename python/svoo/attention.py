@@ -233,10 +233,11 @@ class Profiler:
     def observe(self, step, layer, q, k, dtype=None):
         qv = A.cpu_view(q, "q", dtype)
         kv = A.cpu_view(k, "k", dtype)
+        step_i, layer_i = _indices(step, layer)
         with self._lock:
             L.check(
-                L.svoo_profiler_observe(self._handle(), *_indices(step, layer), qv.ref(), kv.ref()),
-                prefix="profiler observe (step %d, layer %d)" % (step, layer),
+                L.svoo_profiler_observe(self._handle(), step_i, layer_i, qv.ref(), kv.ref()),
+                prefix="profiler observe (step %d, layer %d)" % (step_i, layer_i),
             )
 
     def result(self, merge="max"):

@@ -198,6 +198,10 @@ def test_profiler_direct():
     assert st["runs"] == 2
     with pytest.raises(ValueError):
         pr.observe(2, 0, q, k)  # step out of range
+    # a step given as a numeric string is taken as its int (the error prefix of the
+    # call was formatted with %d from the raw argument and raised TypeError after it)
+    with pytest.raises(ValueError, match=r"profiler observe \(step 5, layer 0\)"):
+        pr.observe("5", 0, q, k)
 
 
 @needs("svoo_profiler_create", "svoo_profiler_observe", "svoo_profiler_result")
