@@ -448,6 +448,14 @@ static void test_other_entry_points(void **state) {
     snprintf(path, sizeof path, "%s/no/such/dir/x.npy", dir);
     assert_int_equal(svoo_npy_save(path, &a), SVOO_ERR_IO);
     row("svoo_npy_save(into a missing directory)", SVOO_ERR_IO, "test_other_entry_points");
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(svoo_npy_save(path, &a), SVOO_ERR_IO);
+    assert_int_equal(svoo_safetensors_save(path, &a, 1), SVOO_ERR_IO);
+    row("svoo_npy_save / svoo_safetensors_save(onto a FIFO; test_io.c also: a symbolic link, "
+        "a directory, svoo_profile_save)",
+        SVOO_ERR_IO, "test_other_entry_points");
+    unlink(path);
     /* metrics and density */
     svoo_tensor x = svoo_tensor_bhnd(data, SVOO_F32, 1, 1, 2, 3),
                 y = svoo_tensor_bhnd(data, SVOO_F32, 1, 1, 3, 2);

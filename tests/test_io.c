@@ -648,6 +648,53 @@ static void test_writer_failures(void **state) {
     clean_dir();
 }
 
+/* a save onto a path that is not a regular file (a FIFO, a symbolic link, a
+ * directory) is refused before anything is written: the rename would replace the
+ * node (as root, /dev/null too); and a profile is saved with the usual 0666 &
+ * ~umask mode (it was written through mkstemp: 0600) */
+static void test_save_needs_regular_file(void **state) {
+    (void)state;
+    float d[4] = {1, 2, 3, 4};
+    int64_t dims[1] = {4};
+    svoo_array a = make_array("x", SVOO_F32, 1, dims, d);
+    svoo_profile *p = NULL;
+    assert_int_equal(svoo_profile_create(1, 1, 1, &p), SVOO_OK);
+    assert_int_equal(svoo_profile_set(p, 0, 0, 0, 0.25), SVOO_OK);
+    assert_int_equal(mkfifo(P("fifo"), 0600), 0);
+    assert_int_equal(symlink("target.npy", P("link")), 0);
+    assert_int_equal(mkdir(P("dir"), 0700), 0);
+    const char *names[3] = {"fifo", "link", "dir"}, *kinds[3] = {"a FIFO", "a symbolic link", "a directory"};
+    for (int i = 0; i < 3; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", g_dir, names[i]);
+        assert_int_equal(svoo_npy_save(path, &a), SVOO_ERR_IO);
+        assert_non_null(strstr(svoo_last_error(NULL), kinds[i]));
+        assert_int_equal(svoo_safetensors_save(path, &a, 1), SVOO_ERR_IO);
+        assert_int_equal(svoo_profile_save(p, path), SVOO_ERR_IO);
+        assert_non_null(strstr(svoo_last_error(NULL), kinds[i]));
+    }
+    struct stat st;
+    assert_int_equal(lstat(P("fifo"), &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(lstat(P("link"), &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(access(P("target.npy"), F_OK), -1);
+    const mode_t old = umask(022);
+    assert_int_equal(svoo_profile_save(p, P("p.csv")), SVOO_OK);
+    umask(old);
+    assert_int_equal(stat(P("p.csv"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    svoo_profile *q = NULL;
+    double v = 0;
+    assert_int_equal(svoo_profile_load(P("p.csv"), &q), SVOO_OK);
+    assert_int_equal(svoo_profile_get(q, 0, 0, 0, &v), SVOO_OK);
+    assert_true(v == 0.25);
+    svoo_profile_free(q);
+    svoo_profile_free(p);
+    rmdir(P("dir"));
+    clean_dir();
+}
+
 /* every allocation of open and save may fail: a clean error each time, no
  * leak (ASan/valgrind), no file */
 static void test_alloc_failure(void **state) {
@@ -962,6 +1009,7 @@ int main(void) {
         cmocka_unit_test(test_safetensors_bad),
         cmocka_unit_test(test_npy_bad),
         cmocka_unit_test(test_writer_failures),
+        cmocka_unit_test(test_save_needs_regular_file),
         cmocka_unit_test(test_alloc_failure),
         cmocka_unit_test(test_array_view),
         cmocka_unit_test(test_cli_attn),

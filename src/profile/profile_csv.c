@@ -2,6 +2,7 @@
  * SVOO reference publishes it: header `Step,Layer,Head,Sparsity`, 1-based
  * steps, 0-based layers and heads, value = kept ratio (density). */
 #include "../core/internal.h"
+#include "../io/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -310,35 +311,23 @@ done:
 
 svoo_status svoo_profile_save(const svoo_profile *p, const char *path) {
     if (!p || !path) return svoo_err(SVOO_ERR_NULL_POINTER, "profile or path is NULL");
-    size_t len = strlen(path);
-    char *tmp = svoo_malloc(len + 16);
-    if (!tmp) return svoo_err(SVOO_ERR_OUT_OF_MEMORY, "path");
-    snprintf(tmp, len + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        svoo_status st = svoo_err(SVOO_ERR_IO, "%s: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        svoo_free(tmp);
-        return st;
-    }
-    int bad = fprintf(f, "Step,Layer,Head,Sparsity\n") < 0;
-    for (int s = 0; s < p->steps && !bad; s++)
-        for (int l = 0; l < p->layers && !bad; l++)
-            for (int h = 0; h < p->heads && !bad; h++) {
+    svoo_atomic_file af;
+    svoo_status st = svoo_atomic_open(&af, path);
+    if (st) return st;
+    char buf[1 << 16]; /* lines gathered into few writes */
+    size_t used = (size_t)snprintf(buf, sizeof buf, "Step,Layer,Head,Sparsity\n");
+    for (int s = 0; s < p->steps; s++)
+        for (int l = 0; l < p->layers; l++)
+            for (int h = 0; h < p->heads; h++) {
                 double v = p->value[cell(p, s, l, h)];
-                if (!isnan(v)) bad = fprintf(f, "%d,%d,%d,%.6g\n", s + 1, l, h, v) < 0;
+                if (isnan(v)) continue;
+                if (sizeof buf - used < 96) {
+                    svoo_atomic_write(&af, buf, used);
+                    used = 0;
+                }
+                used += (size_t)snprintf(buf + used, sizeof buf - used, "%d,%d,%d,%.6g\n", s + 1,
+                                         l, h, v);
             }
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        svoo_status st = svoo_err(SVOO_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        svoo_free(tmp);
-        return st;
-    }
-    svoo_free(tmp);
-    return SVOO_OK;
+    svoo_atomic_write(&af, buf, used);
+    return svoo_atomic_commit(&af);
 }
