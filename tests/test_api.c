@@ -405,6 +405,8 @@ static void test_other_entry_points(void **state) {
     assert_int_equal(svoo_profile_load(NULL, &p), SVOO_ERR_NULL_POINTER);
     assert_int_equal(svoo_profile_load(path, &p), SVOO_ERR_IO);
     row("svoo_profile_load(a missing file)", SVOO_ERR_IO, "test_other_entry_points");
+    assert_int_equal(svoo_profile_load(dir, &p), SVOO_ERR_IO);
+    assert_non_null(strstr(svoo_last_error(NULL), "Is a directory")); /* was "read error" */
     assert_int_equal(svoo_profile_create(0, 1, 1, &p), SVOO_ERR_INVALID_ARGUMENT);
     assert_int_equal(svoo_profile_create(2, 2, 2, &p), SVOO_OK);
     double v;

@@ -255,8 +255,8 @@ svoo_status svoo_profile_load(const char *path, svoo_profile **out) {
         if (r.layer > ml) ml = r.layer;
         if (r.head > mh) mh = r.head;
     }
-    if (ferror(f)) {
-        st = svoo_err(SVOO_ERR_IO, "%s: read error", path);
+    if (ferror(f)) { /* (a directory opens and fails its first read: EISDIR) */
+        st = svoo_err(SVOO_ERR_IO, "%s: read error: %s", path, strerror(errno));
         goto done;
     }
     if (lineno == 0) {
