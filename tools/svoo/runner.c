@@ -415,9 +415,7 @@ void runner_print_table(const run_workload *w, const run_method *methods, int nm
            nm ? methods[0].sparse_calls : 0, nm ? methods[0].calls : 0);
 }
 
-/* NaN / Inf (a recall not measured: --recall-rows 0, or a GPU plan it cannot be measured on;
- * rel-L2 of non-finite dumps) as JSON null: json-c would print the invalid token NaN */
-static json_object *jdouble(double x) {
+json_object *runner_json_double(double x) {
     return isfinite(x) ? json_object_new_double(x) : NULL;
 }
 
@@ -445,10 +443,10 @@ json_object *runner_json(const run_workload *w, const run_method *methods, int n
         json_object_object_add(j, "calls", json_object_new_int(m->calls));
         json_object_object_add(j, "sparse_calls", json_object_new_int(m->sparse_calls));
         if (m->sparse_calls) {
-            json_object_object_add(j, "density", jdouble(m->density));
-            json_object_object_add(j, "recall", jdouble(m->recall));
-            json_object_object_add(j, "rel_l2", jdouble(m->rel_l2));
-            json_object_object_add(j, "cosine", jdouble(m->cosine));
+            json_object_object_add(j, "density", runner_json_double(m->density));
+            json_object_object_add(j, "recall", runner_json_double(m->recall));
+            json_object_object_add(j, "rel_l2", runner_json_double(m->rel_l2));
+            json_object_object_add(j, "cosine", runner_json_double(m->cosine));
             json_object_object_add(j, "sparse_exec_ms", json_object_new_double(m->sp_exec_ms));
             json_object_object_add(j, "sparse_plan_ms", json_object_new_double(m->sp_plan_ms));
             json_object_object_add(j, "sparse_dense_ms", json_object_new_double(m->sp_dense_ms));
@@ -465,9 +463,9 @@ json_object *runner_json(const run_workload *w, const run_method *methods, int n
             json_object_object_add(lj, "ms", json_object_new_double(m->layer_ms[l]));
             json_object_object_add(lj, "dense_ms", json_object_new_double(w->dense_layer_ms[l]));
             if (m->layer_sparse[l]) {
-                json_object_object_add(lj, "density", jdouble(m->layer_density[l]));
-                json_object_object_add(lj, "recall", jdouble(m->layer_recall[l]));
-                json_object_object_add(lj, "rel_l2", jdouble(m->layer_rel[l]));
+                json_object_object_add(lj, "density", runner_json_double(m->layer_density[l]));
+                json_object_object_add(lj, "recall", runner_json_double(m->layer_recall[l]));
+                json_object_object_add(lj, "rel_l2", runner_json_double(m->layer_rel[l]));
             }
             json_object_array_add(layers, lj);
         }
