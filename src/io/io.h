@@ -36,8 +36,13 @@ svoo_status svoo_shape_bytes(const int64_t *dims, int rank, size_t elem, size_t 
 /* validates a caller's array for a writer (label = "arrays[i]" etc.) */
 svoo_status svoo_array_check(const svoo_array *a, const char *path, const char *label);
 
+/* SVOO_OK when `path` is absent or a regular file; else SVOO_ERR_IO with a
+ * message naming what it is (the atomic writer's rename would replace it) */
+svoo_status svoo_output_path_check(const char *path);
+
 /* atomic writer: a temp file next to `path`, renamed over it on commit. No
  * file is left behind on any failure (abort unlinks the temp file). */
+/* (svoo_atomic_open refuses a path svoo_output_path_check refuses) */
 typedef struct {
     const char *path;
     char *tmp;

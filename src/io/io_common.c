@@ -245,23 +245,28 @@ svoo_status svoo_array_check(const svoo_array *a, const char *path, const char *
 
 static _Atomic unsigned long g_tmp_counter;
 
+svoo_status svoo_output_path_check(const char *path) {
+    /* the rename would replace a device (/dev/null, run as root), a FIFO, a
+     * symbolic link (/dev/stdout) or fail late on a directory: refuse them */
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return SVOO_OK;
+    return svoo_err(SVOO_ERR_IO,
+                    "%s: is %s, not a regular file (the file is written next to it, then "
+                    "renamed over it)",
+                    path,
+                    S_ISLNK(st.st_mode)                          ? "a symbolic link"
+                    : S_ISDIR(st.st_mode)                        ? "a directory"
+                    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                    : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                                                                 : "a socket");
+}
+
 svoo_status svoo_atomic_open(svoo_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
     af->fd = -1;
     af->path = path;
-    /* the rename would replace a device (/dev/null, run as root), a FIFO, a
-     * symbolic link (/dev/stdout) or fail late on a directory: refuse them */
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return svoo_err(SVOO_ERR_IO,
-                        "%s: is %s, not a regular file (the file is written next to it, then "
-                        "renamed over it)",
-                        path,
-                        S_ISLNK(st.st_mode)                          ? "a symbolic link"
-                        : S_ISDIR(st.st_mode)                        ? "a directory"
-                        : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                        : S_ISFIFO(st.st_mode)                       ? "a FIFO"
-                                                                     : "a socket");
+    const svoo_status ps = svoo_output_path_check(path);
+    if (ps) return ps;
     size_t len = strlen(path);
     size_t cap = len + 64;
     af->tmp = svoo_malloc(cap);

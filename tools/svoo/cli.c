@@ -1,12 +1,12 @@
 /* cli.c : shared helpers of the svoo tool. */
 #include "cli.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd, svoo_status s, const svoo_ctx *ctx) {
@@ -25,17 +25,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int cli_check_out(const char *cmd, const char *opt, const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return CLI_OK;
-    const char *kind = S_ISLNK(st.st_mode)                          ? "a symbolic link"
-                       : S_ISDIR(st.st_mode)                        ? "a directory"
-                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
-                                                                    : "a socket";
-    fprintf(stderr,
-            "svoo %s: error: SVOO_ERR_IO: %s %s: is %s, not a regular file; the output is "
-            "written to a temporary file then renamed to this path: give a regular file's path\n",
-            cmd, opt, path, kind);
+    const svoo_status s = svoo_output_path_check(path);
+    if (!s) return CLI_OK;
+    fprintf(stderr, "svoo %s: error: %s: %s %s\n", cmd, svoo_status_name(s), opt, svoo_last_error(NULL));
     return CLI_FAIL;
 }
 

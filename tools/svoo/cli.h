@@ -23,11 +23,10 @@ int cli_fail(const char *cmd, svoo_status s, const svoo_ctx *ctx);
 /* prints "svoo <cmd>: <message>" + "try 'svoo <cmd> --help'" and returns CLI_USAGE */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* an output file that is written atomically (a temporary file renamed to PATH): CLI_OK
- * when PATH is absent or a regular file; else (a device such as /dev/null, a FIFO, a
- * directory, a symbolic link such as /dev/stdout: the rename would replace the node or
- * link, run as root, instead of writing to it) prints
- * "svoo <cmd>: error: SVOO_ERR_IO: <opt> <path>: ..." and returns CLI_FAIL */
+/* an output file that is written atomically (a temporary file renamed to PATH), checked
+ * before any work: CLI_OK when PATH is absent or a regular file; else (a device such as
+ * /dev/null, a FIFO, a directory, a symbolic link such as /dev/stdout: svoo_output_path_check)
+ * prints "svoo <cmd>: error: SVOO_ERR_IO: <opt> <path>: is ..." and returns CLI_FAIL */
 int cli_check_out(const char *cmd, const char *opt, const char *path);
 
 /* strict number parsing: whole string, in range; 0 on success */
