@@ -3,6 +3,7 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,6 +23,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\ntry 'svoo %s --help'\n", cmd);
     va_end(ap);
     return CLI_USAGE;
+}
+
+json_object *cli_json_double(double x) {
+    return isfinite(x) ? json_object_new_double(x) : NULL;
 }
 
 int cli_check_out(const char *cmd, const char *opt, const char *path) {

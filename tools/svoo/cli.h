@@ -29,6 +29,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * prints "svoo <cmd>: error: SVOO_ERR_IO: <opt> <path>: is ..." and returns CLI_FAIL */
 int cli_check_out(const char *cmd, const char *opt, const char *path);
 
+/* x as a json-c number, or NULL (JSON null) when x is NaN / Inf (a recall not measured,
+ * the rel-L2 of non-finite data): json-c would print the invalid token NaN */
+struct json_object *cli_json_double(double x);
+
 /* strict number parsing: whole string, in range; 0 on success */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *s, double lo, double hi, double *out);

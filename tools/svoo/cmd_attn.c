@@ -104,10 +104,6 @@ static void convert(const void *src, svoo_dtype sdt, void *dst, svoo_dtype ddt, 
     }
 }
 
-static json_object *jdouble(double x) {
-    return isfinite(x) ? json_object_new_double(x) : NULL; /* NULL = JSON null */
-}
-
 enum {
     O_Q = 256,
     O_K,
@@ -410,23 +406,23 @@ int cmd_attn(int argc, char **argv) {
         json_object_object_add(o, "layer", json_object_new_int64(layer));
         json_object_object_add(o, "num_steps", json_object_new_int(cfg.num_steps));
         json_object_object_add(o, "num_layers", json_object_new_int(cfg.num_layers));
-        json_object_object_add(o, "density", jdouble(st.density));
+        json_object_object_add(o, "density", cli_json_double(st.density));
         json_object_object_add(o, "dense", json_object_new_boolean(st.dense));
         json_object_object_add(o, "replanned", json_object_new_boolean(st.replanned));
-        json_object_object_add(o, "ms_plan", jdouble(st.ms_plan));
-        json_object_object_add(o, "ms_permute", jdouble(st.ms_permute));
-        json_object_object_add(o, "ms_attend", jdouble(st.ms_attend));
-        json_object_object_add(o, "ms_total", jdouble(st.ms_total));
-        json_object_object_add(o, "recall", jdouble(st.recall));
+        json_object_object_add(o, "ms_plan", cli_json_double(st.ms_plan));
+        json_object_object_add(o, "ms_permute", cli_json_double(st.ms_permute));
+        json_object_object_add(o, "ms_attend", cli_json_double(st.ms_attend));
+        json_object_object_add(o, "ms_total", cli_json_double(st.ms_total));
+        json_object_object_add(o, "recall", cli_json_double(st.recall));
         if (method == SVOO_METHOD_SVG) {
             json_object_object_add(o, "spatial_heads", json_object_new_int(st.spatial_heads));
             json_object_object_add(o, "temporal_heads", json_object_new_int(st.temporal_heads));
         }
         if (compare) {
-            json_object_object_add(o, "ms_dense", jdouble(ms_dense));
-            json_object_object_add(o, "rel_l2", jdouble(cmp.rel_l2));
-            json_object_object_add(o, "cosine", jdouble(cmp.cosine));
-            json_object_object_add(o, "max_abs", jdouble(cmp.max_abs));
+            json_object_object_add(o, "ms_dense", cli_json_double(ms_dense));
+            json_object_object_add(o, "rel_l2", cli_json_double(cmp.rel_l2));
+            json_object_object_add(o, "cosine", cli_json_double(cmp.cosine));
+            json_object_object_add(o, "max_abs", cli_json_double(cmp.max_abs));
         }
         json_object_object_add(o, "out", json_object_new_string(out_path));
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

@@ -189,9 +189,9 @@ int cmd_demo(int argc, char **argv) {
         json_object *o = runner_json(&w, ms, nm);
         if (measured && ok) {
             json_object *mj = json_object_new_object();
-            json_object_object_add(mj, "density", runner_json_double(ref->density));
-            json_object_object_add(mj, "svoo_recall", runner_json_double(ref->recall));
-            json_object_object_add(mj, "svg2_recall_interpolated", runner_json_double(matched));
+            json_object_object_add(mj, "density", cli_json_double(ref->density));
+            json_object_object_add(mj, "svoo_recall", cli_json_double(ref->recall));
+            json_object_object_add(mj, "svg2_recall_interpolated", cli_json_double(matched));
             json_object_object_add(o, "matched_density", mj);
         }
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -415,10 +415,6 @@ void runner_print_table(const run_workload *w, const run_method *methods, int nm
            nm ? methods[0].sparse_calls : 0, nm ? methods[0].calls : 0);
 }
 
-json_object *runner_json_double(double x) {
-    return isfinite(x) ? json_object_new_double(x) : NULL;
-}
-
 json_object *runner_json(const run_workload *w, const run_method *methods, int nm) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "workload", json_object_new_string(w->preset ? w->preset : w->dumps));
@@ -443,10 +439,10 @@ json_object *runner_json(const run_workload *w, const run_method *methods, int n
         json_object_object_add(j, "calls", json_object_new_int(m->calls));
         json_object_object_add(j, "sparse_calls", json_object_new_int(m->sparse_calls));
         if (m->sparse_calls) {
-            json_object_object_add(j, "density", runner_json_double(m->density));
-            json_object_object_add(j, "recall", runner_json_double(m->recall));
-            json_object_object_add(j, "rel_l2", runner_json_double(m->rel_l2));
-            json_object_object_add(j, "cosine", runner_json_double(m->cosine));
+            json_object_object_add(j, "density", cli_json_double(m->density));
+            json_object_object_add(j, "recall", cli_json_double(m->recall));
+            json_object_object_add(j, "rel_l2", cli_json_double(m->rel_l2));
+            json_object_object_add(j, "cosine", cli_json_double(m->cosine));
             json_object_object_add(j, "sparse_exec_ms", json_object_new_double(m->sp_exec_ms));
             json_object_object_add(j, "sparse_plan_ms", json_object_new_double(m->sp_plan_ms));
             json_object_object_add(j, "sparse_dense_ms", json_object_new_double(m->sp_dense_ms));
@@ -463,9 +459,9 @@ json_object *runner_json(const run_workload *w, const run_method *methods, int n
             json_object_object_add(lj, "ms", json_object_new_double(m->layer_ms[l]));
             json_object_object_add(lj, "dense_ms", json_object_new_double(w->dense_layer_ms[l]));
             if (m->layer_sparse[l]) {
-                json_object_object_add(lj, "density", runner_json_double(m->layer_density[l]));
-                json_object_object_add(lj, "recall", runner_json_double(m->layer_recall[l]));
-                json_object_object_add(lj, "rel_l2", runner_json_double(m->layer_rel[l]));
+                json_object_object_add(lj, "density", cli_json_double(m->layer_density[l]));
+                json_object_object_add(lj, "recall", cli_json_double(m->layer_recall[l]));
+                json_object_object_add(lj, "rel_l2", cli_json_double(m->layer_rel[l]));
             }
             json_object_array_add(layers, lj);
         }

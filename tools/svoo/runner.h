@@ -61,10 +61,6 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
 void runner_print_table(const run_workload *w, const run_method *methods, int nm);
 /* one JSON object (caller json_object_put) */
 json_object *runner_json(const run_workload *w, const run_method *methods, int nm);
-/* x as a JSON number, or null when it is NaN / Inf (a recall not measured: --recall-rows 0,
- * or a GPU plan it cannot be measured on; rel-L2 of non-finite dumps): json-c would print
- * the invalid token NaN */
-json_object *runner_json_double(double x);
 void run_method_init(run_method *m, svoo_method method, const char *label);
 
 #endif
