@@ -21,4 +21,7 @@ void svoo_attend_ref_f64(const double *q, const double *k, const double *v, int6
 double svoo_plan_recall(const svoo_plan *plan, const float *q, const float *k, int d,
                         float scale, const int32_t *rows, int nrows);
 
+/* x[j] = svoo_expf(x[j] - shift), j < n (the executor's softmax exp; exposed for tests) */
+void svoo_exp_shift(float *x, int n, float shift);
+
 #endif

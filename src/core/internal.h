@@ -35,6 +35,22 @@ char *svoo_strdup(const char *s);
 /* overflow-checked count*size; 0 on overflow */
 size_t svoo_mul_size(size_t a, size_t b);
 
+/* ---- portable builds: hot loops also for x86-64-v3 ----
+ * Without -march=native (SVOO_NATIVE=OFF: distributions, wheels) the library
+ * targets baseline x86-64, where fmaf and floorf are libm calls and loops run 4
+ * wide. Functions marked SVOO_HOT_CLONES get a second copy for x86-64-v3 (AVX2,
+ * FMA), chosen at load time by an ifunc, so baseline CPUs still run the default
+ * copy. Both copies compute the same bits: -std=c11 keeps contraction off and
+ * nothing reassociates, fmaf is exact either way. Not for loops with complex
+ * products (a*b - c*d, a*d + c*b): GCC 12 vectorises them into vfmaddsub even with
+ * contraction off (test_portable_bits would fail). Empty when the build already
+ * targets AVX2 (native) or the toolchain has no ifunc. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(__AVX2__)
+#define SVOO_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SVOO_HOT_CLONES
+#endif
+
 /* ---- time ---- */
 double svoo_now_ms(void);
 

@@ -569,13 +569,25 @@ static void unit_vec(uint64_t h0, int n, float *out) {
 }
 
 /* out (D) = sum_i coef[i] * R[row0 + i] */
-static void rot_combine(const float *R, int D, int row0, const float *coef, int n, float *out) {
+SVOO_HOT_CLONES static void rot_combine(const float *R, int D, int row0, const float *coef, int n,
+                                        float *out) {
     for (int d = 0; d < D; d++)
         out[d] = 0.0f;
     for (int i = 0; i < n; i++) {
         const float *r = R + (size_t)(row0 + i) * D;
         for (int d = 0; d < D; d++)
             out[d] = fmaf(coef[i], r[d], out[d]);
+    }
+}
+
+/* logits (R x N, row stride N) of the R sampled query rows against keys [jb, je) */
+SVOO_HOT_CLONES static void logit_block(const float *qrows, const float *kf, int64_t R, int64_t N,
+                                        int D, float isqD, int64_t jb, int64_t je, float *logits) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *qr = qrows + r * D;
+        float *lo = logits + r * N;
+        for (int64_t j = jb; j < je; j++)
+            lo[j] = dot_fixed(qr, kf + j * D, D) * isqD;
     }
 }
 
@@ -592,7 +604,7 @@ typedef struct {
     double tau;
 } calib_state;
 
-static double approx_row(const calib_state *c, int64_t r, double beta, float *m) {
+SVOO_HOT_CLONES static double approx_row(const calib_state *c, int64_t r, double beta, float *m) {
     const int nb = c->hn[r];
     const int32_t *cnt = c->hcnt + r * HIST_BINS;
     const float *off = c->hoff + r * HIST_BINS;
@@ -634,8 +646,8 @@ static int cmp_desc(const void *a, const void *b) {
 }
 
 /* exact: smallest number of keys of row r whose softmax mass reaches tau */
-static int64_t exact_row(const calib_state *c, int64_t r, double beta, double *mass, int64_t *cnt,
-                         float *sel) {
+SVOO_HOT_CLONES static int64_t exact_row(const calib_state *c, int64_t r, double beta, double *mass,
+                                         int64_t *cnt, float *sel) {
     const int64_t N = c->N;
     const float *s = c->L + r * N;
     const float mx = c->smax[r], mn = c->smin[r], fb = (float)beta;
@@ -998,12 +1010,7 @@ svoo_status svoo_synth_generate(svoo_synth *s, int step, int layer, svoo_dtype d
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 4)
         for (int64_t jb = 0; jb < N; jb += 256) {
             int64_t je = jb + 256 < N ? jb + 256 : N;
-            for (int64_t r = 0; r < R; r++) {
-                const float *qr = cb->qrows + r * D;
-                float *lo = cb->logits + r * N;
-                for (int64_t j = jb; j < je; j++)
-                    lo[j] = dot_fixed(qr, cb->kf + j * D, D) * isqD;
-            }
+            logit_block(cb->qrows, cb->kf, R, N, D, isqD, jb, je, cb->logits);
         }
         calib_state c = {R, N, b.logits, b.smax, b.smin, b.hn, b.hcnt, b.hoff, s->cfg.tau};
         build_hist(&c, nth);
