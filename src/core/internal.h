@@ -42,8 +42,9 @@ size_t svoo_mul_size(size_t a, size_t b);
  * FMA), chosen at load time by an ifunc, so baseline CPUs still run the default
  * copy. Both copies compute the same bits: -std=c11 keeps contraction off and
  * nothing reassociates, fmaf is exact either way. Not for loops with complex
- * products (a*b - c*d, a*d + c*b): GCC 12 vectorises them into vfmaddsub even with
- * contraction off (test_portable_bits would fail). Empty when the build already
+ * products (a*b - c*d, a*d + c*b) written as one: GCC 12 vectorises them into
+ * vfmaddsub even with contraction off (test_portable_bits would fail; synth.c's
+ * freq_product splits them for -march=native). Empty when the build already
  * targets AVX2 (native) or the toolchain has no ifunc. */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(__AVX2__)
 #define SVOO_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
