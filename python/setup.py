@@ -2,7 +2,8 @@
 
 Order: $SVOO_LIBRARY_PATH (a file or a directory), an existing build of this
 repository (../build/libsvoo.so), else a CMake build of the repository into
-../build-python (CPU only unless SVOO_CUDA is set, e.g. SVOO_CUDA=AUTO).
+../build-python (CPU only unless SVOO_CUDA is set, e.g. SVOO_CUDA=AUTO; for this
+machine's CPU unless SVOO_NATIVE=OFF, which a wheel meant for other machines needs).
 SVOO_NO_BUNDLE=1 bundles nothing: the package then finds the library at run
 time (SVOO_LIBRARY_PATH, ../build, the system path).
 Metadata lives in pyproject.toml.
@@ -36,8 +37,9 @@ def _cmake_build():
         return None
     bdir = os.path.join(ROOT, "build-python")
     cuda = os.environ.get("SVOO_CUDA", "OFF")
+    native = os.environ.get("SVOO_NATIVE", "ON")
     subprocess.check_call(["cmake", "-S", ROOT, "-B", bdir, "-DCMAKE_BUILD_TYPE=Release",
-                           "-DSVOO_CUDA=%s" % cuda])
+                           "-DSVOO_CUDA=%s" % cuda, "-DSVOO_NATIVE=%s" % native])
     subprocess.check_call(["cmake", "--build", bdir, "--target", "svoo", "-j",
                            str(os.cpu_count() or 2)])
     p = os.path.join(bdir, "libsvoo.so")
