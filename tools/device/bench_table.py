@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""tools/device/bench_table.py : the table of an acceptance run (tools/device/bench.sh).
+
+Reads DIR/bench.jsonl (one `svoo bench cuda --json` object a line, with a "tag") and
+DIR/anchors_before.txt, DIR/anchors_after.txt, DIR/anchors40.txt (attention_anchors.py
+output) and prints one markdown row per call: density, plan, kernel (effective TFLOP/s),
+whole call, its ratio to cuDNN SDPA measured before and after the calls (40 heads: the
+40-head figure), queued, rel-L2, recall. Missing files or fields are named, not guessed."""
+import json
+import os
+import sys
+
+
+def anchors(path):
+    """cuDNN ms and Flex {density: TFLOP/s} of one attention_anchors.py output"""
+    cudnn, flex = None, {}
+    if not os.path.exists(path):
+        return cudnn, flex
+    for line in open(path):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("name") == "sdpa_cudnn":
+            cudnn = r["ms"]
+        elif r.get("name") == "flex_block128_random":
+            flex[r["density"]] = r["tflops"]
+    return cudnn, flex
+
+
+def main(d):
+    before, fb = anchors(os.path.join(d, "anchors_before.txt"))
+    after, fa = anchors(os.path.join(d, "anchors_after.txt"))
+    c40, f40 = anchors(os.path.join(d, "anchors40.txt"))
+    for name, v in (("cuDNN before", before), ("cuDNN after", after), ("cuDNN 40 heads", c40)):
+        print("%s: %s" % (name, "%.3f ms" % v if v else "not measured"))
+    for name, f in (("Flex before", fb), ("Flex after", fa), ("Flex 40 heads", f40)):
+        if f:
+            print("%s: %s" % (name, ", ".join("%.1f at %.2f" % (t, k) for k, t in sorted(f.items()))))
+    print()
+    print("| call | density | plan ms | kernel ms (eff. TFLOP/s) | whole call ms | vs cuDNN "
+          "(before / after) | queued ms | own dense ms | rel-L2 | recall |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    path = os.path.join(d, "bench.jsonl")
+    if not os.path.exists(path):
+        sys.exit("bench_table.py: %s missing" % path)
+    for line in open(path):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            print("| (unreadable line: %s) |" % line.strip()[:80])
+            continue
+        ref = [c40] if r.get("heads") == 40 else [before, after]
+        call = r.get("ms_call")
+        ratio = " / ".join("%.2fx" % (c / call) if c and call else "-" for c in ref)
+        print("| %s | %.4f | %.2f | %.2f (%.1f) | %.2f | %s | %.2f | %.2f | %.4f | %.4f |" % (
+            r.get("tag", "?"), r["density"], r["ms_plan"], r["ms_attend"], r["attend_eff_tflops"],
+            call, ratio, r["ms_call_queued"], r["ms_dense"], r["rel_l2_vs_dense"], r["recall"]))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: bench_table.py DIR")
+    main(sys.argv[1])
