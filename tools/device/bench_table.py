@@ -10,6 +10,19 @@ import json
 import os
 import sys
 
+COLS = ("density", "ms_plan", "ms_attend", "attend_eff_tflops", "ms_call", "ms_call_queued",
+        "ms_dense", "rel_l2_vs_dense", "recall")
+
+
+def num(r, k):
+    """r[k] when it is a number, else None"""
+    v = r.get(k)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def fmt(v, f):
+    return "-" if v is None else f % v
+
 
 def anchors(path):
     """cuDNN ms and Flex {density: TFLOP/s} of one attention_anchors.py output"""
@@ -21,9 +34,12 @@ def anchors(path):
             r = json.loads(line)
         except ValueError:
             continue
-        if r.get("name") == "sdpa_cudnn":
+        if not isinstance(r, dict):
+            continue
+        if r.get("name") == "sdpa_cudnn" and num(r, "ms") is not None:
             cudnn = r["ms"]
-        elif r.get("name") == "flex_block128_random":
+        elif r.get("name") == "flex_block128_random" and None not in (num(r, "density"),
+                                                                      num(r, "tflops")):
             flex[r["density"]] = r["tflops"]
     return cudnn, flex
 
@@ -45,17 +61,26 @@ def main(d):
     if not os.path.exists(path):
         sys.exit("bench_table.py: %s missing" % path)
     for line in open(path):
+        if not line.strip():
+            continue
         try:
             r = json.loads(line)
         except ValueError:
+            r = None
+        if not isinstance(r, dict):
             print("| (unreadable line: %s) |" % line.strip()[:80])
             continue
+        v = {k: num(r, k) for k in COLS}
+        missing = [k for k in COLS if v[k] is None]
+        tag = str(r.get("tag", "?")) + (" (missing: %s)" % ", ".join(missing) if missing else "")
         ref = [c40] if r.get("heads") == 40 else [before, after]
-        call = r.get("ms_call")
+        call = v["ms_call"]
         ratio = " / ".join("%.2fx" % (c / call) if c and call else "-" for c in ref)
-        print("| %s | %.4f | %.2f | %.2f (%.1f) | %.2f | %s | %.2f | %.2f | %.4f | %.4f |" % (
-            r.get("tag", "?"), r["density"], r["ms_plan"], r["ms_attend"], r["attend_eff_tflops"],
-            call, ratio, r["ms_call_queued"], r["ms_dense"], r["rel_l2_vs_dense"], r["recall"]))
+        print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s |" % (
+            tag, fmt(v["density"], "%.4f"), fmt(v["ms_plan"], "%.2f"), fmt(v["ms_attend"], "%.2f"),
+            fmt(v["attend_eff_tflops"], "%.1f"), fmt(call, "%.2f"), ratio,
+            fmt(v["ms_call_queued"], "%.2f"), fmt(v["ms_dense"], "%.2f"),
+            fmt(v["rel_l2_vs_dense"], "%.4f"), fmt(v["recall"], "%.4f")))
 
 
 if __name__ == "__main__":
