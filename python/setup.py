@@ -1,8 +1,8 @@
 """Build hook: put libsvoo.so inside the package.
 
 Order: $SVOO_LIBRARY_PATH (a file or a directory), an existing build of this
-repository (../build/libsvoo.so), else a CMake build of the repository into
-../build-python (CPU only unless SVOO_CUDA is set, e.g. SVOO_CUDA=AUTO; for this
+repository (../build/libsvoo.so; skipped when SVOO_NATIVE=OFF), else a CMake build
+of the repository into ../build-python (CPU only unless SVOO_CUDA is set, e.g. SVOO_CUDA=AUTO; for this
 machine's CPU unless SVOO_NATIVE=OFF, which a wheel meant for other machines needs).
 SVOO_NO_BUNDLE=1 bundles nothing: the package then finds the library at run
 time (SVOO_LIBRARY_PATH, ../build, the system path).
@@ -21,6 +21,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def _native_off():
+    """SVOO_NATIVE set to one of CMake's false values"""
+    v = os.environ.get("SVOO_NATIVE")
+    return v is not None and v.strip().upper() in ("", "0", "OFF", "NO", "FALSE", "N")
+
+
 def _find_built():
     env = os.environ.get("SVOO_LIBRARY_PATH")
     if env:
@@ -28,6 +34,10 @@ def _find_built():
         if not os.path.exists(p):
             raise SystemExit("setup.py: SVOO_LIBRARY_PATH=%s: no library there" % env)
         return p
+    if _native_off():
+        # ../build is -march=native unless configured otherwise: a portable wheel
+        # builds its own library (build-python)
+        return None
     p = os.path.join(ROOT, "build", "libsvoo.so")
     return p if os.path.exists(p) else None
 
