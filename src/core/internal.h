@@ -45,8 +45,12 @@ size_t svoo_mul_size(size_t a, size_t b);
  * products (a*b - c*d, a*d + c*b) written as one: GCC 12 vectorises them into
  * vfmaddsub even with contraction off (test_portable_bits would fail; synth.c's
  * freq_product splits them for -march=native). Empty when the build already
- * targets AVX2 (native) or the toolchain has no ifunc. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(__AVX2__)
+ * targets AVX2 (native) or the toolchain has no ifunc, and with clang: clang 14
+ * names an extern clone's ifunc `NAME.ifunc` (callers in other files, e.g.
+ * test_numerics, do not link) and contracts a*b + c into FMA in the v3 copy by
+ * default (-ffp-contract=on), so the copies' bits would differ. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) &&         \
+    !defined(__AVX2__)
 #define SVOO_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define SVOO_HOT_CLONES
