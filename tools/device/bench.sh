@@ -6,7 +6,7 @@
 # when carried, then the table with each call's ratio to cuDNN (tools/device/bench_table.py).
 # Logs under $OUT (default /tmp/svoo-bench). ~4 minutes with a portable build.
 OUT=${OUT:-/tmp/svoo-bench}; mkdir -p "$OUT"; rm -f "$OUT/bench.jsonl"
-cd build-rt && tar xJf rt.tar.xz && cd ..
+(cd build-rt && tar xJf rt.tar.xz) || { echo 'bench.sh: build-rt/rt.tar.xz missing or damaged (tools/device/pack_runtime.sh)'; exit 1; }
 export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
 P=build-rt/profiles; BUILD=${BUILD:-build-gpu}; B=./$BUILD/svoo
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
@@ -21,13 +21,14 @@ clk() { local f sp o=$1; f=$(mktemp); shift
   awk -F', ' '$2 > 300 { n++; s += $1; if (!m || $1 < m) m = $1; if ($3 !~ /^0x0+$/) c++ }
     END { if (n) printf "  (SM clock above 300 W: mean %.0f MHz, min %d; %d of %d samples throttled)\n", s / n, m, c, n }' "$f"
   rm -f "$f"; }
-# b TAG ARGS...: one call (log $OUT/callN.txt), its JSON line tagged into $OUT/bench.jsonl
+# b TAG ARGS...: one call (stdout $OUT/callN.txt, stderr callN.err), its JSON line tagged
+# into $OUT/bench.jsonl
 n=0
-b() { local tg=$1 t0=$(date +%s) c o; shift; n=$((n + 1)); o=$OUT/call$n.txt
-  c=$(clk "$o" timeout 200 $B bench cuda --reps 10 --json "$@")
+b() { local tg=$1 t0=$(date +%s) c o line; shift; n=$((n + 1)); o=$OUT/call$n.txt
+  c=$(clk "$o" sh -c 'exec "$@" 2> "$0"' "$OUT/call$n.err" timeout 200 $B bench cuda --reps 10 --json "$@")
   if line=$(tail -1 "$o" | grep '^{'); then
     echo "$line" | sed "s|^{|{\"tag\":\"$tg\",|" >> "$OUT/bench.jsonl"
-  else echo "$tg failed:"; tail -3 "$o"; fi
+  else echo "$tg failed:"; tail -3 "$OUT/call$n.err"; fi
   echo "$tg ($(( $(date +%s)-t0 )) s)$c"; }
 # an NAME ARGS...: attention_anchors.py ARGS (output $OUT/NAME.txt)
 an() { local t0=$(date +%s) c o=$OUT/$1.txt; shift

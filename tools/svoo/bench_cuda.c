@@ -464,12 +464,17 @@ int bench_cuda(int argc, char **argv) {
     const double flops = 4.0 * (double)N * N * D * H;
     const double pm = plan_ms[reps / 2], am = att_ms[reps / 2], km = perm_ms[reps / 2];
     if (json) {
+        /* rel-L2 and recall are NaN for non-finite outputs: JSON null, not the invalid nan */
+        char rb[32], cb[32];
+        snprintf(rb, sizeof rb, "%.4f", rel);
+        snprintf(cb, sizeof cb, "%.4f", recall);
         printf("{%s,\"density\":%.4f,\"ms_plan\":%.3f,\"ms_permute\":%.3f,\"ms_attend\":%.3f,"
                "\"ms_call\":%.3f,\"ms_call_queued\":%.3f,\"ms_host_enqueue\":%.3f,\"ms_dense\":%.3f,"
                "\"speedup_vs_own_dense\":%.3f,\"attend_eff_tflops\":%.1f,"
-               "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%.4f,\"recall\":%.4f}\n",
+               "\"dense_tflops\":%.1f,\"rel_l2_vs_dense\":%s,\"recall\":%s}\n",
                id, stats.density, pm, km, am, call_ms, queued_ms, host_ms, dense_ms, dense_ms / call_ms,
-               flops * stats.density / am / 1e9, flops / dense_ms / 1e9, rel, recall);
+               flops * stats.density / am / 1e9, flops / dense_ms / 1e9, isfinite(rel) ? rb : "null",
+               isfinite(recall) ? cb : "null");
     } else {
         printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
                src, svoo_method_name(method), H, (long long)N, D, step, layer);
