@@ -6,11 +6,13 @@
 #include "core/internal.h"
 #include "attend/attend.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 static inline double tu_uniform(uint64_t *s) {
@@ -97,6 +99,42 @@ static inline void tu_model_config(svoo_config *c, svoo_method m, int heads, int
     c->num_steps = 50;
     c->warmup_step_frac = 0;
     c->warmup_layer_frac = 0;
+}
+
+/* fn(y, n, shift) against svoo_expf(x - shift) over NaN, Inf, -0, the -87 clamp,
+ * denormals, random logits and a scalar tail: bit for bit, or (bitwise = 0, the FMA
+ * loops of native builds) within 1e-6 relative where the result is finite */
+static inline void tu_check_exp_shift(void (*fn)(float *, int, float), int bitwise) {
+    enum { N = 4099 }; /* not a multiple of 8 or 16: the scalar tail runs too */
+    static float x[N], y[N];
+    const float special[] = {NAN,    -NAN,       INFINITY,   -INFINITY, 0.0f,  -0.0f,
+                             -87.0f, -86.99999f, -87.00001f, -1e30f,    1e30f, 88.0f,
+                             100.0f, 1e-40f,     -1e-40f,    0.5f};
+    const float shifts[] = {0.0f, 3.25f, -0.0f, -1e4f};
+    for (int si = 0; si < 4; si++) {
+        uint32_t r = 12345u + (uint32_t)si;
+        for (int i = 0; i < N; i++) {
+            r = r * 1664525u + 1013904223u;
+            x[i] = i < 16 * 16 && i % 16 == 0 ? special[i / 16]
+                                              : -100.0f * (float)(r >> 8) / 16777216.0f;
+            if (i % 97 == 0) x[i] = -(float)(i / 97) * 0.001f; /* near zero */
+            x[i] += shifts[si];
+            y[i] = x[i];
+        }
+        fn(y, N, shifts[si]);
+        for (int i = 0; i < N; i++) {
+            float want = svoo_expf(x[i] - shifts[si]);
+            if (!bitwise) {
+                if (isfinite(want) && x[i] - shifts[si] <= 0.0f)
+                    assert_true(fabsf(y[i] - want) <= 1e-6f * want + 1e-37f);
+                continue;
+            }
+            uint32_t a, b;
+            memcpy(&a, &y[i], 4), memcpy(&b, &want, 4);
+            if (a != b)
+                fail_msg("x = %a, shift %a: %a, svoo_expf %a", x[i], shifts[si], y[i], want);
+        }
+    }
 }
 
 #endif

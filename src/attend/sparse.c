@@ -7,12 +7,10 @@
  * into a per-thread chunk buffer, so the GEMMs stay large whatever the
  * cluster sizes. Online softmax (running max m, sum l) keeps it exact. */
 #include "attend.h"
+#include "exp_shift.h"
 
 #include <cblas.h>
 #include <float.h>
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
 #include <omp.h>
 #include <stdlib.h>
 
@@ -39,83 +37,6 @@ typedef struct {
     float scale;
     float *op;
 } exec_args;
-
-#if !defined(__AVX2__) && defined(__GNUC__)
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-/* m ? a : b with m's lanes all ones or zero (a macro: 32-byte vector arguments warn on SSE) */
-#define vsel(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
-#endif
-
-/* x[j] = exp(x[j] - shift) for j < n. The scalar svoo_expf does not
- * vectorise (gcc will not if-convert its clamp), so the hot loop has
- * explicit AVX-512 / AVX2 versions of the same polynomial (with FMA) in
- * native builds, and otherwise svoo_expf itself 8 lanes at a time, same
- * operations and same bits (SSE2, or AVX2 in tile_chunk's x86-64-v3 clone). */
-static inline void exp_shift(float *x, int n, float shift) {
-    int j = 0;
-#if defined(__AVX512F__)
-    const __m512 lo = _mm512_set1_ps(-87.0f), l2e = _mm512_set1_ps(1.44269504088896341f);
-    const __m512 sh = _mm512_set1_ps(shift);
-    for (; j + 16 <= n; j += 16) {
-        __m512 v = _mm512_max_ps(lo, _mm512_sub_ps(_mm512_loadu_ps(x + j), sh)); /* NaN kept */
-        __m512 t = _mm512_mul_ps(v, l2e);
-        __m512 fi = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __m512 f = _mm512_sub_ps(t, fi);
-        __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-        _mm512_storeu_ps(x + j, _mm512_scalef_ps(p, fi));
-    }
-#elif defined(__AVX2__)
-    const __m256 lo = _mm256_set1_ps(-87.0f), l2e = _mm256_set1_ps(1.44269504088896341f);
-    const __m256 sh = _mm256_set1_ps(shift);
-    for (; j + 8 <= n; j += 8) {
-        __m256 v = _mm256_max_ps(lo, _mm256_sub_ps(_mm256_loadu_ps(x + j), sh)); /* NaN kept */
-        __m256 t = _mm256_mul_ps(v, l2e);
-        __m256 fi = _mm256_floor_ps(t);
-        __m256 f = _mm256_sub_ps(t, fi);
-        __m256 p = _mm256_set1_ps(1.535336188319500e-4f);
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887440266574e-3f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437357674640e-3f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332471162809e-2f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264791363012e-1f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931472028550421e-1f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fi), _mm256_set1_epi32(127)), 23);
-        _mm256_storeu_ps(x + j, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-    }
-#elif defined(__GNUC__)
-    const v8f z = {0};
-    for (; j + 8 <= n; j += 8) {
-        v8f v, p;
-        memcpy(&v, x + j, sizeof v);
-        v = v - shift;
-        v = vsel(v < -87.0f, z - 87.0f, v); /* NaN kept */
-        const v8f t = v * 1.44269504088896341f;
-        /* floorf: truncate, one down below; |t| >= 2^23, Inf, NaN are their own floor */
-        const v8i small = (v8f)((v8i)t & 0x7fffffff) < 8388608.0f;
-        const v8f tr =
-            __builtin_convertvector(__builtin_convertvector(vsel(small, t, z), v8i), v8f);
-        const v8f fi = vsel(small, vsel(t < tr, tr - 1.0f, tr), t);
-        const v8f f = t - fi;
-        p = f * 1.535336188319500e-4f + 1.339887440266574e-3f;
-        p = p * f + 9.618437357674640e-3f;
-        p = p * f + 5.550332471162809e-2f;
-        p = p * f + 2.402264791363012e-1f;
-        p = p * f + 6.931472028550421e-1f;
-        p = p * f + 1.0f;
-        const v8f fe = vsel((fi >= -127.0f) & (fi <= 127.0f), fi, z);
-        p = p * (v8f)((__builtin_convertvector(fe, v8i) + 127) << 23);
-        memcpy(x + j, &p, sizeof p);
-    }
-#endif
-    for (; j < n; j++) x[j] = svoo_expf(x[j] - shift);
-}
 
 SVOO_HOT_CLONES void svoo_exp_shift(float *x, int n, float shift) {
     exp_shift(x, n, shift);
