@@ -41,8 +41,8 @@ svoo_status svoo_array_check(const svoo_array *a, const char *path, const char *
 svoo_status svoo_output_path_check(const char *path);
 
 /* atomic writer: a temp file next to `path`, renamed over it on commit. No
- * file is left behind on any failure (abort unlinks the temp file). */
-/* (svoo_atomic_open refuses a path svoo_output_path_check refuses) */
+ * file is left behind on any failure (abort unlinks the temp file).
+ * svoo_atomic_open refuses a path svoo_output_path_check refuses. */
 typedef struct {
     const char *path;
     char *tmp;
