@@ -94,13 +94,17 @@ template <int D> struct Smem90 {
     static constexpr size_t tstart = v + STAGES * kstage;
     static constexpr size_t tcum = tstart + (size_t)CAP * 4;
     static constexpr size_t scan = tcum + (size_t)(CAP + 4) * 4;
-    /* per K stage: valid keys | MASKED | BIASED; < 0: the item's end */
+    /* per K stage: valid keys | MASKED | BIASED | SKIP flags; < 0: the item's end */
     static constexpr size_t meta = scan + 8 * 4;
     static constexpr size_t next = meta + 8 * 4; /* the next item taken: 2 slots */
+    /* a union item: [0..3] the members with rows in each producer warp's 32 rows (consumer
+     * 0: warps 0, 1; consumer 1: 2, 3); [4 + 4 (K use & 1) + warp] a masked tile's
+     * consumers with a member that selected one of the warp's columns (bit c) */
+    static constexpr size_t wgm = next + 16;
     /* [MIX_CK] words: a union item's members that selected key cluster c (build_union;
      * kept through key_tiles for EAR's pseudo_tiles); a plain EAR item's selected
      * clusters, CAP bits (pseudo_tiles) */
-    static constexpr size_t umask = next + 16;
+    static constexpr size_t umask = wgm + 12 * 4;
     /* [CAP]: the members that selected table entry i (build_union); in a union
      * item's pseudo-key list, the members that dropped entry i; the split
      * table's scratch (build_split_table, TMA) */
@@ -135,6 +139,11 @@ constexpr bool kDyn = LSE || UNI || EAR || (TMA && !PIN);
 #ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 constexpr int BIASED = 0x200; /* meta flag: EAR pseudo-keys, a score bias per column */
+/* meta flags SKIP << c: no member with rows in consumer c selected a key of the tile
+ * (a masked tile of a union item without EAR): consumer c releases it unread */
+constexpr int SKIP = 0x400;
+/* union items whose consumers skip the masked tiles none of their rows selected */
+template <bool UNI, bool EAR> constexpr bool kSkips = UNI && !EAR;
 /* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
 template <int D> struct Bars {
     static constexpr int STAGES = Smem90<D>::STAGES;
@@ -168,17 +177,21 @@ template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
 
 /* Cluster table of a union item (Ck <= CAP key clusters): the union of its
  * nmem members' selections, the clusters every member selected first (their
- * keys: *common), then the others; tmask[i] = the members that selected
- * table entry i (bit k: member k), umask[c] those that selected key cluster
- * c (left there for EAR's pseudo_tiles). 128 threads; `bar`
- * synchronises them (the caller synchronises before, if the table is
- * reused). Returns the total number of keys. */
+ * keys: *common), then the others in three groups, each in cluster order:
+ * those selected by members with rows in both consumers' rows, by members in
+ * consumer 0's only (w0: the members with rows there), in consumer 1's only
+ * (w1), so that whole masked tiles leave a consumer out (SKIP).
+ * tmask[i] = the members that selected table entry i (bit k: member k),
+ * umask[c] those that selected key cluster c (left there for EAR's
+ * pseudo_tiles). 128 threads; `bar` synchronises them (the caller
+ * synchronises before, if the table is reused). Returns the total number of
+ * keys. */
 template <int CAP, class Bar>
-__device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, const int32_t *rp,
-                                           const int32_t *koff, const int *mem, int nmem, int tid,
-                                           uint32_t *umask, int *tstart, int *tcum, uint32_t *tmask,
-                                           int *scan, Bar bar, int &common) {
-    constexpr int PER = CAP / 128;
+__device__ __forceinline__ int
+build_union(const svoo_cuda_attend_params &p, const int32_t *rp, const int32_t *koff,
+            const int *mem, int nmem, uint32_t w0, uint32_t w1, int tid, uint32_t *umask,
+            int *tstart, int *tcum, uint32_t *tmask, int *scan, Bar bar, int &common) {
+    constexpr int PER = CAP / 128, NG = 4;
     const int lane = tid & 31, warp = tid >> 5;
     for (int c = tid; c < p.Ck; c += 128)
         umask[c] = 0u;
@@ -190,39 +203,48 @@ __device__ __forceinline__ int build_union(const svoo_cuda_attend_params &p, con
     }
     bar();
     const uint32_t all = nmem >= 32 ? ~0u : (1u << nmem) - 1u;
+    /* a selected cluster's group: 0 common, 1 both consumers, 2 consumer 0, 3 consumer 1 */
+    auto group = [&](uint32_t u) {
+        return u == all ? 0 : (u & w0) && (u & w1) ? 1 : (u & w0) ? 2 : 3;
+    };
     /* this thread's clusters tid*PER .. +PER-1, read twice (counts, then
      * places) rather than held across the scans */
-    int nc = 0, kc = 0, no = 0, ko = 0;
-    for (int c = tid * PER; c < min(p.Ck, tid * PER + PER); c++) {
-        const uint32_t u = umask[c];
-        const int sz = u ? __ldg(koff + c + 1) - __ldg(koff + c) : 0;
-        if (u == all)
-            nc++, kc += sz;
-        else if (u)
-            no++, ko += sz;
-    }
-    int NC, KC, NO, KO;
-    int pc = block_exscan<128>(nc, lane, warp, scan, bar, NC);
-    bar();
-    int pk = block_exscan<128>(kc, lane, warp, scan, bar, KC);
-    bar();
-    int po = block_exscan<128>(no, lane, warp, scan, bar, NO) + NC;
-    bar();
-    int pko = block_exscan<128>(ko, lane, warp, scan, bar, KO) + KC;
+    int nc[NG] = {}, kc[NG] = {};
     for (int c = tid * PER; c < min(p.Ck, tid * PER + PER); c++) {
         const uint32_t u = umask[c];
         if (!u) continue;
-        const int st = __ldg(koff + c), sz = __ldg(koff + c + 1) - st;
-        int &i = u == all ? pc : po, &x = u == all ? pk : pko;
+        const int gi = group(u), sz = __ldg(koff + c + 1) - __ldg(koff + c);
+#pragma unroll
+        for (int j = 0; j < NG; j++) /* constant indices: registers, not a stack array */
+            nc[j] += gi == j, kc[j] += gi == j ? sz : 0;
+    }
+    int pc[NG], pk[NG], offc = 0, offk = 0;
+#pragma unroll
+    for (int gi = 0; gi < NG; gi++) {
+        int tc, tk;
+        pc[gi] = block_exscan<128>(nc[gi], lane, warp, scan, bar, tc) + offc;
+        bar();
+        pk[gi] = block_exscan<128>(kc[gi], lane, warp, scan, bar, tk) + offk;
+        bar();
+        offc += tc;
+        offk += tk;
+        if (gi == 0) common = tk;
+    }
+    for (int c = tid * PER; c < min(p.Ck, tid * PER + PER); c++) {
+        const uint32_t u = umask[c];
+        if (!u) continue;
+        const int gi = group(u), st = __ldg(koff + c), sz = __ldg(koff + c + 1) - st;
+        int i = 0, x = 0;
+#pragma unroll
+        for (int j = 0; j < NG; j++)
+            if (gi == j) i = pc[j]++, x = pk[j], pk[j] += sz;
         tstart[i] = st;
         tcum[i] = x;
         tmask[i] = u;
-        i++, x += sz;
     }
-    if (tid == 0) tcum[NC + NO] = KC + KO;
+    if (tid == 0) tcum[offc] = offk;
     bar();
-    common = KC;
-    return KC + KO;
+    return offk;
 }
 
 /* the maps' address, read where a box is issued, not held: the producer is
@@ -542,6 +564,7 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
     int *scan = reinterpret_cast<int *>(smem + S::scan);
     uint32_t *umask = reinterpret_cast<uint32_t *>(smem + S::umask);
     uint32_t *tmask = reinterpret_cast<uint32_t *>(smem + S::tmask);
+    uint32_t *wgm = reinterpret_cast<uint32_t *>(smem + S::wgm);
     volatile int *meta = reinterpret_cast<volatile int *>(smem + S::meta);
     const uint32_t bars = sbase + (uint32_t)S::bar;
     /* this lane's row within a pass and its chunk */
@@ -612,8 +635,15 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     gather(dst, kb + r64 * p.k_stride_n, bytes);
                 }
                 if (masked) {
-                    store_column_words(sbase + (uint32_t)S::colw, kn % (2 * STAGES),
-                                       kr >= 0 ? tmask[cur] : 0u, nmem, lane, warp);
+                    const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
+                    store_column_words(sbase + (uint32_t)S::colw, kn % (2 * STAGES), mk, nmem, lane,
+                                       warp);
+                    if constexpr (kSkips<UNI, EAR>) { /* the consumers this warp's columns need */
+                        const uint32_t need =
+                            (__any_sync(0xffffffffu, mk & (wgm[0] | wgm[1])) ? 1u : 0u) |
+                            (__any_sync(0xffffffffu, mk & (wgm[2] | wgm[3])) ? 2u : 0u);
+                        if (lane == 0) wgm[4 + 4 * (kn & 1) + warp] = need;
+                    }
                     named_bar(1, 128); /* every warp's words before thread 0's arrival */
                 }
                 /* each thread arrives after its column words, as after a gather
@@ -627,7 +657,14 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                         mbar_arrive_cpasync(bars + Bars<D>::full_k + 8 * st);
                 }
                 if (tid == 0) {
-                    meta[st] = min(BN, total - t * BN) | (masked ? MASKED : 0);
+                    int mw = min(BN, total - t * BN) | (masked ? MASKED : 0);
+                    if constexpr (kSkips<UNI, EAR>) {
+                        /* two slots by the parity of the K use: a warp rewrites this one
+                         * two masked tiles on, past the next one's barrier */
+                        const uint32_t *nd = wgm + 4 + 4 * (kn & 1);
+                        if (masked) mw |= (int)(~(nd[0] | nd[1] | nd[2] | nd[3]) & 3u) * SKIP;
+                    }
+                    meta[st] = mw;
                     mbar_arrive(bars + Bars<D>::full_k + 8 * st);
                 }
                 kn++;
@@ -641,11 +678,17 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
         if constexpr (UNI) { /* the union of the members' selections, one table */
             const int m = -1 - tl.r;
             nmem = __ldg(mix.nmem + m);
+            /* the members with rows in each warp's 32 rows (read after the barrier) */
+            const uint32_t mb =
+                tid < tl.nrows ? 1u << (__ldg(mix.row + (int64_t)m * MIX_ROWS + tid) & 31) : 0u;
+            const uint32_t wm = __reduce_or_sync(0xffffffffu, mb);
+            if (lane == 0) wgm[warp] = wm;
             named_bar(1, 128); /* the previous table's readers are done */
             int common;
             const int total = build_union<CAP>(
                 p, p.row_ptr + (int64_t)bh * (p.Cq + 1), koff, mix.mem + (int64_t)m * MIX_MEMBERS,
-                nmem, tid, umask, tstart, tcum, tmask, scan, [] { named_bar(1, 128); }, common);
+                nmem, wgm[0] | wgm[1], wgm[2] | wgm[3], tid, umask, tstart, tcum, tmask, scan,
+                [] { named_bar(1, 128); }, common);
             key_tiles(total, common, nmem, 0);
         } else { /* the query cluster's selection in tables of <= CAP clusters */
             const int e0 = __ldg(p.row_ptr + (int64_t)bh * (p.Cq + 1) + tl.r);
@@ -788,7 +831,23 @@ __device__ __forceinline__ void pack_p(const float (&s)[64], uint32_t (&pa)[BN /
     }
 }
 
-/* a key tile this warpgroup does not compute (no rows): release K and V */
+/* O *= alpha per row (this thread's rows g, g + 8); once the running maxima
+ * settle most tiles leave them as they are: skipped when no row of the warp
+ * changed */
+template <int D>
+__device__ __forceinline__ void rescale_o(float (&o)[D / 2], const float (&alpha)[2]) {
+    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            o[4 * j + 0] *= alpha[0];
+            o[4 * j + 1] *= alpha[0];
+            o[4 * j + 2] *= alpha[1];
+            o[4 * j + 3] *= alpha[1];
+        }
+    }
+}
+
+/* a key tile this warpgroup does not compute (no rows, or SKIP): release K and V */
 template <int STAGES>
 __device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t &vn) {
     constexpr uint32_t full_v = 8 * STAGES, empty_k = 16 * STAGES, empty_v = 24 * STAGES;
@@ -808,7 +867,7 @@ template <int D>
 __device__ __forceinline__ const uint32_t *column_words(const unsigned char *smem, uint32_t kn,
                                                         int &nv) {
     const bool msk = nv & MASKED;
-    nv &= ~MASKED;
+    nv &= ~(MASKED | 3 * SKIP);
     return msk ? reinterpret_cast<const uint32_t *>(smem + Smem90<D>::colw) +
                      (kn % (2 * Smem90<D>::STAGES)) * MIX_MEMBERS * 4
                : nullptr;
@@ -850,7 +909,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     static_assert(!(LSE && UNI), "the log-sum-exps never get union items");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
     static_assert(!PIN || kLean<TMA, EAR>, "the pin needs the lean registers");
-    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, PIN>;
+    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, PIN>, SK = kSkips<UNI, EAR>;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -922,46 +981,58 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
          * per tile: issue S = Q K^T of this tile and O += P V of the previous
          * one, softmax of this tile while P V runs. (Loops peeled so that no
          * wgmma sits on a conditional path between others: ptxas would
-         * serialise them all, C7520.) */
-        bool have = false; /* pa holds P of a tile whose P V is not issued */
-        uint32_t pvn = 0;  /* its V ring use */
+         * serialise them all, C7520.) With SK, a tile this warpgroup skips
+         * ends that sequence: P V of the tile before it, then the first-tile
+         * step again from the next tile it computes. */
+        uint32_t pvn = 0; /* the V ring use of the tile whose P pa holds */
         for (;;) {
-            const uint32_t kst = kn % STAGES;
-            mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
-            int nv = meta[kst];
-            if (nv < 0) break;
-            if (!active) {
-                skip_tile<STAGES>(bars, kn, vn);
-                continue;
+            bool have = false; /* pa holds P of a tile whose P V is not issued */
+            for (;;) {
+                const uint32_t kst = kn % STAGES;
+                mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
+                int nv = meta[kst];
+                if (nv < 0) break;
+                if (!active) {
+                    skip_tile<STAGES>(bars, kn, vn);
+                    continue;
+                }
+                if constexpr (SK) {
+                    if (nv & (SKIP << cw)) { /* pass the turn on, release the tile */
+                        if (pp) named_bar(5 + cw, 256), named_arrive(6 - cw, 256);
+                        skip_tile<STAGES>(bars, kn, vn);
+                        continue;
+                    }
+                }
+                fence_proxy_async();
+                const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
+                reg_fence(s);
+                if (pp) named_bar(5 + cw, 256); /* my turn */
+                wgmma_fence();
+                issue_qk<T, D>(s, qa, ka);
+                wgmma_commit();
+                if (pp) named_arrive(6 - cw, 256); /* the other's turn */
+                const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
+                const float *bias = EAR ? tile_bias<D>(smem, kn, nv) : nullptr;
+                wgmma_wait<0>();
+                reg_fence(s);
+                mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
+                kn++;
+                float alpha[2], sc = sl2;
+                if (EAR && bias) add_bias(s, bias, c4, sl2), sc = 1.f;
+                softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sc, m, l, alpha);
+                if constexpr (SK) rescale_o<D>(o, alpha); /* O holds the tiles before a skip */
+                pack_p<T>(s, pa);
+                pvn = vn++;
+                have = true;
+                break;
             }
-            fence_proxy_async();
-            const uint32_t ka = sbase + (uint32_t)(S::k + kst * S::kstage);
-            reg_fence(s);
-            if (pp) named_bar(5 + cw, 256); /* my turn */
-            wgmma_fence();
-            issue_qk<T, D>(s, qa, ka);
-            wgmma_commit();
-            if (pp) named_arrive(6 - cw, 256); /* the other's turn */
-            const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
-            const float *bias = EAR ? tile_bias<D>(smem, kn, nv) : nullptr;
-            wgmma_wait<0>();
-            reg_fence(s);
-            mbar_arrive(bars + Bars<D>::empty_k + 8 * kst);
-            kn++;
-            float alpha[2], sc = sl2;
-            if (EAR && bias) add_bias(s, bias, c4, sl2), sc = 1.f;
-            softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, sc, m, l, alpha);
-            pack_p<T>(s, pa);
-            pvn = vn++;
-            have = true;
-            break;
-        }
-        if (have) {
+            if (!have) break;
             /* the item's key tiles after the first, BIAS: EAR's pseudo-key tiles
              * (they come last); the loop over the item's own tiles leaves them
              * to its own copy, so that its code is that of the other
              * instantiations (with the bias in one loop, the EAR kernel ran
-             * its own tiles 10% slower) */
+             * its own tiles 10% slower). It returns whether it stopped at a
+             * SKIP tile. */
             auto steady = [&](auto bias_tag) {
                 constexpr bool BIAS = decltype(bias_tag)::value;
                 for (;;) {
@@ -969,7 +1040,9 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
                     int nv = meta[kst];
                     /* negative: the item's end; >= BIASED: its pseudo-key tiles */
-                    if (EAR && !BIAS ? (unsigned)nv >= (unsigned)BIASED : nv < 0) break;
+                    if (EAR && !BIAS ? (unsigned)nv >= (unsigned)BIASED : nv < 0) return false;
+                    if constexpr (SK)
+                        if (nv & (SKIP << cw)) return true;
                     const uint32_t pvst = pvn % STAGES;
                     mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
                     fence_proxy_async();
@@ -996,14 +1069,15 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     softmax_step(s, nv, cwd, rowinfo + 64 * cw + 16 * wq + g, c4, BIAS ? 1.f : sl2,
                                  m, l, alpha);
                     /* ptxas hoists the P V wait (WARPGROUP.DEPBAR) above
-                     * register-only work, which runs the softmax after this
-                     * warpgroup's own P V instead of beside it; it keeps
-                     * shared-memory operations on their side of the wait, so
-                     * a store of the row sums (never read) pins the softmax.
-                     * Lean instantiations with one key cluster only (docs/CUDA_KERNEL.md,
-                     * eleventh and twelfth stops: dense +2.5-4%; sparse calls -1-3%
-                     * at 208 registers or without the producer's K-ahead order,
-                     * and up to -2% at top-p 0.7 with both) */
+                     * register-only work, which runs the softmax after
+                     * this warpgroup's own P V instead of beside it; it
+                     * keeps shared-memory operations on their side of the
+                     * wait, so a store of the row sums (never read) pins
+                     * the softmax. Lean instantiations with one key
+                     * cluster only (docs/CUDA_KERNEL.md, eleventh and
+                     * twelfth stops: dense +2.5-4%; sparse calls -1-3% at
+                     * 208 registers or without the producer's K-ahead
+                     * order, and up to -2% at top-p 0.7 with both) */
                     if constexpr (PIN)
                         asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(sbase + (uint32_t)S::pin +
                                                                        4u * (threadIdx.x - 128)),
@@ -1013,22 +1087,12 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     reg_fence(o);
                     reg_fence(pa);
                     mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
-                    /* once the running maxima settle most tiles leave them as they
-                     * are: skip the rescale when no row of the warp changed */
-                    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
-#pragma unroll
-                        for (int j = 0; j < D / 8; j++) {
-                            o[4 * j + 0] *= alpha[0];
-                            o[4 * j + 1] *= alpha[0];
-                            o[4 * j + 2] *= alpha[1];
-                            o[4 * j + 3] *= alpha[1];
-                        }
-                    }
+                    rescale_o<D>(o, alpha);
                     pack_p<T>(s, pa);
                     pvn = vn++;
                 }
             };
-            steady(std::false_type{});
+            const bool skipped = steady(std::false_type{});
             if constexpr (EAR) steady(std::true_type{});
             /* P V of the last tile */
             const uint32_t pvst = pvn % STAGES;
@@ -1043,6 +1107,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             wgmma_wait<0>();
             reg_fence(o);
             mbar_arrive(bars + Bars<D>::empty_v + 8 * pvst);
+            if (!skipped) break;
         }
         /* the terminal K stage */
         if constexpr (DYN) nxt = -1 - meta[kn % STAGES];

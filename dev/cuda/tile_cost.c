@@ -71,7 +71,7 @@ typedef struct {
  * of the tile's clusters (that warpgroup could skip the tile); waste: rows x keys of masked
  * tiles' columns that the row's own cluster did not select (executed, masked out) */
 typedef struct {
-    double skip, waste, unmodelled;
+    double skip, skip_grouped, waste, unmodelled;
 } union_detail;
 
 static int64_t pad128(int64_t k) {
@@ -202,6 +202,20 @@ static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS
     for (int64_t t = mstart / 128; t < ntile; t++)
         for (int g = 0; g < 2; g++)
             if (b->rows > 64 * g && !has[2 * t + g]) u->skip += 64.0 * 128.0;
+    /* the same with the masked clusters grouped by the warpgroups whose members selected them
+     * (warpgroup 0 only, 1 only, both), each group from a new key tile: the skippable tiles
+     * are those of a group that leaves a warpgroup out */
+    for (int grp = 0; grp < 2; grp++) {
+        int64_t keys = 0;
+        for (int c = 0; c < ck; c++) {
+            const int com = (int)((b->all[c / 64] >> (c % 64)) & 1);
+            if (!((b->sel[c / 64] >> (c % 64)) & 1) || com || ksz[c] <= 0) continue;
+            const int in0 = (int)((wg[0][c / 64] >> (c % 64)) & 1),
+                      in1 = (int)((wg[1][c / 64] >> (c % 64)) & 1);
+            if (in0 + in1 == 1 && in1 == grp) keys += ksz[c];
+        }
+        if (b->rows > 64 * (1 - grp)) u->skip_grouped += 64.0 * 128.0 * (double)((keys + 127) / 128);
+    }
     free(has);
 }
 
@@ -519,6 +533,8 @@ int main(int argc, char **argv) {
            "%.4f; masked tiles a consumer warpgroup could skip (none of its members selected "
            "them) %.4f; items of > %d members, not modelled: %.4f\n",
            udet.waste / tot.u128, udet.skip / tot.u128, SLMEM, udet.unmodelled / tot.u128);
+    printf("union items of 128: skippable with the masked clusters grouped by warpgroup %.4f\n",
+           udet.skip_grouped / tot.u128);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
