@@ -140,10 +140,8 @@ constexpr bool kDyn = LSE || UNI || EAR || (TMA && !PIN);
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 constexpr int BIASED = 0x200; /* meta flag: EAR pseudo-keys, a score bias per column */
 /* meta flags SKIP << c: no member with rows in consumer c selected a key of the tile
- * (a masked tile of a union item without EAR): consumer c releases it unread */
+ * (a masked tile of a union item, not of pseudo-keys): consumer c releases it unread */
 constexpr int SKIP = 0x400;
-/* union items whose consumers skip the masked tiles none of their rows selected */
-template <bool UNI, bool EAR> constexpr bool kSkips = UNI && !EAR;
 /* mbarrier offsets from Smem90<D>::bar: full / empty of the K and V rings */
 template <int D> struct Bars {
     static constexpr int STAGES = Smem90<D>::STAGES;
@@ -638,7 +636,7 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     const uint32_t mk = kr >= 0 ? tmask[cur] : 0u;
                     store_column_words(sbase + (uint32_t)S::colw, kn % (2 * STAGES), mk, nmem, lane,
                                        warp);
-                    if constexpr (kSkips<UNI, EAR>) { /* the consumers this warp's columns need */
+                    if constexpr (UNI) { /* the consumers this warp's columns need */
                         const uint32_t need =
                             (__any_sync(0xffffffffu, mk & (wgm[0] | wgm[1])) ? 1u : 0u) |
                             (__any_sync(0xffffffffu, mk & (wgm[2] | wgm[3])) ? 2u : 0u);
@@ -658,7 +656,7 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                 }
                 if (tid == 0) {
                     int mw = min(BN, total - t * BN) | (masked ? MASKED : 0);
-                    if constexpr (kSkips<UNI, EAR>) {
+                    if constexpr (UNI) {
                         /* two slots by the parity of the K use: a warp rewrites this one
                          * two masked tiles on, past the next one's barrier */
                         const uint32_t *nd = wgm + 4 + 4 * (kn & 1);
@@ -909,7 +907,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     static_assert(!(LSE && UNI), "the log-sum-exps never get union items");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
     static_assert(!PIN || kLean<TMA, EAR>, "the pin needs the lean registers");
-    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, PIN>, SK = kSkips<UNI, EAR>;
+    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, PIN>, SK = UNI;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -1039,8 +1037,8 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     const uint32_t kst = kn % STAGES;
                     mbar_wait(bars + Bars<D>::full_k + 8 * kst, (kn / STAGES) & 1);
                     int nv = meta[kst];
-                    /* negative: the item's end; >= BIASED: its pseudo-key tiles */
-                    if (EAR && !BIAS ? (unsigned)nv >= (unsigned)BIASED : nv < 0) return false;
+                    /* negative: the item's end; BIASED: its pseudo-key tiles */
+                    if (nv < 0 || (EAR && !BIAS && (nv & BIASED))) return false;
                     if constexpr (SK)
                         if (nv & (SKIP << cw)) return true;
                     const uint32_t pvst = pvn % STAGES;
