@@ -53,7 +53,7 @@ an anchors40 --heads 40 --densities 0.15 --reps 3
 # the kernel harness (dev/cuda/build.sh, carried in build-cuda-dev): Flex's own workload
 # (random 128 x 128 blocks at 0.05 / 0.15 / 0.30) and the dense case
 if [ -x build-cuda-dev/attend_test ]; then
-  (cd build-cuda-dev && timeout 60 ./attend_test check > "$OUT/harness_check.txt" 2>&1; echo "harness check rc $?"
+  (cd build-cuda-dev && timeout 120 ./attend_test check > "$OUT/harness_check.txt" 2>&1; echo "harness check rc $?"
    BENCH_SM90_ONLY=1 timeout 150 ./attend_test bench 10 0 > "$OUT/harness.txt" 2>&1; echo "harness bench rc $?")
   tail -14 "$OUT/harness.txt"
 fi
