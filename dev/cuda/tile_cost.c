@@ -71,7 +71,7 @@ typedef struct {
  * of the tile's clusters (that warpgroup could skip the tile); waste: rows x keys of masked
  * tiles' columns that the row's own cluster did not select (executed, masked out) */
 typedef struct {
-    double skip, skip_grouped, waste, unmodelled;
+    double skip, skip_grouped, skip_placed, waste, unmodelled;
 } union_detail;
 
 static int64_t pad128(int64_t k) {
@@ -164,6 +164,44 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
     return c;
 }
 
+/* rows x keys of the masked tiles that a consumer warpgroup skips in cuda/attend_sm90.cu
+ * (build_union's order: common clusters, then those selected by members of both warpgroups,
+ * of warpgroup 0 only, of 1 only; a tile is skipped by a warpgroup none of whose members
+ * selected any of its clusters), members in rows in the given order */
+static double grouped_skip(const slice *b, const int *order, const int32_t *ksz,
+                           uint64_t (*sel)[WORDS], int ck) {
+    uint64_t wg[2][WORDS];
+    memset(wg, 0, sizeof wg);
+    for (int i = 0, off = 0; i < b->nm; off += b->mt[order[i]], i++)
+        for (int g = 0; g < 2; g++)
+            if (off < 64 * g + 64 && off + b->mt[order[i]] > 64 * g)
+                for (int w = 0; w < WORDS; w++)
+                    wg[g][w] |= sel[b->mr[order[i]]][w];
+    const int64_t ntile = (b->keys + 127) / 128;
+    unsigned char *has = calloc((size_t)(2 * ntile + 2), 1);
+    if (!has) return 0;
+    int64_t pos = 0;
+    for (int grp = 0; grp < 4; grp++)
+        for (int c = 0; c < ck; c++) {
+            if (!((b->sel[c / 64] >> (c % 64)) & 1) || ksz[c] <= 0) continue;
+            const int com = (int)((b->all[c / 64] >> (c % 64)) & 1),
+                      in0 = (int)((wg[0][c / 64] >> (c % 64)) & 1),
+                      in1 = (int)((wg[1][c / 64] >> (c % 64)) & 1);
+            if ((com ? 0 : in0 && in1 ? 1 : in0 ? 2 : 3) != grp) continue;
+            const int64_t e = pos + ksz[c];
+            for (int64_t t = pos / 128; t <= (e - 1) / 128; t++)
+                has[2 * t] |= (unsigned char)(com || in0),
+                    has[2 * t + 1] |= (unsigned char)(com || in1);
+            pos = e;
+        }
+    double skip = 0;
+    for (int64_t t = 0; t < ntile; t++)
+        for (int g = 0; g < 2; g++)
+            if (b->rows > 64 * g && !has[2 * t + g]) skip += 64.0 * 128.0;
+    free(has);
+    return skip;
+}
+
 /* common: the keys of the clusters every member selected */
 static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
                        int64_t common, union_detail *u) {
@@ -202,20 +240,34 @@ static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS
     for (int64_t t = mstart / 128; t < ntile; t++)
         for (int g = 0; g < 2; g++)
             if (b->rows > 64 * g && !has[2 * t + g]) u->skip += 64.0 * 128.0;
-    /* the same with the masked clusters grouped by the warpgroups whose members selected them
-     * (warpgroup 0 only, 1 only, both), each group from a new key tile: the skippable tiles
-     * are those of a group that leaves a warpgroup out */
-    for (int grp = 0; grp < 2; grp++) {
-        int64_t keys = 0;
-        for (int c = 0; c < ck; c++) {
-            const int com = (int)((b->all[c / 64] >> (c % 64)) & 1);
-            if (!((b->sel[c / 64] >> (c % 64)) & 1) || com || ksz[c] <= 0) continue;
-            const int in0 = (int)((wg[0][c / 64] >> (c % 64)) & 1),
-                      in1 = (int)((wg[1][c / 64] >> (c % 64)) & 1);
-            if (in0 + in1 == 1 && in1 == grp) keys += ksz[c];
-        }
-        if (b->rows > 64 * (1 - grp)) u->skip_grouped += 64.0 * 128.0 * (double)((keys + 127) / 128);
+    /* cuda/attend_sm90.cu since the twenty-first stop: the masked clusters grouped by the
+     * warpgroups whose members selected them, members in the order they joined; and with
+     * the members placed so that as few as possible straddle row 64 */
+    int order[SLMEM];
+    for (int m = 0; m < b->nm; m++)
+        order[m] = m;
+    u->skip_grouped += grouped_skip(b, order, ksz, sel, ck);
+    if (b->rows > 64) {
+        /* the members whose rows sum closest to 64 from below first (subset sum over
+         * <= SLMEM members: reach[s] = a set reaching s rows), then the others in order */
+        uint64_t reach[65];
+        int ok[65] = {1};
+        for (int s = 0; s <= 64; s++)
+            reach[s] = 0;
+        for (int m = 0; m < b->nm; m++)
+            for (int s = 64; s >= b->mt[m]; s--)
+                if (!ok[s] && ok[s - b->mt[m]])
+                    ok[s] = 1, reach[s] = reach[s - b->mt[m]] | 1ull << m;
+        int best = 64;
+        while (!ok[best])
+            best--;
+        int n = 0;
+        for (int m = 0; m < b->nm; m++)
+            if ((reach[best] >> m) & 1) order[n++] = m;
+        for (int m = 0; m < b->nm; m++)
+            if (!((reach[best] >> m) & 1)) order[n++] = m;
     }
+    u->skip_placed += grouped_skip(b, order, ksz, sel, ck);
     free(has);
 }
 
@@ -441,7 +493,7 @@ int main(int argc, char **argv) {
     cost tot = {0}, dense = {0};
     add_cluster(&dense, N, N);
     double masked_bf = 0, masked_nf = 0;
-    union_detail udet = {0, 0, 0};
+    union_detail udet = {0};
     int64_t ntail64 = 0, ntail128 = 0, nfull = 0, ncl = 0, nmix = 0, nmix64 = 0, nmix128 = 0,
             nmixnf = 0;
     double tma_tot[3] = {0, 0, 0}, tma_all = 0;
@@ -533,8 +585,10 @@ int main(int argc, char **argv) {
            "%.4f; masked tiles a consumer warpgroup could skip (none of its members selected "
            "them) %.4f; items of > %d members, not modelled: %.4f\n",
            udet.waste / tot.u128, udet.skip / tot.u128, SLMEM, udet.unmodelled / tot.u128);
-    printf("union items of 128: skippable with the masked clusters grouped by warpgroup %.4f\n",
-           udet.skip_grouped / tot.u128);
+    printf("union items of 128, skipped by a consumer warpgroup with the masked clusters grouped "
+           "by warpgroup (cuda/attend_sm90.cu): %.4f of the work executed; with the members "
+           "placed so that fewest straddle row 64: %.4f\n",
+           udet.skip_grouped / tot.u128, udet.skip_placed / tot.u128);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
