@@ -33,10 +33,11 @@
  *    registers. The two consumers take turns issuing their GEMMs (ping-pong,
  *    named barriers 5/6) so one's softmax overlaps the other's GEMMs. A tail
  *    tile of <= 64 rows leaves consumer 1 idle (it only releases the
- *    stages). Epilogue: O / l staged in the warpgroup's own Q rows, 16-byte
- *    rows scattered to q_perm rows; with p.lse also each row's log-sum-exp,
- *    in a separate instantiation (LSE = true), so the default kernel is the
- *    same code.
+ *    stages); in a union item a consumer also releases unread the masked
+ *    tiles none of its rows' members selected (SKIP). Epilogue: O / l
+ *    staged in the warpgroup's own Q rows, 16-byte rows scattered to q_perm
+ *    rows; with p.lse also each row's log-sum-exp, in a separate
+ *    instantiation (LSE = true), so the default kernel is the same code.
  *  - EAR (svoo_cuda_attend_ear, instantiation EAR = true): after an item's
  *    own key tiles the producer (pseudo_tiles) loads the mean rows of the key
  *    clusters its query cluster dropped as further key tiles, with a score
@@ -176,9 +177,10 @@ template <bool DYN> __device__ __forceinline__ int next_item(int ti, int nxt) {
 /* Cluster table of a union item (Ck <= CAP key clusters): the union of its
  * nmem members' selections, the clusters every member selected first (their
  * keys: *common), then the others in three groups, each in cluster order:
- * those selected by members with rows in both consumers' rows, by members in
- * consumer 0's only (w0: the members with rows there), in consumer 1's only
- * (w1), so that whole masked tiles leave a consumer out (SKIP).
+ * those selected by members of both consumers (w0: the members with rows in
+ * consumer 0's rows, w1: in consumer 1's; a member straddling row 64 is in
+ * both), those only w0's members selected, those only w1's, so that whole
+ * masked tiles leave a consumer out (SKIP).
  * tmask[i] = the members that selected table entry i (bit k: member k),
  * umask[c] those that selected key cluster c (left there for EAR's
  * pseudo_tiles). 128 threads; `bar` synchronises them (the caller
@@ -601,7 +603,8 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
         };
         /* the key tiles of one table of `total` keys; in a union item, tiles
          * past the members' common keys carry per member the bits of the
-         * columns it selected: colw[K use % 2 STAGES][member][4 words] */
+         * columns it selected: colw[K use % 2 STAGES][member][4 words], and
+         * SKIP << c in the meta word where consumer c needs none of them */
         auto key_tiles = [&](int total, int common, int nmem, int whole) {
             const int ntk = (total + BN - 1) / BN;
             int cur = 0, pkr = 0; /* pkr, pbulk: the previous tile's, for its V */
@@ -658,7 +661,9 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
                     int mw = min(BN, total - t * BN) | (masked ? MASKED : 0);
                     if constexpr (UNI) {
                         /* two slots by the parity of the K use: a warp rewrites this one
-                         * two masked tiles on, past the next one's barrier */
+                         * two masked tiles on, past the next one's barrier (an item's
+                         * masked tiles are consecutive K uses; the next item's come
+                         * after its table's barriers) */
                         const uint32_t *nd = wgm + 4 + 4 * (kn & 1);
                         if (masked) mw |= (int)(~(nd[0] | nd[1] | nd[2] | nd[3]) & 3u) * SKIP;
                     }
@@ -676,7 +681,8 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
         if constexpr (UNI) { /* the union of the members' selections, one table */
             const int m = -1 - tl.r;
             nmem = __ldg(mix.nmem + m);
-            /* the members with rows in each warp's 32 rows (read after the barrier) */
+            /* the members with rows in each warp's 32 rows (read after the barrier;
+             * the previous item's last reads of them precede one of its barriers) */
             const uint32_t mb =
                 tid < tl.nrows ? 1u << (__ldg(mix.row + (int64_t)m * MIX_ROWS + tid) & 31) : 0u;
             const uint32_t wm = __reduce_or_sync(0xffffffffu, mb);
@@ -750,7 +756,7 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
 __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, const uint32_t *cw,
                                              const int *ri, int c4, float sl2, float (&m)[2],
                                              float (&l)[2], float (&alpha)[2]) {
-#ifdef SVOO_SM90_UNI_NOMASK /* dev: the union kernel's time without its masks (wrong results) */
+#ifdef SVOO_SM90_UNI_NOMASK /* dev: the union kernel's time without masks (wrong; SKIP stays) */
     cw = nullptr;
 #endif
     if (cw) { /* one word live at a time: the consumer is at its register limit */
@@ -857,10 +863,11 @@ __device__ __forceinline__ void skip_tile(uint32_t bars, uint32_t &kn, uint32_t 
     vn++;
 }
 
-/* the meta word of K use kn -> nv (valid keys); the use's column words when
- * the tile is masked per member, else null. The producer rewrites them for
- * use kn + 2 STAGES, after this consumer released use kn + STAGES (later
- * than this tile's softmax), so the K stage itself is released early. */
+/* the meta word of K use kn -> nv (valid keys: MASKED and SKIP cleared); the
+ * use's column words when the tile is masked per member, else null. The
+ * producer rewrites them for use kn + 2 STAGES, after this consumer released
+ * use kn + STAGES (later than this tile's softmax), so the K stage itself is
+ * released early. */
 template <int D>
 __device__ __forceinline__ const uint32_t *column_words(const unsigned char *smem, uint32_t kn,
                                                         int &nv) {
@@ -1091,8 +1098,9 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 }
             };
             const bool skipped = steady(std::false_type{});
+            /* the pseudo-key tiles; after a SKIP tile it returns at once, at that tile */
             if constexpr (EAR) steady(std::true_type{});
-            /* P V of the last tile */
+            /* P V of the last tile computed (the item's, or the one before a SKIP tile) */
             const uint32_t pvst = pvn % STAGES;
             mbar_wait(bars + Bars<D>::full_v + 8 * pvst, (pvn / STAGES) & 1);
             fence_proxy_async();
