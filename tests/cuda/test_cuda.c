@@ -1095,6 +1095,55 @@ static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int
     return nnz;
 }
 
+/* a hand-made plan's generator (ear_plan, skip_plan): fills the permutations, offsets and
+ * selections of one head (row_ptr LOCAL), returns nnz */
+typedef int64_t (*plan_fn)(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
+                           int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col);
+
+/* A hand-made plan whose union items hold key tiles that only one consumer warpgroup's rows
+ * selected, which cuda/attend_sm90.cu skips per consumer (SKIP). N = 248 + 128 m rows, cq =
+ * 5 + m, Ck = 256 key clusters of 15 keys (the last takes the rest), random permutations.
+ * Query clusters, in row order: S (100 rows) selects the even key clusters C and c % 16 in
+ * {5, 13}; A (64) C and {1, 9}; B (40) C and {3, 11}; U (24) C and {5}; T (20) C and {1};
+ * then m clusters of 128 rows select C (whole items, not packed). wl_pack packs the tails in
+ * descending size where they add the least: S opens an item that U joins (nothing added; S
+ * straddles row 64, so its own clusters go to both consumers), A opens another that B joins
+ * (B alone would cost 0.73 x 19 key tiles, joining 23 - 0.73 x 19) and then T (nothing
+ * added). In that item A holds rows 0-63, B and T rows 64-123: after C's 15 tiles come {1}
+ * (A and T: both consumers), {9} (A only: tile 17 whole, consumer 1 skips it) and {3, 11}
+ * (B only: tiles 19-22, consumer 0 skips them). */
+static int64_t skip_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
+                         int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
+    (void)share;
+    uint64_t s = seed;
+    int32_t *perm[2] = {qperm, kperm};
+    for (int t = 0; t < 2; t++) {
+        for (int64_t i = 0; i < N; i++)
+            perm[t][i] = (int32_t)i;
+        for (int64_t i = N - 1; i > 0; i--) {
+            const int64_t j = (int64_t)(rng_next(&s) % (uint64_t)(i + 1));
+            const int32_t x = perm[t][i];
+            perm[t][i] = perm[t][j];
+            perm[t][j] = x;
+        }
+    }
+    for (int c = 0; c <= ck; c++)
+        koff[c] = c < ck ? 15 * c : (int32_t)N;
+    /* rows and the two residues mod 16 (-1: none) each of S, A, B, U, T selects beside C */
+    static const int rows[5] = {100, 64, 40, 24, 20},
+                     own[5][2] = {{5, 13}, {1, 9}, {3, 11}, {5, -1}, {1, -1}};
+    int64_t nnz = 0;
+    qoff[0] = rp[0] = 0;
+    for (int r = 0; r < cq; r++) {
+        qoff[r + 1] = qoff[r] + (r < 5 ? rows[r] : 128);
+        for (int c = 0; c < ck; c++)
+            if (c % 2 == 0 || (r < 5 && (c % 16 == own[r][0] || c % 16 == own[r][1])))
+                col[nnz++] = c;
+        rp[r + 1] = (int32_t)nnz;
+    }
+    return nnz;
+}
+
 /* the CPU executor with EAR on head bh of that plan (bf16 [BH,N,D] inputs),
  * result in original row order into ref (bf16); 0 when the plan validates */
 static int ear_plan_cpu(int64_t N, int D, int cq, int ck, int32_t *qperm, int32_t *kperm,
@@ -1147,8 +1196,8 @@ typedef struct {
     svoo_cuda_attend_params p;
 } direct_case;
 
-static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, int ck, int share,
-                         int ear, int same_k, uint64_t seed) {
+static void direct_setup(direct_case *c, plan_fn plan, int64_t B, int D, int64_t N, int cq, int ck,
+                         int share, int ear, int same_k, uint64_t seed) {
     memset(c, 0, sizeof *c);
     const int64_t H = 2, BH = B * H;
     c->B = B, c->H = H, c->N = N, c->BH = BH, c->D = D, c->cq = cq, c->ck = ck;
@@ -1163,8 +1212,8 @@ static void direct_setup(direct_case *c, int64_t B, int D, int64_t N, int cq, in
     for (int64_t bh = 0; bh < BH; bh++) {
         int32_t *r = c->rp + bh * (cq + 1);
         const int64_t n =
-            ear_plan(4000 + (uint64_t)bh, N, cq, ck, share, c->qperm + bh * N, c->kperm + bh * N,
-                     c->qoff + bh * (cq + 1), c->koff + bh * (ck + 1), r, c->col + nnz);
+            plan(4000 + (uint64_t)bh, N, cq, ck, share, c->qperm + bh * N, c->kperm + bh * N,
+                 c->qoff + bh * (cq + 1), c->koff + bh * (ck + 1), r, c->col + nnz);
         const int32_t *ko = c->koff + bh * (ck + 1), *kp = c->kperm + bh * N;
         for (int cl = 1; cl < ck && same_k; cl += 2)
             for (int32_t j = ko[cl] + 1; j < ko[cl + 1]; j++)
@@ -1332,7 +1381,8 @@ static void test_permute_rows(int B, int H, int N, int D) {
  * item the permuted order lost would leave its rows NaN) */
 static void test_many_heads(int64_t B) {
     direct_case c;
-    direct_setup(&c, B, 64, 400, 4, 8, 2, 0, 0, 0x4ead5); /* (ear_plan: N >= 350 + cq - 3) */
+    direct_setup(&c, ear_plan, B, 64, 400, 4, 8, 2, 0, 0,
+                 0x4ead5); /* (ear_plan: N >= 350 + cq - 3) */
     if (!c.bad) {
         const svoo_status s = direct_run(&c, NULL, 0);
         CHECK(s == SVOO_OK, "many heads b%lld: %s", (long long)B, svoo_cuda_attend_last_error());
@@ -1427,7 +1477,7 @@ static void ear_direct_check(const direct_case *c, const uint16_t *o0, const cha
  * stride (statuses, no launch). */
 static void test_ear_direct(int64_t B, int D) {
     direct_case c;
-    direct_setup(&c, B, D, 3001, 40, 2100, 0, 1, 0, 777);
+    direct_setup(&c, ear_plan, B, D, 3001, 40, 2100, 0, 1, 0, 777);
     const int64_t N = c.N;
     uint16_t *o0 = malloc(c.bytes);
     void *ews, *kc, *vc;
@@ -1659,14 +1709,21 @@ static double pseudo_share(const direct_case *c) {
  * the work list does not depend on EAR, its 72-row tail opens a union item
  * that smaller tails join without adding keys (2-6 members in each head
  * here, wl_pack's rule worked on the CPU), and the item's pseudo-key tiles
- * are masked for its rows (P = 0, alpha = 1). */
-static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
+ * are masked for its rows (P = 0, alpha = 1). With skip_plan (its own layout, Ck 256) a
+ * union item has key tiles that only one consumer warpgroup's rows selected, which the
+ * Hopper kernel's consumers skip (SKIP): consumer 1 one in the middle, consumer 0 the item's
+ * last four, before the pseudo-key tiles with EAR; the same checks against the CPU executor,
+ * without the pseudo-key and nothing-dropped ones (ear_plan's construction). */
+static void test_union_direct(plan_fn plan, int64_t B, int D, int64_t N, int cq, int ear) {
+    /* ear_plan: Ck 300, shared selections, same_k with EAR; skip_plan: its own layout */
+    const int own = plan == ear_plan, ck = own ? 300 : 256;
+    const char *name = own ? "union direct" : "union skip";
     direct_case c;
-    direct_setup(&c, B, D, N, cq, 300, 4, ear, ear, 991);
+    direct_setup(&c, plan, B, D, N, cq, ck, own ? 4 : 0, ear, own && ear, 991);
     void *ews = NULL;
     const size_t ewsb = ear ? svoo_cuda_ear_workspace((int)B, (int)c.H, (int)N, c.ck, D) : 0;
     if (ear) CU(cudaMalloc(&ews, ewsb));
-    if (ear && !c.bad) {
+    if (own && ear && !c.bad) {
         const double share = pseudo_share(&c);
         CHECK(share >= 0.2,
               "union direct ear d%d b%lld: pseudo-keys of >= 2 keys take %.3f of "
@@ -1686,7 +1743,7 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
     const int hopper = 0;
     (void)kern;
 #endif
-    uint16_t *o0 = ear && hopper ? malloc(c.bytes) : NULL; /* packed, without EAR */
+    uint16_t *o0 = own && ear && hopper ? malloc(c.bytes) : NULL; /* packed, without EAR */
     const char *old = getenv("SVOO_CUDA_PACK");
     char keep[16] = "";
     if (old) snprintf(keep, sizeof keep, "%s", old);
@@ -1703,7 +1760,7 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
             setenv("SVOO_CUDA_PACK", "0", 1);
         if (ordered) {
             const svoo_status so = direct_kv_order(&c, kc, vc);
-            CHECK(so == SVOO_OK, "union direct: key-cluster order copy: %s",
+            CHECK(so == SVOO_OK, "%s: key-cluster order copy: %s", name,
                   svoo_cuda_attend_last_error());
             if (so) continue;
         }
@@ -1711,21 +1768,20 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
         if (same) memcpy(o0, c.o, c.bytes);
         const svoo_status s = s0 ? s0 : direct_run(&c, ews, ewsb);
         const char *how = ear ? " ear" : "";
-        CHECK(s == SVOO_OK, "union direct%s d%d b%lld pack %d%s: %s", how, D, (long long)B, pack,
+        CHECK(s == SVOO_OK, "%s%s d%d b%lld pack %d%s: %s", name, how, D, (long long)B, pack,
               ordered ? " ordered" : "", svoo_cuda_attend_last_error());
         const int items = svoo_cuda_attend_union_items(&c.p, c.ws);
         if (ordered) direct_kv_restore(&c);
         if (pack && hopper)
-            CHECK(items > 0, "union direct%s d%d b%lld%s: no union items (%d)", how, D,
-                  (long long)B, ordered ? " ordered" : "", items);
-        if (!pack) CHECK(items == -1, "union direct%s: SVOO_CUDA_PACK=0 packed (%d)", how, items);
+            CHECK(items > 0, "%s%s d%d b%lld%s: no union items (%d)", name, how, D, (long long)B,
+                  ordered ? " ordered" : "", items);
+        if (!pack) CHECK(items == -1, "%s%s: SVOO_CUDA_PACK=0 packed (%d)", name, how, items);
         if (s || c.bad) continue;
         if (pass == 0) direct_prebuilt(&c, ews, ewsb, items, how);
         const double r = rel_l2(c.o, c.ref, c.cnt), rc = worst_cluster_rel_l2(&c);
         CHECK(r <= 1e-2 && rc <= 1e-2,
-              "union direct%s d%d b%lld pack %d%s: rel-L2 vs the CPU executor %.3g, worst query "
-              "cluster %.3g",
-              how, D, (long long)B, pack, ordered ? " ordered" : "", r, rc);
+              "%s%s d%d b%lld pack %d%s: rel-L2 vs the CPU executor %.3g, worst query cluster %.3g",
+              name, how, D, (long long)B, pack, ordered ? " ordered" : "", r, rc);
         int same_all = 1;
         for (int64_t bh = 0; bh < c.BH && same; bh++)
             same_all &= cluster_same(&c, o0, c.o, bh, EAR_R_ALL);
@@ -1734,9 +1790,10 @@ static void test_union_direct(int64_t B, int D, int64_t N, int cq, int ear) {
                   "union direct ear d%d b%lld%s: rows that drop nothing differ from the call "
                   "without EAR",
                   D, (long long)B, ordered ? " ordered" : "");
-        printf("  union direct%s d%-3d b%lld pack %d%s: %d union items, vs cpu-exec %.1e, worst "
+        printf("  %s%s d%-3d b%lld pack %d%s: %d union items, vs cpu-exec %.1e, worst "
                "query cluster %.1e%s\n",
-               how, D, (long long)B, pack, ordered ? " keys in cluster order" : "", items, r, rc,
+               name, how, D, (long long)B, pack, ordered ? " keys in cluster order" : "", items, r,
+               rc,
                !same      ? ""
                : same_all ? ", nothing-dropped rows as without EAR"
                           : ", nothing-dropped rows DIFFERENT");
@@ -1804,8 +1861,10 @@ int main(void) {
         for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
             run_scenario(&tiny[i]);
         run_svg(&svgs[1], 0, 0);
-        test_union_direct(1, 128, 1200, 24, 0);
-        test_union_direct(1, 128, 1200, 24, 1);
+        test_union_direct(ear_plan, 1, 128, 1200, 24, 0);
+        test_union_direct(ear_plan, 1, 128, 1200, 24, 1);
+        test_union_direct(skip_plan, 1, 128, 4088, 35, 0);
+        test_union_direct(skip_plan, 1, 128, 4088, 35, 1);
         test_permute_rows(1, 2, 333, 64);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
@@ -1834,8 +1893,10 @@ int main(void) {
     test_ear_direct(2, 128);
     if (!quick) test_ear_direct(1, 64);
     for (int ear = 0; ear < 2; ear++) {
-        test_union_direct(2, 128, 3001, 60, ear);
-        test_union_direct(1, 64, 3001, 60, ear);
+        test_union_direct(ear_plan, 2, 128, 3001, 60, ear);
+        test_union_direct(ear_plan, 1, 64, 3001, 60, ear);
+        test_union_direct(skip_plan, 1, 128, 4088, 35, ear);
+        test_union_direct(skip_plan, 1, 64, 4088, 35, ear);
     }
     test_permute_rows(2, 3, 1001, 128);
     test_permute_rows(1, 2, 333, 64);
