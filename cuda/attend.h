@@ -14,9 +14,11 @@
  *
  * Non-finite V on Hopper: the kernel packs the tails of a head's query
  * clusters into shared row tiles ("union items", worklist.cu); a key there
- * that a row's cluster did not select still enters that row's P V with
- * weight 0, so a NaN or Inf in its V row turns the row NaN too (0 x NaN);
- * with EAR so does a pseudo-key whose cluster another member dropped.
+ * that a row's cluster did not select may still enter that row's P V with
+ * weight 0 (in a key tile that the row's 64-row half of the item computes
+ * for another member), so a NaN or Inf in its V row can turn the row NaN
+ * too (0 x NaN); with EAR so does a pseudo-key whose cluster another member
+ * dropped.
  * The CPU executor, the mma.sync kernel and SVOO_CUDA_PACK=0 keep such a
  * value to the rows that select it.
  *
