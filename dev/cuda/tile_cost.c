@@ -52,7 +52,7 @@
 #include <string.h>
 
 typedef struct {
-    double useful, now, half, packed, uni, u128, unf, pair;
+    double useful, now, half, packed, uni, u128, unf, pair, skp, ska;
 } cost;
 
 enum { MAXCK = 4096, WORDS = MAXCK / 64 };
@@ -161,6 +161,97 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
         }
     }
 #undef SLICE_COST
+    return c;
+}
+
+/* keys of the clusters in a but not in b (b may be NULL) */
+static int64_t keys_minus(const uint64_t *a, const uint64_t *b, const int32_t *ksz, int ck) {
+    int64_t k = 0;
+    for (int c = 0; c < ck; c++)
+        if (((a[c / 64] & ~(b ? b[c / 64] : 0)) >> (c % 64)) & 1) k += ksz[c];
+    return k;
+}
+/* an item of 128 rows as the kernel runs it since the twenty-first stop: rows <= 64, one
+ * consumer (0.73 of an item a key tile); else 1.0 a key tile, less 0.27 for each whole key
+ * tile (by count of keys) that only one consumer's members selected (s0: the selections of
+ * the members with rows in rows 0-63, s1: rows 64-127), which the other skips */
+static double skip_item_cost(int rows, const uint64_t *s0, const uint64_t *s1, const int32_t *ksz,
+                             int ck) {
+    uint64_t u[WORDS];
+    for (int w = 0; w < WORDS; w++)
+        u[w] = s0[w] | s1[w];
+    const double tiles = (double)pad128(keys_minus(u, NULL, ksz, ck)) / 128.0;
+    if (rows <= 64) return 128.0 * 128.0 * 0.73 * tiles;
+    const int64_t k0 = keys_minus(s0, s1, ksz, ck), k1 = keys_minus(s1, s0, ksz, ck);
+    return 128.0 * 128.0 * (tiles - 0.27 * (double)(k0 / 128 + k1 / 128));
+}
+/* the union items of 128 (wl_pack: tails descending, each into the open item where it adds
+ * the least cost or alone), every item priced by skip_item_cost; the packing decides by
+ * item_cost (aware = 0, what wl_pack does) or by skip_item_cost (aware = 1). Returns the
+ * executed cost with the clusters' full items */
+static double skip_pack_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                             const int64_t *K, int aware) {
+    typedef struct {
+        int rows;
+        uint64_t s0[WORDS], s1[WORDS];
+    } item;
+    int order[MAXCK], n = 0;
+    double c = 0;
+    for (int r = 0; r < p->cq; r++) {
+        const int64_t rows = p->q_off[r + 1] - p->q_off[r];
+        if (rows <= 0 || K[r] <= 0) continue;
+        c += 128.0 * (double)pad128(K[r]) * (double)(rows / 128);
+        if (rows % 128) order[n++] = r;
+    }
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0; j--) {
+            const int a = order[j - 1], b = order[j];
+            if ((p->q_off[a + 1] - p->q_off[a]) % 128 >= (p->q_off[b + 1] - p->q_off[b]) % 128)
+                break;
+            order[j - 1] = b, order[j] = a;
+        }
+    item *it = calloc((size_t)(n > 0 ? n : 1), sizeof *it), tmp;
+    if (!it) return 0;
+    int nit = 0;
+    static const uint64_t none[WORDS];
+    for (int i = 0; i < n; i++) {
+        const int r = order[i], t = (int)((p->q_off[r + 1] - p->q_off[r]) % 128);
+        int best = -1;
+        double best_add = aware ? skip_item_cost(t, sel[r], t > 64 ? sel[r] : none, ksz, p->ck)
+                                : item_cost(t, K[r]);
+        for (int b = 0; b < nit; b++) {
+            if (it[b].rows + t > 128) continue;
+            tmp = it[b];
+            const int in0 = tmp.rows<64, in1 = tmp.rows + t> 64;
+            for (int w = 0; w < WORDS; w++) {
+                if (in0) tmp.s0[w] |= sel[r][w];
+                if (in1) tmp.s1[w] |= sel[r][w];
+            }
+            tmp.rows += t;
+            double add;
+            if (aware) {
+                add = skip_item_cost(tmp.rows, tmp.s0, tmp.s1, ksz, p->ck) -
+                      skip_item_cost(it[b].rows, it[b].s0, it[b].s1, ksz, p->ck);
+            } else {
+                uint64_t u0[WORDS], u1[WORDS];
+                for (int w = 0; w < WORDS; w++)
+                    u0[w] = it[b].s0[w] | it[b].s1[w], u1[w] = tmp.s0[w] | tmp.s1[w];
+                add = item_cost(tmp.rows, keys_minus(u1, NULL, ksz, p->ck)) -
+                      item_cost(it[b].rows, keys_minus(u0, NULL, ksz, p->ck));
+            }
+            if (add < best_add) best = b, best_add = add;
+        }
+        if (best < 0) best = nit++;
+        const int in0 = it[best].rows<64, in1 = it[best].rows + t> 64;
+        for (int w = 0; w < WORDS; w++) {
+            if (in0) it[best].s0[w] |= sel[r][w];
+            if (in1) it[best].s1[w] |= sel[r][w];
+        }
+        it[best].rows += t;
+    }
+    for (int b = 0; b < nit; b++)
+        c += skip_item_cost(it[b].rows, it[b].s0, it[b].s1, ksz, p->ck);
+    free(it);
     return c;
 }
 
@@ -543,6 +634,8 @@ int main(int argc, char **argv) {
             hc.u128 = union_cost(&plan, ksz, sel, Kr, slices, 128, 0, &nmix128, &masked_bf, &udet);
         if (!s) hc.unf = union_cost(&plan, ksz, sel, Kr, slices, 128, 1, &nmixnf, &masked_nf, NULL);
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
+        if (!s) hc.skp = skip_pack_cost(&plan, ksz, sel, Kr, 0);
+        if (!s) hc.ska = skip_pack_cost(&plan, ksz, sel, Kr, 1);
         double tm[3] = {0, 0, 0}, tall = 0;
         if (!s) {
             pop_order(&plan, sel, order);
@@ -559,6 +652,7 @@ int main(int argc, char **argv) {
                hc.useful / hc.packed, hc.useful / hc.uni, hc.useful / hc.u128, hc.useful / hc.pair);
         tot.useful += hc.useful, tot.now += hc.now, tot.half += hc.half, tot.packed += hc.packed;
         tot.uni += hc.uni, tot.u128 += hc.u128, tot.unf += hc.unf, tot.pair += hc.pair;
+        tot.skp += hc.skp, tot.ska += hc.ska;
         svoo_plan_release(&plan);
         svoo_head_state_release(&st);
     }
@@ -589,6 +683,9 @@ int main(int argc, char **argv) {
            "by warpgroup (cuda/attend_sm90.cu): %.4f of the work executed; with the members "
            "placed so that fewest straddle row 64: %.4f\n",
            udet.skip_grouped / tot.u128, udet.skip_placed / tot.u128);
+    printf("union items of 128 priced as the kernel skips (a key tile one consumer computes 0.73): "
+           "efficiency %.4f with wl_pack's packing, %.4f packed by that price\n",
+           tot.useful / tot.skp, tot.useful / tot.ska);
     printf("predicted effective TFLOP/s at dense %.0f: now %.0f, half-cost tails %.0f, packed "
            "rows %.0f, union slices %.0f\n",
            dense_tf, dense_tf * tot.useful / tot.now / ed, dense_tf * tot.useful / tot.half / ed,
