@@ -1381,8 +1381,8 @@ static void test_permute_rows(int B, int H, int N, int D) {
  * item the permuted order lost would leave its rows NaN) */
 static void test_many_heads(int64_t B) {
     direct_case c;
-    direct_setup(&c, ear_plan, B, 64, 400, 4, 8, 2, 0, 0,
-                 0x4ead5); /* (ear_plan: N >= 350 + cq - 3) */
+    /* (ear_plan: N >= 350 + cq - 3) */
+    direct_setup(&c, ear_plan, B, 64, 400, 4, 8, 2, 0, 0, 0x4ead5);
     if (!c.bad) {
         const svoo_status s = direct_run(&c, NULL, 0);
         CHECK(s == SVOO_OK, "many heads b%lld: %s", (long long)B, svoo_cuda_attend_last_error());
