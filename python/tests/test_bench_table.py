@@ -35,7 +35,21 @@ def test_good_input(tmp_path):
     write(tmp_path, "bench.jsonl", line("a") + "\n")
     rc, out, err = run(tmp_path)
     assert rc == 0, err
-    assert "| a | 0.1234 | 1.20 | 3.40 (500.1) | 5.00 | 2.00x / 2.00x | 4.90 |" in out
+    assert ("| a | 0.1234 | 1.20 | 3.40 (500.1) | 5.00 | 2.00x / 2.00x | 4.90 (2.04x) | "
+            "12.00 (0.83x) | 0.0100 | 0.9500 |") in out
+
+
+def test_ratio_refs(tmp_path):
+    # the queued and dense ratios take the mean of the cuDNN figures measured (one here),
+    # the 40-head call the 40-head figure
+    write(tmp_path, "anchors_after.txt", '{"name":"sdpa_cudnn","ms":9.8}\n')
+    write(tmp_path, "anchors40.txt", '{"name":"sdpa_cudnn","ms":40.0}\n')
+    write(tmp_path, "bench.jsonl", line("b") + "\n" + line("h40", heads=40, ms_call=20.0,
+                                                           ms_call_queued=16.0) + "\n")
+    rc, out, err = run(tmp_path)
+    assert rc == 0, err
+    assert "| b | 0.1234 | 1.20 | 3.40 (500.1) | 5.00 | - / 1.96x | 4.90 (2.00x) |" in out
+    assert "| h40 | 0.1234 | 1.20 | 3.40 (500.1) | 20.00 | 2.00x | 16.00 (2.50x) |" in out
 
 
 def test_damaged_lines_and_fields(tmp_path):

@@ -5,7 +5,9 @@ Reads DIR/bench.jsonl (one `svoo bench cuda --json` object a line, with a "tag")
 DIR/anchors_before.txt, DIR/anchors_after.txt, DIR/anchors40.txt (attention_anchors.py
 output) and prints one markdown row per call: density, plan, kernel (effective TFLOP/s),
 whole call, its ratio to cuDNN SDPA measured before and after the calls (40 heads: the
-40-head figure), queued, rel-L2, recall. Missing files or fields are named, not guessed."""
+40-head figure), the call queued behind a dense one and our dense path (each with its ratio
+to the mean of those cuDNN figures: queuing moves cuDNN's call by < 0.1 ms, docs/CUDA.md),
+rel-L2, recall. Missing files or fields are named, not guessed."""
 import json
 import os
 import sys
@@ -22,6 +24,14 @@ def num(r, k):
 
 def fmt(v, f):
     return "-" if v is None else f % v
+
+
+def vs(ms, refs):
+    """ms with its ratio to the mean of the cuDNN figures refs (those measured)"""
+    refs = [c for c in refs if c]
+    if ms is None:
+        return "-"
+    return "%.2f (%.2fx)" % (ms, sum(refs) / len(refs) / ms) if refs and ms else "%.2f" % ms
 
 
 def anchors(path):
@@ -55,7 +65,7 @@ def main(d):
             print("%s: %s" % (name, ", ".join("%.1f at %.2f" % (t, k) for k, t in sorted(f.items()))))
     print()
     print("| call | density | plan ms | kernel ms (eff. TFLOP/s) | whole call ms | vs cuDNN "
-          "(before / after) | queued ms | own dense ms | rel-L2 | recall |")
+          "(before / after) | queued ms (vs cuDNN) | own dense ms (vs cuDNN) | rel-L2 | recall |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     path = os.path.join(d, "bench.jsonl")
     if not os.path.exists(path):
@@ -79,7 +89,7 @@ def main(d):
         print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s |" % (
             tag, fmt(v["density"], "%.4f"), fmt(v["ms_plan"], "%.2f"), fmt(v["ms_attend"], "%.2f"),
             fmt(v["attend_eff_tflops"], "%.1f"), fmt(call, "%.2f"), ratio,
-            fmt(v["ms_call_queued"], "%.2f"), fmt(v["ms_dense"], "%.2f"),
+            vs(v["ms_call_queued"], ref), vs(v["ms_dense"], ref),
             fmt(v["rel_l2_vs_dense"], "%.4f"), fmt(v["recall"], "%.4f")))
 
 
