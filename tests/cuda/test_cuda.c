@@ -1895,6 +1895,8 @@ int main(void) {
     for (int ear = 0; ear < 2; ear++) {
         test_union_direct(ear_plan, 2, 128, 3001, 60, ear);
         test_union_direct(ear_plan, 1, 64, 3001, 60, ear);
+        /* more union items than an H200's 132 SMs, so that blocks take a second one */
+        if (!quick) test_union_direct(ear_plan, 4, 128, 3001, 60, ear);
         test_union_direct(skip_plan, 1, 128, 4088, 35, ear);
         test_union_direct(skip_plan, 1, 64, 4088, 35, ear);
     }
