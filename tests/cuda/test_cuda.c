@@ -1033,6 +1033,22 @@ done:
     free(noear), free(kind_g), free(mse_g), free(fq), free(fk), free(fv), free(want);
 }
 
+/* the query and key permutations of a hand-made plan: random shuffles of 0 .. N-1, in
+ * that order, from the generator state *s */
+static void plan_perms(uint64_t *s, int64_t N, int32_t *qperm, int32_t *kperm) {
+    int32_t *perm[2] = {qperm, kperm};
+    for (int t = 0; t < 2; t++) {
+        for (int64_t i = 0; i < N; i++)
+            perm[t][i] = (int32_t)i;
+        for (int64_t i = N - 1; i > 0; i--) {
+            const int64_t j = (int64_t)(rng_next(s) % (uint64_t)(i + 1));
+            const int32_t x = perm[t][i];
+            perm[t][i] = perm[t][j];
+            perm[t][j] = x;
+        }
+    }
+}
+
 /* A hand-made plan for test_ear_direct: Ck key clusters with every 7th empty and
  * uneven sizes otherwise, random permutations; query cluster 0 selects nothing (an
  * empty plan row: its rows get the pseudo-keys only), 1 selects every key cluster
@@ -1046,17 +1062,7 @@ enum { EAR_R_EMPTY = 0, EAR_R_ALL = 1, EAR_R_NOROWS = 2 };
 static int64_t ear_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
                         int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
     uint64_t s = seed;
-    int32_t *perm[2] = {qperm, kperm};
-    for (int t = 0; t < 2; t++) {
-        for (int64_t i = 0; i < N; i++)
-            perm[t][i] = (int32_t)i;
-        for (int64_t i = N - 1; i > 0; i--) {
-            const int64_t j = (int64_t)(rng_next(&s) % (uint64_t)(i + 1));
-            const int32_t x = perm[t][i];
-            perm[t][i] = perm[t][j];
-            perm[t][j] = x;
-        }
-    }
+    plan_perms(&s, N, qperm, kperm);
     /* key cluster sizes: 0 for c % 7 == 3, else 1 + a random share of the rest */
     int64_t left = N;
     for (int c = 0; c < ck; c++)
@@ -1116,17 +1122,7 @@ static int64_t skip_plan(uint64_t seed, int64_t N, int cq, int ck, int share, in
                          int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp, int32_t *col) {
     (void)share;
     uint64_t s = seed;
-    int32_t *perm[2] = {qperm, kperm};
-    for (int t = 0; t < 2; t++) {
-        for (int64_t i = 0; i < N; i++)
-            perm[t][i] = (int32_t)i;
-        for (int64_t i = N - 1; i > 0; i--) {
-            const int64_t j = (int64_t)(rng_next(&s) % (uint64_t)(i + 1));
-            const int32_t x = perm[t][i];
-            perm[t][i] = perm[t][j];
-            perm[t][j] = x;
-        }
-    }
+    plan_perms(&s, N, qperm, kperm);
     for (int c = 0; c <= ck; c++)
         koff[c] = c < ck ? 15 * c : (int32_t)N;
     /* rows and the two residues mod 16 (-1: none) each of S, A, B, U, T selects beside C */
