@@ -255,6 +255,18 @@ static double skip_pack_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*
     return c;
 }
 
+/* wg[g]: the key clusters selected by a member with rows in warpgroup g's 64 rows, the
+ * members' rows in the given order */
+static void warpgroup_sel(const slice *b, const int *order, uint64_t (*sel)[WORDS],
+                          uint64_t wg[2][WORDS]) {
+    memset(wg, 0, 2 * WORDS * sizeof wg[0][0]);
+    for (int i = 0, off = 0; i < b->nm; off += b->mt[order[i]], i++)
+        for (int g = 0; g < 2; g++)
+            if (off < 64 * g + 64 && off + b->mt[order[i]] > 64 * g)
+                for (int w = 0; w < WORDS; w++)
+                    wg[g][w] |= sel[b->mr[order[i]]][w];
+}
+
 /* rows x keys of the masked tiles that a consumer warpgroup skips in cuda/attend_sm90.cu
  * (build_union's order: common clusters, then those selected by members of both warpgroups,
  * of warpgroup 0 only, of 1 only; a tile is skipped by a warpgroup none of whose members
@@ -262,12 +274,7 @@ static double skip_pack_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*
 static double grouped_skip(const slice *b, const int *order, const int32_t *ksz,
                            uint64_t (*sel)[WORDS], int ck) {
     uint64_t wg[2][WORDS];
-    memset(wg, 0, sizeof wg);
-    for (int i = 0, off = 0; i < b->nm; off += b->mt[order[i]], i++)
-        for (int g = 0; g < 2; g++)
-            if (off < 64 * g + 64 && off + b->mt[order[i]] > 64 * g)
-                for (int w = 0; w < WORDS; w++)
-                    wg[g][w] |= sel[b->mr[order[i]]][w];
+    warpgroup_sel(b, order, sel, wg);
     const int64_t ntile = (b->keys + 127) / 128;
     unsigned char *has = calloc((size_t)(2 * ntile + 2), 1);
     if (!has) return 0;
@@ -300,13 +307,11 @@ static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS
         u->unmodelled += 128.0 * (double)pad128(b->keys);
         return;
     }
-    uint64_t wg[2][WORDS]; /* key clusters selected by a member with rows in warpgroup g */
-    memset(wg, 0, sizeof wg);
-    for (int m = 0, off = 0; m < b->nm; off += b->mt[m], m++)
-        for (int g = 0; g < 2; g++)
-            if (off < 64 * g + 64 && off + b->mt[m] > 64 * g)
-                for (int w = 0; w < WORDS; w++)
-                    wg[g][w] |= sel[b->mr[m]][w];
+    int order[SLMEM]; /* the members in the order they joined (their rows' order) */
+    for (int m = 0; m < b->nm; m++)
+        order[m] = m;
+    uint64_t wg[2][WORDS];
+    warpgroup_sel(b, order, sel, wg);
     const int64_t mstart = common / 128 * 128; /* the first masked tile's first key */
     const int64_t ntile = (b->keys + 127) / 128;
     unsigned char *has = calloc((size_t)(2 * ntile + 2), 1);
@@ -334,9 +339,6 @@ static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS
     /* cuda/attend_sm90.cu since the twenty-first stop: the masked clusters grouped by the
      * warpgroups whose members selected them, members in the order they joined; and with
      * the members placed so that as few as possible straddle row 64 */
-    int order[SLMEM];
-    for (int m = 0; m < b->nm; m++)
-        order[m] = m;
     u->skip_grouped += grouped_skip(b, order, ksz, sel, ck);
     if (b->rows > 64) {
         /* the members whose rows sum closest to 64 from below first (subset sum over
