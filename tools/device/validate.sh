@@ -10,28 +10,33 @@ export LD_LIBRARY_PATH=$PWD/build-rt/lib:$LD_LIBRARY_PATH
 mkdir -p shared/data/profiles && cp build-rt/profiles/*.csv shared/data/profiles/
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv
 S=/usr/local/cuda/bin/compute-sanitizer
+# res LINE: a step's result, printed and kept for the summary at the end (a device command
+# returns only the tail of its output and eight of the files under $OUT)
+rm -f $OUT/summary.txt
+res() { echo "$*" | tee -a $OUT/summary.txt; }
 t0=$(date +%s)
-./$BUILD/test_cuda > $OUT/test_cuda.txt 2>&1; echo "test_cuda rc $? ($(( $(date +%s)-t0 )) s)"; tail -3 $OUT/test_cuda.txt
+./$BUILD/test_cuda > $OUT/test_cuda.txt 2>&1; res "test_cuda rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda.txt)"
 # the mma.sync assignment (what sm_80 / 86 / 89 run) on this Hopper GPU too
 t0=$(date +%s)
 SVOO_CUDA_ASSIGN=sm80 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_a80.txt 2>&1
-echo "test_cuda quick, SVOO_CUDA_ASSIGN=sm80 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_a80.txt
+res "test_cuda quick, SVOO_CUDA_ASSIGN=sm80 rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda_a80.txt)"
 # the Hopper attention without union items (every tail its own row tile)
 t0=$(date +%s)
 SVOO_CUDA_PACK=0 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_nopack.txt 2>&1
-echo "test_cuda quick, SVOO_CUDA_PACK=0 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_nopack.txt
+res "test_cuda quick, SVOO_CUDA_PACK=0 rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda_nopack.txt)"
 # the union launch after the plain one (no programmatic dependent launch)
 t0=$(date +%s)
 SVOO_CUDA_PDL=0 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_nopdl.txt 2>&1
-echo "test_cuda quick, SVOO_CUDA_PDL=0 rc $? ($(( $(date +%s)-t0 )) s)"; tail -1 $OUT/test_cuda_nopdl.txt
+res "test_cuda quick, SVOO_CUDA_PDL=0 rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda_nopdl.txt)"
 for tool in memcheck synccheck; do t0=$(date +%s)
   # two persistent assignment blocks: each takes many items (next-item copies, ring wraps)
   SVOO_CUDA_ASSIGN_GRID=2 SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
-  echo "$tool rc $? ($(( $(date +%s)-t0 )) s)"; tail -2 $OUT/$tool.txt; done
+  res "$tool rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/$tool.txt)"; done
 # racecheck: the tiny subset split by kernel into parallel processes (tools/device/racecheck.sh;
 # one process with every kernel instrumented did not finish in 150 s)
 t0=$(date +%s); RT= RACE_TIMEOUT=200 OUT=$OUT BUILD=$BUILD bash tools/device/racecheck.sh
-echo "racecheck rc $? ($(( $(date +%s)-t0 )) s)"
+res "racecheck rc $? ($(( $(date +%s)-t0 )) s)"
 t0=$(date +%s)
 SVOO_LIBRARY_PATH=$BUILD/libsvoo.so SVOO_GPU_REPORT=$OUT/py_gpu.json python3 -m pytest -q -s python/tests_gpu > $OUT/pytest_gpu.txt 2>&1
-echo "pytest gpu rc $? ($(( $(date +%s)-t0 )) s)"; tail -25 $OUT/pytest_gpu.txt
+res "pytest gpu rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/pytest_gpu.txt)"
+echo "== summary"; cat $OUT/summary.txt
