@@ -1140,6 +1140,33 @@ static int64_t skip_plan(uint64_t seed, int64_t N, int cq, int ck, int share, in
     return nnz;
 }
 
+/* A hand-made plan past wl_pack's limits (cuda/worklist.cu): cq = 600 query clusters of N /
+ * 600 rows (64 at N = 38,400: every tail <= 64 rows), Ck = 256 key clusters of N / 256 keys,
+ * random permutations. Clusters 4p and 4p + 1 select key cluster p (a union item of two
+ * members), 4p + 2 and 4p + 3 the clusters (p + 64) % 256 and (p + 128) % 256, which cost
+ * less alone than joining an item with other keys. wl_pack considers the first PACK_SM = 512
+ * tails (88 stay out), and its PACK_SL = 256 open items are all in use before it reaches the
+ * last 64 it considers, which then run as their own row tiles; 192 union items a head
+ * (worked out on the CPU with wl_pack's rule). */
+static int64_t limits_plan(uint64_t seed, int64_t N, int cq, int ck, int share, int32_t *qperm,
+                           int32_t *kperm, int32_t *qoff, int32_t *koff, int32_t *rp,
+                           int32_t *col) {
+    (void)share;
+    uint64_t s = seed;
+    plan_perms(&s, N, qperm, kperm);
+    for (int c = 0; c <= ck; c++)
+        koff[c] = c < ck ? (int32_t)(N / ck * c) : (int32_t)N;
+    int64_t nnz = 0;
+    qoff[0] = rp[0] = 0;
+    for (int r = 0; r < cq; r++) {
+        qoff[r + 1] = r + 1 < cq ? qoff[r] + (int32_t)(N / cq) : (int32_t)N;
+        const int p = r / 4;
+        col[nnz++] = (r % 4 < 2 ? p : p + 64 * (r % 4 - 1)) % ck;
+        rp[r + 1] = (int32_t)nnz;
+    }
+    return nnz;
+}
+
 /* the CPU executor with EAR on head bh of that plan (bf16 [BH,N,D] inputs),
  * result in original row order into ref (bf16); 0 when the plan validates */
 static int ear_plan_cpu(int64_t N, int D, int cq, int ck, int32_t *qperm, int32_t *kperm,
@@ -1708,12 +1735,15 @@ static double pseudo_share(const direct_case *c) {
  * are masked for its rows (P = 0, alpha = 1). With skip_plan (its own layout, Ck 256) a
  * union item has key tiles that only one consumer warpgroup's rows selected, which the
  * Hopper kernel's consumers skip (SKIP): consumer 1 one in the middle, consumer 0 the item's
- * last four, before the pseudo-key tiles with EAR; the same checks against the CPU executor,
- * without the pseudo-key and nothing-dropped ones (ear_plan's construction). */
+ * last four, before the pseudo-key tiles with EAR; with limits_plan (Ck 256) wl_pack runs
+ * past its limits on tails and open items (384 union items on one launch); both with the
+ * same checks against the CPU executor, without the pseudo-key and nothing-dropped ones
+ * (ear_plan's construction). */
 static void test_union_direct(plan_fn plan, int64_t B, int D, int64_t N, int cq, int ear) {
-    /* ear_plan: Ck 300, shared selections, same_k with EAR; skip_plan: its own layout */
+    /* ear_plan: Ck 300, shared selections, same_k with EAR; skip_plan, limits_plan: their own
+     * layouts */
     const int own = plan == ear_plan, ck = own ? 300 : 256;
-    const char *name = own ? "union direct" : "union skip";
+    const char *name = own ? "union direct" : plan == skip_plan ? "union skip" : "union limits";
     direct_case c;
     direct_setup(&c, plan, B, D, N, cq, ck, own ? 4 : 0, ear, own && ear, 991);
     void *ews = NULL;
@@ -1895,6 +1925,8 @@ int main(void) {
         if (!quick) test_union_direct(ear_plan, 4, 128, 3001, 60, ear);
         test_union_direct(skip_plan, 1, 128, 4088, 35, ear);
         test_union_direct(skip_plan, 1, 64, 4088, 35, ear);
+        /* wl_pack's limits: more tails than it considers, more items than it can open */
+        if (!quick) test_union_direct(limits_plan, 1, 64, 38400, 600, ear);
     }
     test_permute_rows(2, 3, 1001, 128);
     test_permute_rows(1, 2, 333, 64);
