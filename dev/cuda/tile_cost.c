@@ -91,29 +91,20 @@ static double item_cost(int64_t n, int64_t k) {
     return 128.0 * (double)pad128(k) * (n <= 0 ? 0 : n <= 64 ? 0.73 : 1.0);
 }
 
-/* the union model of one head with slices of `rows` rows (64: two per item at half cost
- * each; 128: whole items, tail rule of item_cost): each cluster's full slices alone, the
- * remainders in descending size each into the open slice where it adds the least cost,
- * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters,
- * *masked adds their rows x keys in key tiles past the members' common keys (128 only). */
-static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
-                       int64_t common, union_detail *u);
-
-static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
-                         const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix,
-                         double *masked, union_detail *ud) {
-    int order[MAXCK], n = 0, nsl = 0, mem[MAXCK];
-    double c = 0;
-    const double full = rows_per == 64 ? 64.0 : 128.0;
-#define SLICE_COST(nr, k) (rows_per == 64 ? 64.0 * (double)pad128(k) : item_cost(nr, k))
+/* the clusters with keys and a remainder of rows mod rows_per into order[] (returns their
+ * number), sorted by remainder descending (best fit) or by their keys descending (next fit);
+ * *full = the cost of every cluster's full slices of rows_per rows, which run alone */
+static int remainders(const svoo_plan *p, const int64_t *K, int rows_per, int nextfit, int *order,
+                      double *full) {
+    int n = 0;
+    *full = 0;
     for (int r = 0; r < p->cq; r++) {
         const int64_t rows = p->q_off[r + 1] - p->q_off[r];
         if (rows <= 0 || K[r] <= 0) continue;
-        c += full * (double)pad128(K[r]) * (double)(rows / rows_per);
+        *full += (double)rows_per * (double)pad128(K[r]) * (double)(rows / rows_per);
         if (rows % rows_per) order[n++] = r;
     }
-    for (int i = 1; i < n; i++) /* insertion sort: remainders descending (best fit) or
-                                  their clusters' keys descending (next fit) */
+    for (int i = 1; i < n; i++) /* insertion sort */
         for (int j = i; j > 0; j--) {
             const int a = order[j - 1], b = order[j];
             if (nextfit ? K[a] >= K[b]
@@ -122,6 +113,24 @@ static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)
                 break;
             order[j - 1] = b, order[j] = a;
         }
+    return n;
+}
+
+static void union_skip(const slice *b, const int32_t *ksz, uint64_t (*sel)[WORDS], int ck,
+                       int64_t common, union_detail *u);
+
+/* the union model of one head with slices of `rows` rows (64: two per item at half cost
+ * each; 128: whole items, tail rule of item_cost): each cluster's full slices alone, the
+ * remainders in descending size each into the open slice where it adds the least cost,
+ * or a new slice when that is cheaper. *nmix counts the slices of two or more clusters,
+ * *masked adds their rows x keys in key tiles past the members' common keys (128 only). */
+static double union_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                         const int64_t *K, slice *sl, int rows_per, int nextfit, int64_t *nmix,
+                         double *masked, union_detail *ud) {
+    int order[MAXCK], nsl = 0, mem[MAXCK];
+    double c;
+    const int n = remainders(p, K, rows_per, nextfit, order, &c);
+#define SLICE_COST(nr, k) (rows_per == 64 ? 64.0 * (double)pad128(k) : item_cost(nr, k))
     for (int i = 0; i < n; i++) {
         const int r = order[i], t = (int)((p->q_off[r + 1] - p->q_off[r]) % rows_per);
         int best = -1;
@@ -195,21 +204,9 @@ static double skip_pack_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*
         int rows;
         uint64_t s0[WORDS], s1[WORDS];
     } item;
-    int order[MAXCK], n = 0;
-    double c = 0;
-    for (int r = 0; r < p->cq; r++) {
-        const int64_t rows = p->q_off[r + 1] - p->q_off[r];
-        if (rows <= 0 || K[r] <= 0) continue;
-        c += 128.0 * (double)pad128(K[r]) * (double)(rows / 128);
-        if (rows % 128) order[n++] = r;
-    }
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0; j--) {
-            const int a = order[j - 1], b = order[j];
-            if ((p->q_off[a + 1] - p->q_off[a]) % 128 >= (p->q_off[b + 1] - p->q_off[b]) % 128)
-                break;
-            order[j - 1] = b, order[j] = a;
-        }
+    int order[MAXCK];
+    double c;
+    const int n = remainders(p, K, 128, 0, order, &c);
     item *it = calloc((size_t)(n > 0 ? n : 1), sizeof *it), tmp;
     if (!it) return 0;
     int nit = 0;
