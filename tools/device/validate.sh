@@ -16,18 +16,14 @@ rm -f $OUT/summary.txt
 res() { echo "$*" | tee -a $OUT/summary.txt; }
 t0=$(date +%s)
 ./$BUILD/test_cuda > $OUT/test_cuda.txt 2>&1; res "test_cuda rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda.txt)"
-# the mma.sync assignment (what sm_80 / 86 / 89 run) on this Hopper GPU too
-t0=$(date +%s)
-SVOO_CUDA_ASSIGN=sm80 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_a80.txt 2>&1
-res "test_cuda quick, SVOO_CUDA_ASSIGN=sm80 rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda_a80.txt)"
-# the Hopper attention without union items (every tail its own row tile)
-t0=$(date +%s)
-SVOO_CUDA_PACK=0 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_nopack.txt 2>&1
-res "test_cuda quick, SVOO_CUDA_PACK=0 rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda_nopack.txt)"
-# the union launch after the plain one (no programmatic dependent launch)
-t0=$(date +%s)
-SVOO_CUDA_PDL=0 SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $OUT/test_cuda_nopdl.txt 2>&1
-res "test_cuda quick, SVOO_CUDA_PDL=0 rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $OUT/test_cuda_nopdl.txt)"
+# the quick subset with one switch each (log test_cuda_NAME.txt): a80, the mma.sync
+# assignment (what sm_80 / 86 / 89 run) on this Hopper GPU too; nopack, the Hopper attention
+# without union items (every tail its own row tile); nopdl, the union launch after the plain
+# one (no programmatic dependent launch)
+for x in a80:SVOO_CUDA_ASSIGN=sm80 nopack:SVOO_CUDA_PACK=0 nopdl:SVOO_CUDA_PDL=0; do
+  t0=$(date +%s); f=$OUT/test_cuda_${x%%:*}.txt
+  env "${x#*:}" SVOO_TEST_QUICK=1 ./$BUILD/test_cuda > $f 2>&1
+  res "test_cuda quick, ${x#*:} rc $? ($(( $(date +%s)-t0 )) s): $(tail -1 $f)"; done
 for tool in memcheck synccheck; do t0=$(date +%s)
   # two persistent assignment blocks: each takes many items (next-item copies, ring wraps)
   SVOO_CUDA_ASSIGN_GRID=2 SVOO_TEST_QUICK=1 timeout 150 $S --tool $tool --error-exitcode 1 ./$BUILD/test_cuda > $OUT/$tool.txt 2>&1
