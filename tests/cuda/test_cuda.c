@@ -1712,6 +1712,18 @@ static double pseudo_share(const direct_case *c) {
     return rows ? share / (double)rows : 0;
 }
 
+/* the plans of test_union_direct: own = ear_plan's construction (Ck 300, shared selections,
+ * same_k with EAR, the pseudo-key and nothing-dropped checks); skip_plan and limits_plan have
+ * their own layouts */
+typedef struct {
+    plan_fn fn;
+    const char *name;
+    int ck, own;
+} union_plan;
+static const union_plan UNION_EAR = {ear_plan, "union direct", 300, 1},
+                        UNION_SKIP = {skip_plan, "union skip", 256, 0},
+                        UNION_LIMITS = {limits_plan, "union limits", 256, 0};
+
 /* Union items of the Hopper kernel (worklist.cu): the query-cluster tails of a
  * head packed into shared row tiles that run the union of their members' key
  * clusters, each row masked to its own. ear_plan's plans with Ck = 300 (one
@@ -1739,13 +1751,11 @@ static double pseudo_share(const direct_case *c) {
  * past its limits on tails and open items (384 union items on one launch); both with the
  * same checks against the CPU executor, without the pseudo-key and nothing-dropped ones
  * (ear_plan's construction). */
-static void test_union_direct(plan_fn plan, int64_t B, int D, int64_t N, int cq, int ear) {
-    /* ear_plan: Ck 300, shared selections, same_k with EAR; skip_plan, limits_plan: their own
-     * layouts */
-    const int own = plan == ear_plan, ck = own ? 300 : 256;
-    const char *name = own ? "union direct" : plan == skip_plan ? "union skip" : "union limits";
+static void test_union_direct(const union_plan *up, int64_t B, int D, int64_t N, int cq, int ear) {
+    const int own = up->own, ck = up->ck;
+    const char *name = up->name;
     direct_case c;
-    direct_setup(&c, plan, B, D, N, cq, ck, own ? 4 : 0, ear, own && ear, 991);
+    direct_setup(&c, up->fn, B, D, N, cq, ck, own ? 4 : 0, ear, own && ear, 991);
     void *ews = NULL;
     const size_t ewsb = ear ? svoo_cuda_ear_workspace((int)B, (int)c.H, (int)N, c.ck, D) : 0;
     if (ear) CU(cudaMalloc(&ews, ewsb));
@@ -1887,10 +1897,10 @@ int main(void) {
         for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
             run_scenario(&tiny[i]);
         run_svg(&svgs[1], 0, 0);
-        test_union_direct(ear_plan, 1, 128, 1200, 24, 0);
-        test_union_direct(ear_plan, 1, 128, 1200, 24, 1);
-        test_union_direct(skip_plan, 1, 128, 4088, 35, 0);
-        test_union_direct(skip_plan, 1, 128, 4088, 35, 1);
+        test_union_direct(&UNION_EAR, 1, 128, 1200, 24, 0);
+        test_union_direct(&UNION_EAR, 1, 128, 1200, 24, 1);
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, 0);
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, 1);
         test_permute_rows(1, 2, 333, 64);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
@@ -1919,14 +1929,14 @@ int main(void) {
     test_ear_direct(2, 128);
     if (!quick) test_ear_direct(1, 64);
     for (int ear = 0; ear < 2; ear++) {
-        test_union_direct(ear_plan, 2, 128, 3001, 60, ear);
-        test_union_direct(ear_plan, 1, 64, 3001, 60, ear);
+        test_union_direct(&UNION_EAR, 2, 128, 3001, 60, ear);
+        test_union_direct(&UNION_EAR, 1, 64, 3001, 60, ear);
         /* more union items than an H200's 132 SMs, so that blocks take a second one */
-        if (!quick) test_union_direct(ear_plan, 4, 128, 3001, 60, ear);
-        test_union_direct(skip_plan, 1, 128, 4088, 35, ear);
-        test_union_direct(skip_plan, 1, 64, 4088, 35, ear);
+        if (!quick) test_union_direct(&UNION_EAR, 4, 128, 3001, 60, ear);
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, ear);
+        test_union_direct(&UNION_SKIP, 1, 64, 4088, 35, ear);
         /* wl_pack's limits: more tails than it considers, more items than it can open */
-        if (!quick) test_union_direct(limits_plan, 1, 64, 38400, 600, ear);
+        if (!quick) test_union_direct(&UNION_LIMITS, 1, 64, 38400, 600, ear);
     }
     test_permute_rows(2, 3, 1001, 128);
     test_permute_rows(1, 2, 333, 64);
