@@ -32,6 +32,10 @@
  *             costly first within a head, taken one by one by the SM free first (132, the
  *             H200's), in head index order and with the heads in descending order of their
  *             work (what the work list does); ideal / makespan
+ *   geometry: items of 128 or 192 rows (two or three consumer warpgroups) over key tiles of
+ *             128 or 64 keys, tails packed as wl_pack packs them, each warpgroup skipping the
+ *             masked tiles its members did not select (geom_cost): the padding and masking a
+ *             kernel of that shape would execute, and the keys it loads a useful row x key
  * Efficiency = useful / (128 x cost x keys); the dense plan (one cluster) is the
  * reference the measured dense TFLOP/s belongs to, so the predicted sparse rate of a
  * model is dense_tflops x eff(model) / eff(dense).
@@ -496,6 +500,124 @@ static void tma_share(const svoo_plan *pl, const int32_t *ksz, uint64_t (*sel)[W
     }
 }
 
+/* geometry: items of R rows (R / 64 consumer warpgroups of 64 rows) over key tiles of T keys.
+ * Each cluster's full R-row items run alone; the tails (rows mod R) are packed as wl_pack
+ * packs them (descending, each into the open item where it adds the least cost, or alone),
+ * priced pad_T(keys) / T x (ceil(rows / 64) + 1.7) a tile: the fixed 1.7 a tile is what makes
+ * a <= 64-row item of two consumers cost the measured 0.73. In a packed item the keys run in
+ * the kernel's order (the clusters every member selected, then the others grouped by the set
+ * of warpgroups whose members selected them, most warpgroups first), and a warpgroup skips a
+ * tile none of whose clusters its members selected. Totals: useful row x key work, executed
+ * warpgroup work (64 x T a tile a warpgroup that computes it), the priced cost (x 64 x T) and
+ * the keys loaded (T a tile of an item). */
+typedef struct {
+    double useful, work, cost, loaded;
+} geom;
+enum { GMEM = 256 }; /* members an item holds (more: a new item) */
+typedef struct {
+    int rows, nm, mr[GMEM], mt[GMEM];
+    uint64_t sel[WORDS];
+} gitem;
+static int64_t padT(int64_t k, int T) {
+    return (k + T - 1) / T * T;
+}
+static double geom_price(int rows, int64_t keys, int T) {
+    return (double)(padT(keys, T) / T) * ((rows + 63) / 64 + 1.7);
+}
+static void geom_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
+                      const int64_t *K, int R, int T, geom *g) {
+    int order[MAXCK];
+    int n = 0;
+    for (int r = 0; r < p->cq; r++) {
+        const int64_t rows = p->q_off[r + 1] - p->q_off[r];
+        if (rows <= 0 || K[r] <= 0) continue;
+        g->useful += (double)rows * (double)K[r];
+        const double full = (double)(rows / R), tiles = (double)(padT(K[r], T) / T);
+        g->work += full * tiles * R * T;
+        g->cost += full * tiles * (R / 64 + 1.7) * 64 * T;
+        g->loaded += full * tiles * T;
+        if (rows % R) order[n++] = r;
+    }
+    for (int i = 1; i < n; i++) /* tails descending */
+        for (int j = i; j > 0; j--) {
+            const int a = order[j - 1], b = order[j];
+            if ((p->q_off[a + 1] - p->q_off[a]) % R >= (p->q_off[b + 1] - p->q_off[b]) % R) break;
+            order[j - 1] = b, order[j] = a;
+        }
+    gitem *it = calloc((size_t)(n > 0 ? n : 1), sizeof *it);
+    int64_t *ikeys = calloc((size_t)(n > 0 ? n : 1), sizeof *ikeys);
+    if (!it || !ikeys) exit(1);
+    int nit = 0;
+    for (int i = 0; i < n; i++) {
+        const int r = order[i], t = (int)((p->q_off[r + 1] - p->q_off[r]) % R);
+        int best = -1;
+        double best_add = geom_price(t, K[r], T);
+        int64_t best_keys = K[r];
+        for (int b = 0; b < nit; b++) {
+            if (it[b].rows + t > R || it[b].nm == GMEM) continue;
+            const int64_t u = union_keys(it[b].sel, sel[r], ksz, p->ck);
+            const double add =
+                geom_price(it[b].rows + t, u, T) - geom_price(it[b].rows, ikeys[b], T);
+            if (add < best_add) best = b, best_add = add, best_keys = u;
+        }
+        if (best < 0) best = nit++;
+        gitem *b = &it[best];
+        b->mr[b->nm] = r, b->mt[b->nm++] = t;
+        b->rows += t;
+        ikeys[best] = best_keys;
+        for (int w = 0; w < WORDS; w++)
+            b->sel[w] |= sel[r][w];
+    }
+    const int G = R / 64; /* <= 3 */
+    for (int b = 0; b < nit; b++) {
+        const gitem *x = &it[b];
+        uint64_t all[WORDS], wg[4][WORDS];
+        memset(wg, 0, sizeof wg);
+        for (int w = 0; w < WORDS; w++)
+            all[w] = ~0ull;
+        for (int m = 0, off = 0; m < x->nm; off += x->mt[m], m++)
+            for (int w = 0; w < WORDS; w++) {
+                all[w] &= sel[x->mr[m]][w];
+                for (int q = 0; q < G; q++)
+                    if (off < 64 * q + 64 && off + x->mt[m] > 64 * q) wg[q][w] |= sel[x->mr[m]][w];
+            }
+        const int64_t ntile = padT(ikeys[b], T) / T;
+        unsigned char *has = calloc((size_t)(G * ntile + G), 1);
+        if (!has) exit(1);
+        int64_t pos = 0;
+        /* common clusters (mask 16), then the others by their warpgroup set, most first */
+        int masks[16], nmask = 0;
+        masks[nmask++] = 16;
+        for (int pc = G; pc >= 1; pc--)
+            for (int ms = 1; ms < (1 << G); ms++)
+                if ((ms & 1) + (ms >> 1 & 1) + (ms >> 2 & 1) == pc) masks[nmask++] = ms;
+        for (int mi = 0; mi < nmask; mi++)
+            for (int c = 0; c < p->ck; c++) {
+                if (!((x->sel[c / 64] >> (c % 64)) & 1) || ksz[c] <= 0) continue;
+                const int com = (int)((all[c / 64] >> (c % 64)) & 1);
+                int ms = 0;
+                for (int q = 0; q < G; q++)
+                    ms |= (int)((wg[q][c / 64] >> (c % 64)) & 1) << q;
+                if ((com ? 16 : ms) != masks[mi]) continue;
+                const int64_t e = pos + ksz[c];
+                for (int64_t t = pos / T; t <= (e - 1) / T; t++)
+                    for (int q = 0; q < G; q++)
+                        has[G * t + q] |= (unsigned char)(com || ((ms >> q) & 1));
+                pos = e;
+            }
+        for (int64_t t = 0; t < ntile; t++) {
+            int act = 0;
+            for (int q = 0; q < G; q++)
+                act += x->rows > 64 * q && has[G * t + q];
+            g->work += (double)act * 64 * T;
+            g->cost += (act + 1.7) * 64 * T;
+            g->loaded += T;
+        }
+        free(has);
+    }
+    free(it), free(ikeys);
+}
+
 /* a plain item of the balance model: its head and cost (128-key tiles) */
 typedef struct {
     int h;
@@ -589,6 +711,9 @@ int main(int argc, char **argv) {
     double tma_tot[3] = {0, 0, 0}, tma_all = 0;
     double boxes[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
     int order[MAXCK];
+    static const int GEOM_R[4] = {128, 128, 192, 192}, GEOM_T[4] = {128, 64, 128, 64};
+    geom gtot[4];
+    memset(gtot, 0, sizeof gtot);
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
                                    v16 + (size_t)h * N * D};
@@ -635,6 +760,8 @@ int main(int argc, char **argv) {
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         if (!s) hc.skp = skip_pack_cost(&plan, ksz, sel, Kr, 0);
         if (!s) hc.ska = skip_pack_cost(&plan, ksz, sel, Kr, 1);
+        for (int gi = 0; gi < 4 && !s; gi++)
+            geom_cost(&plan, ksz, sel, Kr, GEOM_R[gi], GEOM_T[gi], &gtot[gi]);
         double tm[3] = {0, 0, 0}, tall = 0;
         if (!s) {
             pop_order(&plan, sel, order);
@@ -697,6 +824,13 @@ int main(int argc, char **argv) {
                "piece tile %.2f\n",
                m ? "popularity" : "label", boxes[m][2] / boxes[m][0], boxes[m][1] / boxes[m][0],
                boxes[m][3] / (boxes[m][0] - boxes[m][2]));
+    for (int gi = 0; gi < 4; gi++) /* priced: relative to a full item's (R / 64 + 1.7) */
+        printf("geometry %d rows x %d keys: useful / warpgroup work %.4f, useful / priced %.4f, "
+               "keys loaded a useful row x key %.3e (x %d rows: %.4f)\n",
+               GEOM_R[gi], GEOM_T[gi], gtot[gi].useful / gtot[gi].work,
+               gtot[gi].useful / gtot[gi].cost * (GEOM_R[gi] / 64 + 1.7) / (GEOM_R[gi] / 64),
+               gtot[gi].loaded / gtot[gi].useful, GEOM_R[gi],
+               GEOM_R[gi] * gtot[gi].loaded / gtot[gi].useful);
     /* each head's items are contiguous (added head by head): costly first within it */
     for (int64_t j0 = 0, j1; j0 < nitems; j0 = j1) {
         for (j1 = j0; j1 < nitems && items[j1].h == items[j0].h; j1++)
