@@ -527,7 +527,8 @@ static double geom_price(int rows, int64_t keys, int T) {
 static void geom_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WORDS],
                       const int64_t *K, int R, int T, geom *g) {
     int order[MAXCK];
-    int n = 0;
+    double full128; /* remainders' cost of the full items at 128-key tiles: priced below at T */
+    const int n = remainders(p, K, R, 0, order, &full128); /* the tails, descending */
     for (int r = 0; r < p->cq; r++) {
         const int64_t rows = p->q_off[r + 1] - p->q_off[r];
         if (rows <= 0 || K[r] <= 0) continue;
@@ -536,14 +537,7 @@ static void geom_cost(const svoo_plan *p, const int32_t *ksz, uint64_t (*sel)[WO
         g->work += full * tiles * R * T;
         g->cost += full * tiles * (R / 64 + 1.7) * 64 * T;
         g->loaded += full * tiles * T;
-        if (rows % R) order[n++] = r;
     }
-    for (int i = 1; i < n; i++) /* tails descending */
-        for (int j = i; j > 0; j--) {
-            const int a = order[j - 1], b = order[j];
-            if ((p->q_off[a + 1] - p->q_off[a]) % R >= (p->q_off[b + 1] - p->q_off[b]) % R) break;
-            order[j - 1] = b, order[j] = a;
-        }
     gitem *it = calloc((size_t)(n > 0 ? n : 1), sizeof *it);
     int64_t *ikeys = calloc((size_t)(n > 0 ? n : 1), sizeof *ikeys);
     if (!it || !ikeys) exit(1);
