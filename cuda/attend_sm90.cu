@@ -167,6 +167,11 @@ constexpr bool kPingPong = true;
 template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
 template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
 template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 208;
+/* S = Q K^T with Q from registers (wgmma's A operand, loaded once an item) instead of shared
+ * memory, which wgmma reads again every instruction: a sixth of the consumers' shared-memory
+ * reads (docs/CUDA_KERNEL.md, twenty-fifth stop). Its D / 4 registers a thread fit the lean
+ * consumers' 224 */
+template <bool TMA, bool EAR> constexpr bool kQReg = kLean<TMA, EAR>;
 
 #include "sm90_ptx.cuh"
 
@@ -814,6 +819,26 @@ __device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t qa, uint32_t k
                       sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
 }
 
+/* the same with Q from registers: qf, this thread's A fragments (load_q) */
+template <typename T, int D>
+__device__ __forceinline__ void issue_qk(float (&s)[64], const uint32_t (&qf)[D / 16][4],
+                                         uint32_t ka) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+        Mma<T, D>::qk(s, qf[kk], sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+}
+
+/* this thread's A fragments of its warpgroup's Q rows r, r + 8 (columns 16 kk + 2 c4 + {0, 1}
+ * and + 8) from the swizzled [D/64][BM][64] Q tile at qs */
+template <int D>
+__device__ __forceinline__ void load_q(uint32_t (&qf)[D / 16][4], uint32_t qs, int r, int c4) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            qf[kk][i] = lds32(qs + sw128<BM>(r + 8 * (i & 1), 2 * kk + (i >> 1)) + 4 * c4);
+}
+
 /* O += P V of one key tile: P from registers, V (BN keys at va) MN-major */
 template <typename T, int D>
 __device__ __forceinline__ void issue_pv(float (&o)[D / 2], const uint32_t (&pa)[BN / 16][4],
@@ -933,6 +958,8 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     const float sl2 = p.scale * 1.4426950408889634f;
     const int g = lane >> 2, c4 = lane & 3;
     uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
+    constexpr bool QREG = kQReg<TMA, EAR>;
+    uint32_t qf[QREG ? D / 16 : 1][4]; /* QREG: this thread's fragments of Q (load_q) */
     /* ping-pong: consumer c waits on named barrier 5+c before issuing its
      * GEMMs of a key tile and arrives on the other's barrier after issuing
      * them; consumer 1 hands consumer 0 the first turn (once: each item with
@@ -974,6 +1001,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             cp_wait0();
             fence_proxy_async();
             named_bar(2 + cw, 128);
+            if constexpr (QREG) load_q<D>(qf, qs, 64 * cw + 16 * wq + g, c4);
         }
         float o[D / 2], s[64];
         uint32_t pa[BN / 16][4];
@@ -1018,7 +1046,10 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 reg_fence(s);
                 if (pp) named_bar(5 + cw, 256); /* my turn */
                 wgmma_fence();
-                issue_qk<T, D>(s, qa, ka);
+                if constexpr (QREG)
+                    issue_qk<T, D>(s, qf, ka);
+                else
+                    issue_qk<T, D>(s, qa, ka);
                 wgmma_commit();
                 if (pp) named_arrive(6 - cw, 256); /* the other's turn */
                 const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
@@ -1063,7 +1094,10 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     reg_fence(pa);
                     if (pp) named_bar(5 + cw, 256);
                     wgmma_fence();
-                    issue_qk<T, D>(s, qa, ka);
+                    if constexpr (QREG)
+                        issue_qk<T, D>(s, qf, ka);
+                    else
+                        issue_qk<T, D>(s, qa, ka);
                     wgmma_commit();
                     issue_pv<T, D>(o, pa, va);
                     wgmma_commit();

@@ -63,6 +63,7 @@
     }
 SVOO_WGMMA_SS_N128(wgmma_ss_n128_bf16, "bf16")
 SVOO_WGMMA_RS_N128(wgmma_rs_n128_bf16, "bf16", "1")
+SVOO_WGMMA_RS_N128(wgmma_rs_kn128_bf16, "bf16", "0")
 SVOO_WGMMA_RS_N64(wgmma_rs_n64_bf16, "bf16")
 SVOO_WGMMA_SS_N128(wgmma_ss_n128_f16, "f16")
 SVOO_WGMMA_RS_N128(wgmma_rs_n128_f16, "f16", "1")
@@ -181,6 +182,10 @@ template <int D> struct Mma<__nv_bfloat16, D> {
     static __device__ __forceinline__ void qk(float (&s)[64], uint64_t da, uint64_t db, int acc) {
         wgmma_ss_n128_bf16(s, da, db, acc);
     }
+    static __device__ __forceinline__ void qk(float (&s)[64], const uint32_t (&a)[4], uint64_t db,
+                                              int acc) {
+        wgmma_rs_kn128_bf16(s, a, db, acc);
+    }
     static __device__ __forceinline__ void pv(float (&o)[D / 2], const uint32_t (&a)[4],
                                               uint64_t db) {
         if constexpr (D == 128)
@@ -192,6 +197,10 @@ template <int D> struct Mma<__nv_bfloat16, D> {
 template <int D> struct Mma<__half, D> {
     static __device__ __forceinline__ void qk(float (&s)[64], uint64_t da, uint64_t db, int acc) {
         wgmma_ss_n128_f16(s, da, db, acc);
+    }
+    static __device__ __forceinline__ void qk(float (&s)[64], const uint32_t (&a)[4], uint64_t db,
+                                              int acc) {
+        wgmma_rs_kn128_f16(s, a, db, acc);
     }
     static __device__ __forceinline__ void pv(float (&o)[D / 2], const uint32_t (&a)[4],
                                               uint64_t db) {
