@@ -168,9 +168,10 @@ template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
 template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
 template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 208;
 /* S = Q K^T with Q from registers (wgmma's A operand, loaded once an item) instead of shared
- * memory, which wgmma reads again every instruction: a sixth of the consumers' shared-memory
- * reads (docs/CUDA_KERNEL.md, twenty-fifth stop). Its D / 4 registers a thread fit the lean
- * consumers' 224 */
+ * memory, which wgmma reads again every instruction: a fifth of the consumers' operand reads
+ * (docs/CUDA_KERNEL.md, twenty-fifth stop; FlashAttention-3 keeps Q in shared memory, its
+ * register bandwidth being the bottleneck by its comment). Its D / 4 registers a thread fit
+ * the lean consumers' 224 */
 template <bool TMA, bool EAR> constexpr bool kQReg = kLean<TMA, EAR>;
 
 #include "sm90_ptx.cuh"
