@@ -24,9 +24,10 @@
  *    together).
  *  - warpgroups 1 and 2, the consumers (setmaxnreg up to 208; 224 lean): 64
  *    query rows each. Q is gathered once per item (cp.async, swizzled). Per
- *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16, A and B from shared
- *    memory) and O += P_{t-1} V_{t-1} (P from registers, V through an
- *    MN-major descriptor), wait for S_t only, release K_t, online softmax of
+ *    key tile t: issue S_t = Q K_t^T (wgmma m64n128k16; K from shared
+ *    memory, Q too, but from registers in the lean instantiations) and
+ *    O += P_{t-1} V_{t-1} (P from registers, V through an MN-major
+ *    descriptor), wait for S_t only, release K_t, online softmax of
  *    S_t (exp2, scale folded), meant to run while the P V wgmma runs (ptxas
  *    moves the P V wait above it unless it is pinned: PIN, one key cluster),
  *    wait for it, release V_{t-1}, rescale O, pack P_t to bf16/f16
@@ -168,10 +169,11 @@ template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
 template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
 template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 208;
 /* S = Q K^T with Q from registers (wgmma's A operand, loaded once an item) instead of shared
- * memory, which wgmma reads again every instruction: a fifth of the consumers' operand reads
- * (docs/CUDA_KERNEL.md, twenty-fifth stop; FlashAttention-3 keeps Q in shared memory, its
- * register bandwidth being the bottleneck by its comment). Its D / 4 registers a thread fit
- * the lean consumers' 224 */
+ * memory, which wgmma reads again every instruction: a fifth of the consumers' operand reads.
+ * Its D / 4 registers a thread fit the lean consumers' 224. Measured with the uniform
+ * descriptor addresses (docs/CUDA_KERNEL.md, twenty-sixth stop): dense path -3%, the sparse
+ * calls' attention -0.5 to -2%; before them it cost +5% (FlashAttention-3 keeps Q in shared
+ * memory, its register bandwidth being the bottleneck by its comment) */
 template <bool TMA, bool EAR> constexpr bool kQReg = kLean<TMA, EAR>;
 
 #include "sm90_ptx.cuh"
