@@ -16,7 +16,7 @@
  *    signals a stage's "full" mbarrier with cp.async.mbarrier.arrive.noinc
  *    (fires when its copies land); thread 0 also writes the K stage's valid
  *    key count (-1: end of item). Keys without k_perm (the TMA
- *    instantiations): tiles loaded by TMA, on the dense path (PIN) a tile of
+ *    instantiations): tiles loaded by TMA, on the dense path (DENSE) a tile of
  *    one run of rows as one box (tile_tma), any other in boxes of a warp's
  *    consecutive rows (tile_pieces); the threads issuing boxes add their
  *    bytes to the stage's transactions, then every thread arrives. Within a
@@ -29,7 +29,8 @@
  *    O += P_{t-1} V_{t-1} (P from registers, V through an MN-major
  *    descriptor), wait for S_t only, release K_t, online softmax of
  *    S_t (exp2, scale folded), meant to run while the P V wgmma runs (ptxas
- *    moves the P V wait above it unless it is pinned: PIN, one key cluster),
+ *    moves the P V wait above it unless it is pinned: the lean
+ *    instantiations),
  *    wait for it, release V_{t-1}, rescale O, pack P_t to bf16/f16
  *    registers. The two consumers take turns issuing their GEMMs (ping-pong,
  *    named barriers 5/6) so one's softmax overlaps the other's GEMMs. A tail
@@ -119,7 +120,7 @@ template <int D> struct Smem90 {
     static constexpr size_t rowinfo = cbias + (size_t)2 * STAGES * BN * 4; /* [BM] */
     static constexpr size_t bar = rowinfo + (size_t)BM * 4;
     static constexpr size_t tmaps = bar + 32 * STAGES; /* TMA: the maps' generic address */
-    static constexpr size_t pin = tmaps + 8;           /* [256]: consumer(), PIN */
+    static constexpr size_t pin = tmaps + 8;           /* [256]: consumer(), the pin */
     static constexpr size_t total = pin + 1024 + 1024; /* + alignment slack */
     static_assert(STAGES <= 8, "meta slots");
     static_assert(cbias % 16 == 0, "add_bias reads float2");
@@ -133,11 +134,11 @@ template <int D> struct Smem90 {
  * hands it to the consumers in the item's terminal meta word. Uneven items end
  * together, and a call's second launch, which starts on the SMs the first one
  * leaves (launch90), takes more items on the SMs that start early. The dense
- * path (PIN) and the gathering plain kernel keep the stride of the grid:
+ * path (DENSE) and the gathering plain kernel keep the stride of the grid:
  * run-time taking cost our dense call 4% (67.1-67.3 ms against 64.6-64.9, not
  * understood). (Host code reads kDyn too: launch_items.) */
-template <bool LSE, bool UNI, bool EAR, bool TMA, bool PIN>
-constexpr bool kDyn = LSE || UNI || EAR || (TMA && !PIN);
+template <bool LSE, bool UNI, bool EAR, bool TMA, bool DENSE>
+constexpr bool kDyn = LSE || UNI || EAR || (TMA && !DENSE);
 #ifdef SVOO_SM90_WGMMA        /* device code of the sm_90a pass only */
 constexpr int MASKED = 0x100; /* meta flag: the tile's columns are masked per member */
 constexpr int BIASED = 0x200; /* meta flag: EAR pseudo-keys, a score bias per column */
@@ -160,10 +161,8 @@ constexpr bool kPingPong = true;
  * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: a
  * producer that loads every tile by TMA (not EAR's, which gathers its
  * pseudo-key tiles) fits in 56 registers without spilling; the consumers get
- * 224. With one key cluster (PIN: the dense path, every key tile whole but
- * the last when 128 does not divide N_k) their
- * softmax is also pinned between the two wgmma waits (consumer()), which paid
- * only with those registers and only there. No LSE instantiation loads by TMA
+ * 224, and their softmax is also pinned between the two wgmma waits
+ * (consumer()), which paid only with those registers. No LSE instantiation loads by TMA
  * (attend90_kernel asserts it): the LSE kernel spills at 56 */
 template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
 template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
@@ -559,7 +558,7 @@ __device__ __noinline__ uint32_t pseudo_tiles(const int32_t *rp, const int32_t *
 /* ---- producer warpgroup (UNI: the union items, else the others; EAR: then
  * the pseudo-keys of the key clusters an item's query cluster dropped, in a
  * union item those any member dropped) ---- */
-template <int D, typename T, bool UNI, bool DYN, bool TMA, bool EAR, bool PIN>
+template <int D, typename T, bool UNI, bool DYN, bool TMA, bool EAR, bool DENSE>
 __device__ __forceinline__ void
 producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int ntiles, int *ctr,
          const MixView &mix, const EarView &ear, unsigned char *smem, uint32_t sbase) {
@@ -619,13 +618,13 @@ producer(const svoo_cuda_attend_params &p, const Tile *__restrict__ tiles, int n
             bool pbulk = false;
             for (int t = 0; t < ntk; t++) {
                 /* TMA: each tile of the split table's first part (uniform)
-                 * is BN rows of one run; on the dense path (PIN) thread 0
+                 * is BN rows of one run; on the dense path (DENSE) thread 0
                  * loads it as one box a 64-column half. The sparse kernels
                  * load it in per-warp pieces like any other tile (8 boxes):
                  * measured 0-2% faster on the calibrated calls, where whole
                  * tiles are ~40% of the keys, and 3% slower on the dense
                  * path (docs/CUDA_KERNEL.md, seventeenth stop) */
-                const bool bulk = TMA && PIN && (t + 1) * BN <= whole;
+                const bool bulk = TMA && DENSE && (t + 1) * BN <= whole;
                 /* this thread's key row of the tile: thread i -> key t*BN + i */
                 const int kr =
                     bulk && tid != 0 ? 0 : key_row(t * BN + tid, total, cur, tstart, tcum, kperm);
@@ -935,14 +934,14 @@ __device__ __forceinline__ void add_bias(float (&s)[64], const float *bias, int 
 }
 
 /* ---- consumer warpgroups ---- */
-template <int D, typename T, bool LSE, bool UNI, bool EAR, bool TMA, bool PIN>
+template <int D, typename T, bool LSE, bool UNI, bool EAR, bool TMA, bool DENSE>
 __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const Tile *__restrict__ tiles, int ntiles,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     static_assert(!(LSE && UNI), "the log-sum-exps never get union items");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
-    static_assert(!PIN || kLean<TMA, EAR>, "the pin needs the lean registers");
-    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, PIN>, SK = UNI;
+    static_assert(!DENSE || kLean<TMA, EAR>, "the dense path is a lean instantiation");
+    constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, DENSE>, SK = UNI;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
     constexpr int CPR = D / 8;
@@ -1120,12 +1119,12 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                      * this warpgroup's own P V instead of beside it; it
                      * keeps shared-memory operations on their side of the
                      * wait, so a store of the row sums (never read) pins
-                     * the softmax. Lean instantiations with one key
-                     * cluster only (docs/CUDA_KERNEL.md, eleventh and
-                     * twelfth stops: dense +2.5-4%; sparse calls -1-3% at
-                     * 208 registers or without the producer's K-ahead
-                     * order, and up to -2% at top-p 0.7 with both) */
-                    if constexpr (PIN)
+                     * the softmax. Lean instantiations only
+                     * (docs/CUDA_KERNEL.md, eleventh and twelfth stops:
+                     * dense +2.5-4%, the sparse calls -1-3% at 208
+                     * registers; twenty-sixth stop, with Q in registers:
+                     * the top-p 0.6 call queued -0.5 ms) */
+                    if constexpr (kLean<TMA, EAR>)
                         asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(sbase + (uint32_t)S::pin +
                                                                        4u * (threadIdx.x - 128)),
                                      "f"(l[0] + l[1])
@@ -1203,7 +1202,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
 
 #endif /* SVOO_SM90_WGMMA */
 
-template <int D, typename T, bool LSE, bool UNI, bool TMA, bool EAR, bool PIN>
+template <int D, typename T, bool LSE, bool UNI, bool TMA, bool EAR, bool DENSE>
 __global__ void __launch_bounds__(NTHR, 1)
     attend90_kernel(const svoo_cuda_attend_params p, const Tile *__restrict__ tiles, int *ntiles_p,
                     const MixView mix, const EarView ear, const __grid_constant__ TmaMaps tm) {
@@ -1241,11 +1240,11 @@ __global__ void __launch_bounds__(NTHR, 1)
     __syncthreads();
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProdRegs<TMA, EAR>));
-        producer<D, T, UNI, kDyn<LSE, UNI, EAR, TMA, PIN>, TMA, EAR, PIN>(
+        producer<D, T, UNI, kDyn<LSE, UNI, EAR, TMA, DENSE>, TMA, EAR, DENSE>(
             p, tiles, ntiles, ntiles_p + 1, mix, ear, smem, sbase);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA, EAR>));
-        consumer<D, T, LSE, UNI, EAR, TMA, PIN>(p, tiles, ntiles, mix, smem, sbase);
+        consumer<D, T, LSE, UNI, EAR, TMA, DENSE>(p, tiles, ntiles, mix, smem, sbase);
     }
     end_after_first();
 #else
@@ -1262,13 +1261,13 @@ __global__ void __launch_bounds__(NTHR, 1)
 }
 
 template <int D, typename T, bool LSE, bool UNI, bool TMA = false, bool EAR = false,
-          bool PIN = false>
+          bool DENSE = false>
 svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const Tile *tiles,
                      int *ntiles, int64_t max_tiles, const MixView &mix, cudaStream_t s,
                      bool second, const TmaMaps &tm = TmaMaps{}, const EarView &ear = EarView{}) {
     constexpr size_t sm = Smem90<D>::total;
     /* the shared-memory attribute: once per device (attend_common.cuh) */
-    cudaError_t e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR, PIN>, sm>(da.dev);
+    cudaError_t e = smem_once<attend90_kernel<D, T, LSE, UNI, TMA, EAR, DENSE>, sm>(da.dev);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 cudaFuncSetAttribute(%zu bytes): %s: %s",
                     sm, cudaGetErrorName(e), cudaGetErrorString(e));
@@ -1287,8 +1286,8 @@ svoo_status launch90(const svoo_cuda_attend_params *p, const DevAttrs &da, const
     cfg.stream = s;
     cfg.attrs = at;
     cfg.numAttrs = second && !env_off("SVOO_CUDA_PDL") ? 1 : 0; /* =0: it waits for the first */
-    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA, EAR, PIN>, *p, tiles, ntiles,
-                           mix, ear, tm);
+    e = cudaLaunchKernelEx(&cfg, attend90_kernel<D, T, LSE, UNI, TMA, EAR, DENSE>, *p, tiles,
+                           ntiles, mix, ear, tm);
     if (e != cudaSuccess)
         return fail(SVOO_ERR_CUDA, "svoo_cuda_attend: sm90 launch: %s: %s", cudaGetErrorName(e),
                     cudaGetErrorString(e));
@@ -1350,8 +1349,8 @@ bool tma_maps(CUtensorMap (&m)[PIECE_MAPS + 1], PFN_cuTensorMapEncodeTiled_v1200
     return true;
 }
 
-/* calls f(TMA, EAR, PIN) (std::bool_constant each) with the flags of the plain
- * kernel's instantiation: gathered key tiles, the pin's (dense: whole key tiles
+/* calls f(TMA, EAR, DENSE) (std::bool_constant each) with the flags of the plain
+ * kernel's instantiation: gathered key tiles, the dense path's (whole key tiles
  * but a tail; one box a whole tile) or TMA pieces. One choice for the launch
  * and for the host's reading of its kDyn. */
 template <bool EAR, class F> auto with_plain(bool tma, bool dense, F f) {
@@ -1376,9 +1375,9 @@ svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, c
                          bool tma, const TmaMaps &tm, const EarView &ear, const DevAttrs &da) {
     const bool dense = !EAR && p->Ck == 1;
     auto plain = [&](bool second) {
-        return with_plain<EAR>(tma, dense, [&](auto tma_c, auto ear_c, auto pin_c) {
+        return with_plain<EAR>(tma, dense, [&](auto tma_c, auto ear_c, auto dense_c) {
             constexpr bool TM = decltype(tma_c)::value, E = decltype(ear_c)::value;
-            return launch90<D, T, false, false, TM, E, decltype(pin_c)::value>(
+            return launch90<D, T, false, false, TM, E, decltype(dense_c)::value>(
                 p, da, wl.tiles, wl.ntiles, wl.max_tiles, wl.mix, s, second, TM ? tm : TmaMaps{},
                 E ? ear : EarView{});
         });
@@ -1391,9 +1390,9 @@ svoo_status launch_items(const svoo_cuda_attend_params *p, const WorkList &wl, c
                                                              TmaMaps{}, ear);
     };
     if (!wl.mix.nmem) return plain(false);
-    const bool plain_dyn = with_plain<EAR>(tma, dense, [](auto tma_c, auto ear_c, auto pin_c) {
+    const bool plain_dyn = with_plain<EAR>(tma, dense, [](auto tma_c, auto ear_c, auto dense_c) {
         return kDyn<false, false, decltype(ear_c)::value, decltype(tma_c)::value,
-                    decltype(pin_c)::value>;
+                    decltype(dense_c)::value>;
     });
     svoo_status st = plain_dyn ? unions(false) : plain(false);
     if (st || (st = check_launch("attention kernel (sm90)"))) return st;
