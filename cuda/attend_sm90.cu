@@ -1007,6 +1007,13 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
         }
         float o[D / 2], s[64];
         uint32_t pa[BN / 16][4];
+        /* S = Q K^T of the K stage at ka, Q from registers or from shared memory */
+        auto issue_s = [&](uint32_t ka) {
+            if constexpr (QREG)
+                issue_qk<T, D>(s, qf, ka);
+            else
+                issue_qk<T, D>(s, qa, ka);
+        };
 #pragma unroll
         for (int i = 0; i < D / 2; i++)
             o[i] = 0.f;
@@ -1048,10 +1055,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                 reg_fence(s);
                 if (pp) named_bar(5 + cw, 256); /* my turn */
                 wgmma_fence();
-                if constexpr (QREG)
-                    issue_qk<T, D>(s, qf, ka);
-                else
-                    issue_qk<T, D>(s, qa, ka);
+                issue_s(ka);
                 wgmma_commit();
                 if (pp) named_arrive(6 - cw, 256); /* the other's turn */
                 const uint32_t *cwd = UNI ? column_words<D>(smem, kn, nv) : nullptr;
@@ -1096,10 +1100,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                     reg_fence(pa);
                     if (pp) named_bar(5 + cw, 256);
                     wgmma_fence();
-                    if constexpr (QREG)
-                        issue_qk<T, D>(s, qf, ka);
-                    else
-                        issue_qk<T, D>(s, qa, ka);
+                    issue_s(ka);
                     wgmma_commit();
                     issue_pv<T, D>(o, pa, va);
                     wgmma_commit();
