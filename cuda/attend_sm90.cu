@@ -158,22 +158,26 @@ constexpr bool kPingPong = false;
 constexpr bool kPingPong = true;
 #endif
 /* setmaxnreg: .inc takes registers from those released by .dec, so producer
- * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: a
- * producer that loads every tile by TMA (not EAR's, which gathers its
- * pseudo-key tiles) fits in 56 registers without spilling; the consumers get
- * 224, and their softmax is also pinned between the two wgmma waits
- * (consumer()), which paid only with those registers. No LSE instantiation loads by TMA
- * (attend90_kernel asserts it): the LSE kernel spills at 56 */
-template <bool TMA, bool EAR> constexpr bool kLean = TMA && !EAR;
-template <bool TMA, bool EAR> constexpr int kProdRegs = kLean<TMA, EAR> ? 56 : 88;
-template <bool TMA, bool EAR> constexpr int kConsRegs = kLean<TMA, EAR> ? 224 : 208;
+ * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: every
+ * instantiation whose producer loads its key tiles by TMA gives the producer 56
+ * registers and the consumers 224, which take Q from registers (kQReg) and pin
+ * their softmax between the two wgmma waits (consumer()); the pin paid only
+ * with those registers. EAR's producer, which also gathers its pseudo-key tiles,
+ * spills a little at 56, and still gains: its consumers at 88 / 208 with Q in
+ * registers would spill and serialise their wgmma (docs/CUDA_KERNEL.md,
+ * twenty-seventh stop: the EAR calls' attention -1 to -3%, queued -0.7 ms).
+ * No LSE instantiation loads by TMA (attend90_kernel asserts it): the LSE
+ * kernel spills at 56 */
+template <bool TMA> constexpr bool kLean = TMA;
+template <bool TMA> constexpr int kProdRegs = kLean<TMA> ? 56 : 88;
+template <bool TMA> constexpr int kConsRegs = kLean<TMA> ? 224 : 208;
 /* S = Q K^T with Q from registers (wgmma's A operand, loaded once an item) instead of shared
  * memory, which wgmma reads again every instruction: a fifth of the consumers' operand reads.
  * Its D / 4 registers a thread fit the lean consumers' 224. Measured with the uniform
  * descriptor addresses (docs/CUDA_KERNEL.md, twenty-sixth stop): dense path -3%, the sparse
  * calls' attention -0.5 to -2%; before them it cost +5% (FlashAttention-3 keeps Q in shared
  * memory, its register bandwidth being the bottleneck by its comment) */
-template <bool TMA, bool EAR> constexpr bool kQReg = kLean<TMA, EAR>;
+template <bool TMA> constexpr bool kQReg = kLean<TMA>;
 
 #include "sm90_ptx.cuh"
 
@@ -940,7 +944,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                                          const MixView &mix, unsigned char *smem, uint32_t sbase) {
     static_assert(!(LSE && UNI), "the log-sum-exps never get union items");
     static_assert(!(LSE && TMA), "kLean ignores LSE: an LSE + TMA kernel would be lean");
-    static_assert(!DENSE || kLean<TMA, EAR>, "the dense path is a lean instantiation");
+    static_assert(!DENSE || kLean<TMA>, "the dense path is a lean instantiation");
     constexpr bool DYN = kDyn<LSE, UNI, EAR, TMA, DENSE>, SK = UNI;
     using S = Smem90<D>;
     constexpr int STAGES = S::STAGES;
@@ -960,7 +964,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     const float sl2 = p.scale * 1.4426950408889634f;
     const int g = lane >> 2, c4 = lane & 3;
     uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
-    constexpr bool QREG = kQReg<TMA, EAR>;
+    constexpr bool QREG = kQReg<TMA>;
     uint32_t qf[QREG ? D / 16 : 1][4]; /* QREG: this thread's fragments of Q (load_q) */
     /* ping-pong: consumer c waits on named barrier 5+c before issuing its
      * GEMMs of a key tile and arrives on the other's barrier after issuing
@@ -1125,7 +1129,7 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
                      * dense +2.5-4%, the sparse calls -1-3% at 208
                      * registers; twenty-sixth stop, with Q in registers:
                      * the top-p 0.6 call queued -0.5 ms) */
-                    if constexpr (kLean<TMA, EAR>)
+                    if constexpr (kLean<TMA>)
                         asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(sbase + (uint32_t)S::pin +
                                                                        4u * (threadIdx.x - 128)),
                                      "f"(l[0] + l[1])
@@ -1240,11 +1244,11 @@ __global__ void __launch_bounds__(NTHR, 1)
     }
     __syncthreads();
     if (threadIdx.x < 128) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProdRegs<TMA, EAR>));
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProdRegs<TMA>));
         producer<D, T, UNI, kDyn<LSE, UNI, EAR, TMA, DENSE>, TMA, EAR, DENSE>(
             p, tiles, ntiles, ntiles_p + 1, mix, ear, smem, sbase);
     } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA, EAR>));
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsRegs<TMA>));
         consumer<D, T, LSE, UNI, EAR, TMA, DENSE>(p, tiles, ntiles, mix, smem, sbase);
     }
     end_after_first();
