@@ -960,12 +960,12 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
      * in each thread's registers followed by a move to uniform registers (R2UR) at every wgmma
      * (docs/CUDA_KERNEL.md, twenty-fifth stop: 6% fewer instructions on the dense path) */
     auto uni = [](uint32_t x) { return __shfl_sync(0xffffffffu, x, 0); };
-    const uint32_t qa = uni(qs + (uint32_t)(64 * cw * 128));
     const float sl2 = p.scale * 1.4426950408889634f;
     const int g = lane >> 2, c4 = lane & 3;
     uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
     constexpr bool QREG = kQReg<TMA>;
     uint32_t qf[QREG ? D / 16 : 1][4]; /* QREG: this thread's fragments of Q (load_q) */
+    const uint32_t qa = QREG ? 0u : uni(qs + (uint32_t)(64 * cw * 128)); /* else Q's tile */
     /* ping-pong: consumer c waits on named barrier 5+c before issuing its
      * GEMMs of a key tile and arrives on the other's barrier after issuing
      * them; consumer 1 hands consumer 0 the first turn (once: each item with
