@@ -165,7 +165,7 @@ constexpr bool kPingPong = true;
  * with those registers. EAR's producer, which also gathers its pseudo-key tiles,
  * spills a little at 56, and still gains: its consumers at 88 / 208 with Q in
  * registers would spill and serialise their wgmma (docs/CUDA_KERNEL.md,
- * twenty-seventh stop: the EAR calls' attention -1 to -3%, queued -0.7 ms).
+ * twenty-seventh stop: the EAR calls' attention -0.1 to -4.5%, queued -0.7 to -0.85 ms).
  * No LSE instantiation loads by TMA (attend90_kernel asserts it): the LSE
  * kernel spills at 56 */
 template <bool TMA> constexpr bool kLean = TMA;
