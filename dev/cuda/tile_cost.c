@@ -705,8 +705,10 @@ int main(int argc, char **argv) {
     double tma_tot[3] = {0, 0, 0}, tma_all = 0;
     double boxes[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
     int order[MAXCK];
-    static const int GEOM_R[5] = {128, 128, 192, 192, 128}, GEOM_T[5] = {128, 64, 128, 64, 176};
-    geom gtot[5];
+    static const int GEOM_R[] = {128, 128, 192, 192, 128}, GEOM_T[] = {128, 64, 128, 64, 176};
+    enum { NGEOM = sizeof GEOM_R / sizeof GEOM_R[0] };
+    _Static_assert(sizeof GEOM_T == sizeof GEOM_R, "one key width a row count");
+    geom gtot[NGEOM];
     memset(gtot, 0, sizeof gtot);
     for (int h = 0; h < H && !s; h++) {
         const uint16_t *src3[3] = {q16 + (size_t)h * N * D, k16 + (size_t)h * N * D,
@@ -754,7 +756,7 @@ int main(int argc, char **argv) {
         if (!s) hc.pair = pair_cost(&plan, ksz, sel, Kr, &nmix);
         if (!s) hc.skp = skip_pack_cost(&plan, ksz, sel, Kr, 0);
         if (!s) hc.ska = skip_pack_cost(&plan, ksz, sel, Kr, 1);
-        for (int gi = 0; gi < 5 && !s; gi++)
+        for (int gi = 0; gi < NGEOM && !s; gi++)
             geom_cost(&plan, ksz, sel, Kr, GEOM_R[gi], GEOM_T[gi], &gtot[gi]);
         double tm[3] = {0, 0, 0}, tall = 0;
         if (!s) {
@@ -818,7 +820,7 @@ int main(int argc, char **argv) {
                "piece tile %.2f\n",
                m ? "popularity" : "label", boxes[m][2] / boxes[m][0], boxes[m][1] / boxes[m][0],
                boxes[m][3] / (boxes[m][0] - boxes[m][2]));
-    for (int gi = 0; gi < 5; gi++) /* priced: relative to a full item's (R / 64 + 1.7) */
+    for (int gi = 0; gi < NGEOM; gi++) /* priced: relative to a full item's (R / 64 + 1.7) */
         printf("geometry %d rows x %d keys: useful / warpgroup work %.4f, useful / priced %.4f, "
                "keys loaded a useful row x key %.3e (x %d rows: %.4f)\n",
                GEOM_R[gi], GEOM_T[gi], gtot[gi].useful / gtot[gi].work,
