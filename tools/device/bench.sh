@@ -41,6 +41,10 @@ an anchors_before --reps 5
 b "svoo re-plan, top-p 0.9" --profile $W --method svoo --step 10 --layer 5
 b "svoo re-plan, top-p 0.7" --profile $W --method svoo --step 10 --layer 5 --top-p 0.7
 b "svoo re-plan, top-p 0.6" --profile $W --method svoo --step 10 --layer 5 --top-p 0.6
+# the same call at the selected densities of Flex's workload below (~0.15 and ~0.05; top-p 0.7
+# is ~0.30): a low top-p and SVOO's floor clip (the reference clips to [0.15, 0.20])
+b "svoo re-plan, density ~0.15 (top-p 0.05, floor 0.13)" --profile $W --method svoo --step 10 --layer 5 --top-p 0.05 --floor 0.13,0.13
+b "svoo re-plan, density ~0.05 (top-p 0.05, floor 0.042)" --profile $W --method svoo --step 10 --layer 5 --top-p 0.05 --floor 0.042,0.042
 b "svoo re-plan, top-p 0.6 + EAR" --profile $W --method svoo --step 10 --layer 5 --top-p 0.6 --ear
 b "svoo step 45 reuse, top-p 0.9" --profile $W --method svoo --step 45 --layer 25
 b "svoo step 30 reuse, top-p 0.6 + EAR" --profile $W --method svoo --step 30 --layer 15 --top-p 0.6 --ear

@@ -70,6 +70,7 @@ def main(d):
     path = os.path.join(d, "bench.jsonl")
     if not os.path.exists(path):
         sys.exit("bench_table.py: %s missing" % path)
+    near_flex = []
     for line in open(path):
         if not line.strip():
             continue
@@ -80,6 +81,7 @@ def main(d):
         if not isinstance(r, dict):
             print("| (unreadable line: %s) |" % line.strip()[:80])
             continue
+        near_flex.append(r)
         v = {k: num(r, k) for k in COLS}
         missing = [k for k in COLS if v[k] is None]
         tag = str(r.get("tag", "?")) + (" (missing: %s)" % ", ".join(missing) if missing else "")
@@ -91,6 +93,27 @@ def main(d):
             fmt(v["attend_eff_tflops"], "%.1f"), fmt(call, "%.2f"), ratio,
             vs(v["ms_call_queued"], ref), vs(v["ms_dense"], ref),
             fmt(v["rel_l2_vs_dense"], "%.4f"), fmt(v["recall"], "%.4f")))
+    flex_table(near_flex, fb, fa)
+
+
+def flex_table(calls, fb, fa):
+    """the 12-head calls whose density is within 25% of one Flex measured (its random 128 x 128
+    blocks at 0.05 / 0.15 / 0.30): our kernel's effective TFLOP/s against Flex's there"""
+    rows = []
+    for r in calls:
+        d, t = num(r, "density"), num(r, "attend_eff_tflops")
+        ks = sorted(set(fb) | set(fa), key=lambda k: abs(k - d) if d else 0)
+        if r.get("heads") == 40 or d is None or t is None or not ks or abs(ks[0] - d) > 0.25 * ks[0]:
+            continue
+        f = [x[ks[0]] for x in (fb, fa) if ks[0] in x]
+        rows.append("| %s | %.4f | %.1f | %.4f | %s | %.2fx |" % (
+            r.get("tag", "?"), d, t, ks[0], " / ".join("%.1f" % x for x in f), t * len(f) / sum(f)))
+    if rows:
+        print()
+        print("| call | density | kernel eff. TFLOP/s | Flex at density | Flex eff. TFLOP/s (before / after) "
+              "| vs Flex (mean) |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ static void help(void) {
            "  --profile CSV   calibrate the heads to this SVOO profile (and give SVOO its floors);\n"
            "                  default: the generator's built-in density spread\n"
            "  --top-p P       top-p of SVOO/SVG2 (default 0.9)\n"
+           "  --floor MIN,MAX SVOO's clip of the profiled floor (default 0.15,0.20; needs --profile);\n"
+           "                  with a low --top-p it sets the selected density (e.g. 0.05,0.05)\n"
            "  --iters I       clustering iterations of a re-planning call (SVOO iters, SVG2\n"
            "                  warm-started k-means iters; default 2)\n"
            "  --clusters Q,K  query and key cluster counts (default auto, JSON 0: the reference's\n"
@@ -250,13 +252,14 @@ int bench_cuda(int argc, char **argv) {
                                          {"top-p", 1, 0, 't'},  {"iters", 1, 0, 'i'},
                                          {"clusters", 1, 0, 'C'}, {"ear", 0, 0, 'E'},
                                          {"kv-gather", 0, 0, 'G'}, {"schedule", 0, 0, 'S'},
+                                         {"floor", 1, 0, 'F'},
                                          {0, 0, 0, 0}};
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
     int random_data = 0, json = 0, ear = 0, kv_gather = 0, schedule = 0, c;
     const char *profile_path = NULL;
-    double top_p = 0;
+    double top_p = 0, floor_min = -1, floor_max = -1;
     long long iters = 0, cq = 0, ck = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -283,6 +286,14 @@ int bench_cuda(int argc, char **argv) {
                 return cli_usage_error("bench cuda", "bad --clusters");
             break;
         }
+        case 'F': {
+            char *comma = strchr(optarg, ',');
+            if (!comma) return cli_usage_error("bench cuda", "--floor wants MIN,MAX (e.g. 0.15,0.20)");
+            *comma = 0;
+            if (cli_parse_double(optarg, 0, 1, &floor_min) || cli_parse_double(comma + 1, floor_min, 1, &floor_max))
+                return cli_usage_error("bench cuda", "bad --floor: want 0 <= MIN <= MAX <= 1");
+            break;
+        }
         case 'J': json = 1; break;
         case 'E': ear = 1; break;
         case 'G': kv_gather = 1; break;
@@ -307,6 +318,8 @@ int bench_cuda(int argc, char **argv) {
     int64_t N = seq ? seq : (int64_t)frames * height * width + text;
     if (step >= steps || layer >= layers)
         return cli_usage_error("bench cuda", "--step/--layer outside %d steps x %d layers", steps, layers);
+    if (floor_min >= 0 && (method != SVOO_METHOD_SVOO || !profile_path))
+        return cli_usage_error("bench cuda", "--floor clips SVOO's profiled floors: it needs --method svoo and --profile");
     if (profile_path && !have_synth)
         return cli_usage_error("bench cuda", "--profile calibrates svoo_synth data (not with --random/--seq)");
     /* before the synthetic data, which take seconds to make */
@@ -382,12 +395,14 @@ int bench_cuda(int argc, char **argv) {
         cfg.max_tokens = N;
         cfg.profile = prof;
         if (top_p > 0 && !pass) cfg.top_p = top_p;
+        if (floor_min >= 0 && !pass) cfg.floor_min = floor_min, cfg.floor_max = floor_max;
         if (iters && !pass) cfg.iters = cfg.kmeans_iters = (int)iters;
         if (cq && !pass) cfg.q_clusters = (int)cq, cfg.k_clusters = (int)ck;
         cfg.ear = ear && !pass;
         cfg.cuda_kv_order = !kv_gather;
         if (!pass) { /* the values in effect, for the report */
             cq = cfg.q_clusters, ck = cfg.k_clusters, top_p = cfg.top_p;
+            floor_min = cfg.floor_min, floor_max = cfg.floor_max;
             iters = method == SVOO_METHOD_SVG2 ? cfg.kmeans_iters : cfg.iters;
         }
         if ((s = svoo_ctx_create(&cfg, pass ? &dctx : &ctx))) {
@@ -405,8 +420,9 @@ int bench_cuda(int argc, char **argv) {
     snprintf(id, sizeof id,
              "\"device\":\"%s\",\"data\":\"%s\",\"method\":\"%s\",\"heads\":%d,\"seq\":%lld,\"dim\":%d,"
              "\"step\":%lld,\"layer\":%lld,\"q_clusters\":%lld,\"k_clusters\":%lld,\"iters\":%lld,"
-             "\"top_p\":%.3f,\"ear\":%d",
-             prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p, ear);
+             "\"top_p\":%.3f,\"floor\":[%.3f,%.3f],\"ear\":%d",
+             prop.name, src, svoo_method_name(method), H, (long long)N, D, step, layer, cq, ck, iters, top_p,
+             floor_min, floor_max, ear);
     if (schedule) {
         rc = run_schedule(ctx, dctx, (int)layer, steps, (int)reps, t, td, st, json ? id : NULL);
         goto out;
@@ -479,9 +495,10 @@ int bench_cuda(int argc, char **argv) {
         printf("svoo bench cuda: %s, %s data, %s, %d heads x %lld tokens x %d, step %lld layer %lld\n", prop.name,
                src, svoo_method_name(method), H, (long long)N, D, step, layer);
         if (method == SVOO_METHOD_SVOO || method == SVOO_METHOD_SVG2)
-            cq ? printf("  clusters %lld / %lld, %lld iterations, top-p %.3f%s\n", cq, ck, iters, top_p,
-                        ear ? ", EAR" : "")
-               : printf("  clusters auto, %lld iterations, top-p %.3f%s\n", iters, top_p, ear ? ", EAR" : "");
+            cq ? printf("  clusters %lld / %lld, %lld iterations, top-p %.3f, floor [%.3f, %.3f]%s\n", cq, ck,
+                        iters, top_p, floor_min, floor_max, ear ? ", EAR" : "")
+               : printf("  clusters auto, %lld iterations, top-p %.3f, floor [%.3f, %.3f]%s\n", iters, top_p,
+                        floor_min, floor_max, ear ? ", EAR" : "");
         printf("  density          %.4f\n", stats.density);
         printf("  plan             %8.3f ms  (clustering + selection + permutation indices)\n", pm);
         printf("  K/V copy         %8.3f ms  (key-cluster order for TMA key tiles; 0: gathered, or with --ear made inside attend)\n", km);
