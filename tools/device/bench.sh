@@ -51,6 +51,7 @@ b "svoo step 30 reuse, top-p 0.6 + EAR" --profile $W --method svoo --step 30 --l
 b "svoo step 45 reuse, top-p 0.6 + EAR" --profile $W --method svoo --step 45 --layer 25 --top-p 0.6 --ear
 b "svg2 re-plan, top-p 0.9" --profile $W --method svg2 --step 10 --layer 5
 b "14B shape, svoo step 30 reuse (reps 5)" --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 30 --layer 20 --reps 5
+b "14B shape, svoo re-plan, top-p 0.6 (reps 5)" --preset wan2.1-14b-720p --profile $P/sparsity_wan_14B_t2v.csv --method svoo --step 10 --layer 20 --top-p 0.6 --reps 5
 b "svoo re-plan, top-p 0.6 (again)" --profile $W --method svoo --step 10 --layer 5 --top-p 0.6
 an anchors_after --reps 5
 an anchors40 --heads 40 --densities 0.15 --reps 3
