@@ -97,13 +97,13 @@ def main(d):
 
 
 def flex_table(calls, fb, fa):
-    """the 12-head calls whose density is within 25% of one Flex measured (its random 128 x 128
+    """the 12-head calls whose density is within 10% of one Flex measured (its random 128 x 128
     blocks at 0.05 / 0.15 / 0.30): our kernel's effective TFLOP/s against Flex's there"""
     rows = []
     for r in calls:
         d, t = num(r, "density"), num(r, "attend_eff_tflops")
         ks = sorted(set(fb) | set(fa), key=lambda k: abs(k - d) if d else 0)
-        if r.get("heads") == 40 or d is None or t is None or not ks or abs(ks[0] - d) > 0.25 * ks[0]:
+        if r.get("heads") == 40 or d is None or t is None or not ks or abs(ks[0] - d) > 0.1 * ks[0]:
             continue
         f = [x[ks[0]] for x in (fb, fa) if ks[0] in x]
         rows.append("| %s | %.4f | %.1f | %.4f | %s | %.2fx |" % (
