@@ -160,8 +160,7 @@ __device__ __forceinline__ void consumer(const svoo_cu_assign90_args &g, int ite
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < KS; kk++)
-                wgmma_rs_kn128_f16(acc, af[kk],
-                                   sdesc(bb + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+                wgmma_rs_kn128_f16(acc, af[kk], kmajor_desc(bb, BN, kk), kk > 0);
             wgmma_commit();
             wgmma_wait<0>();
             reg_fence(acc);

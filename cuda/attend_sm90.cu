@@ -160,24 +160,25 @@ constexpr bool kPingPong = true;
 /* setmaxnreg: .inc takes registers from those released by .dec, so producer
  * x 128 + consumers x 256 <= 168 x 384 (the entry allocation). kLean: every
  * instantiation whose producer loads its key tiles by TMA gives the producer 56
- * registers and the consumers 224, which take Q from registers (kQReg) and pin
- * their softmax between the two wgmma waits (consumer()); the pin paid only
- * with those registers. EAR's producer, which also gathers its pseudo-key tiles,
- * spills a little at 56, and still gains: its consumers at 88 / 208 with Q in
- * registers would spill and serialise their wgmma (docs/CUDA_KERNEL.md,
- * twenty-seventh stop: the EAR calls' attention -0.1 to -4.5%, queued -0.7 to -0.85 ms).
- * No LSE instantiation loads by TMA (attend90_kernel asserts it): the LSE
- * kernel spills at 56 */
-template <bool TMA> constexpr bool kLean = TMA;
-template <bool TMA> constexpr int kProdRegs = kLean<TMA> ? 56 : 88;
-template <bool TMA> constexpr int kConsRegs = kLean<TMA> ? 224 : 208;
-/* S = Q K^T with Q from registers (wgmma's A operand, loaded once an item) instead of shared
- * memory, which wgmma reads again every instruction: a fifth of the consumers' operand reads.
- * Its D / 4 registers a thread fit the lean consumers' 224. Measured with the uniform
+ * registers and the consumers 224, which take Q from registers and pin their
+ * softmax between the two wgmma waits (consumer()); both paid only with those
+ * registers. EAR's producer, which also gathers its pseudo-key tiles, spills a
+ * little at 56, and still gains: with the 88 / 208 split its consumers, holding Q
+ * in registers, would spill and serialise their wgmma (docs/CUDA_KERNEL.md,
+ * twenty-seventh stop: the EAR calls' attention -0.1 to -4.5%, queued -0.7 to
+ * -0.85 ms). At D = 128 the consumers have < 8 registers to spare: at 216 ptxas
+ * serialises their wgmma, which cuda/ptxas_guard.sh turns into a build error.
+ * No LSE instantiation loads by TMA (consumer() asserts it): the LSE kernel
+ * spills at 56.
+ * Q in registers (wgmma's A operand, loaded once an item) instead of shared memory,
+ * which wgmma reads again every instruction: a fifth of the consumers' operand reads;
+ * its D / 4 registers a thread fit the lean consumers' 224. Measured with the uniform
  * descriptor addresses (docs/CUDA_KERNEL.md, twenty-sixth stop): dense path -3%, the sparse
  * calls' attention -0.5 to -2%; before them it cost +5% (FlashAttention-3 keeps Q in shared
  * memory, its register bandwidth being the bottleneck by its comment) */
-template <bool TMA> constexpr bool kQReg = kLean<TMA>;
+template <bool TMA> constexpr bool kLean = TMA;
+template <bool TMA> constexpr int kProdRegs = kLean<TMA> ? 56 : 88;
+template <bool TMA> constexpr int kConsRegs = kLean<TMA> ? 224 : 208;
 
 #include "sm90_ptx.cuh"
 
@@ -815,23 +816,23 @@ __device__ __forceinline__ void softmax_step(float (&s)[64], int nv, const uint3
     }
 }
 
-/* S = Q K^T of one key tile: D/16 wgmma, Q (64 rows at qa) and K (BN keys at
- * ka) by descriptor from their swizzled [D/64][rows][64] tiles */
-template <typename T, int D>
-__device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t qa, uint32_t ka) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-        Mma<T, D>::qk(s, sdesc(qa + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16),
-                      sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+/* Q's A operand of k-step kk: a descriptor into Q's swizzled [D/64][BM][64] tile (its 64
+ * rows at qa), or this thread's fragments when Q is in registers (qf: load_q) */
+__device__ __forceinline__ uint64_t q_operand(uint32_t qa, int kk) {
+    return kmajor_desc(qa, BM, kk);
+}
+template <int KS>
+__device__ __forceinline__ const uint32_t (&q_operand(const uint32_t (&qf)[KS][4], int kk))[4] {
+    return qf[kk];
 }
 
-/* the same with Q from registers: qf, this thread's A fragments (load_q) */
-template <typename T, int D>
-__device__ __forceinline__ void issue_qk(float (&s)[64], const uint32_t (&qf)[D / 16][4],
-                                         uint32_t ka) {
+/* S = Q K^T of one key tile: D/16 wgmma, K (BN keys at ka) by descriptor from its swizzled
+ * [D/64][BN][64] tile, Q from shared memory or registers (q_operand) */
+template <typename T, int D, class QOp>
+__device__ __forceinline__ void issue_qk(float (&s)[64], const QOp &q, uint32_t ka) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-        Mma<T, D>::qk(s, qf[kk], sdesc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16), kk > 0);
+        Mma<T, D>::qk(s, q_operand(q, kk), kmajor_desc(ka, BN, kk), kk > 0);
 }
 
 /* this thread's A fragments of its warpgroup's Q rows r, r + 8 (columns 16 kk + 2 c4 + {0, 1}
@@ -962,8 +963,8 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
     auto uni = [](uint32_t x) { return __shfl_sync(0xffffffffu, x, 0); };
     const float sl2 = p.scale * 1.4426950408889634f;
     const int g = lane >> 2, c4 = lane & 3;
-    uint32_t kn = 0, vn = 0; /* ring uses so far, as the producer counts them */
-    constexpr bool QREG = kQReg<TMA>;
+    uint32_t kn = 0, vn = 0;           /* ring uses so far, as the producer counts them */
+    constexpr bool QREG = kLean<TMA>;  /* Q in registers */
     uint32_t qf[QREG ? D / 16 : 1][4]; /* QREG: this thread's fragments of Q (load_q) */
     const uint32_t qa = QREG ? 0u : uni(qs + (uint32_t)(64 * cw * 128)); /* else Q's tile */
     /* ping-pong: consumer c waits on named barrier 5+c before issuing its

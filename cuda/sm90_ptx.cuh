@@ -15,7 +15,7 @@
 
 /* ---- wgmma wrappers: D (f32, 64 x N over the warpgroup) += A (64 x 16) B (16 x N);
  * ss: A and B from shared-memory descriptors, K-major; rs: A from registers,
- * B MN-major (V) or K-major (the assignment's weights). One macro per form,
+ * B MN-major (V) or K-major (K, the assignment's weights). One macro per form,
  * instantiated per input type (bf16, f16): the PTX differs only in the type
  * names. ---- */
 #define SVOO_ACC8(d, i)                                                                            \
@@ -42,8 +42,8 @@
                      : SVOO_ACC64(d)                                                               \
                      : "l"(da), "l"(db), "r"(accum));                                              \
     }
-/* rs N = 128 with B either MN-major (TB "1", V) or K-major (TB "0", the
- * assignment's weights); accum = 0 starts D at zero */
+/* rs N = 128 with B either MN-major (TB "1", V) or K-major (TB "0", K with Q
+ * in registers, the assignment's weights); accum = 0 starts D at zero */
 #define SVOO_WGMMA_RS_N128(name, T, TB)                                                            \
     __device__ __forceinline__ void name(float(&d)[64], const uint32_t(&a)[4], uint64_t db,        \
                                          int accum = 1) {                                          \
@@ -175,6 +175,11 @@ template <int N> __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) 
 __device__ __forceinline__ uint64_t sdesc(uint32_t addr, uint32_t lbo) {
     return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) |
            ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+/* k-step kk (16 columns) of a K-major [D/64][rows][64] tile at base: its 64-column
+ * blocks rows x 128 bytes apart, four k-steps of 32 bytes in each */
+__device__ __forceinline__ uint64_t kmajor_desc(uint32_t base, int rows, int kk) {
+    return sdesc(base + (kk >> 2) * rows * 128 + (kk & 3) * 32, 16);
 }
 
 template <typename T, int D> struct Mma;
