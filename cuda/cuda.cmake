@@ -36,6 +36,10 @@ target_compile_options(svoo_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Xcompiler=-fvisibility=hidden -Xcompiler=-Wall>)
 target_link_libraries(svoo_cuda PRIVATE CUDA::cudart_static)
 set_target_properties(svoo_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
+# fail the compile when ptxas serialises wgmma (it says so as info only; cuda/ptxas_guard.sh),
+# in front of any launcher the user set (e.g. ccache)
+set(SVOO_CUDA_LAUNCHER ${PROJECT_SOURCE_DIR}/cuda/ptxas_guard.sh ${CMAKE_CUDA_COMPILER_LAUNCHER})
+set_target_properties(svoo_cuda PROPERTIES CUDA_COMPILER_LAUNCHER "${SVOO_CUDA_LAUNCHER}")
 
 # the C library, the CLI and the tests know the backend is there
 target_compile_definitions(svoo_obj PRIVATE SVOO_WITH_CUDA)
