@@ -1210,7 +1210,7 @@ static int ear_plan_cpu(int64_t N, int D, int cq, int ck, int32_t *qperm, int32_
  * of c % 4 == 2 keep the means of distinct rows) */
 typedef struct {
     int64_t B, H, N, BH;
-    int D, cq, ck, bad;
+    int D, cq, ck, bad, f16; /* f16: the device gets f16 copies of the bf16 values (exact) */
     size_t cnt, bytes, wsb;
     uint16_t *q, *k, *v, *ref, *o;
     int32_t *qperm, *kperm, *qoff, *koff, *rp, *col;
@@ -1220,10 +1220,10 @@ typedef struct {
 } direct_case;
 
 static void direct_setup(direct_case *c, plan_fn plan, int64_t B, int D, int64_t N, int cq, int ck,
-                         int share, int ear, int same_k, uint64_t seed) {
+                         int share, int ear, int same_k, int f16, uint64_t seed) {
     memset(c, 0, sizeof *c);
     const int64_t H = 2, BH = B * H;
-    c->B = B, c->H = H, c->N = N, c->BH = BH, c->D = D, c->cq = cq, c->ck = ck;
+    c->B = B, c->H = H, c->N = N, c->BH = BH, c->D = D, c->cq = cq, c->ck = ck, c->f16 = f16;
     c->cnt = (size_t)BH * N * D, c->bytes = c->cnt * 2;
     c->q = malloc(c->bytes), c->k = malloc(c->bytes), c->v = malloc(c->bytes);
     c->ref = malloc(c->bytes), c->o = malloc(c->bytes);
@@ -1251,7 +1251,18 @@ static void direct_setup(direct_case *c, plan_fn plan, int64_t B, int D, int64_t
         nnz += n;
     }
     CHECK(!c->bad, "direct plan: hand-made plan invalid or CPU executor failed");
-    dev_qkv(c->q, c->k, c->v, c->bytes, c->bytes, &c->dq, &c->dk, &c->dv, &c->dout);
+    uint16_t *h16 = f16 ? malloc(c->bytes * 3) : NULL;
+    if (h16) {
+        const uint16_t *src[3] = {c->q, c->k, c->v};
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < c->cnt; i++)
+                h16[t * c->cnt + i] = svoo_f32_to_f16(svoo_bf16_to_f32(src[t][i]));
+        dev_qkv(h16, h16 + c->cnt, h16 + 2 * c->cnt, c->bytes, c->bytes, &c->dq, &c->dk, &c->dv,
+                &c->dout);
+        free(h16);
+    } else {
+        dev_qkv(c->q, c->k, c->v, c->bytes, c->bytes, &c->dq, &c->dk, &c->dv, &c->dout);
+    }
     c->wsb = svoo_cuda_attend_workspace((int)B, (int)H, (int)N, cq);
     CU(cudaMalloc(&c->ws, c->wsb));
     CU(cudaMalloc((void **)&c->dqp, BH * N * 4));
@@ -1272,21 +1283,24 @@ static void direct_setup(direct_case *c, plan_fn plan, int64_t B, int D, int64_t
     p->q_stride_h = p->k_stride_h = p->v_stride_h = p->o_stride_h = N * D;
     p->q_stride_n = p->k_stride_n = p->v_stride_n = p->o_stride_n = D;
     p->B = (int)B, p->H = (int)H, p->N_q = p->N_k = (int)N, p->D = D;
-    p->dtype = SVOO_CUDA_BF16;
+    p->dtype = f16 ? SVOO_CUDA_F16 : SVOO_CUDA_BF16;
     p->scale = 1.0f / sqrtf((float)D);
     p->q_perm = c->dqp, p->k_perm = c->dkp, p->q_off = c->dqo, p->k_off = c->dko;
     p->row_ptr = c->drp, p->col = c->dcol;
     p->Cq = cq, p->Ck = ck;
 }
 
-/* svoo_cuda_attend into c->o (outputs preset to bf16 NaN: a row left unwritten shows),
- * or svoo_cuda_attend_ear with the EAR workspace ews when it is not NULL (and kv_copy) */
+/* svoo_cuda_attend into c->o (outputs preset to NaN: a row left unwritten shows; f16
+ * outputs rounded to bf16), or svoo_cuda_attend_ear with the EAR workspace ews when it is
+ * not NULL (and kv_copy) */
 static svoo_status direct_run_kv(direct_case *c, void *ews, size_t ewsb, void *kv_copy) {
     CU(cudaMemset(c->dout, 0xff, c->bytes));
     const svoo_status s = ews ? svoo_cuda_attend_ear(&c->p, c->ws, c->wsb, ews, ewsb, kv_copy, NULL)
                               : svoo_cuda_attend(&c->p, c->ws, c->wsb, NULL);
     CU(cudaDeviceSynchronize());
     CU(cudaMemcpy(c->o, c->dout, c->bytes, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; c->f16 && i < c->cnt; i++)
+        c->o[i] = svoo_f32_to_bf16(svoo_f16_to_f32(c->o[i]));
     return s;
 }
 static svoo_status direct_run(direct_case *c, void *ews, size_t ewsb) {
@@ -1405,7 +1419,7 @@ static void test_permute_rows(int B, int H, int N, int D) {
 static void test_many_heads(int64_t B) {
     direct_case c;
     /* (ear_plan: N >= 350 + cq - 3) */
-    direct_setup(&c, ear_plan, B, 64, 400, 4, 8, 2, 0, 0, 0x4ead5);
+    direct_setup(&c, ear_plan, B, 64, 400, 4, 8, 2, 0, 0, 0, 0x4ead5);
     if (!c.bad) {
         const svoo_status s = direct_run(&c, NULL, 0);
         CHECK(s == SVOO_OK, "many heads b%lld: %s", (long long)B, svoo_cuda_attend_last_error());
@@ -1500,7 +1514,7 @@ static void ear_direct_check(const direct_case *c, const uint16_t *o0, const cha
  * stride (statuses, no launch). */
 static void test_ear_direct(int64_t B, int D) {
     direct_case c;
-    direct_setup(&c, ear_plan, B, D, 3001, 40, 2100, 0, 1, 0, 777);
+    direct_setup(&c, ear_plan, B, D, 3001, 40, 2100, 0, 1, 0, 0, 777);
     const int64_t N = c.N;
     uint16_t *o0 = malloc(c.bytes);
     void *ews, *kc, *vc;
@@ -1751,11 +1765,13 @@ static const union_plan UNION_EAR = {ear_plan, "union direct", 300, 1},
  * past its limits on tails and open items (384 union items on one launch); both with the
  * same checks against the CPU executor, without the pseudo-key and nothing-dropped ones
  * (ear_plan's construction). */
-static void test_union_direct(const union_plan *up, int64_t B, int D, int64_t N, int cq, int ear) {
+static void test_union_direct(const union_plan *up, int64_t B, int D, int64_t N, int cq, int ear,
+                              int f16) {
     const int own = up->own, ck = up->ck;
-    const char *name = up->name;
+    char name[48];
+    snprintf(name, sizeof name, "%s%s", up->name, f16 ? " f16" : "");
     direct_case c;
-    direct_setup(&c, up->fn, B, D, N, cq, ck, own ? 4 : 0, ear, own && ear, 991);
+    direct_setup(&c, up->fn, B, D, N, cq, ck, own ? 4 : 0, ear, own && ear, f16, 991);
     void *ews = NULL;
     const size_t ewsb = ear ? svoo_cuda_ear_workspace((int)B, (int)c.H, (int)N, c.ck, D) : 0;
     if (ear) CU(cudaMalloc(&ews, ewsb));
@@ -1857,6 +1873,7 @@ int main(void) {
     /* clang-format off */
     const scenario all[] = {
         {"dense d128", SVOO_METHOD_DENSE, 1, 3, 4133, 128, 0, 0, 0, {0}, 1, 1e-2, 0, 0},
+        /* [B, N, H, D] with B > 1, which TMA cannot describe: on Hopper the dense call gathers */
         {"dense d64 bnhd b2", SVOO_METHOD_DENSE, 2, 2, 1999, 64, 1, 0, 0, {3}, 1, 1e-2, 0, 0},
         {"svoo auto", SVOO_METHOD_SVOO, 1, 3, 4133, 128, 0, 0, 0, {0, 11, 12, 31}, 4, 2e-2, 0, 0},
         {"svoo 64/200 d64 b2", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0, 0},
@@ -1879,6 +1896,9 @@ int main(void) {
         /* f16 rows: k_assign90<__half>, D = 64 and 128, labels vs the CPU planners */
         {"svoo 64/200 d64 b2 f16", SVOO_METHOD_SVOO, 2, 2, 6007, 64, 1, 64, 200, {5}, 1, 2e-2, 0, 1},
         {"svg2 auto f16", SVOO_METHOD_SVG2, 1, 3, 4133, 128, 0, 0, 0, {0, 1}, 2, 2e-2, 0, 1},
+        /* f16 on the dense path (Hopper: the DENSE instantiation, TMA whole tiles) */
+        {"dense d128 f16", SVOO_METHOD_DENSE, 1, 2, 1999, 128, 0, 0, 0, {0}, 1, 1e-2, 0, 1},
+        {"dense d64 b2 f16", SVOO_METHOD_DENSE, 2, 2, 1999, 64, 0, 0, 0, {0}, 1, 1e-2, 0, 1},
     };
     /* clang-format on */
     const scenario tiny[] = {
@@ -1897,17 +1917,17 @@ int main(void) {
         for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++)
             run_scenario(&tiny[i]);
         run_svg(&svgs[1], 0, 0);
-        test_union_direct(&UNION_EAR, 1, 128, 1200, 24, 0);
-        test_union_direct(&UNION_EAR, 1, 128, 1200, 24, 1);
-        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, 0);
-        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, 1);
+        test_union_direct(&UNION_EAR, 1, 128, 1200, 24, 0, 0);
+        test_union_direct(&UNION_EAR, 1, 128, 1200, 24, 1, 0);
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, 0, 0);
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, 1, 0);
         test_permute_rows(1, 2, 333, 64);
         test_bad_inputs();
         printf("test_cuda: %d checks, %d failed\n", g_checks, g_fail);
         return g_fail ? 1 : 0;
     }
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        if (quick && i != 0 && i != 2 && i != 4 && i != 6 && i != 12) continue;
+        if (quick && i != 0 && i != 2 && i != 4 && i != 6 && i != 12 && i != 14) continue;
         run_scenario(&all[i]);
     }
     for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++) {
@@ -1929,14 +1949,18 @@ int main(void) {
     test_ear_direct(2, 128);
     if (!quick) test_ear_direct(1, 64);
     for (int ear = 0; ear < 2; ear++) {
-        test_union_direct(&UNION_EAR, 2, 128, 3001, 60, ear);
-        test_union_direct(&UNION_EAR, 1, 64, 3001, 60, ear);
+        test_union_direct(&UNION_EAR, 2, 128, 3001, 60, ear, 0);
+        test_union_direct(&UNION_EAR, 1, 64, 3001, 60, ear, 0);
         /* more union items than an H200's 132 SMs, so that blocks take a second one */
-        if (!quick) test_union_direct(&UNION_EAR, 4, 128, 3001, 60, ear);
-        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, ear);
-        test_union_direct(&UNION_SKIP, 1, 64, 4088, 35, ear);
+        if (!quick) test_union_direct(&UNION_EAR, 4, 128, 3001, 60, ear, 0);
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, ear, 0);
+        test_union_direct(&UNION_SKIP, 1, 64, 4088, 35, ear, 0);
+        /* f16: the union, gathered and TMA instantiations in f16 (packed, in key-cluster
+         * order, not packed) */
+        test_union_direct(&UNION_SKIP, 1, 128, 4088, 35, ear, 1);
+        if (!quick) test_union_direct(&UNION_SKIP, 1, 64, 4088, 35, ear, 1);
         /* wl_pack's limits: more tails than it considers, more items than it can open */
-        if (!quick) test_union_direct(&UNION_LIMITS, 1, 64, 38400, 600, ear);
+        if (!quick) test_union_direct(&UNION_LIMITS, 1, 64, 38400, 600, ear, 0);
     }
     test_permute_rows(2, 3, 1001, 128);
     test_permute_rows(1, 2, 333, 64);
