@@ -1006,7 +1006,9 @@ __device__ __forceinline__ void consumer(const svoo_cuda_attend_params &p,
             }
             cp_commit();
             cp_wait0();
-            fence_proxy_async();
+            /* Q's rows for wgmma's descriptor reads (async proxy); in registers, ld.shared
+             * (generic) reads them */
+            if constexpr (!QREG) fence_proxy_async();
             named_bar(2 + cw, 128);
             if constexpr (QREG) load_q<D>(qf, qs, 64 * cw + 16 * wq + g, c4);
         }
