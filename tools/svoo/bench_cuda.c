@@ -40,7 +40,8 @@ static void help(void) {
            "                  on Hopper, the kernel gathers their rows (A/B of the copy)\n"
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
-           "  --heads H --seq N --dim D   shape without a preset (random data)\n"
+           "  --heads H --dim D  the preset's shape with other heads / head dim (64 or 128)\n"
+           "  --seq N         N tokens of random data instead of the preset's (with --heads, --dim)\n"
            "  --reps R        timed calls (default 10)\n"
            "  --schedule      time every step 0 .. steps-1 of --layer in order instead of one call:\n"
            "                  the config's dense warm-up, re-planning and reuse steps, each pass\n"
@@ -313,8 +314,10 @@ int bench_cuda(int argc, char **argv) {
         H = sc.heads, D = sc.head_dim, layers = sc.layers, steps = sc.steps;
         frames = sc.frames, height = sc.height, width = sc.width, text = sc.text_tokens;
     }
-    if (heads) H = (int)heads;
-    if (dim) D = (int)dim;
+    /* the synthetic data take the shape asked for (it wrote the preset's heads x head_dim
+     * rows into buffers of this shape) */
+    if (heads) H = sc.heads = (int)heads;
+    if (dim) D = sc.head_dim = (int)dim;
     int64_t N = seq ? seq : (int64_t)frames * height * width + text;
     if (step >= steps || layer >= layers)
         return cli_usage_error("bench cuda", "--step/--layer outside %d steps x %d layers", steps, layers);
