@@ -11,3 +11,8 @@ c() { t0=$(date +%s); echo "== svoo $*"; timeout 200 $B "$@" 2>&1 | tail -14; ec
 c run --preset small --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo,svg2,svg --device cuda --quiet
 c run --preset wan2.1-1.3b-480p --profile $P/sparsity_wan_1.3B_t2v.csv --method svoo,svg2 --steps 4 --layers 3 --device cuda --quiet
 c demo --device cuda --profile $P/sparsity_wan_1.3B_t2v.csv --png $OUT/demo_cuda.png --quiet
+# svoo bench cuda at another shape than the preset's (--heads / --dim reach the synthetic
+# data: 425b600) and its --floor usage errors (exit 2)
+c bench cuda --heads 4 --dim 64 --reps 2 --profile $P/sparsity_wan_1.3B_t2v.csv --top-p 0.6 --floor 0.1,0.1
+c bench cuda --floor 0.2,0.1 --profile $P/sparsity_wan_1.3B_t2v.csv
+c bench cuda --floor 0.1,0.1 --method svg2 --profile $P/sparsity_wan_1.3B_t2v.csv
