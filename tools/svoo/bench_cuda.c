@@ -273,7 +273,10 @@ int bench_cuda(int argc, char **argv) {
         case 'l': if (cli_parse_int(optarg, 0, 100000, &layer)) return cli_usage_error("bench cuda", "bad --layer"); break;
         case 'H': if (cli_parse_int(optarg, 1, 512, &heads)) return cli_usage_error("bench cuda", "bad --heads"); break;
         case 'N': if (cli_parse_int(optarg, 16, 1 << 24, &seq)) return cli_usage_error("bench cuda", "bad --seq"); break;
-        case 'd': if (cli_parse_int(optarg, 64, 128, &dim)) return cli_usage_error("bench cuda", "bad --dim"); break;
+        case 'd':
+            if (cli_parse_int(optarg, 64, 128, &dim) || (dim != 64 && dim != 128))
+                return cli_usage_error("bench cuda", "bad --dim: want 64 or 128");
+            break;
         case 'r': if (cli_parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench cuda", "bad --reps"); break;
         case 'R': random_data = 1; break;
         case 'P': profile_path = optarg; break;

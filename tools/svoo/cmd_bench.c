@@ -63,7 +63,10 @@ static int bench_dense(int argc, char **argv) {
         switch (c) {
         case 's': if (cli_parse_int(optarg, 1, 1 << 22, &seq)) return cli_usage_error("bench dense", "--seq: '%s' is not in [1, 4194304]", optarg); break;
         case 'H': if (cli_parse_int(optarg, 1, 4096, &heads)) return cli_usage_error("bench dense", "--heads: '%s' is not in [1, 4096]", optarg); break;
-        case 'd': if (cli_parse_int(optarg, 1, 1024, &dim)) return cli_usage_error("bench dense", "--dim: '%s' is not a number", optarg); break;
+        case 'd':
+            if (cli_parse_int(optarg, 64, 128, &dim) || (dim != 64 && dim != 128))
+                return cli_usage_error("bench dense", "--dim: '%s' is not 64 or 128", optarg);
+            break;
         case 'r': if (cli_parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench dense", "--reps: '%s' is not in [1, 1000]", optarg); break;
         case 'j': if (cli_parse_int(optarg, 1, 1024, &threads)) return cli_usage_error("bench dense", "--threads: '%s' is not in [1, 1024]", optarg); break;
         case 't':

@@ -1,0 +1,32 @@
+#!/bin/sh
+# tests/cli_usage_errors.sh SVOO : option values and combinations the CLI cannot honour
+# are usage errors (exit 2, the option named on stderr) before any work, not a failure
+# (exit 1) after it, a silent fallback, or a run on another shape than the one asked for.
+# Every case here is refused while the options are parsed: no input files, seconds in all.
+set -eu
+SVOO=$1
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# usage WANT_TEXT ARGS... : exit 2 and WANT_TEXT on stderr
+usage() {
+    want=$1; shift
+    set +e
+    err=$("$SVOO" "$@" 2>&1 >/dev/null)
+    rc=$?
+    set -e
+    [ $rc -eq 2 ] || fail "svoo $*: exit $rc, expected 2: $err"
+    case $err in *"$want"*) ;; *) fail "svoo $*: message lacks '$want': $err" ;; esac
+}
+cuda=no
+case $("$SVOO" version) in *"cuda: yes"*) cuda=yes ;; esac
+
+# --dim: the kernels take head dim 64 or 128; bench dense took 1..1024 and failed with
+# exit 1 (SVOO_ERR_UNSUPPORTED_HEAD_DIM), bench cuda took 65..127
+for d in 1 96 100 1024; do
+    usage "--dim" bench dense --seq 16 --heads 1 --dim $d
+done
+if [ $cuda = yes ]; then
+    for d in 80 96 127; do
+        usage "--dim" bench cuda --dim $d
+    done
+fi
+echo ok
