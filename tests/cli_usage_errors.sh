@@ -29,4 +29,10 @@ if [ $cuda = yes ]; then
         usage "--dim" bench cuda --dim $d
     done
 fi
+
+# an unknown --preset is a usage error as in svoo synth (run, demo and bench cuda exited 1
+# with SVOO_ERR_NOT_FOUND)
+usage "--preset: unknown preset 'nope'" run --preset nope --quiet
+usage "--preset: unknown preset 'nope'" demo --preset nope --png "" --quiet
+if [ $cuda = yes ]; then usage "--preset: unknown preset 'nope'" bench cuda --preset nope; fi
 echo ok

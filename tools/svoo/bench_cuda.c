@@ -312,8 +312,10 @@ int bench_cuda(int argc, char **argv) {
     int H = 12, D = 128, layers = 30, steps = 50, frames = 21, height = 45, width = 80, text = 0;
     if (svoo_synth_config_init && svoo_synth_preset && !seq) {
         svoo_synth_config_init(&sc);
-        svoo_status s = svoo_synth_preset(preset, &sc);
-        if (s) return cli_fail("bench cuda", s, NULL);
+        if (svoo_synth_preset(preset, &sc))
+            return cli_usage_error("bench cuda",
+                                   "--preset: unknown preset '%s' (svoo synth --help lists them)",
+                                   preset);
         H = sc.heads, D = sc.head_dim, layers = sc.layers, steps = sc.steps;
         frames = sc.frames, height = sc.height, width = sc.width, text = sc.text_tokens;
     }

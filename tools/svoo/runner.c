@@ -103,15 +103,14 @@ static int dumps_scan(const char *cmd, run_workload *w, source *s) {
 static int source_open(const char *cmd, run_workload *w, source *s) {
     svoo_status st;
     svoo_profile *drive = NULL;
+    svoo_synth_config sc;
+    svoo_synth_config_init(&sc);
+    if (w->preset && svoo_synth_preset(w->preset, &sc))
+        return cli_usage_error(cmd, "--preset: unknown preset '%s' (svoo synth --help lists them)",
+                               w->preset);
     if (w->profile_path && (st = svoo_profile_load(w->profile_path, &drive)))
         return cli_fail(cmd, st, NULL);
     if (w->preset) {
-        svoo_synth_config sc;
-        svoo_synth_config_init(&sc);
-        if ((st = svoo_synth_preset(w->preset, &sc))) {
-            svoo_profile_free(drive);
-            return cli_fail(cmd, st, NULL);
-        }
         sc.seed = w->seed;
         sc.profile = drive;
         st = svoo_synth_create(&sc, &s->synth);
