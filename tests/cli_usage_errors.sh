@@ -35,4 +35,8 @@ fi
 usage "--preset: unknown preset 'nope'" run --preset nope --quiet
 usage "--preset: unknown preset 'nope'" demo --preset nope --png "" --quiet
 if [ $cuda = yes ]; then usage "--preset: unknown preset 'nope'" bench cuda --preset nope; fi
+
+# bench cuda --seq makes random data of its own shape: a --preset with it was ignored
+# without a word (its heads, head dim, steps and layers too)
+if [ $cuda = yes ]; then usage "not with --preset" bench cuda --preset tiny --seq 4096; fi
 echo ok

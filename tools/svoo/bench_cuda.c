@@ -41,7 +41,8 @@ static void help(void) {
            "  --step S        step of the call (default 10: first sparse, re-planning step)\n"
            "  --layer L       layer of the call (default 5)\n"
            "  --heads H --dim D  the preset's shape with other heads / head dim (64 or 128)\n"
-           "  --seq N         N tokens of random data instead of the preset's (with --heads, --dim)\n"
+           "  --seq N         N tokens of random data instead of a preset's data (not with --preset:\n"
+           "                  12 heads x D 128, 50 steps x 30 layers unless --heads / --dim)\n"
            "  --reps R        timed calls (default 10)\n"
            "  --schedule      time every step 0 .. steps-1 of --layer in order instead of one call:\n"
            "                  the config's dense warm-up, re-planning and reuse steps, each pass\n"
@@ -258,14 +259,16 @@ int bench_cuda(int argc, char **argv) {
     const char *preset = "wan2.1-1.3b-720p";
     svoo_method method = SVOO_METHOD_SVOO;
     long long step = 10, layer = 5, heads = 0, seq = 0, dim = 0, reps = 10;
-    int random_data = 0, json = 0, ear = 0, kv_gather = 0, schedule = 0, c;
+    int random_data = 0, json = 0, ear = 0, kv_gather = 0, schedule = 0, preset_set = 0, c;
     const char *profile_path = NULL;
     double top_p = 0, floor_min = -1, floor_max = -1;
     long long iters = 0, cq = 0, ck = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': preset = optarg; break;
+        case 'p':
+            preset = optarg, preset_set = 1;
+            break;
         case 'm':
             if (svoo_method_parse(optarg, &method)) return cli_usage_error("bench cuda", "bad --method %s", optarg);
             break;
@@ -306,6 +309,10 @@ int bench_cuda(int argc, char **argv) {
         default: return CLI_USAGE;
         }
     }
+    /* --seq makes random data without a preset: a preset asked for would be ignored */
+    if (seq && preset_set)
+        return cli_usage_error("bench cuda",
+                               "--seq sets the shape without a preset: not with --preset");
     int have_synth = svoo_synth_create && svoo_synth_generate && svoo_synth_preset && !random_data && !seq;
     svoo_synth_config sc;
     memset(&sc, 0, sizeof sc);
