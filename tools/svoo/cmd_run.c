@@ -24,6 +24,7 @@ static void help(void) {
            "  --ear             error-aware compensation of dropped key clusters (SVOO/SVG2)\n"
            "  --recall-rows R   rows per head sampled for recall (default 64)\n"
            "  --frames/--height/--width/--text N   latent geometry (SVG on dumps)\n"
+           "  --text-first      the text tokens precede the video tokens (SVG on dumps)\n"
            "  --seed X          generator seed (default 1)\n"
            "  --threads T       CPU threads (default all)\n"
            "  --device D        cpu (default) or cuda: every method and the dense reference\n"
@@ -38,7 +39,8 @@ int cmd_run(int argc, char **argv) {
         {"steps", 1, 0, 's'},  {"layers", 1, 0, 'l'},  {"top-p", 1, 0, 't'},   {"recall-rows", 1, 0, 'r'},
         {"frames", 1, 0, 'F'}, {"height", 1, 0, 'Y'},  {"width", 1, 0, 'X'},   {"text", 1, 0, 'T'},
         {"seed", 1, 0, 'S'},   {"threads", 1, 0, 'j'}, {"json", 0, 0, 'J'},    {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'},   {"ear", 0, 0, 'E'},     {"device", 1, 0, 'd'},  {0, 0, 0, 0}};
+        {"help", 0, 0, 'h'},   {"ear", 0, 0, 'E'},     {"device", 1, 0, 'd'},
+        {"text-first", 0, 0, 'f'}, {0, 0, 0, 0}};
     run_workload w;
     memset(&w, 0, sizeof w);
     w.seed = 1;
@@ -67,6 +69,7 @@ int cmd_run(int argc, char **argv) {
         case 'j': if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error("run", "--threads: '%s'", optarg); w.threads = (int)v; break;
         case 'J': json = 1; break;
         case 'E': ear = 1; break;
+        case 'f': w.text_first = 1; break;
         case 'd':
             if (cli_parse_device(optarg, &w.cuda)) return cli_usage_error("run", "--device: '%s' (cpu or cuda)", optarg);
             break;
