@@ -318,11 +318,8 @@ int bench_cuda(int argc, char **argv) {
     memset(&sc, 0, sizeof sc);
     int H = 12, D = 128, layers = 30, steps = 50, frames = 21, height = 45, width = 80, text = 0;
     if (svoo_synth_config_init && svoo_synth_preset && !seq) {
-        svoo_synth_config_init(&sc);
-        if (svoo_synth_preset(preset, &sc))
-            return cli_usage_error("bench cuda",
-                                   "--preset: unknown preset '%s' (svoo synth --help lists them)",
-                                   preset);
+        int rc = cli_synth_preset("bench cuda", preset, &sc);
+        if (rc) return rc;
         H = sc.heads, D = sc.head_dim, layers = sc.layers, steps = sc.steps;
         frames = sc.frames, height = sc.height, width = sc.width, text = sc.text_tokens;
     }

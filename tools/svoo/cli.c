@@ -61,6 +61,14 @@ int cli_parse_device(const char *s, int *cuda) {
     return 0;
 }
 
+int cli_synth_preset(const char *cmd, const char *name, svoo_synth_config *cfg) {
+    svoo_synth_config_init(cfg);
+    if (svoo_synth_preset(name, cfg))
+        return cli_usage_error(cmd, "--preset: unknown preset '%s' (svoo synth --help lists them)",
+                               name);
+    return CLI_OK;
+}
+
 void cli_progress(int quiet, const char *what, long long done, long long total) {
     if (quiet || !isatty(STDERR_FILENO)) return;
     fprintf(stderr, "\r%s %lld/%lld (%3.0f%%)", what, done, total,

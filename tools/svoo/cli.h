@@ -38,6 +38,9 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *s, double lo, double hi, double *out);
 /* "cpu" -> 0, "cuda" -> 1; 0 on success */
 int cli_parse_device(const char *s, int *cuda);
+/* cfg <- svoo_synth_config_init + preset `name`; an unknown name is a usage error of cmd
+ * (its exit code returned; CLI_OK when found) */
+int cli_synth_preset(const char *cmd, const char *name, svoo_synth_config *cfg);
 
 /* progress on stderr, only when stderr is a terminal and not quiet */
 void cli_progress(int quiet, const char *what, long long done, long long total);

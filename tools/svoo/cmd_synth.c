@@ -136,9 +136,9 @@ int cmd_synth(int argc, char **argv) {
     if (!out) return cli_usage_error("synth", "--out is required");
 
     svoo_synth_config cfg;
-    svoo_synth_config_init(&cfg);
-    svoo_status s = svoo_synth_preset(preset, &cfg);
-    if (s) return cli_usage_error("synth", "--preset: unknown preset '%s' (see --help)", preset);
+    int rc = cli_synth_preset("synth", preset, &cfg);
+    if (rc) return rc;
+    svoo_status s = SVOO_OK;
     cfg.seed = seed;
     svoo_profile *prof = NULL;
     if (profile && (s = svoo_profile_load(profile, &prof))) return cli_fail("synth", s, NULL);
@@ -153,7 +153,7 @@ int cmd_synth(int argc, char **argv) {
     if (nlayers > L) nlayers = L;
     if (!nsteps) nsteps = T;
     if (!nlayers) nlayers = L;
-    int rc = CLI_FAIL;
+    rc = CLI_FAIL;
     const int64_t N = svoo_synth_tokens(gen);
     const size_t elems = (size_t)N * H * D, es = svoo_dtype_size(dt);
     void *q = malloc(elems * es), *k = malloc(elems * es), *v = malloc(elems * es);

@@ -104,10 +104,10 @@ static int source_open(const char *cmd, run_workload *w, source *s) {
     svoo_status st;
     svoo_profile *drive = NULL;
     svoo_synth_config sc;
-    svoo_synth_config_init(&sc);
-    if (w->preset && svoo_synth_preset(w->preset, &sc))
-        return cli_usage_error(cmd, "--preset: unknown preset '%s' (svoo synth --help lists them)",
-                               w->preset);
+    if (w->preset) { /* an unknown name before the profile is read */
+        const int rc = cli_synth_preset(cmd, w->preset, &sc);
+        if (rc) return rc;
+    }
     if (w->profile_path && (st = svoo_profile_load(w->profile_path, &drive)))
         return cli_fail(cmd, st, NULL);
     if (w->preset) {
