@@ -132,6 +132,18 @@ static void dev_qkv(const void *q, const void *k, const void *v, size_t bytes, s
     CU(cudaMemcpy(*dk, k, bytes, cudaMemcpyHostToDevice));
     CU(cudaMemcpy(*dv, v, bytes, cudaMemcpyHostToDevice));
 }
+/* dev_qkv of f16 copies of the bf16 q, k, v (cnt values each; f16 holds the test values
+ * exactly but for subnormals); the host arrays stay bf16 */
+static void dev_qkv_f16(const uint16_t *q, const uint16_t *k, const uint16_t *v, size_t cnt,
+                        size_t out_bytes, void **dq, void **dk, void **dv, void **dout) {
+    uint16_t *h = malloc(cnt * 2 * 3);
+    const uint16_t *src[3] = {q, k, v};
+    for (int t = 0; t < 3; t++)
+        for (size_t i = 0; i < cnt; i++)
+            h[t * cnt + i] = svoo_f32_to_f16(svoo_bf16_to_f32(src[t][i]));
+    dev_qkv(h, h + cnt, h + 2 * cnt, cnt * 2, out_bytes, dq, dk, dv, dout);
+    free(h);
+}
 static void dev_free4(void *a, void *b, void *c, void *d) {
     cudaFree(a);
     cudaFree(b);
@@ -534,15 +546,11 @@ static void test_ear_f16(int D) {
     const int64_t B = 1, H = 2, N = 3001;
     const int step = 12, layer = 1;
     const size_t cnt = (size_t)B * H * N * D, bytes = cnt * 2;
-    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *h16 = malloc(bytes * 3),
-             *og = malloc(bytes), *ref = malloc(bytes);
+    uint16_t *q = malloc(bytes), *k = malloc(bytes), *v = malloc(bytes), *og = malloc(bytes),
+             *ref = malloc(bytes);
     make_qkv(q, k, v, B, H, N, D, 99);
-    const uint16_t *src[3] = {q, k, v};
-    for (int t = 0; t < 3; t++)
-        for (size_t i = 0; i < cnt; i++)
-            h16[t * cnt + i] = svoo_f32_to_f16(svoo_bf16_to_f32(src[t][i]));
     void *dq, *dk, *dv, *dout;
-    dev_qkv(h16, h16 + cnt, h16 + 2 * cnt, bytes, bytes, &dq, &dk, &dv, &dout);
+    dev_qkv_f16(q, k, v, cnt, bytes, &dq, &dk, &dv, &dout);
     scenario sc = {"ear f16", SVOO_METHOD_SVOO, B, H, N, D, 0, 0, 0, {0}, 0, 0, 1, 0};
     svoo_config cg;
     base_cfg(&cg, &sc, SVOO_DEVICE_CUDA);
@@ -577,7 +585,6 @@ static void test_ear_f16(int D) {
     free(q);
     free(k);
     free(v);
-    free(h16);
     free(og);
     free(ref);
 }
@@ -1251,18 +1258,10 @@ static void direct_setup(direct_case *c, plan_fn plan, int64_t B, int D, int64_t
         nnz += n;
     }
     CHECK(!c->bad, "direct plan: hand-made plan invalid or CPU executor failed");
-    uint16_t *h16 = f16 ? malloc(c->bytes * 3) : NULL;
-    if (h16) {
-        const uint16_t *src[3] = {c->q, c->k, c->v};
-        for (int t = 0; t < 3; t++)
-            for (size_t i = 0; i < c->cnt; i++)
-                h16[t * c->cnt + i] = svoo_f32_to_f16(svoo_bf16_to_f32(src[t][i]));
-        dev_qkv(h16, h16 + c->cnt, h16 + 2 * c->cnt, c->bytes, c->bytes, &c->dq, &c->dk, &c->dv,
-                &c->dout);
-        free(h16);
-    } else {
+    if (f16)
+        dev_qkv_f16(c->q, c->k, c->v, c->cnt, c->bytes, &c->dq, &c->dk, &c->dv, &c->dout);
+    else
         dev_qkv(c->q, c->k, c->v, c->bytes, c->bytes, &c->dq, &c->dk, &c->dv, &c->dout);
-    }
     c->wsb = svoo_cuda_attend_workspace((int)B, (int)H, (int)N, cq);
     CU(cudaMalloc(&c->ws, c->wsb));
     CU(cudaMalloc((void **)&c->dqp, BH * N * 4));
