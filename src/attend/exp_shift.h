@@ -20,11 +20,27 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 
 /* x[j] = exp(x[j] - shift) for j < n. The scalar svoo_expf does not
  * vectorise (gcc will not if-convert its clamp), so the hot loop has
- * explicit AVX-512 / AVX2 versions of the same polynomial (with FMA) in
- * native builds, and otherwise svoo_expf itself 8 lanes at a time, same
- * operations and same bits (SSE2, or AVX2 in tile_chunk's x86-64-v3 clone). */
-static inline void exp_shift(float *x, int n, float shift) {
+ * explicit AVX-512 / AVX2 versions of the same polynomial in native builds,
+ * and otherwise svoo_expf itself 8 lanes at a time, same operations and same
+ * bits (SSE2, or AVX2 in tile_chunk's x86-64-v3 clone). fma: the AVX loops'
+ * polynomial with fused multiply-adds (the executor's softmax: faster, close
+ * to svoo_expf) or with a multiply and an add each, svoo_expf's bits wherever
+ * x[j] - shift <= 0 (the density profiler, whose counts then do not depend on
+ * the build's flags). */
+#if defined(__AVX512F__)
+static inline __m512 exp_poly16(__m512 p, __m512 f, float c, int fma) {
+    return fma ? _mm512_fmadd_ps(p, f, _mm512_set1_ps(c))
+               : _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(c));
+}
+#elif defined(__AVX2__)
+static inline __m256 exp_poly8(__m256 p, __m256 f, float c, int fma) {
+    return fma ? _mm256_fmadd_ps(p, f, _mm256_set1_ps(c))
+               : _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(c));
+}
+#endif
+static inline void exp_shift(float *x, int n, float shift, int fma) {
     int j = 0;
+    (void)fma; /* (no AVX loop) */
 #if defined(__AVX512F__)
     const __m512 lo = _mm512_set1_ps(-87.0f), l2e = _mm512_set1_ps(1.44269504088896341f);
     const __m512 sh = _mm512_set1_ps(shift);
@@ -34,12 +50,12 @@ static inline void exp_shift(float *x, int n, float shift) {
         __m512 fi = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         __m512 f = _mm512_sub_ps(t, fi);
         __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+        p = exp_poly16(p, f, 1.339887440266574e-3f, fma);
+        p = exp_poly16(p, f, 9.618437357674640e-3f, fma);
+        p = exp_poly16(p, f, 5.550332471162809e-2f, fma);
+        p = exp_poly16(p, f, 2.402264791363012e-1f, fma);
+        p = exp_poly16(p, f, 6.931472028550421e-1f, fma);
+        p = exp_poly16(p, f, 1.0f, fma);
         _mm512_storeu_ps(x + j, _mm512_scalef_ps(p, fi));
     }
 #elif defined(__AVX2__)
@@ -51,12 +67,12 @@ static inline void exp_shift(float *x, int n, float shift) {
         __m256 fi = _mm256_floor_ps(t);
         __m256 f = _mm256_sub_ps(t, fi);
         __m256 p = _mm256_set1_ps(1.535336188319500e-4f);
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887440266574e-3f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437357674640e-3f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332471162809e-2f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264791363012e-1f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931472028550421e-1f));
-        p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+        p = exp_poly8(p, f, 1.339887440266574e-3f, fma);
+        p = exp_poly8(p, f, 9.618437357674640e-3f, fma);
+        p = exp_poly8(p, f, 5.550332471162809e-2f, fma);
+        p = exp_poly8(p, f, 2.402264791363012e-1f, fma);
+        p = exp_poly8(p, f, 6.931472028550421e-1f, fma);
+        p = exp_poly8(p, f, 1.0f, fma);
         __m256i e =
             _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fi), _mm256_set1_epi32(127)), 23);
         _mm256_storeu_ps(x + j, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));

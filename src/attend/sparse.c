@@ -39,7 +39,7 @@ typedef struct {
 } exec_args;
 
 SVOO_HOT_CLONES void svoo_exp_shift(float *x, int n, float shift) {
-    exp_shift(x, n, shift);
+    exp_shift(x, n, shift, 1);
 }
 
 /* one chunk of nk keys (rows of kc/vc, stride d) into the tile's running state */
@@ -64,7 +64,7 @@ SVOO_HOT_CLONES static void tile_chunk(const exec_args *a, scratch *sc, const fl
         for (int u = 0; u < 16; u++) mx = part[u] > mx ? part[u] : mx;
         float alpha = svoo_expf(sc->m[i] - mx);
         if (sc->m[i] == -INFINITY) alpha = 0.0f;
-        exp_shift(srow, nk, mx);
+        exp_shift(srow, nk, mx, 1);
         for (int u = 0; u < 16; u++) part[u] = 0.0f;
         j = 0;
         for (; j + 16 <= nk; j += 16)

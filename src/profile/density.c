@@ -13,8 +13,9 @@
  * sorting the row (up to the rounding of double sums). */
 #include "density.h"
 
+#include "../attend/exp_shift.h"
+
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 
@@ -38,65 +39,6 @@ size_t svoo_mass_scratch_bytes(int64_t n) {
     return b ? b + 64 : 0;
 }
 
-/* svoo_expf (internal.h) with the same operations in the same order, hence
- * bit-identical results, written so that the compiler vectorises it (the
- * memcpy-based bit cast there stops GCC's vectoriser). */
-static inline float exp_le0(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    const float l2e = 1.44269504088896341f;
-    float t = x * l2e;
-    float fi = floorf(t);
-    float f = t - fi;
-    float p = 1.535336188319500e-4f;
-    p = p * f + 1.339887440266574e-3f;
-    p = p * f + 9.618437357674640e-3f;
-    p = p * f + 5.550332471162809e-2f;
-    p = p * f + 2.402264791363012e-1f;
-    p = p * f + 6.931472028550421e-1f;
-    p = p * f + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } sc;
-    sc.i = ((int32_t)fi + 127) << 23;
-    return p * sc.f;
-}
-
-/* the same, 16 / 8 lanes at a time (no FMA: same rounding as the scalar) */
-#if defined(__AVX512F__)
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    __m512 fi = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(t, fi);
-    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(1.339887440266574e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(9.618437357674640e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(5.550332471162809e-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(2.402264791363012e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(6.931472028550421e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, f), _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(fi), _mm512_set1_epi32(127));
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(e, 23)));
-}
-#elif defined(__AVX2__)
-static inline __m256 exp8(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 t = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
-    __m256 fi = _mm256_floor_ps(t);
-    __m256 f = _mm256_sub_ps(t, fi);
-    __m256 p = _mm256_set1_ps(1.535336188319500e-4f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(1.339887440266574e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(9.618437357674640e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(5.550332471162809e-2f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(2.402264791363012e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(6.931472028550421e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, f), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(fi), _mm256_set1_epi32(127));
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
-}
-#endif
-
 /* exponentiate in place; returns the max logit (NaN when the row is not finite) */
 static float row_exp(float *row, int64_t n) {
     float m = -INFINITY;
@@ -108,18 +50,7 @@ static float row_exp(float *row, int64_t n) {
         m = x > m ? x : m;
     }
     if (bad) return NAN;
-    int64_t j = 0;
-#if defined(__AVX512F__)
-    const __m512 vm = _mm512_set1_ps(m);
-    for (; j + 16 <= n; j += 16)
-        _mm512_storeu_ps(row + j, exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm)));
-#elif defined(__AVX2__)
-    const __m256 vm = _mm256_set1_ps(m);
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(row + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm)));
-#endif
-    for (; j < n; j++)
-        row[j] = exp_le0(row[j] - m);
+    exp_shift(row, (int)n, m, 0); /* svoo_expf's bits; n: a row of sgemm's output, an int */
     return m;
 }
 
