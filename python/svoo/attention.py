@@ -36,12 +36,43 @@ def _indices(step, layer, head=None):
     return idx if head is None else idx + (L.int_arg(head, "head"),)
 
 
-class Profile:
+class _Owned:
+    """Owns one C handle (self._h): freed by close(), at the end of a with
+    block, or when the object is collected."""
+
+    _free = None  # name of the svoo_*_free function
+
+    def _handle(self):
+        if not self._h:
+            raise ValueError("%s is closed" % type(self).__name__)
+        return self._h
+
+    def close(self):
+        if self._h:
+            getattr(L, self._free)(self._h)
+            self._h = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Profile(_Owned):
     """Offline per-(step, layer, head) density grid (SVOO CSV format).
 
     Profile(steps, layers, heads) makes an empty grid; Profile.load(path)
     reads a `Step,Layer,Head,Sparsity` CSV (1-based steps in the file, 0-based
     in this API)."""
+
+    _free = "svoo_profile_free"
 
     def __init__(self, steps=None, layers=None, heads=None, _handle=None):
         self._h = ctypes.c_void_p()
@@ -76,11 +107,6 @@ class Profile:
             if not math.isnan(v):
                 p.set(s, l, h, float(v))
         return p
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("Profile is closed")
-        return self._h
 
     def save(self, path):
         L.check(L.svoo_profile_save(self._handle(), _fspath(path)))
@@ -130,17 +156,6 @@ class Profile:
                     if L.svoo_profile_get(h, s, l, k, ctypes.byref(v)) == L.SVOO_OK:
                         out[s, l, k] = v.value
         return out
-
-    def close(self):
-        if self._h:
-            L.svoo_profile_free(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         if not self._h:
@@ -200,9 +215,11 @@ def compare(ref, out, dtype=None):
 # --------------------------------------------------------------------------
 # Profiler
 # --------------------------------------------------------------------------
-class Profiler:
+class Profiler(_Owned):
     """Collects the densities of dense runs (one run = one prompt) into a
     steps x layers x heads profile."""
+
+    _free = "svoo_profiler_free"
 
     def __init__(self, num_steps, num_layers, heads, tau=0.95, row_step=16):
         self._h = ctypes.c_void_p()
@@ -216,11 +233,6 @@ class Profiler:
         )
         self.num_steps, self.num_layers, self.heads = int(num_steps), int(num_layers), int(heads)
         self._lock = threading.Lock()
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("Profiler is closed")
-        return self._h
 
     def new_run(self):
         with self._lock:
@@ -250,17 +262,6 @@ class Profiler:
         L.check(L.svoo_profiler_stability(self._handle(), L.int_arg(layer, "layer"),
                                           ctypes.byref(st)))
         return {n: getattr(st, n) for n, _ in st._fields_}
-
-    def close(self):
-        if self._h:
-            L.svoo_profiler_free(self._h)
-            self._h = ctypes.c_void_p()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 # --------------------------------------------------------------------------
