@@ -39,4 +39,6 @@ if [ $cuda = yes ]; then usage "--preset: unknown preset 'nope'" bench cuda --pr
 # bench cuda --seq makes random data of its own shape: a --preset with it was ignored
 # without a word (its heads, head dim, steps and layers too)
 if [ $cuda = yes ]; then usage "not with --preset" bench cuda --preset tiny --seq 4096; fi
+# an unknown method is named as given (it was printed from freed memory)
+usage "--method: 'foo'" run --preset small --method svoo,foo --quiet
 echo ok

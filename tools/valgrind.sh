@@ -158,6 +158,9 @@ run 1 run --dumps "$T/dumps_cross" --method dense --quiet
 err_has "tensor 'k' is [1, 2, 48, 64] f32; every q, k, v must be [1, 2, 96, 64] f32"
 # an empty --method list is a usage error (it ran no method and exited 0)
 run 2 run --dumps "$T/dumps/run0" --method , --quiet
+# an unknown method: the message quoted it from the freed list (a read after free)
+run 2 run --dumps "$T/dumps/run0" --method svoo,foo --quiet
+err_has "--method: 'foo'"
 run 1 run --dumps "$T/dumps/run0" --method svoo --device cuda --quiet
 # cogvideox-small (1,560 tokens: 48 text first, D 64) rather than tiny (4,992
 # tokens, D 128): same generator and calibration code plus the text-token path,

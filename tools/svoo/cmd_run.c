@@ -87,8 +87,9 @@ int cmd_run(int argc, char **argv) {
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         svoo_method m;
         if (nm == 8 || svoo_method_parse(tok, &m)) {
-            free(list);
-            return cli_usage_error("run", "--method: '%s' (dense, svoo, svg2, svg; at most 8)", tok);
+            const int rc = cli_usage_error("run", "--method: '%s' (dense, svoo, svg2, svg; at most 8)", tok);
+            free(list); /* (tok points into it) */
+            return rc;
         }
         run_method_init(&ms[nm], m, NULL);
         ms[nm].top_p = top_p;
