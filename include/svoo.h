@@ -73,7 +73,7 @@ typedef enum {
     SVOO_ERR_NOT_FOUND = 13,         /* a tensor name / profile entry / preset absent */
     SVOO_ERR_NONFINITE_INPUT = 14,   /* NaN or Inf detected in q/k/v */
     SVOO_ERR_PROFILE_FORMAT = 15,    /* malformed profile CSV (file and line in message) */
-    SVOO_ERR_PROFILE_MISMATCH = 16,  /* profile grid does not fit the model config */
+    SVOO_ERR_PROFILE_MISMATCH = 16,  /* profile's heads differ from the model's; grids differ (merge) */
     SVOO_ERR_OUT_OF_RANGE = 17,      /* step/layer/head index outside the configured range */
     SVOO_ERR_UNSUPPORTED = 18,       /* method/backend/dtype not available in this build */
     SVOO_ERR_WRONG_DEVICE = 19,      /* tensor on another device than the context's */
@@ -222,7 +222,11 @@ typedef struct svoo_config {
     double top_p;             /* 0.9 */
     double floor_ratio;       /* SVG2 fixed floor, SVOO fallback without profile entry (0.10) */
     double floor_min, floor_max; /* SVOO clip of the profiled floor ([0.15, 0.20]) */
-    const svoo_profile *profile; /* borrowed; must outlive the context; may be NULL */
+    /* borrowed; must outlive the context; may be NULL. Its heads must equal
+     * num_heads (SVOO_ERR_PROFILE_MISMATCH); a profile of another step count
+     * is read at the same fraction of the steps; a (step, layer, head) it
+     * lacks uses floor_ratio, with one note through log_fn per context */
+    const svoo_profile *profile;
     int ear;                  /* error-aware compensation of dropped key clusters (0) */
     uint64_t seed;
 
@@ -256,7 +260,11 @@ typedef struct svoo_config {
 } svoo_config;
 
 /*! svoo_config_init() : fills `cfg` with the reference defaults of `method`
- *  (ALGORITHMS.md) and sets cfg->size. Model fields are zero: set them. */
+ *  (the values in parentheses above) and sets cfg->size. The model fields are zero; svoo_ctx_create needs, for
+ *  every method (dense too), head_dim, num_heads, num_layers and num_steps;
+ *  SVG also frames, height and width (and text_tokens / text_first when text
+ *  tokens are in the sequence); SVOO a profile, or it runs every head at
+ *  floor_ratio and says so once. */
 SVOO_API void svoo_config_init(svoo_config *cfg, svoo_method method);
 
 /*! svoo_ctx_create() : validates `cfg` (message names the field) and creates a
@@ -292,7 +300,9 @@ SVOO_API void svoo_stats_init(svoo_stats *st);
  *  q, k, v, out : (B, H, N, D) views of one dtype on the context's device;
  *  B may differ between calls (each batch element gets its own plan).
  *  step in [0, num_steps), layer in [0, num_layers). stats may be NULL.
- *  Softmax scale is 1/sqrt(D). NaN/Inf inputs: with cfg.check_finite the call
+ *  Softmax scale is 1/sqrt(D). `out` must not overlap q, k or v
+ *  (SVOO_ERR_INVALID_ARGUMENT): the planners and the executors read the
+ *  inputs after rows of out are written. NaN/Inf inputs: with cfg.check_finite the call
  *  fails with SVOO_ERR_NONFINITE_INPUT; otherwise they propagate to the rows
  *  they touch (no crash).
  *  @return : SVOO_OK, or an error status with svoo_last_error(ctx) set and

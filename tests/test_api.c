@@ -270,6 +270,12 @@ static svoo_status call_run(call *a) {
       SVOO_ERR_OVERLAPPING_STRIDES, "q")                                                           \
     X(overlap_h, "out.stride H = 0 (heads alias)", a->out.stride[1] = 0,                           \
       SVOO_ERR_OVERLAPPING_STRIDES, "out")                                                         \
+    X(out_is_q, "out = q (in place)", a->out.data = g_buf[0], SVOO_ERR_INVALID_ARGUMENT,           \
+      "overlaps q")                                                                                \
+    X(out_in_v, "out's first row is v's last element", a->out.data = g_buf[2] + H * N * DD - 1,    \
+      SVOO_ERR_INVALID_ARGUMENT, "overlaps v")                                                     \
+    X(out_after_k, "out right after k (disjoint)", a->out.data = g_buf[1] + H * N * DD, SVOO_OK,   \
+      "")                                                                                          \
     X(stride_d, "k.stride D = 2", a->k.stride[3] = 2, SVOO_ERR_INVALID_ARGUMENT, "k")              \
     X(stride_neg, "v.stride N = -64", a->v.stride[2] = -64, SVOO_ERR_INVALID_ARGUMENT, "v")        \
     X(stride_ovf, "q.stride N = 2^62 (stride x shape overflows int64; fuzz_config)",               \

@@ -486,7 +486,7 @@ class SparseAttention:
         """out = softmax(q k^T / sqrt(D)) v, sparse per the method. q, k, v:
         [B, H, N, D] numpy arrays or torch tensors (one device, one dtype; D
         contiguous, other strides free). Returns a new array/tensor laid out
-        like q (or `out`)."""
+        like q, or `out`, which must not overlap q, k or v."""
         step_i, layer_i = _indices(step, layer)
         names = ("q", "k", "v")
         views = [A.view(x, n, dtype) for x, n in zip((q, k, v), names)]

@@ -85,6 +85,14 @@ svoo_status svoo_tensor_check(const svoo_tensor *t, const char *name) {
     return SVOO_OK;
 }
 
+/* [*lo, *hi): the bytes a checked view spans */
+static void byte_range(const svoo_tensor *t, uintptr_t *lo, uintptr_t *hi) {
+    int64_t last = 0; /* (within int64: each dim's extent was checked) */
+    for (int d = 0; d < 4; d++) last += (t->shape[d] - 1) * t->stride[d];
+    *lo = (uintptr_t)t->data;
+    *hi = *lo + (uintptr_t)(last + 1) * svoo_dtype_size(t->dtype);
+}
+
 svoo_status svoo_qkvo_check(const svoo_tensor *q, const svoo_tensor *k,
                             const svoo_tensor *v, const svoo_tensor *out) {
     svoo_status s;
@@ -112,6 +120,20 @@ svoo_status svoo_qkvo_check(const svoo_tensor *q, const svoo_tensor *k,
     if (v->shape[2] != k->shape[2])
         return svoo_err(SVOO_ERR_SHAPE_MISMATCH, "v: N = %lld differs from k's %lld",
                         (long long)v->shape[2], (long long)k->shape[2]);
+    /* out is written while q, k and v are still read (rows of other clusters,
+     * other heads' planners): no byte of it may lie in their ranges */
+    const svoo_tensor *in[3] = {q, k, v};
+    const char *in_names[3] = {"q", "k", "v"};
+    uintptr_t o0, o1;
+    byte_range(out, &o0, &o1);
+    for (int i = 0; i < 3; i++) {
+        uintptr_t a0, a1;
+        byte_range(in[i], &a0, &a1);
+        if (a0 < o1 && o0 < a1)
+            return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
+                            "out: its memory overlaps %s's (pass a separate output buffer)",
+                            in_names[i]);
+    }
     return SVOO_OK;
 }
 
