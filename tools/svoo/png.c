@@ -1,12 +1,12 @@
 /* png.c : the CLI's tiny rasteriser (see png.h). */
 #include "png.h"
 
-#include <errno.h>
+#include "io/io.h"
+
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* 5x7 font for ASCII 32..126: 7 rows per glyph, bit 4 = leftmost column */
 static const unsigned char k_font5x7[95][7] = {
@@ -217,30 +217,27 @@ rgb colormap(double t) {
     return o;
 }
 
+/* libpng's output through the library's atomic writer (a temp file renamed
+ * over `path`, created with 0666 & ~umask as the other outputs; errors are
+ * kept for the commit) */
+static void png_write_cb(png_structp png, png_bytep data, size_t n) {
+    svoo_atomic_write(png_get_io_ptr(png), data, n);
+}
+static void png_flush_cb(png_structp png) {
+    (void)png;
+}
+
 int canvas_save_png(const canvas *c, const char *path, char *err, int errlen) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp) {
-        snprintf(err, (size_t)errlen, "%s: out of memory", path);
-        return -1;
-    }
-    snprintf(tmp, len + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        snprintf(err, (size_t)errlen, "%s: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        free(tmp);
+    svoo_atomic_file af;
+    if (svoo_atomic_open(&af, path)) {
+        snprintf(err, (size_t)errlen, "%s", svoo_last_error(NULL));
         return -1;
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     volatile int ok = 0;
     if (png && info && !setjmp(png_jmpbuf(png))) {
-        png_init_io(png, f);
+        png_set_write_fn(png, &af, png_write_cb, png_flush_cb);
         png_set_IHDR(png, info, (png_uint_32)c->w, (png_uint_32)c->h, 8, PNG_COLOR_TYPE_RGB,
                      PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
         png_write_info(png, info);
@@ -250,13 +247,14 @@ int canvas_save_png(const canvas *c, const char *path, char *err, int errlen) {
         ok = 1;
     }
     png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, (size_t)errlen, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
+    if (!ok) {
+        svoo_atomic_abort(&af);
+        snprintf(err, (size_t)errlen, "%s: PNG encoding failed", path);
         return -1;
     }
-    free(tmp);
+    if (svoo_atomic_commit(&af)) {
+        snprintf(err, (size_t)errlen, "%s", svoo_last_error(NULL));
+        return -1;
+    }
     return 0;
 }
