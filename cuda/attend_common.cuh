@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "attend.h"
+#include "cuda_common.h"
 
 namespace svoo_attend {
 
@@ -220,6 +221,46 @@ __device__ __forceinline__ void mma_qk(float (&s)[NM][KN / 8][4], uint32_t qa, u
     }
 }
 
+/* the online softmax of one key tile (mma_qk's fragments, NM active m-frags):
+ * per row the tile's max, the running max m and sum l in log2 units (score x
+ * sl2; sl2 > 0, 1 for scores already in them), O rescaled, s <- P */
+template <int D, int KN, int NM>
+__device__ __forceinline__ void online_softmax(float (&s)[NM][KN / 8][4], float sl2,
+                                               float (&o)[2][D / 8][4], float (&m)[2][2],
+                                               float (&l)[2][2]) {
+#pragma unroll
+    for (int mi = 0; mi < NM; mi++)
+#pragma unroll
+        for (int hi = 0; hi < 2; hi++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < KN / 8; n++)
+                mx = fmaxf(mx, fmaxf(s[mi][n][2 * hi], s[mi][n][2 * hi + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mold = m[mi][hi];
+            const float mnew = fmaxf(mold, mx * sl2);
+            const float muse = mnew == -INFINITY ? 0.f : mnew;
+            const float alpha = exp2_ftz(mold - muse);
+            m[mi][hi] = mnew;
+            float sum = 0.f;
+#pragma unroll
+            for (int n = 0; n < KN / 8; n++) {
+                const float p0 = exp2_ftz(fmaf(s[mi][n][2 * hi], sl2, -muse));
+                const float p1 = exp2_ftz(fmaf(s[mi][n][2 * hi + 1], sl2, -muse));
+                s[mi][n][2 * hi] = p0;
+                s[mi][n][2 * hi + 1] = p1;
+                sum += p0 + p1;
+            }
+            l[mi][hi] = l[mi][hi] * alpha + sum;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                o[mi][n][2 * hi] *= alpha;
+                o[mi][n][2 * hi + 1] *= alpha;
+            }
+        }
+}
+
 /* O += P V of one key tile: P = s (already exponentiated) packed to T as the A
  * fragments, V by ldmatrix.trans from va (same swizzle) */
 template <int D, typename T, int KN, int NM>
@@ -246,31 +287,6 @@ __device__ __forceinline__ void mma_pv(float (&o)[2][D / 8][4], const float (&s)
             }
         }
     }
-}
-
-/* exclusive prefix of each thread's `run` over a block of NTHR threads (this
- * thread: lane, warp), through warp shuffles and scan[NTHR / 32] in shared
- * memory; `bar` synchronises the block; *total = the block's sum */
-template <int NTHR, class Bar>
-__device__ __forceinline__ int block_exscan(int run, int lane, int warp, int *scan, Bar bar,
-                                            int &total) {
-    int incl = run;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-        int y = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d) incl += y;
-    }
-    if (lane == 31) scan[warp] = incl;
-    bar();
-    int wbase = 0;
-    total = 0;
-#pragma unroll
-    for (int w = 0; w < NTHR / 32; w++) {
-        int y = scan[w];
-        wbase += w < warp ? y : 0;
-        total += y;
-    }
-    return wbase + incl - run;
 }
 
 /* BM rows of Q (permuted positions row0 + row, gathered through qperm; rows >=

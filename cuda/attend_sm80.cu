@@ -139,38 +139,7 @@ __device__ __forceinline__ void tile_compute(uint32_t qa, uint32_t ka, uint32_t 
                     if (n * 8 + 2 * (lane & 3) + (e & 1) >= nvalid) s[mi][n][e] = -INFINITY;
     }
 
-#pragma unroll
-    for (int mi = 0; mi < NM; mi++)
-#pragma unroll
-        for (int hi = 0; hi < 2; hi++) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < KN / 8; n++)
-                mx = fmaxf(mx, fmaxf(s[mi][n][2 * hi], s[mi][n][2 * hi + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mold = m[mi][hi];
-            const float mnew = fmaxf(mold, mx * sl2); /* log2 units; sl2 > 0 */
-            const float muse = mnew == -INFINITY ? 0.f : mnew;
-            const float alpha = exp2_ftz(mold - muse);
-            m[mi][hi] = mnew;
-            float sum = 0.f;
-#pragma unroll
-            for (int n = 0; n < KN / 8; n++) {
-                float p0 = exp2_ftz(fmaf(s[mi][n][2 * hi], sl2, -muse));
-                float p1 = exp2_ftz(fmaf(s[mi][n][2 * hi + 1], sl2, -muse));
-                s[mi][n][2 * hi] = p0;
-                s[mi][n][2 * hi + 1] = p1;
-                sum += p0 + p1;
-            }
-            l[mi][hi] = l[mi][hi] * alpha + sum;
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                o[mi][n][2 * hi] *= alpha;
-                o[mi][n][2 * hi + 1] *= alpha;
-            }
-        }
-
+    online_softmax<D, KN, NM>(s, sl2, o, m, l);
     mma_pv<D, T, KN, NM>(o, s, va);
 }
 

@@ -425,19 +425,22 @@ cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svo
     const svoo_config *c = &ctx->cfg;
     const cu_ws &w = cs->ws;
     const cu_layer &L = cs->layers[call->layer];
-    const int cq = cs->dm.cq, ck = cs->dm.ck, d = cs->dm.d, H = cs->dm.H;
+    const int d = cs->dm.d, H = cs->dm.H;
     int rq, rk; /* clusters at this n */
     svoo_clusters_resolve(c, n, &rq, &rk);
-    (void)cq;
-    (void)ck;
-    const uint64_t kx = 0x6b6579ull;
-    if (c->method == SVOO_METHOD_SVOO && replan) {
+    /* both sides' first centroids from sampled rows; the key side's seed salted
+     * with "key" as in src/plan/cocluster.c */
+    auto init = [&]() -> cudaError_t {
         TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0,
                                  L.mu_q, st),
             "init");
-        TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx,
-                                 L.mu_k, st),
+        TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step,
+                                 0x6b6579ull /* "key" */, L.mu_k, st),
             "init");
+        return cudaSuccess;
+    };
+    if (c->method == SVOO_METHOD_SVOO && replan) {
+        if (cudaError_t e = init()) return e;
         for (int it = 0; it < c->iters; it++) {
             cudaError_t e;
             if ((e = assign_side(cs, 1, xk, dtype, BH, n, L.mu_q, rq, L.mu_k, rk, L.k_label,
@@ -449,14 +452,7 @@ cudaError_t enqueue_plan(svoo_ctx *ctx, cu_state *cs, const svoo_call *call, svo
     } else if (c->method == SVOO_METHOD_SVG2 && replan) {
         int iters = warm ? c->kmeans_iters : c->kmeans_iters_first;
         if (iters < 1) iters = 1;
-        if (!warm) {
-            TRY(svoo_cu_init_samples(dtype, xq, BH, n, d, rq, c->seed, call->layer, call->step, 0,
-                                     L.mu_q, st),
-                "init");
-            TRY(svoo_cu_init_samples(dtype, xk, BH, n, d, rk, c->seed, call->layer, call->step, kx,
-                                     L.mu_k, st),
-                "init");
-        }
+        if (cudaError_t e = warm ? cudaSuccess : init()) return e;
         for (int it = 0; it < iters; it++) {
             cudaError_t e;
             if ((e = assign_side(cs, 0, xq, dtype, BH, n, nullptr, 0, L.mu_q, rq, L.q_label,

@@ -42,6 +42,31 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 
+/* exclusive prefix of each thread's `run` over a block of NTHR threads (this
+ * thread: lane, warp), through warp shuffles and scan[NTHR / 32] in shared
+ * memory; `bar` synchronises the block; *total = the block's sum */
+template <int NTHR, class Bar>
+__device__ __forceinline__ int block_exscan(int run, int lane, int warp, int *scan, Bar bar,
+                                            int &total) {
+    int incl = run;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+        int y = __shfl_up_sync(0xffffffffu, incl, d);
+        if (lane >= d) incl += y;
+    }
+    if (lane == 31) scan[warp] = incl;
+    bar();
+    int wbase = 0;
+    total = 0;
+#pragma unroll
+    for (int w = 0; w < NTHR / 32; w++) {
+        int y = scan[w];
+        wbase += w < warp ? y : 0;
+        total += y;
+    }
+    return wbase + incl - run;
+}
+
 /* byte offset of (row, 16-byte chunk c) in a [D/64][rows][64] tile of 2-byte
  * elements with the 128-byte swizzle (the Hopper kernels' shared-memory layout) */
 template <int ROWS> __host__ __device__ __forceinline__ uint32_t sw128(int row, int c) {

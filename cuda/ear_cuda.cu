@@ -158,38 +158,13 @@ __device__ __forceinline__ void ear_tile(uint32_t qa, uint32_t ka, uint32_t va, 
 #pragma unroll
     for (int mi = 0; mi < NM; mi++)
 #pragma unroll
-        for (int hi = 0; hi < 2; hi++) {
-            float mx = -INFINITY;
+        for (int n = 0; n < KN / 8; n++) {
+            const float2 bv = *reinterpret_cast<const float2 *>(bl + n * 8);
 #pragma unroll
-            for (int n = 0; n < KN / 8; n++) {
-                const float2 bv = *reinterpret_cast<const float2 *>(bl + n * 8);
-                s[mi][n][2 * hi] = fmaf(s[mi][n][2 * hi], sl2, bv.x);
-                s[mi][n][2 * hi + 1] = fmaf(s[mi][n][2 * hi + 1], sl2, bv.y);
-                mx = fmaxf(mx, fmaxf(s[mi][n][2 * hi], s[mi][n][2 * hi + 1]));
-            }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mold = m[mi][hi];
-            const float mnew = fmaxf(mold, mx);
-            const float muse = mnew == -INFINITY ? 0.f : mnew;
-            const float alpha = exp2_ftz(mold - muse);
-            m[mi][hi] = mnew;
-            float sum = 0.f;
-#pragma unroll
-            for (int n = 0; n < KN / 8; n++) {
-                const float p0 = exp2_ftz(s[mi][n][2 * hi] - muse);
-                const float p1 = exp2_ftz(s[mi][n][2 * hi + 1] - muse);
-                s[mi][n][2 * hi] = p0;
-                s[mi][n][2 * hi + 1] = p1;
-                sum += p0 + p1;
-            }
-            l[mi][hi] = l[mi][hi] * alpha + sum;
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                o[mi][n][2 * hi] *= alpha;
-                o[mi][n][2 * hi + 1] *= alpha;
-            }
+            for (int e = 0; e < 4; e++)
+                s[mi][n][e] = fmaf(s[mi][n][e], sl2, e & 1 ? bv.y : bv.x);
         }
+    online_softmax<D, KN, NM>(s, 1.f, o, m, l);
     mma_pv<D, T, KN, NM>(o, s, va);
 }
 

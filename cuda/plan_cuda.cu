@@ -791,37 +791,22 @@ __global__ void __launch_bounds__(1024)
     if (c0 + w < c && lane == 0) off[(size_t)bh * (c + 1) + c0 + w] = run;
 }
 
-/* in-place exclusive scan of the cluster totals: off[bh][0..c], off[c] = n */
+/* in-place exclusive scan of the cluster totals: off[bh][0..c], off[c] = n
+ * (one block of 1024 a bh) */
 __global__ void __launch_bounds__(1024) k_off_scan(int64_t n, int c, int32_t *__restrict__ off) {
-    __shared__ int32_t s_warp[32];
-    __shared__ int32_t s_carry;
-    const int bh = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    int32_t *o = off + (size_t)bh * (c + 1);
-    if (tid == 0) s_carry = 0;
-    __syncthreads();
-    for (int base = 0; base < c; base += blockDim.x) {
-        int cc = base + tid;
-        int32_t v = cc < c ? o[cc] : 0, incl = v;
-        for (int d = 1; d < 32; d <<= 1) {
-            int32_t u = __shfl_up_sync(0xffffffffu, incl, d);
-            if (lane >= d) incl += u;
-        }
-        if (lane == 31) s_warp[warp] = incl;
-        __syncthreads();
-        if (warp == 0) {
-            int32_t w = s_warp[lane], wi = w;
-            for (int d = 1; d < 32; d <<= 1) {
-                int32_t u = __shfl_up_sync(0xffffffffu, wi, d);
-                if (lane >= d) wi += u;
-            }
-            s_warp[lane] = wi - w;
-        }
-        __syncthreads();
-        int32_t excl = s_carry + s_warp[warp] + incl - v;
+    __shared__ int s_warp[32];
+    const int tid = threadIdx.x;
+    int32_t *o = off + (size_t)blockIdx.x * (c + 1);
+    int carry = 0;
+    for (int base = 0; base < c; base += 1024) {
+        const int cc = base + tid;
+        int total;
+        const int v = cc < c ? o[cc] : 0;
+        const int excl = carry + block_exscan<1024>(
+                                     v, tid & 31, tid >> 5, s_warp, [] { __syncthreads(); }, total);
         if (cc < c) o[cc] = excl;
-        __syncthreads();
-        if (tid == blockDim.x - 1) s_carry = excl + v;
-        __syncthreads();
+        carry += total;
+        __syncthreads(); /* every s_warp read before the next round writes it */
     }
     if (tid == 0) o[c] = (int32_t)n;
 }
@@ -1225,42 +1210,26 @@ cudaError_t svoo_cu_select(const float *A, const int32_t *q_off, const int32_t *
     LAUNCH_CHECK();
 }
 
-/* global exclusive scan of the row counts of every bh (one block) */
+/* global exclusive scan of the row counts of every bh (one block of 1024) */
 __global__ void __launch_bounds__(1024)
     k_csr_scan(const int32_t *__restrict__ cnt, int BH, int cq, int32_t *__restrict__ row_ptr) {
-    __shared__ int32_t s_warp[32];
-    __shared__ int32_t s_carry;
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int64_t total = (int64_t)BH * cq;
-    if (tid == 0) s_carry = 0;
-    __syncthreads();
-    for (int64_t base = 0; base < total; base += blockDim.x) {
-        int64_t i = base + tid;
-        int32_t v = i < total ? cnt[i] : 0, incl = v;
-        for (int d = 1; d < 32; d <<= 1) {
-            int32_t u = __shfl_up_sync(0xffffffffu, incl, d);
-            if (lane >= d) incl += u;
-        }
-        if (lane == 31) s_warp[warp] = incl;
-        __syncthreads();
-        if (warp == 0) {
-            int32_t w = s_warp[lane], wi = w;
-            for (int d = 1; d < 32; d <<= 1) {
-                int32_t u = __shfl_up_sync(0xffffffffu, wi, d);
-                if (lane >= d) wi += u;
-            }
-            s_warp[lane] = wi - w;
-        }
-        __syncthreads();
-        int32_t excl = s_carry + s_warp[warp] + incl - v;
-        if (i < total) {
-            int bh = (int)(i / cq), r = (int)(i % cq);
+    __shared__ int s_warp[32];
+    const int tid = threadIdx.x;
+    const int64_t total_rows = (int64_t)BH * cq;
+    int carry = 0;
+    for (int64_t base = 0; base < total_rows; base += 1024) {
+        const int64_t i = base + tid;
+        int total;
+        const int v = i < total_rows ? cnt[i] : 0;
+        const int excl = carry + block_exscan<1024>(
+                                     v, tid & 31, tid >> 5, s_warp, [] { __syncthreads(); }, total);
+        if (i < total_rows) {
+            const int bh = (int)(i / cq), r = (int)(i % cq);
             row_ptr[(size_t)bh * (cq + 1) + r] = excl;
             if (r == cq - 1) row_ptr[(size_t)bh * (cq + 1) + cq] = excl + v;
         }
-        __syncthreads();
-        if (tid == blockDim.x - 1) s_carry = excl + v;
-        __syncthreads();
+        carry += total;
+        __syncthreads(); /* every s_warp read before the next round writes it */
     }
 }
 

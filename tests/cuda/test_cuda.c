@@ -749,16 +749,20 @@ static void test_bad_inputs(void) {
     s = svoo_attention(ctx, 3, 1, &t, &gk, &gv, &go, NULL);
     CHECK(s == SVOO_ERR_MISALIGNED, "misaligned q: %s (%s)", svoo_status_name(s),
           svoo_last_error(ctx));
-    svoo_tensor f[4] = {gq, gk, gv, go};
-    for (int i = 0; i < 4; i++)
-        f[i].dtype = SVOO_F32, f[i].shape[2] = N / 2;
+    /* the same four buffers viewed as f32 of N / 2 rows, and as batch 2 of N / 4 */
+    char *bufs[4] = {dq, dk, dv, dout};
+    svoo_tensor f[4], big[4];
+    for (int i = 0; i < 4; i++) {
+        f[i] = view(bufs[i], 1, B, H, N / 2, D, 0);
+        f[i].dtype = SVOO_F32;
+        big[i] = view(bufs[i], 1, 2, H, N / 4, D, 0);
+    }
     s = svoo_attention(ctx, 3, 1, &f[0], &f[1], &f[2], &f[3], NULL);
     CHECK(s == SVOO_ERR_UNSUPPORTED, "f32 on CUDA: %s", svoo_status_name(s));
-    svoo_tensor big[4] = {gq, gk, gv, go};
-    for (int i = 0; i < 4; i++)
-        big[i].shape[0] = 2, big[i].shape[2] = N / 4;
     s = svoo_attention(ctx, 3, 1, &big[0], &big[1], &big[2], &big[3], NULL);
     CHECK(s == SVOO_ERR_WORKSPACE_TOO_SMALL, "batch 2 > max_batch 1: %s", svoo_status_name(s));
+    s = svoo_attention(ctx, 3, 1, &gq, &gk, &gv, &gq, NULL);
+    CHECK(s == SVOO_ERR_INVALID_ARGUMENT, "out = q: %s", svoo_status_name(s));
     /* the context still works after the failures */
     CU(cudaMemset(d, 0, bytes * 4));
     s = svoo_attention(ctx, 3, 1, &gq, &gk, &gv, &go, NULL);
