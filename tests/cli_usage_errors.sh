@@ -39,6 +39,15 @@ if [ $cuda = yes ]; then usage "--preset: unknown preset 'nope'" bench cuda --pr
 # bench cuda --seq makes random data of its own shape: a --preset with it was ignored
 # without a word (its heads, head dim, steps and layers too)
 if [ $cuda = yes ]; then usage "not with --preset" bench cuda --preset tiny --seq 4096; fi
+# --steps / --layers past the workload's: refused (they were clamped to it without a word)
+usage "--steps: 51, preset tiny has 50" synth --preset tiny --steps 51 --out /nonexistent/x
+usage "--layers: 9, the workload has 4" run --preset small --layers 9 --steps 1 --quiet
+# the option and its range are named
+usage "--seq: '0' is not in [1, 4194304]" bench cocluster --seq 0
+usage "--steps: '0' is not in [1, 100000]" demo --steps 0 --png ""
+# svg without the latent geometry names the CLI's options (the library's message names
+# config fields)
+usage "--method svg needs the latent geometry" attn --q q.npy --k k.npy --v v.npy --out o.npy --method svg
 # an unknown method is named as given (it was printed from freed memory)
 usage "--method: 'foo'" run --preset small --method svoo,foo --quiet
 echo ok

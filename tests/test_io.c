@@ -396,6 +396,10 @@ static void test_safetensors_bad(void **state) {
     p = P("empty.safetensors");
     write_bytes(p, "", 0);
     expect_open(p, SVOO_ERR_FILE_TRUNCATED, NULL);
+    /* neither format (a CSV given as a tensor): said so, not "a header of 10^18 bytes" */
+    p = P("profile.csv");
+    write_bytes(p, "Step,Layer,Head,Sparsity\n1,0,0,0.5\n", 35);
+    expect_open(p, SVOO_ERR_FILE_CORRUPT, "neither a .npy file");
     /* non-JSON header, JSON but not an object, bytes after the JSON */
     p = P("nonjson.safetensors");
     write_st(p, "{\"x\": {\"dtype\": F32}}", data, 4, -1);

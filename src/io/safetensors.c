@@ -408,6 +408,13 @@ static svoo_status parse_entry(svoo_tensorfile *f, const char *name, json_object
 svoo_status svoo_safetensors_parse(svoo_tensorfile *f) {
     const char *P = f->path;
     uint64_t hlen = rd_le64(f->map);
+    /* a file that is neither (text, an image): its first 8 bytes read as a huge
+     * header length, which is not the news */
+    if (f->size > 8 && ((const char *)f->map)[8] != '{')
+        return svoo_err(SVOO_ERR_FILE_CORRUPT,
+                        "%s: neither a .npy file (no \\x93NUMPY magic) nor a safetensors file "
+                        "(no JSON header after the 8-byte length)",
+                        P);
     if (hlen > (uint64_t)(f->size - 8))
         return svoo_err(SVOO_ERR_FILE_TRUNCATED,
                         "%s: safetensors header of %llu bytes, the file has %zu after the length",
@@ -416,9 +423,6 @@ svoo_status svoo_safetensors_parse(svoo_tensorfile *f) {
         return svoo_err(SVOO_ERR_FILE_CORRUPT, "%s: safetensors header length %llu is not valid", P,
                         (unsigned long long)hlen);
     const char *hdr = (const char *)f->map + 8;
-    if (hdr[0] != '{')
-        return svoo_err(SVOO_ERR_FILE_CORRUPT,
-                        "%s: not a safetensors file (header does not start with '{') nor .npy", P);
     size_t data_start = 8 + (size_t)hlen, data_len = f->size - data_start;
 
     json_tokener *tok = json_tokener_new();

@@ -280,6 +280,9 @@ int cmd_attn(int argc, char **argv) {
         return cli_usage_error(C, "--step %lld outside [0, --steps %lld)", step, steps);
     if (layers && layer >= layers)
         return cli_usage_error(C, "--layer %lld outside [0, --layers %lld)", layer, layers);
+    if (method == SVOO_METHOD_SVG && !(frames && height && width))
+        return cli_usage_error(C, "--method svg needs the latent geometry: --frames, --height and "
+                                  "--width (and --text for text tokens)");
 
     int rc = CLI_FAIL;
     svoo_status s;

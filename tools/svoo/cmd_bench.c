@@ -185,7 +185,9 @@ static int bench_cocluster(int argc, char **argv) {
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         long long *dst = c == 's' ? &seq : c == 'd' ? &dim : c == 'q' ? &cq : c == 'k' ? &ck : c == 'r' ? &reps : NULL;
         if (dst) {
-            if (cli_parse_int(optarg, 1, 1 << 22, dst)) return cli_usage_error("bench cocluster", "bad number '%s'", optarg);
+            if (cli_parse_int(optarg, 1, 1 << 22, dst))
+                return cli_usage_error("bench cocluster", "--%s: '%s' is not in [1, 4194304]",
+                                       c == 's' ? "seq" : c == 'd' ? "dim" : c == 'q' ? "cq" : c == 'k' ? "ck" : "reps", optarg);
         } else if (c == 'J') {
             json = 1;
         } else if (c == 'h') {

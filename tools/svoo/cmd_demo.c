@@ -130,7 +130,7 @@ int cmd_demo(int argc, char **argv) {
         switch (c) {
         case 'p': w.preset = optarg; break;
         case 'P': w.profile_path = optarg; break;
-        case 's': if (cli_parse_int(optarg, 1, 100000, &v)) return cli_usage_error("demo", "--steps: '%s'", optarg); w.max_steps = (int)v; break;
+        case 's': if (cli_parse_int(optarg, 1, 100000, &v)) return cli_usage_error("demo", "--steps: '%s' is not in [1, 100000]", optarg); w.max_steps = (int)v; break;
         case 'o': png = optarg; break;
         case 'J': json = 1; break;
         case 'q': w.quiet = 1; break;
@@ -142,6 +142,8 @@ int cmd_demo(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+    svoo_synth_config preset_cfg; /* an unknown name before the banner */
+    if (cli_synth_preset("demo", w.preset, &preset_cfg)) return CLI_USAGE;
     if (png && *png && cli_check_out("demo", "--png", png)) return CLI_FAIL;
     if (!w.profile_path)
         for (int i = 0; k_default_profiles[i]; i++)

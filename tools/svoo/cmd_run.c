@@ -57,8 +57,8 @@ int cmd_run(int argc, char **argv) {
         case 'D': w.dumps = optarg; break;
         case 'm': methods = optarg; break;
         case 'P': w.profile_path = optarg; break;
-        case 's': if (cli_parse_int(optarg, 1, 100000, &v)) return cli_usage_error("run", "--steps: '%s'", optarg); w.max_steps = (int)v; break;
-        case 'l': if (cli_parse_int(optarg, 1, RUNNER_MAX_LAYERS, &v)) return cli_usage_error("run", "--layers: '%s'", optarg); w.max_layers = (int)v; break;
+        case 's': if (cli_parse_int(optarg, 1, 100000, &v)) return cli_usage_error("run", "--steps: '%s' is not in [1, 100000]", optarg); w.max_steps = (int)v; break;
+        case 'l': if (cli_parse_int(optarg, 1, RUNNER_MAX_LAYERS, &v)) return cli_usage_error("run", "--layers: '%s' is not in [1, %d]", optarg, RUNNER_MAX_LAYERS); w.max_layers = (int)v; break;
         case 't': if (cli_parse_double(optarg, 1e-9, 1.0, &top_p)) return cli_usage_error("run", "--top-p: '%s' not in (0, 1]", optarg); break;
         case 'r': if (cli_parse_int(optarg, 0, 1 << 20, &v)) return cli_usage_error("run", "--recall-rows: '%s'", optarg); w.recall_rows = (int)v; break;
         case 'F': if (cli_parse_int(optarg, 0, 1 << 20, &v)) return cli_usage_error("run", "--frames: '%s'", optarg); w.frames = (int)v; break;

@@ -138,6 +138,10 @@ int cmd_synth(int argc, char **argv) {
     svoo_synth_config cfg;
     int rc = cli_synth_preset("synth", preset, &cfg);
     if (rc) return rc;
+    if (nsteps > cfg.steps)
+        return cli_usage_error("synth", "--steps: %lld, preset %s has %d", nsteps, preset, cfg.steps);
+    if (nlayers > cfg.layers)
+        return cli_usage_error("synth", "--layers: %lld, preset %s has %d", nlayers, preset, cfg.layers);
     svoo_status s = SVOO_OK;
     cfg.seed = seed;
     svoo_profile *prof = NULL;
@@ -149,8 +153,6 @@ int cmd_synth(int argc, char **argv) {
     if (s) return cli_fail("synth", s, NULL);
 
     const int T = cfg.steps, L = cfg.layers, H = cfg.heads, D = cfg.head_dim;
-    if (nsteps > T) nsteps = T;
-    if (nlayers > L) nlayers = L;
     if (!nsteps) nsteps = T;
     if (!nlayers) nlayers = L;
     rc = CLI_FAIL;
