@@ -95,3 +95,16 @@ def test_import_does_not_import_torch():
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_numpy_example_runs():
+    """python/examples/quickstart_numpy.py, the CPU user's first script, as written"""
+    ex = os.path.join(PYDIR, "examples", "quickstart_numpy.py")
+    r = subprocess.run([sys.executable, ex], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, SVOO_LIBRARY_PATH=svoo.library_path))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if "rel-L2 vs dense" in ln]
+    assert [ln.split(":")[0] for ln in lines] == ["svoo", "svg2"]
+    for ln in lines:
+        assert 0 < float(ln.split("density ")[1].split(",")[0]) < 1
+        assert float(ln.rsplit(" ", 1)[1]) < 0.3

@@ -85,7 +85,7 @@ static int plot(const char *path, const run_workload *w, const run_method *ms, i
         }
         canvas_text(&c, x0 + pw / 2 - canvas_text_width(2, "speedup vs dense") / 2, y0 + 24, 2,
                     RGB_BLACK, "speedup vs dense");
-        canvas_text_up(&c, x0 - 60, top + ph / 2 + canvas_text_width(2, yl) / 2, 2, RGB_BLACK, yl);
+        canvas_text_up(&c, x0 - 60, top + ph / 2 - canvas_text_width(2, yl) / 2, 2, RGB_BLACK, yl);
         for (int i = 0; i < nm; i++) {
             const run_method *m = &ms[i];
             if (!m->sparse_calls || m->ms_total <= 0) continue;

@@ -89,8 +89,13 @@ static int draw_png(const grid *g, const char *title, const char *path, char *er
     const int ml = 80, gapx = 34, top = 84, label_h = 24, below = 44;
     const int heat_w = ncol * pw + (ncol - 1) * gapx;
     const int cb_x = ml + heat_w + 40, cb_w = 22;
+    char buf[256];
+    snprintf(buf, sizeof buf,
+             "%d steps x %d layers x %d heads; layers x heads at %d of %d steps; log colour scale",
+             g->S, g->L, g->H, P, g->S);
     int W = cb_x + cb_w + 120;
     if (W < 980) W = 980;
+    if (W < 40 + canvas_text_width(2, buf)) W = 40 + canvas_text_width(2, buf); /* the subtitle */
     const int row_h = label_h + ph + below;
     const int heat_bottom = top + nrow * row_h;
     const int lp_top = heat_bottom + 70, lp_h = 320, lp_l = 110, lp_r = W - 170;
@@ -100,11 +105,7 @@ static int draw_png(const grid *g, const char *title, const char *path, char *er
         snprintf(err, (size_t)errlen, "out of memory for a %d x %d image", W, Hh);
         return -1;
     }
-    char buf[256];
     canvas_text(&c, 20, 16, 3, RGB_BLACK, title);
-    snprintf(buf, sizeof buf,
-             "%d steps x %d layers x %d heads; layers x heads at %d of %d steps; log colour scale",
-             g->S, g->L, g->H, P, g->S);
     canvas_text(&c, 20, 46, 2, RGB_GREY, buf);
 
     for (int i = 0; i < P; i++) {
