@@ -36,21 +36,8 @@ def _indices(step, layer, head=None):
     return idx if head is None else idx + (L.int_arg(head, "head"),)
 
 
-class _Owned:
-    """Owns one C handle (self._h): freed by close(), at the end of a with
-    block, or when the object is collected."""
-
-    _free = None  # name of the svoo_*_free function
-
-    def _handle(self):
-        if not self._h:
-            raise ValueError("%s is closed" % type(self).__name__)
-        return self._h
-
-    def close(self):
-        if self._h:
-            getattr(L, self._free)(self._h)
-            self._h = ctypes.c_void_p()
+class _Closable:
+    """close() at the end of a with block and when the object is collected."""
 
     def __enter__(self):
         return self
@@ -63,6 +50,22 @@ class _Owned:
             self.close()
         except Exception:
             pass
+
+
+class _Owned(_Closable):
+    """Owns one C handle (self._h), freed by close()."""
+
+    _free = None  # name of the svoo_*_free function
+
+    def _handle(self):
+        if not self._h:
+            raise ValueError("%s is closed" % type(self).__name__)
+        return self._h
+
+    def close(self):
+        if self._h:
+            getattr(L, self._free)(self._h)
+            self._h = ctypes.c_void_p()
 
 
 class Profile(_Owned):
@@ -325,7 +328,7 @@ def _log_trampoline(ref):
 _STATS_FIELDS = [n for n, _ in L.svoo_stats._fields_ if n != "size"]
 
 
-class SparseAttention:
+class SparseAttention(_Closable):
     """Sparse attention over [B, H, N, D] q/k/v (SDPA's conventions; softmax
     scale 1/sqrt(D)). One object serves one model: contexts (holding the
     per-layer state of a generation) are created lazily per (heads, head_dim,
@@ -558,18 +561,6 @@ class SparseAttention:
             ctxs, self._ctxs = self._ctxs, {}
             for ctx, _, _ in ctxs.values():
                 L.svoo_ctx_free(ctx)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return "<svoo.SparseAttention method=%s steps=%s layers=%s geometry=%s knobs=%s contexts=%d>" % (
