@@ -54,6 +54,16 @@ static inline float gauss16(uint64_t h) {
     return ((float)s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
 }
 
+/* the correlated q / k / v noise of element d of token n: the same draw at two
+ * steps (hh) mixed by the step's angle (dcos, dsin) */
+static inline void token_noise(uint64_t hh, int64_t n, int d, float dcos, float dsin, float *nq,
+                               float *nk, float *nv) {
+    const uint64_t base = ((uint64_t)n * 1024 + (uint64_t)d) * 8;
+    *nq = dcos * gauss16(hk2(hh, base + 0)) + dsin * gauss16(hk2(hh, base + 1));
+    *nk = dcos * gauss16(hk2(hh, base + 2)) + dsin * gauss16(hk2(hh, base + 3));
+    *nv = dcos * gauss16(hk2(hh, base + 4)) + dsin * gauss16(hk2(hh, base + 5));
+}
+
 static const double k_pi = 3.14159265358979323846;
 
 static void det_sincos(double x, double *s, double *c) {
@@ -955,13 +965,8 @@ svoo_status svoo_synth_generate(svoo_synth *s, int step, int layer, svoo_dtype d
             const float *lq = cb->lab_qk + (size_t)lab * D, *lv = cb->lab_v + (size_t)lab * D;
             float *qo = cb->qf + n * D, *ko = cb->kf + n * D, *vo = cb->vf + n * D;
             for (int d = 0; d < D; d++) {
-                uint64_t base = (uint64_t)n * 1024 + (uint64_t)d;
-                float nq =
-                    dcos * gauss16(hk2(hh, base * 8 + 0)) + dsin * gauss16(hk2(hh, base * 8 + 1));
-                float nk =
-                    dcos * gauss16(hk2(hh, base * 8 + 2)) + dsin * gauss16(hk2(hh, base * 8 + 3));
-                float nv =
-                    dcos * gauss16(hk2(hh, base * 8 + 4)) + dsin * gauss16(hk2(hh, base * 8 + 5));
+                float nq, nk, nv;
+                token_noise(hh, n, d, dcos, dsin, &nq, &nk, &nv);
                 float common = swp * pos[d] + lq[d];
                 qo[d] = sqD * (common + cb->text_dir[d] + swz * nq);
                 ko[d] = sqD * (common + swz * nk);
@@ -988,13 +993,8 @@ svoo_status svoo_synth_generate(svoo_synth *s, int step, int layer, svoo_dtype d
             rot_combine(b.Rv, D, P, a, O, vv);
             float *qo = b.qf + n * D, *ko = b.kf + n * D, *vo = b.vf + n * D;
             for (int d = 0; d < D; d++) {
-                uint64_t base = (uint64_t)n * 1024 + (uint64_t)d;
-                float nq =
-                    dcos * gauss16(hk2(hh, base * 8 + 0)) + dsin * gauss16(hk2(hh, base * 8 + 1));
-                float nk =
-                    dcos * gauss16(hk2(hh, base * 8 + 2)) + dsin * gauss16(hk2(hh, base * 8 + 3));
-                float nv =
-                    dcos * gauss16(hk2(hh, base * 8 + 4)) + dsin * gauss16(hk2(hh, base * 8 + 5));
+                float nq, nk, nv;
+                token_noise(hh, n, d, dcos, dsin, &nq, &nk, &nv);
                 qo[d] = sqD * (bv[d] + 0.6f * swz * nq);
                 ko[d] = sqD * (bk[d] + b.text_dir[d] + swz * nk);
                 vo[d] = sqD * (vv[d] + swzv * nv);
