@@ -156,6 +156,12 @@ svoo_status dims_of(const svoo_config *c, int64_t B, int64_t N, cu_dims *dm) {
         return svoo_err(SVOO_ERR_UNSUPPORTED,
                         "clusters: %d at N = %lld (CUDA backend: at most 6144)", dm->C,
                         (long long)N);
+    /* the block map's row_ptr holds offsets over every (b, h) in int32 */
+    if (dm->sparse && !dm->svg && (double)B * dm->H * dm->cq * dm->ck > (double)INT32_MAX)
+        return svoo_err(SVOO_ERR_UNSUPPORTED,
+                        "batch x heads x q_clusters x k_clusters: %lld x %d x %d x %d cluster "
+                        "pairs exceed 2^31 (CUDA backend)",
+                        (long long)B, dm->H, dm->cq, dm->ck);
     return SVOO_OK;
 }
 
@@ -308,7 +314,7 @@ svoo_status cuda_init(svoo_ctx *ctx) {
         cudaGetLastError();
         cs->block = nullptr;
         return svoo_ctx_err(
-            ctx, SVOO_ERR_OUT_OF_MEMORY,
+            ctx, e == cudaErrorMemoryAllocation ? SVOO_ERR_OUT_OF_MEMORY : SVOO_ERR_CUDA,
             "CUDA workspace + layer state: %.1f MB for batch %lld x %lld tokens: %s",
             cs->bytes / 1e6, (long long)B, (long long)N, cudaGetErrorString(e));
     }
@@ -329,6 +335,18 @@ svoo_status cuda_init(svoo_ctx *ctx) {
         (e = cudaMallocHost(&cs->h_kind, (size_t)B * dm.H * sizeof(int32_t))))
         return cu_fail(ctx, e, "cudaMallocHost");
     if (dm.svg && (s = upload_svg(ctx, cs))) return s;
+    /* the uploads (svg tables, the planner's constants) are pageable copies on the
+     * legacy stream: done before a call on a non-blocking stream may read them */
+    if ((e = cudaStreamSynchronize(cudaStreamLegacy))) return cu_fail(ctx, e, "uploads");
+#if CUDART_VERSION >= 12080
+    int sdev = c->device_index;
+    if (c->cuda_stream && (e = cudaStreamGetDevice((cudaStream_t)c->cuda_stream, &sdev)))
+        return cu_fail(ctx, e, "config.cuda_stream");
+    if (sdev != c->device_index)
+        return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE,
+                            "config.cuda_stream: a stream of cuda:%d, the context is on cuda:%d",
+                            sdev, c->device_index);
+#endif
     return SVOO_OK;
 }
 
@@ -352,11 +370,12 @@ void cuda_release(svoo_ctx *ctx) {
 svoo_status check_view(svoo_ctx *ctx, const svoo_tensor *t, const char *name, int dev) {
     cudaPointerAttributes a;
     cudaError_t e = cudaPointerGetAttributes(&a, t->data);
-    if (e) {
+    if (e == cudaErrorInvalidValue) {
         cudaGetLastError(); /* older runtimes: invalid value for plain host memory */
         return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE, "%s: %p is not CUDA device memory", name,
                             t->data);
     }
+    if (e) return cu_fail(ctx, e, "cudaPointerGetAttributes"); /* e.g. a sticky error */
     if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
         return svoo_ctx_err(ctx, SVOO_ERR_WRONG_DEVICE,
                             "%s: %p is host memory, the context is on cuda:%d", name, t->data, dev);
@@ -692,13 +711,10 @@ extern "C" svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B, in
     if (!cfg || !bytes) return svoo_err(SVOO_ERR_NULL_POINTER, "cfg or bytes is NULL");
     *bytes = 0;
     if (cfg->device != SVOO_DEVICE_CUDA) return SVOO_OK;
-    if (cfg->size != sizeof *cfg)
-        return svoo_err(SVOO_ERR_INVALID_ARGUMENT,
-                        "config.size: %zu, expected %zu: call svoo_config_init first", cfg->size,
-                        sizeof *cfg);
-    cu_dims dm;
-    svoo_status s = dims_of(cfg, B, N, &dm);
+    svoo_status s = svoo_config_validate(cfg); /* what svoo_ctx_create would refuse */
     if (s) return s;
+    cu_dims dm;
+    if ((s = dims_of(cfg, B, N, &dm))) return s;
     carver sz = {nullptr, 0};
     carve_all(cfg, dm, sz, nullptr, nullptr);
     *bytes = sz.used;

@@ -9,6 +9,7 @@
 #include "assign_sm90.h"
 #include "plan_cuda.h"
 
+#include <atomic>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -324,12 +325,19 @@ struct assign_cfg {
     int rt, blocks;
     int sm90; /* > 0: k_assign90 (wgmma) with this grid for 2-byte rows */
 };
-static assign_cfg g_assign[ASSIGN_MAX_DEV][2];
+/* fields written by every context's setup and read by other threads' calls:
+ * relaxed atomics (the values a device gets are the same each time) */
+static struct { std::atomic<int> rt, blocks, sm90; } g_assign[ASSIGN_MAX_DEV][2];
 /* the assignment configuration of the current device for d */
 static cudaError_t assign_config(int d, assign_cfg *cfg) {
     int dev = 0;
     const cudaError_t e = cudaGetDevice(&dev);
-    *cfg = !e && dev >= 0 && dev < ASSIGN_MAX_DEV ? g_assign[dev][d == 128] : assign_cfg{};
+    *cfg = assign_cfg{};
+    if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) {
+        const auto &g = g_assign[dev][d == 128];
+        *cfg = {g.rt.load(std::memory_order_relaxed), g.blocks.load(std::memory_order_relaxed),
+                g.sm90.load(std::memory_order_relaxed)};
+    }
     return e;
 }
 /* k_assign90's grid for rows of this dtype on the current device (0: the
@@ -343,7 +351,7 @@ static cudaError_t assign_grid90(int dtype, int d, int *grid) {
 /* refinement of near ties: 0 = off (experiments: SVOO_CUDA_REFINE=0); the
  * host copy goes to k_assign90 as an argument */
 __constant__ float g_refine_gap = INFINITY;
-static float g_refine_gap_host = INFINITY;
+static std::atomic<float> g_refine_gap_host{INFINITY}; /* (see g_assign) */
 
 /* 4 consecutive elements of a row (one aligned 4-element load) -> f32 */
 template <typename T> __device__ __forceinline__ void load4(const T *p, float f[4]) {
@@ -688,8 +696,9 @@ cudaError_t svoo_cu_assign(int dtype, svoo_dview x, int BH, int64_t n, int d, co
         ib++;
     const float trunc = ldexpf(1.0f, ib - 22); /* twice the bound 2^(ib - 23) */
     if (grid90 > 0) {
-        const svoo_cu_assign90_args g = {
-            x, BH, d, cpad, ib, c, gram, n, trunc, g_refine_gap_host, wh, bias_h, wf, bias, label};
+        const float gap = g_refine_gap_host.load(std::memory_order_relaxed);
+        const svoo_cu_assign90_args g = {x,     BH,  d,  cpad,   ib, c,    gram, n,
+                                         trunc, gap, wh, bias_h, wf, bias, label};
         if ((e = svoo_cu_assign90(dtype, &g, grid90, st))) return e;
     } else if (d == 64) {
         if (cfg.rt == 2)
@@ -1274,7 +1283,7 @@ cudaError_t svoo_cu_dense_plan(int BH, int64_t nq, int64_t nk, int32_t *q_off, i
 cudaError_t svoo_cu_plan_setup(void) {
     const char *r = getenv("SVOO_CUDA_REFINE");
     float gap = r && r[0] == '0' ? -1.0f : INFINITY;
-    g_refine_gap_host = gap;
+    g_refine_gap_host.store(gap, std::memory_order_relaxed);
     cudaError_t e = cudaMemcpyToSymbol(g_refine_gap, &gap, sizeof gap);
     /* m16 tiles per warp of the assignment: 2 where the shared memory allows;
      * SVOO_CUDA_ASSIGN_RT=1 forces 1 (experiments); grid: resident blocks */
@@ -1311,7 +1320,13 @@ cudaError_t svoo_cu_plan_setup(void) {
             a->blocks = a->blocks < cap ? a->blocks : cap;
             a->sm90 = a->sm90 < cap ? a->sm90 : cap;
         }
-    if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV) g_assign[dev][0] = a64, g_assign[dev][1] = a128;
+    if (!e && dev >= 0 && dev < ASSIGN_MAX_DEV)
+        for (int i = 0; i < 2; i++) {
+            const assign_cfg &a = i ? a128 : a64;
+            g_assign[dev][i].rt.store(a.rt, std::memory_order_relaxed);
+            g_assign[dev][i].blocks.store(a.blocks, std::memory_order_relaxed);
+            g_assign[dev][i].sm90.store(a.sm90, std::memory_order_relaxed);
+        }
     if (!e)
         e = cudaFuncSetAttribute(k_select<SEL_WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  64 * 1024);

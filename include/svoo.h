@@ -247,7 +247,8 @@ typedef struct svoo_config {
     /* CUDA: the largest batch and sequence length calls will use. Workspace
      * and layer state are allocated on the device at svoo_ctx_create, never
      * in svoo_attention (calls beyond them fail with
-     * SVOO_ERR_WORKSPACE_TOO_SMALL). 0 = 1 / frames*height*width+text_tokens. */
+     * SVOO_ERR_WORKSPACE_TOO_SMALL). 0 = 1 / frames*height*width+text_tokens;
+     * negative values are refused. */
     int max_batch;
     int64_t max_tokens;
     /* CUDA on Hopper, sparse calls: 1 (default) copies K and V in key-cluster
@@ -315,8 +316,9 @@ SVOO_API svoo_status svoo_attention(svoo_ctx *ctx, int step, int layer,
 /*! svoo_workspace_size() : device bytes the CUDA backend preallocates for
  *  calls of batch B at sequence length N under `cfg` (0 on the CPU); an upper
  *  bound, found without touching the device: with config.cuda_kv_order (a
- *  sparse method without config.ear) it counts the copy of K and V in
- *  key-cluster order, which a context allocates only on a Hopper GPU. */
+ *  sparse method, with or without config.ear) it counts the copy of K and V in
+ *  key-cluster order, which a context allocates only on a Hopper GPU.
+ *  @return : SVOO_OK, or the error svoo_ctx_create would give for `cfg`. */
 SVOO_API svoo_status svoo_workspace_size(const svoo_config *cfg, int64_t B,
                                          int64_t N, size_t *bytes);
 

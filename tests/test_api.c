@@ -97,6 +97,10 @@ static void log_quiet(void *u, const char *m) {
       "config.svg_block")                                                                          \
     X(recall_neg, "config.recall_rows = -1", c->recall_rows = -1, SVOO_ERR_INVALID_ARGUMENT,       \
       "config.recall_rows")                                                                        \
+    X(maxb_neg, "config.max_batch = -3", c->max_batch = -3, SVOO_ERR_INVALID_ARGUMENT,             \
+      "max_batch")                                                                                 \
+    X(maxn_neg, "config.max_tokens = -1", c->max_tokens = -1, SVOO_ERR_INVALID_ARGUMENT,           \
+      "max_tokens")                                                                                \
     X(kvorder2, "config.cuda_kv_order = 2", c->cuda_kv_order = 2, SVOO_ERR_INVALID_ARGUMENT,       \
       "config.cuda_kv_order")                                                                      \
     X(profile_heads, "config.profile with 3 heads, model with 2", c->profile = g_prof3,            \
@@ -480,6 +484,22 @@ static void test_other_entry_points(void **state) {
     base_config(&c, SVOO_METHOD_SVOO);
     assert_int_equal(svoo_workspace_size(NULL, 1, 64, &bytes), SVOO_ERR_NULL_POINTER);
     assert_int_equal(svoo_workspace_size(&c, 1, 64, NULL), SVOO_ERR_NULL_POINTER);
+    if (svoo_has_cuda()) { /* host-side sizing: no device needed */
+        c.device = SVOO_DEVICE_CUDA;
+        c.max_tokens = 75600;
+        assert_int_equal(svoo_workspace_size(&c, 1, 75600, &bytes), SVOO_OK);
+        assert_true(bytes > 0);
+        /* a config svoo_ctx_create refuses is refused here too (it was sized) */
+        c.head_dim = 96;
+        assert_int_equal(svoo_workspace_size(&c, 1, 75600, &bytes), SVOO_ERR_UNSUPPORTED_HEAD_DIM);
+        /* more cluster pairs than the block map's int32 offsets hold (review 2026-12-02) */
+        tu_model_config(&c, SVOO_METHOD_SVG2, 40, 128);
+        c.device = SVOO_DEVICE_CUDA;
+        c.q_clusters = 6144;
+        c.k_clusters = 4096;
+        assert_int_equal(svoo_workspace_size(&c, 3, 75600, &bytes), SVOO_ERR_UNSUPPORTED);
+        assert_non_null(strstr(svoo_last_error(NULL), "cluster pairs"));
+    }
     rmdir(dir);
 }
 

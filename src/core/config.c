@@ -108,6 +108,10 @@ svoo_status svoo_config_validate(const svoo_config *c) {
     if (c->svg_block < 16 || c->svg_block % 16)
         return BAD("svg_block", "%d must be a positive multiple of 16", c->svg_block);
     if (c->recall_rows < 0) return BAD("recall_rows", "%d must be >= 0", c->recall_rows);
+    if (c->max_batch < 0) return BAD("max_batch", "%d must be >= 0 (0 = 1)", c->max_batch);
+    if (c->max_tokens < 0)
+        return BAD("max_tokens", "%lld must be >= 0 (0 = the geometry's)",
+                   (long long)c->max_tokens);
     if (c->cuda_kv_order != 0 && c->cuda_kv_order != 1)
         return BAD("cuda_kv_order", "%d must be 0 or 1", c->cuda_kv_order);
     if (c->profile) {

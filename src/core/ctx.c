@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-svoo_status svoo_config_validate(const svoo_config *c);
-
 static int ceil_frac(double frac, int n) { return (int)ceil(frac * n - 1e-9); }
 
 svoo_status svoo_ctx_create(const svoo_config *cfg, svoo_ctx **out) {

@@ -100,6 +100,8 @@ static inline int64_t svoo_row_offset(const svoo_tensor *t, int64_t b, int64_t h
 }
 /* validates one view on its own (name used in the message) */
 svoo_status svoo_tensor_check(const svoo_tensor *t, const char *name);
+/* every field of a config, as svoo_ctx_create needs it (src/core/config.c) */
+svoo_status svoo_config_validate(const svoo_config *c);
 /* validates q/k/v/out together: same dtype/device, q/out and k/v shapes */
 svoo_status svoo_qkvo_check(const svoo_tensor *q, const svoo_tensor *k,
                             const svoo_tensor *v, const svoo_tensor *out);
