@@ -40,7 +40,8 @@ def sdpa(q, k, v):
     return (s.softmax(-1) @ v.float()).to(q.dtype)
 
 
-attn = svoo.SparseAttention("svoo", geometry=geometry, num_steps=50, num_layers=30)
+# stats=True: last_stats on CUDA too (a host wait per call; off by default there)
+attn = svoo.SparseAttention("svoo", geometry=geometry, num_steps=50, num_layers=30, stats=True)
 out = attn(q, k, v, step=25, layer=10)  # step and layer drive warm-up and plan reuse
 ref = sdpa(q, k, v)
 rel = ((out.float() - ref.float()).norm() / ref.float().norm()).item()

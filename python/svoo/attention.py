@@ -341,10 +341,15 @@ class SparseAttention(_Closable):
 
     Knobs: any svoo_config field (top_p, floor_min, q_clusters, warmup_step_frac,
     reuse_every, num_threads, ...); an unknown name raises TypeError.
+
+    stats: fill `last_stats` after each call. None (default): on CPU calls
+    only, because on CUDA the statistics are read back from the device, which
+    makes the host wait for the call (a synchronisation per layer); True: on
+    every call; False: never. Without them `last_stats` is None.
     """
 
     def __init__(self, method="svoo", geometry=None, profile=None, num_steps=None,
-                 num_layers=None, device=None, log=None, **knobs):
+                 num_layers=None, device=None, log=None, stats=None, **knobs):
         mcode = L.METHODS.get(str(method).lower())
         if mcode is None:
             raise ValueError("method=%r: expected one of %s" % (method, sorted(L.METHODS)))
@@ -375,6 +380,7 @@ class SparseAttention(_Closable):
         self._log_cb = L.LOG_FN(_log_trampoline(weakref.ref(self)))  # kept alive with the object
         self._ctxs = {}  # key -> (ctx handle, stream, the Profile the ctx borrows)
         self._lock = threading.RLock()  # one call at a time on the contexts
+        self.stats = stats
         self.last_stats = None
         self.calls = 0
         self.current_step = None  # set by a StepTracker (torch op step = -1 reads it)
@@ -523,8 +529,10 @@ class SparseAttention(_Closable):
                     "SparseAttention: its svoo.Profile was closed while a context reads it "
                     "(close the Profile after the SparseAttention)",
                 )
+            want = self.stats if self.stats is not None else qv.device == "cpu"
             st = L.svoo_stats()
             L.svoo_stats_init(ctypes.byref(st))
+            stp = ctypes.byref(st) if want else None
             if torch is not None and ctx_stream != stream:
                 # the context was made for another stream: order it after the
                 # current stream's work and the current stream after it
@@ -532,19 +540,21 @@ class SparseAttention(_Closable):
                 ext = torch.cuda.ExternalStream(ctx_stream, device=qv.obj.device)
                 ext.wait_stream(cur)
                 s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
-                                     views[2].ref(), ov.ref(), ctypes.byref(st))
+                                     views[2].ref(), ov.ref(), stp)
                 cur.wait_stream(ext)
             else:
                 s = L.svoo_attention(ctx, step_i, layer_i, qv.ref(), views[1].ref(),
-                                     views[2].ref(), ov.ref(), ctypes.byref(st))
+                                     views[2].ref(), ov.ref(), stp)
             if s != L.SVOO_OK:
                 raise L.make_error(s, ctx, "svoo_attention(step=%s, layer=%s)" % (step, layer))
-        stats = {n: getattr(st, n) for n in _STATS_FIELDS}
-        stats["dense"] = bool(stats["dense"])
-        stats["replanned"] = bool(stats["replanned"])
-        stats.update(step=step_i, layer=layer_i, method=self.method,
-                     shape=(B, H, N, D))
-        self.last_stats = stats
+        self.last_stats = None
+        if want:
+            stats = {n: getattr(st, n) for n in _STATS_FIELDS}
+            stats["dense"] = bool(stats["dense"])
+            stats["replanned"] = bool(stats["replanned"])
+            stats.update(step=step_i, layer=layer_i, method=self.method,
+                         shape=(B, H, N, D))
+            self.last_stats = stats
         self.calls += 1
         return out
 

@@ -4,9 +4,13 @@
 
 `handle` is the registry id of an svoo.SparseAttention (svoo.torch_ops.register);
 `step = -1` reads the object's `current_step` (set by the StepTracker) at run
-time, so a compiled graph does not bake the step in. The fake (meta)
-implementation returns torch.empty_like(q), so torch.compile (fullgraph=True)
-traces through the op and CUDA graphs capture it as one opaque call.
+time, so a compiled graph (torch.compile without CUDA graphs) does not bake the
+step in. The fake (meta) implementation returns torch.empty_like(q), so
+torch.compile (fullgraph=True) traces through the op and CUDA graphs capture it
+as one opaque call; but a captured call keeps the decisions of the step it was
+captured at (dense or sparse, re-plan or reuse, each head's profiled floor), as
+in the C API (docs/CUDA.md), so capture one graph per step (or per phase of the
+schedule) and replay it at that step only.
 
 Imported only when torch is used: `import svoo` never imports torch.
 """

@@ -347,3 +347,15 @@ def test_cuda_unavailable_in_cpu_build(rng):
         cfg = a._make_config(2, 64, L.DEVICE_CUDA, 0, None, None)
         ctx = ctypes.c_void_p()
         L.check(L.svoo_ctx_create(ctypes.byref(cfg), ctypes.byref(ctx)))
+
+
+def test_stats_switch():
+    """stats=None fills last_stats on the CPU; stats=False never does"""
+    q, k, v = (np.random.default_rng(i).standard_normal((1, 2, 96, 64)).astype(np.float32)
+               for i in range(3))
+    a = svoo.SparseAttention("dense")
+    a(q, k, v, 0, 0)
+    assert a.last_stats["dense"] is True and a.last_stats["shape"] == (1, 2, 96, 64)
+    b = svoo.SparseAttention("dense", stats=False)
+    b(q, k, v, 0, 0)
+    assert b.last_stats is None and b.calls == 1

@@ -113,7 +113,7 @@ def test_svoo_every_block_matches_sdpa(qkv, sdpa_ref):
     q, k, v = qkv
     a = svoo.SparseAttention("svoo", geometry=GEOMETRY, num_steps=50, num_layers=30,
                              warmup_step_frac=0, warmup_layer_frac=0, top_p=1.0,
-                             floor_min=1.0, floor_max=1.0, floor_ratio=1.0)
+                             floor_min=1.0, floor_max=1.0, floor_ratio=1.0, stats=True)
     out = a(q, k, v, 20, 10)
     err = _rel(out, sdpa_ref)
     REPORT["svoo_all_blocks_rel_l2_vs_sdpa"] = err
@@ -157,7 +157,7 @@ def test_svoo_speedup_over_sdpa(qkv, sdpa_ref):
     q, k, v = qkv
     prof = _profile_csv()
     a = svoo.SparseAttention("svoo", geometry=GEOMETRY, num_steps=50, num_layers=30,
-                             profile=prof)
+                             profile=prof, stats=True)
     step, layer = 25, 10
     out = a(q, k, v, step, layer)  # plans (k-means) once
     plan_stats = dict(a.last_stats)
@@ -209,3 +209,14 @@ def teardown_module(module):
     if path:
         with open(path, "w") as f:
             json.dump(REPORT, f, indent=1, default=str)
+
+
+def test_cuda_calls_do_not_wait_by_default(qkv):
+    """stats=None: no statistics (a device read-back, a host wait) on CUDA calls"""
+    q, k, v = qkv
+    a = svoo.SparseAttention("dense")
+    a(q, k, v, 0, 0)
+    assert a.last_stats is None
+    b = svoo.SparseAttention("dense", stats=True)
+    b(q, k, v, 0, 0)
+    assert b.last_stats["dense"] is True and b.last_stats["density"] == 1.0
