@@ -93,9 +93,10 @@ static int draw_png(const grid *g, const char *title, const char *path, char *er
     snprintf(buf, sizeof buf,
              "%d steps x %d layers x %d heads; layers x heads at %d of %d steps; log colour scale",
              g->S, g->L, g->H, P, g->S);
+    const int sub_w = 40 + canvas_text_width(2, buf); /* the subtitle's */
     int W = cb_x + cb_w + 120;
     if (W < 980) W = 980;
-    if (W < 40 + canvas_text_width(2, buf)) W = 40 + canvas_text_width(2, buf); /* the subtitle */
+    if (W < sub_w) W = sub_w;
     const int row_h = label_h + ph + below;
     const int heat_bottom = top + nrow * row_h;
     const int lp_top = heat_bottom + 70, lp_h = 320, lp_l = 110, lp_r = W - 170;

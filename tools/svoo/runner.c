@@ -234,9 +234,9 @@ int runner_execute(const char *cmd, run_workload *w, run_method *methods, int nm
     int rc = source_open(cmd, w, &s);
     /* --steps / --layers past the workload's own: a usage error, not a run on fewer */
     if (!rc && (w->max_steps > s.nsteps || w->max_layers > w->layers)) {
-        const int st = w->max_steps > s.nsteps;
-        rc = cli_usage_error(cmd, "--%s: %d, the workload has %d", st ? "steps" : "layers",
-                             st ? w->max_steps : w->max_layers, st ? s.nsteps : w->layers);
+        const int steps = w->max_steps > s.nsteps; /* else layers */
+        rc = cli_usage_error(cmd, "--%s: %d, the workload has %d", steps ? "steps" : "layers",
+                             steps ? w->max_steps : w->max_layers, steps ? s.nsteps : w->layers);
     }
     if (rc) {
         source_free(&s);
